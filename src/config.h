@@ -1,0 +1,46 @@
+/*
+ * config - mailjail.conf: where the logs, DB, rules and jails are, and the
+ * settings of the enforcement backends.  Keys are declared in one table
+ * (name, default, parser), Postfix-style, so each is checked the same way.
+ * Relative paths are resolved against the directory of the config file.
+ *
+ * Memory: struct config owns every string in it; config_free() releases.
+ */
+#ifndef MAILJAIL_CONFIG_H
+#define MAILJAIL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfgfile.h"
+#include "nft.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/mailjail/mailjail.conf"
+#define CONFIG_LOGS_MAX 16
+
+struct config {
+	char *path;                  /* the file read */
+	char *logs[CONFIG_LOGS_MAX];
+	size_t nlogs;
+	char *db;
+	char *rules;
+	char *jails;
+	char *nft_table, *nft_set_v4, *nft_set_v6, *nft_chain;
+	uint16_t nft_ports[NFT_PORTS_MAX];
+	size_t nft_nports;           /* 0: all */
+	char *hold_map;              /* "sqlite:/path" or "hash:/path" */
+	char *reject_map;
+	char *postfix_config_dir;    /* NULL: Postfix's default / MAIL_CONFIG */
+	char *user;                  /* unprivileged user for run */
+	uint64_t batch_lines;        /* lines per transaction */
+};
+
+/* Load path; a missing key keeps its default.  Returns 0, or -1 with diags. */
+int config_load(const char *path, struct config *cfg, struct diag *d);
+/* Defaults only (no file). */
+int config_defaults(struct config *cfg);
+void config_free(struct config *cfg);
+/* nft options view of the config (pointers into cfg). */
+void config_nft_options(const struct config *cfg, struct nft_options *o);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * enforce - the table of enforcement backends, chosen by name (OpenBSD
+ * smtpd's queue backends are the model).  A backend acts on the verdicts
+ * whose actions include its bit; "dry-run" acts on none and exists so the
+ * decision logic runs without privilege.
+ *
+ * The pipeline calls ban/unban for each verdict of a batch, then sync once
+ * per batch, after the store transaction committed (a crash in between is
+ * repaired by restore on the next start).
+ */
+#ifndef MAILJAIL_ENFORCE_H
+#define MAILJAIL_ENFORCE_H
+
+#include <stdint.h>
+
+#include "types.h"
+
+struct config;
+
+struct enforcer_ops {
+	const char *name;
+	unsigned action;          /* the ACTION_* bit it serves; 0 for dry-run */
+	int (*init)(void **state, const struct config *cfg, char *err, size_t errlen);
+	/* Queue a ban that lasts until v->expires_at; now is the wall clock. */
+	int (*ban)(void *state, const struct verdict *v, int64_t now);
+	int (*unban)(void *state, const char *target, enum target_kind kind);
+	int (*sync)(void *state);
+	void (*fini)(void *state);
+};
+
+/* By name: "nft", "hold", "reject", "dry-run"; NULL if unknown. */
+const struct enforcer_ops *enforce_backend(const char *name);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * follow - reads complete lines appended to one or more log files.
+ *
+ * Driven by libinotifytools (the file and its directory are watched).  Handles
+ * rename-and-create rotation (the old file is read to its end, then the new
+ * one from offset 0), copytruncate (size below our offset: restart at 0), a
+ * file missing at start (wait for it to appear), a partial last line (held
+ * until its newline arrives) and lines longer than FOLLOW_LINE_MAX (skipped
+ * with one warning per line).
+ *
+ * Positions: follow_position() gives, for each file, (path, inode, offset of
+ * the byte after the last line delivered, hash of the first line).  The
+ * caller commits it with whatever the lines caused; on restart it passes the
+ * saved position to follow_add(), which resumes there if inode and first-line
+ * hash still match, and starts at 0 otherwise (the file was rotated).
+ *
+ * One-shot mode (replay): follow_open(..., false) makes no inotify watches;
+ * follow_read() returns 0 lines at end of file.
+ *
+ * libinotifytools keeps global state: at most one watching struct follow per
+ * process.  Memory: struct follow owns its buffers (one per file, allocated at
+ * follow_add) and fds; line pointers passed to the callback are valid only
+ * during the call.
+ */
+#ifndef MAILJAIL_FOLLOW_H
+#define MAILJAIL_FOLLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "types.h"
+
+#define FOLLOW_LINE_MAX (64 * 1024)
+
+struct follow;
+
+/* Called for each complete line, without its newline.  file is the index
+ * given by follow_add.  Return 0 to go on, non-zero to stop follow_read
+ * (the line counts as consumed). */
+typedef int (*follow_line_cb)(void *arg, size_t file, const char *line, size_t len);
+
+int follow_open(struct follow **out, bool watch);
+void follow_close(struct follow *f);
+
+/* Add a log; resume (may be NULL) is the saved position for this path.
+ * A missing file is not an error when watching (it is waited for).
+ * Returns the file index (>= 0) or -1. */
+int follow_add(struct follow *f, const char *path, const struct log_position *resume);
+
+/*
+ * Deliver up to max_lines complete lines available now, across files, calling
+ * cb for each.  Returns the number delivered (0: nothing available now), or -1
+ * on an error worth stopping for.  Never blocks.
+ */
+long follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines);
+
+/* Block until a followed file may have new data, or timeout_ms passes
+ * (-1: forever).  Returns 1 if something happened, 0 on timeout, -1 on error
+ * (EINTR is reported as 0 so a signal wakes the loop). */
+int follow_wait(struct follow *f, int timeout_ms);
+
+size_t follow_count(const struct follow *f);
+/* Position after the last delivered line of file i. */
+void follow_position(const struct follow *f, size_t i, struct log_position *out);
+
+/* Lines skipped because they were longer than FOLLOW_LINE_MAX. */
+uint64_t follow_skipped_lines(const struct follow *f);
+
+/* FNV-1a 64 of a first line, as stored in log positions. */
+uint64_t follow_hash_line(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * jail - turns events into verdicts.  Loads jails/NAME.jail files (one INI section per
+ * jail) and keeps, per jail and key, the recent events it needs to decide.
+ *
+ * Kinds of jail:
+ *   failure    maxretry events within findtime (sliding, ending at the event);
+ *              the event that reaches maxretry issues the verdict.
+ *   quota      limits = N/DUR[, ...]; count = messages | recipients.  The first
+ *              message over any limit issues the verdict.  Recipients come
+ *              from "queued" events (qmgr nrcpt=) joined by queue id to the
+ *              "submission" event that named the account.
+ *   recidive   events = ban: counts verdicts of the other jails.
+ *
+ * Keys: ip, ip/N (prefix), account, sender, domain.  Ignored keys (CIDRs,
+ * account names; loopback unless "ignore =" is given empty) are never counted.
+ * While a target's ban is active its events make no verdict; after it ends
+ * counting starts fresh.  The Nth ban of a target in a jail (within the
+ * history span) has level N and lasts bantime * factor^(N-1), capped at
+ * maxbantime.
+ *
+ * Time: windows use each event's own time.  now is the clock: the log's time
+ * in replay, the wall clock in run; an event older than now minus the longest
+ * window is counted but issues no verdict.  Bans start at now.
+ *
+ * Memory: the jailset owns its configuration and its in-memory state (hash
+ * tables, bounded: entries older than the longest window are dropped by
+ * jails_expire()).  Verdicts point at jail names owned by the jailset.
+ * No SQL, no PCRE2, no netlink here.  Not thread-safe.
+ */
+#ifndef MAILJAIL_JAIL_H
+#define MAILJAIL_JAIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfgfile.h"
+#include "types.h"
+
+struct jailset;
+
+int jails_load(const char *path, struct jailset **out, struct diag *d);
+void jails_free(struct jailset *js);
+
+/* Report every jail counting an event that known() says no rule produces
+ * ("ban" is always known).  Returns the number of diags added. */
+int jails_check_events(const struct jailset *js,
+    bool (*known)(void *arg, const char *event), void *arg, struct diag *d);
+
+size_t jails_count(const struct jailset *js);
+const char *jails_name(const struct jailset *js, size_t i);
+unsigned jails_actions(const struct jailset *js, size_t i);   /* ACTION_* */
+/* Longest findtime or limit window of all jails (state older is useless). */
+int64_t jails_longest_window(const struct jailset *js);
+/* How far back ban history matters: max(30d, findtime of recidive jails). */
+int64_t jails_history_span(const struct jailset *js);
+/* Keys currently tracked by jail i (for status and the memory benchmark). */
+size_t jails_tracked_keys(const struct jailset *js, size_t i);
+
+/*
+ * Count one event.  Verdicts it causes (and the recidive verdicts those
+ * cause) are written to out[0..max); returns how many, or -1 on error
+ * (out of memory).  Verdicts beyond max are not lost: max must be at least
+ * JAIL_VERDICTS_MAX.
+ */
+#define JAIL_VERDICTS_MAX 64
+int jail_record_event(struct jailset *js, const struct event *ev, int64_t now,
+    struct verdict *out, size_t max);
+
+/* Restart: rebuild counters from stored events (no verdicts), and levels and
+ * active bans from stored bans (lifted_at 0 when not lifted).  Unknown jail
+ * names are ignored (a jail removed from the config). */
+int jail_restore_event(struct jailset *js, const struct event *ev);
+int jail_restore_ban(struct jailset *js, const char *jail, const char *target,
+    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at);
+
+/*
+ * Operator ban/hold: a verdict for target in jail (NULL: the first jail with a
+ * matching action), lasting duration (0: the jail's escalated bantime).
+ * Returns 0 or -1 (no such jail, bad target).
+ */
+int jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
+    enum target_kind kind, int64_t duration, int64_t now, struct verdict *out);
+
+/* End an active ban early (operator unban/release): counting starts fresh.
+ * jail NULL: in every jail.  Returns how many active bans were lifted. */
+int jail_lift(struct jailset *js, const char *jail, const char *target, int64_t now);
+
+/* Drop state that can no longer matter at time now. */
+void jails_expire(struct jailset *js, int64_t now);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * store - the SQLite file: schema (schemas/NNN-NAME.sql, applied in order by
+ * PRAGMA user_version, compiled into the binary), WAL mode, prepared
+ * statements, one transaction per batch, and the history views.
+ *
+ * Everything a batch of lines causes (events, bans, the log positions after
+ * those lines) is written between store_begin() and store_commit(), so a
+ * crash loses or repeats nothing.  All SQL uses bound parameters.
+ *
+ * Memory: struct store owns the connection and its statements.  Strings
+ * passed to callbacks are valid during the call only.
+ */
+#ifndef MAILJAIL_STORE_H
+#define MAILJAIL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+struct store;
+
+/* Open (creating if create is true) and migrate.  On failure returns -1 and
+ * a one-line reason in err. */
+int store_open(const char *path, bool create, struct store **out, char *err,
+    size_t errlen);
+void store_close(struct store *st);
+const char *store_errmsg(const struct store *st);
+
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+
+int store_add_event(struct store *st, const struct event *ev);
+/* Records a ban; *id (may be NULL) gets its row id. */
+int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);
+/* Lift the active bans of target (jail NULL: any jail) at time now.
+ * Returns how many rows were lifted, or -1. */
+int store_lift_bans(struct store *st, const char *jail, const char *target, int64_t now);
+
+/* Saved position of path: 1 found, 0 none, -1 error. */
+int store_get_position(struct store *st, const char *path, struct log_position *out);
+int store_save_position(struct store *st, const struct log_position *pos);
+
+struct stored_ban {
+	int64_t id;
+	const char *jail, *target, *target_kind, *reason, *reply;
+	int level;
+	unsigned actions;
+	int64_t started_at, expires_at, lifted_at;   /* lifted_at 0: not lifted */
+};
+typedef int (*store_ban_cb)(void *arg, const struct stored_ban *b);
+typedef int (*store_event_cb)(void *arg, const struct event *ev);
+
+/* Events with time >= since, in time order.  Returns 0, or the first non-zero
+ * callback result, or -1 on a DB error. */
+int store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg);
+/* Bans started at or after since, oldest first. */
+int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void *arg);
+/* Bans in force at now (not lifted, expires_at > now), oldest first. */
+int store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg);
+
+/* Delete events older than before; bans are kept (the history is the point). */
+int store_purge_events(struct store *st, int64_t before);
+
+#endif
