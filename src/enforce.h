@@ -11,6 +11,7 @@
 #ifndef MAILJAIL_ENFORCE_H
 #define MAILJAIL_ENFORCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "types.h"
@@ -25,6 +26,9 @@ struct enforcer_ops {
 	int (*ban)(void *state, const struct verdict *v, int64_t now);
 	int (*unban)(void *state, const char *target, enum target_kind kind);
 	int (*sync)(void *state);
+	/* Is our state in place?  1 yes; 0 it was gone and has been re-created
+	 * (the caller re-applies active bans); -1 error.  NULL: nothing to check. */
+	int (*check)(void *state);
 	void (*fini)(void *state);
 };
 

@@ -61,6 +61,9 @@ int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void 
 /* Bans in force at now (not lifted, expires_at > now), oldest first. */
 int store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg);
 
+/* Newest time recorded: max of event times and ban starts (0 if none). */
+int store_newest_time(struct store *st, int64_t *out);
+
 /* Delete events older than before; bans are kept (the history is the point). */
 int store_purge_events(struct store *st, int64_t before);
 

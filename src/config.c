@@ -1,0 +1,315 @@
+/*
+ * config - mailjail.conf.  See config.h.
+ *
+ * Every key is one row of config_keys[]: section, name, kind and where it
+ * goes, so each is parsed and checked the same way (Postfix's typed parameter
+ * tables are the model).  Unknown sections and keys are errors: a typo must
+ * not silently fall back to a default.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP };
+
+struct config_key {
+	const char *section;
+	const char *name;
+	enum key_kind kind;
+	size_t offset;             /* of the char * (or other) member */
+	const char *dflt;
+};
+
+#define OFF(m) offsetof(struct config, m)
+
+static const struct config_key config_keys[] = {
+	{ "mailjail", "log",   KEY_LOGS,   0, "/var/log/mail.log" },
+	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
+	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
+	{ "mailjail", "user",  KEY_STRING, OFF(user), "mailjail" },
+	{ "mailjail", "batch_lines", KEY_UINT, OFF(batch_lines), "20000" },
+	{ "nft", "table",    KEY_STRING, OFF(nft_table), "mailjail" },
+	{ "nft", "set_ipv4", KEY_STRING, OFF(nft_set_v4), "banned_ipv4" },
+	{ "nft", "set_ipv6", KEY_STRING, OFF(nft_set_v6), "banned_ipv6" },
+	{ "nft", "chain",    KEY_STRING, OFF(nft_chain), "input" },
+	{ "nft", "ports",    KEY_PORTS,  0, "25, 465, 587" },
+	{ "hold", "map",     KEY_MAP,    OFF(hold_map), "sqlite:/var/lib/mailjail/hold.db" },
+	{ "reject", "map",   KEY_MAP,    OFF(reject_map), "sqlite:/var/lib/mailjail/reject.db" },
+	{ "postfix", "config_directory", KEY_PATH, OFF(postfix_config_dir), NULL },
+};
+#define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+struct load_ctx {
+	struct config *cfg;
+	struct diag *d;
+	const char *base;          /* the config file, for relative paths */
+	bool seen[NKEYS];
+};
+
+static char **
+str_member(struct config *cfg, const struct config_key *k)
+{
+	return (char **)((char *)cfg + k->offset);
+}
+
+/* trim - the value without surrounding blanks, into a new string */
+static char *
+trim_dup(const char *s, size_t len)
+{
+	while (len && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	return strndup(s, len);
+}
+
+/* set_logs - "a, b" into cfg->logs */
+static int
+set_logs(struct config *cfg, const char *base, const char *value, char *why, size_t wlen)
+{
+	const char *p = value;
+
+	for (size_t i = 0; i < cfg->nlogs; i++)
+		free(cfg->logs[i]);
+	cfg->nlogs = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char *item = trim_dup(p, len);
+
+		if (item == NULL)
+			return -1;
+		if (*item == '\0') {
+			free(item);
+			snprintf(why, wlen, "empty log path in list");
+			return -1;
+		}
+		if (cfg->nlogs == CONFIG_LOGS_MAX) {
+			free(item);
+			snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
+			return -1;
+		}
+		/* "journal:" is a source name, not a path. */
+		if (strncmp(item, "journal:", 8) == 0) {
+			cfg->logs[cfg->nlogs++] = item;
+		} else {
+			cfg->logs[cfg->nlogs] = cfg_resolve_path(base, item);
+			free(item);
+			if (cfg->logs[cfg->nlogs] == NULL)
+				return -1;
+			cfg->nlogs++;
+		}
+		p += len + (comma ? 1 : 0);
+	}
+	if (cfg->nlogs == 0) {
+		snprintf(why, wlen, "no log given");
+		return -1;
+	}
+	return 0;
+}
+
+/* set_ports - "25, 465, 587" or "all" */
+static int
+set_ports(struct config *cfg, const char *value, char *why, size_t wlen)
+{
+	const char *p = value;
+
+	cfg->nft_nports = 0;
+	if (strcmp(value, "all") == 0)
+		return 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char *item = trim_dup(p, len);
+		uint64_t port;
+
+		if (item == NULL)
+			return -1;
+		if (cfg_parse_uint(item, 65535, &port) != 0 || port == 0) {
+			snprintf(why, wlen, "bad port \"%s\" (expected 1-65535, or \"all\")", item);
+			free(item);
+			return -1;
+		}
+		free(item);
+		if (cfg->nft_nports == NFT_PORTS_MAX) {
+			snprintf(why, wlen, "more than %d ports", NFT_PORTS_MAX);
+			return -1;
+		}
+		cfg->nft_ports[cfg->nft_nports++] = (uint16_t)port;
+		p += len + (comma ? 1 : 0);
+	}
+	if (cfg->nft_nports == 0) {
+		snprintf(why, wlen, "no port given (use \"all\" to drop everything)");
+		return -1;
+	}
+	return 0;
+}
+
+/* set_key - parse value into the member k describes; why says what is wrong */
+static int
+set_key(struct config *cfg, const char *base, const struct config_key *k,
+    const char *value, char *why, size_t wlen)
+{
+	char **sp;
+	char *v = NULL;
+
+	switch (k->kind) {
+	case KEY_LOGS:
+		return set_logs(cfg, base, value, why, wlen);
+	case KEY_PORTS:
+		return set_ports(cfg, value, why, wlen);
+	case KEY_UINT: {
+		uint64_t n;
+		if (cfg_parse_uint(value, 10000000, &n) != 0 || n == 0) {
+			snprintf(why, wlen, "expected a number from 1 to 10000000");
+			return -1;
+		}
+		*(uint64_t *)(void *)((char *)cfg + k->offset) = n;
+		return 0;
+	}
+	case KEY_MAP:
+		if (strncmp(value, "texthash:", 9) == 0) {
+			snprintf(why, wlen, "texthash: maps are only read when Postfix "
+			    "reloads; use sqlite: (live) or hash: (postmap)");
+			return -1;
+		}
+		if (strncmp(value, "sqlite:", 7) != 0 && strncmp(value, "hash:", 5) != 0) {
+			snprintf(why, wlen, "expected sqlite:/path or hash:/path");
+			return -1;
+		}
+		if (strchr(value, ':')[1] != '/') {
+			snprintf(why, wlen, "map path must be absolute (Postfix reads it)");
+			return -1;
+		}
+		v = strdup(value);
+		break;
+	case KEY_PATH:
+		if (*value == '\0') {
+			snprintf(why, wlen, "empty path");
+			return -1;
+		}
+		v = cfg_resolve_path(base, value);
+		break;
+	case KEY_STRING:
+		if (*value == '\0') {
+			snprintf(why, wlen, "empty value");
+			return -1;
+		}
+		v = strdup(value);
+		break;
+	}
+	if (v == NULL) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	sp = str_member(cfg, k);
+	free(*sp);
+	*sp = v;
+	return 0;
+}
+
+static int
+config_handler(void *arg, const char *file, const char *section, int section_line,
+    const char *key, const char *value, int line)
+{
+	struct load_ctx *c = arg;
+	bool section_known = false;
+	char why[256];
+
+	(void)section_line;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (strcmp(k->section, section) != 0)
+			continue;
+		section_known = true;
+		if (strcmp(k->name, key) != 0)
+			continue;
+		if (c->seen[i]) {
+			diag_add(c->d, file, line, "[%s] %s given twice", section, key);
+			return -1;
+		}
+		c->seen[i] = true;
+		why[0] = '\0';
+		if (set_key(c->cfg, c->base, k, value, why, sizeof(why)) != 0) {
+			diag_add(c->d, file, line, "[%s] %s: %s", section, key,
+			    why[0] ? why : "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (!section_known)
+		diag_add(c->d, file, line, "unknown section [%s]", section);
+	else
+		diag_add(c->d, file, line, "unknown key \"%s\" in [%s]", key, section);
+	return -1;
+}
+
+int
+config_defaults(struct config *cfg)
+{
+	char why[256];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (config_keys[i].dflt == NULL)
+			continue;
+		if (set_key(cfg, NULL, &config_keys[i], config_keys[i].dflt, why,
+		    sizeof(why)) != 0) {
+			config_free(cfg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+config_load(const char *path, struct config *cfg, struct diag *d)
+{
+	struct load_ctx c = { .cfg = cfg, .d = d, .base = path };
+	size_t before = d->n;
+
+	if (config_defaults(cfg) != 0) {
+		diag_add(d, path, 0, "out of memory");
+		return -1;
+	}
+	if ((cfg->path = strdup(path)) == NULL) {
+		diag_add(d, path, 0, "out of memory");
+		return -1;
+	}
+	if (cfgfile_parse(path, config_handler, &c, d) != 0 || d->n > before)
+		return -1;
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nlogs; i++)
+		free(cfg->logs[i]);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		if (k->kind != KEY_LOGS && k->kind != KEY_PORTS && k->kind != KEY_UINT)
+			free(*str_member(cfg, k));
+	}
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_nft_options(const struct config *cfg, struct nft_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->table = cfg->nft_table;
+	o->set_v4 = cfg->nft_set_v4;
+	o->set_v6 = cfg->nft_set_v6;
+	o->chain = cfg->nft_chain;
+	memcpy(o->ports, cfg->nft_ports, sizeof(o->ports));
+	o->nports = cfg->nft_nports;
+}

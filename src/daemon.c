@@ -1,0 +1,313 @@
+/*
+ * daemon - the event loop of "mailjail run".  See daemon.h.
+ *
+ * Signal handlers only set flags; the loop acts on them between batches, so
+ * a batch is always committed whole.  follow_wait() returns early on a
+ * signal.  Timers (reconcile, purge) are checked once per loop turn; the wait
+ * never exceeds the nearest of them.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "cli.h"
+#include "enforce.h"
+#include "follow.h"
+#include "log.h"
+#include "pipeline.h"
+
+/* How often the nftables table is checked for having been flushed away. */
+#define RECONCILE_SECS 5
+/* How often old events are purged from the DB. */
+#define PURGE_SECS 3600
+/* Events are kept for the longest window, and never less than this. */
+#define EVENTS_KEEP_MIN (2 * 86400)
+
+static volatile sig_atomic_t sig_stop, sig_reload;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		sig_reload = 1;
+	else
+		sig_stop = 1;
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a signal must interrupt the wait. */
+	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+	    sigaction(SIGHUP, &sa, NULL) != 0)
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+struct backend_set {
+	const struct enforcer_ops *ops[PIPELINE_BACKENDS_MAX];
+	void *state[PIPELINE_BACKENDS_MAX];
+	size_t n;
+};
+
+static void
+backends_fini(struct backend_set *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		b->ops[i]->fini(b->state[i]);
+	b->n = 0;
+}
+
+/* backends_init - every backend some jail needs; fail closed */
+static int
+backends_init(struct backend_set *b, struct app *a, bool dry_run)
+{
+	static const struct { unsigned bit; const char *name; } map[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+	unsigned needed = 0;
+
+	b->n = 0;
+	if (dry_run)
+		return 0;
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		needed |= jails_actions(a->jails, j);
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		const struct enforcer_ops *ops;
+		char err[512] = "";
+
+		if (!(needed & map[i].bit))
+			continue;
+		if ((ops = enforce_backend(map[i].name)) == NULL) {
+			log_warnx("action %s is used by a jail but not available in this build",
+			    map[i].name);
+			goto fail;
+		}
+		if (ops->init(&b->state[b->n], &a->cfg, err, sizeof(err)) != 0) {
+			log_warnx("%s: %s", map[i].name, err);
+			goto fail;
+		}
+		b->ops[b->n++] = ops;
+	}
+	return 0;
+fail:
+	backends_fini(b);
+	return -1;
+}
+
+static int
+reapply_ban_cb(void *arg, const struct stored_ban *sb)
+{
+	struct pipeline *p = arg;
+	struct verdict v;
+
+	memset(&v, 0, sizeof(v));
+	v.jail = sb->jail;
+	v.kind = strcmp(sb->target_kind, "ip") == 0 ? TARGET_IP : TARGET_ACCOUNT;
+	snprintf(v.target, sizeof(v.target), "%s", sb->target);
+	v.level = sb->level;
+	v.actions = sb->actions;
+	v.reply = sb->reply;
+	v.started_at = sb->started_at;
+	v.expires_at = sb->expires_at;
+	/* A failure is logged by the backend; keep restoring the others. */
+	(void)pipeline_enforce(p, &v);
+	return 0;
+}
+
+/* reapply_active - every ban in force goes back to the kernel and the maps */
+static int
+reapply_active(struct pipeline *p, struct store *st)
+{
+	int rc = store_each_active_ban(st, (int64_t)time(NULL), reapply_ban_cb, p);
+
+	for (size_t b = 0; b < p->nbackends; b++)
+		if (p->backend[b]->sync(p->backend_state[b]) != 0)
+			rc = -1;
+	return rc;
+}
+
+/* start_pipeline - pipeline over a's rules and jails, state restored */
+static int
+start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
+{
+	if (pipeline_init(p, a->rules, a->jails, a->store, false) != 0)
+		return -1;
+	p->verbose_verdicts = true;
+	for (size_t i = 0; i < b->n; i++)
+		(void)pipeline_add_backend(p, b->ops[i], b->state[i]);
+	if (pipeline_restore(p, (int64_t)time(NULL)) != 0) {
+		pipeline_fini(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* reload - new config, rules and jails; on any error keep the running ones */
+static void
+reload(struct app *a, struct pipeline *p, struct backend_set *b,
+    const struct daemon_options *o)
+{
+	struct app n;
+	struct backend_set nb;
+	struct pipeline np;
+	struct diag d;
+
+	diag_init(&d);
+	if (app_load(&n, o->cfgpath, NULL, true, &d) != 0) {
+		log_warnx("reload refused, the running configuration stays:");
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		diag_free(&d);
+		app_free(&n);
+		return;
+	}
+	diag_free(&d);
+	/* The DB and the logs stay as they are: changing them needs a restart. */
+	n.store = a->store;
+	n.db_path = a->db_path;
+	if (backends_init(&nb, &n, o->dry_run) != 0) {
+		log_warnx("reload refused: enforcement cannot be set up");
+		n.store = NULL;
+		app_free(&n);
+		return;
+	}
+	if (start_pipeline(&np, &n, &nb) != 0) {
+		log_warnx("reload refused: cannot rebuild state from the database");
+		backends_fini(&nb);
+		n.store = NULL;
+		app_free(&n);
+		return;
+	}
+	pipeline_fini(p);
+	backends_fini(b);
+	a->store = NULL;
+	app_free(a);
+	*a = n;
+	*b = nb;
+	*p = np;
+	log_info("reloaded %s: %zu rules, %zu jails", a->cfg.path,
+	    rules_count(a->rules), jails_count(a->jails));
+}
+
+/* reconcile - if the nft table was flushed from outside, put it all back */
+static void
+reconcile(struct pipeline *p, struct store *st)
+{
+	bool gone = false;
+
+	for (size_t i = 0; i < p->nbackends; i++) {
+		if (p->backend[i]->check == NULL)
+			continue;
+		if (p->backend[i]->check(p->backend_state[i]) == 0) {
+			log_warnx("%s: our table is gone (flushed from outside?): restoring",
+			    p->backend[i]->name);
+			gone = true;
+		}
+	}
+	if (gone && reapply_active(p, st) != 0)
+		log_warnx("restoring active bans failed; will retry");
+}
+
+int
+daemon_run(const struct daemon_options *o)
+{
+	struct app a;
+	struct backend_set b = { .n = 0 };
+	struct pipeline p;
+	struct follow *f = NULL;
+	struct diag d;
+	time_t next_reconcile = 0, next_purge = 0;
+	int status = EXIT_RUNTIME;
+	bool pipeline_up = false;
+
+	diag_init(&d);
+	if (app_load(&a, o->cfgpath, NULL, true, &d) != 0) {
+		diag_print(&d);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_USAGE;
+	}
+	diag_free(&d);
+	if (app_open_store(&a, o->db, true) != 0)
+		goto out;
+	if (install_signals() != 0) {
+		log_warn("sigaction");
+		goto out;
+	}
+	if (backends_init(&b, &a, o->dry_run) != 0)
+		goto out;
+	if (start_pipeline(&p, &a, &b) != 0) {
+		log_warnx("cannot rebuild state from %s", a.db_path);
+		goto out;
+	}
+	pipeline_up = true;
+	if (reapply_active(&p, a.store) != 0)
+		log_warnx("some active bans could not be restored; will retry");
+	if (follow_open(&f, true) != 0)
+		goto out;
+	for (size_t i = 0; i < a.cfg.nlogs; i++) {
+		struct log_position pos;
+		int found = store_get_position(a.store, a.cfg.logs[i], &pos);
+
+		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
+			goto out;
+	}
+	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
+	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
+	    o->dry_run ? " (dry run)" : "");
+
+	while (!sig_stop) {
+		time_t now;
+		long n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines);
+
+		if (n < 0)
+			goto out;
+		if (pipeline_commit(&p, f) != 0) {
+			log_warnx("database %s: cannot commit: %s", a.db_path,
+			    store_errmsg(a.store));
+			goto out;
+		}
+		if (sig_reload) {
+			sig_reload = 0;
+			reload(&a, &p, &b, o);
+		}
+		now = time(NULL);
+		if (now >= next_reconcile) {
+			reconcile(&p, a.store);
+			next_reconcile = now + RECONCILE_SECS;
+		}
+		if (now >= next_purge) {
+			int64_t keep = jails_longest_window(a.jails);
+			if (keep < EVENTS_KEEP_MIN)
+				keep = EVENTS_KEEP_MIN;
+			if (store_purge_events(a.store, (int64_t)now - keep) != 0)
+				log_warnx("purging old events failed: %s", store_errmsg(a.store));
+			next_purge = now + PURGE_SECS;
+		}
+		if (n > 0)
+			continue;   /* more may be waiting: read before sleeping */
+		if (follow_wait(f, RECONCILE_SECS * 1000) < 0)
+			goto out;
+	}
+	log_info("stopping");
+	status = 0;
+out:
+	follow_close(f);
+	if (pipeline_up)
+		pipeline_fini(&p);
+	backends_fini(&b);
+	app_free(&a);
+	return status;
+}

@@ -1,0 +1,134 @@
+/*
+ * enforce - the backend table.  See enforce.h.
+ *
+ * Backends are thin adapters: the nft backend turns a verdict into an element
+ * with the ban's remaining time as its kernel timeout; the real work is in
+ * nft.c (and holdmap.c for the Postfix maps).
+ */
+#include "enforce.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "nft.h"
+
+/* dry-run: records nothing itself (the verdicts are in the store already) */
+static int
+dry_init(void **state, const struct config *cfg, char *err, size_t errlen)
+{
+	(void)cfg; (void)err; (void)errlen;
+	*state = NULL;
+	return 0;
+}
+
+static int
+dry_ban(void *state, const struct verdict *v, int64_t now)
+{
+	(void)state; (void)v; (void)now;
+	return 0;
+}
+
+static int
+dry_unban(void *state, const char *target, enum target_kind kind)
+{
+	(void)state; (void)target; (void)kind;
+	return 0;
+}
+
+static int
+dry_sync(void *state)
+{
+	(void)state;
+	return 0;
+}
+
+static void
+dry_fini(void *state)
+{
+	(void)state;
+}
+
+static const struct enforcer_ops dry_run_backend = {
+	"dry-run", 0, dry_init, dry_ban, dry_unban, dry_sync, NULL, dry_fini,
+};
+
+static int
+nftb_init(void **state, const struct config *cfg, char *err, size_t errlen)
+{
+	struct nft_options o;
+	struct nft *n;
+
+	config_nft_options(cfg, &o);
+	if (nft_open(&n, &o, err, errlen) != 0)
+		return -1;
+	*state = n;
+	return 0;
+}
+
+static int
+nftb_ban(void *state, const struct verdict *v, int64_t now)
+{
+	int64_t left = v->expires_at - now;
+
+	if (v->kind != TARGET_IP)
+		return 0;
+	if (left <= 0)
+		return 0;   /* already over: nothing to tell the kernel */
+	return nft_ban(state, v->target, (uint64_t)left * 1000);
+}
+
+static int
+nftb_unban(void *state, const char *target, enum target_kind kind)
+{
+	if (kind != TARGET_IP)
+		return 0;
+	return nft_unban(state, target);
+}
+
+static int
+nftb_sync(void *state)
+{
+	return nft_commit(state);
+}
+
+static int
+nftb_check(void *state)
+{
+	char err[256];
+	int rc = nft_check(state);
+
+	if (rc != 0)
+		return rc;
+	if (nft_setup(state, err, sizeof(err)) != 0) {
+		log_warnx("nft: cannot re-create the table: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+nftb_fini(void *state)
+{
+	nft_close(state);
+}
+
+static const struct enforcer_ops nft_backend = {
+	"nft", ACTION_NFT, nftb_init, nftb_ban, nftb_unban, nftb_sync, nftb_check,
+	nftb_fini,
+};
+
+static const struct enforcer_ops *const backends[] = {
+	&dry_run_backend,
+	&nft_backend,
+};
+
+const struct enforcer_ops *
+enforce_backend(const char *name)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}

@@ -1,0 +1,85 @@
+/*
+ * pipeline - one batch of lines through rules, jails and the store, then
+ * enforcement.  Shared by replay and run so both behave the same.
+ *
+ *   pipeline_line()    match, store the event, count it in the jails, store
+ *                      the verdicts (inside the batch's transaction)
+ *   pipeline_commit()  save every log's position, COMMIT, then hand the
+ *                      batch's verdicts to the enforcement backends
+ *
+ * The database commits before the kernel or the map is touched: after a
+ * crash in between, the start-up restore re-applies every active ban, so
+ * nothing is lost and the record never claims more than was decided.
+ *
+ * Memory: the pipeline borrows rules, jails, store and backends (the caller
+ * owns them) and owns its pending-verdict array and statistics.
+ */
+#ifndef MAILJAIL_PIPELINE_H
+#define MAILJAIL_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "enforce.h"
+#include "follow.h"
+#include "jail.h"
+#include "logtime.h"
+#include "rules.h"
+#include "store.h"
+
+#define PIPELINE_BACKENDS_MAX 4
+
+struct pipeline_stats {
+	uint64_t lines;
+	uint64_t bad_lines;        /* no stamp/program, NUL, invalid UTF-8 */
+	uint64_t bad_fields;       /* a rule matched but a capture was invalid */
+	uint64_t events;
+	uint64_t verdicts;
+	uint64_t *rule_hits;       /* per rule index */
+	size_t nrules;
+	uint64_t *jail_verdicts;   /* per jail index */
+	size_t njails;
+};
+
+struct pipeline {
+	struct ruleset *rules;
+	struct jailset *jails;
+	struct store *store;       /* NULL: no DB (test-rules) */
+	struct logtime lt;
+	bool log_clock;            /* replay: the clock is the log's time */
+	bool verbose_verdicts;     /* log one line per verdict */
+	const struct enforcer_ops *backend[PIPELINE_BACKENDS_MAX];
+	void *backend_state[PIPELINE_BACKENDS_MAX];
+	size_t nbackends;
+	struct verdict *pending;   /* verdicts of the open batch */
+	size_t npending, cap;
+	bool in_tx;
+	int64_t last_time;         /* newest event time seen */
+	struct pipeline_stats st;
+};
+
+int pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
+    struct store *store, bool log_clock);
+void pipeline_fini(struct pipeline *p);
+int pipeline_add_backend(struct pipeline *p, const struct enforcer_ops *ops, void *state);
+
+/* Rebuild jail state from the store: bans within the history span, events
+ * within the longest window, counted back from now (the wall clock) or, with
+ * the log clock, from the newest event stored. */
+int pipeline_restore(struct pipeline *p, int64_t wall_now);
+
+/* One line (no newline); opens the batch transaction if needed. */
+int pipeline_line(struct pipeline *p, const char *line, size_t len);
+/* follow_line_cb adapter: arg is the pipeline. */
+int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
+
+/* Save positions of every log in f (may be NULL), commit, enforce.
+ * Returns 0, or -1 if the commit failed (the batch was rolled back: the
+ * caller must re-read from the saved positions or stop). */
+int pipeline_commit(struct pipeline *p, struct follow *f);
+
+/* Hand a verdict made outside the log (operator ban) to the backends. */
+int pipeline_enforce(struct pipeline *p, const struct verdict *v);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * replay - see replay.h.
+ */
+#include "replay.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "enforce.h"
+#include "follow.h"
+#include "log.h"
+#include "pipeline.h"
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+print_summary(const struct pipeline *p, struct app *a, double secs)
+{
+	const struct pipeline_stats *s = &p->st;
+
+	printf("%" PRIu64 " lines in %.2f s (%.0f lines/s): %" PRIu64 " events, "
+	    "%" PRIu64 " bans/holds, %" PRIu64 " bad lines, %" PRIu64 " bad fields\n",
+	    s->lines, secs, secs > 0 ? (double)s->lines / secs : 0.0, s->events,
+	    s->verdicts, s->bad_lines, s->bad_fields);
+	for (size_t i = 0; i < s->nrules; i++)
+		printf("  rule %-28s %-20s %" PRIu64 "\n", rules_name(a->rules, i),
+		    rules_event(a->rules, i), s->rule_hits[i]);
+	for (size_t j = 0; j < s->njails; j++)
+		printf("  jail %-28s %" PRIu64 " bans/holds\n", jails_name(a->jails, j),
+		    s->jail_verdicts[j]);
+}
+
+/* setup_backends - the backends the jails need; fail closed if one is missing */
+static int
+setup_backends(struct pipeline *p, struct app *a, bool dry_run)
+{
+	unsigned needed = 0;
+	static const struct { unsigned bit; const char *name; } map[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+
+	if (dry_run)
+		return 0;
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		needed |= jails_actions(a->jails, j);
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		const struct enforcer_ops *ops;
+		char err[512] = "";
+		void *state;
+
+		if (!(needed & map[i].bit))
+			continue;
+		if ((ops = enforce_backend(map[i].name)) == NULL) {
+			log_warnx("action %s is used by a jail but not available in this build",
+			    map[i].name);
+			return -1;
+		}
+		if (ops->init(&state, &a->cfg, err, sizeof(err)) != 0) {
+			log_warnx("%s: %s", map[i].name, err);
+			return -1;
+		}
+		if (pipeline_add_backend(p, ops, state) != 0) {
+			ops->fini(state);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+fini_backends(struct pipeline *p)
+{
+	for (size_t b = 0; b < p->nbackends; b++)
+		p->backend[b]->fini(p->backend_state[b]);
+	p->nbackends = 0;
+}
+
+int
+replay_files(struct app *a, char *const *logs, size_t nlogs,
+    const struct replay_options *o)
+{
+	struct pipeline p;
+	struct follow *f = NULL;
+	struct log_position pos;
+	double t0 = mono_now(), last_progress = t0;
+	uint64_t batch = a->cfg.batch_lines;
+	int status = 1;
+	long n;
+
+	if (pipeline_init(&p, a->rules, a->jails, a->store, true) != 0) {
+		log_warnx("out of memory");
+		return 1;
+	}
+	if (pipeline_restore(&p, (int64_t)time(NULL)) != 0) {
+		log_warnx("cannot rebuild state from %s", a->db_path);
+		goto out;
+	}
+	if (setup_backends(&p, a, o->dry_run) != 0)
+		goto out;
+	if (follow_open(&f, false) != 0) {
+		log_warnx("cannot set up reading of logs");
+		goto out;
+	}
+	for (size_t i = 0; i < nlogs; i++) {
+		int found = store_get_position(a->store, logs[i], &pos);
+		if (found < 0)
+			goto out;
+		if (follow_add(f, logs[i], found ? &pos : NULL) < 0)
+			goto out;
+	}
+	do {
+		if ((n = follow_read(f, pipeline_follow_cb, &p, batch)) < 0)
+			goto out;
+		if (pipeline_commit(&p, f) != 0) {
+			log_warnx("database %s: cannot commit: %s", a->db_path,
+			    store_errmsg(a->store));
+			goto out;
+		}
+		if (o->progress && mono_now() - last_progress > 0.5) {
+			last_progress = mono_now();
+			fprintf(stderr, "\r%" PRIu64 " lines, %" PRIu64 " events, %"
+			    PRIu64 " bans/holds", p.st.lines, p.st.events, p.st.verdicts);
+		}
+	} while (n > 0);
+	if (o->progress)
+		fprintf(stderr, "\r\033[K");
+	if (!o->quiet)
+		print_summary(&p, a, mono_now() - t0);
+	status = 0;
+out:
+	follow_close(f);
+	fini_backends(&p);
+	pipeline_fini(&p);
+	return status;
+}

@@ -1,0 +1,544 @@
+/*
+ * store - the SQLite record of truth.  See store.h.
+ *
+ * The schema comes from schemas/ (compiled in as schema_steps[]); a DB at
+ * user_version V gets steps V+1.. applied, each in its own transaction.
+ * WAL mode lets the sqlite3 CLI read while the daemon writes; a busy timeout
+ * makes a CLI holding a lock a wait, not an error.  synchronous=NORMAL in WAL
+ * mode keeps the DB consistent after a crash (a power loss may lose the last
+ * commits, which then are simply re-read from the log: offsets commit with
+ * the events they caused).
+ *
+ * Memory: struct store owns the connection and every prepared statement;
+ * they are finalized by store_close().
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "schema.h"
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_ADD_EVENT, ST_ADD_BAN, ST_LIFT_ANY, ST_LIFT_JAIL,
+	ST_GET_POS, ST_SAVE_POS,
+	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_ADD_EVENT] =
+	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_ADD_BAN] =
+	    "INSERT INTO bans(jail, target, target_kind, level, reason, actions,"
+	    " reply, started_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_LIFT_ANY] =
+	    "UPDATE bans SET lifted_at = ?2 WHERE target = ?1 AND lifted_at IS NULL"
+	    " AND expires_at > ?2",
+	[ST_LIFT_JAIL] =
+	    "UPDATE bans SET lifted_at = ?2 WHERE target = ?1 AND lifted_at IS NULL"
+	    " AND expires_at > ?2 AND jail = ?3",
+	[ST_GET_POS] =
+	    "SELECT inode, offset, first_hash FROM log_position WHERE path = ?1",
+	[ST_SAVE_POS] =
+	    "INSERT INTO log_position(path, inode, offset, first_hash, updated_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(path) DO UPDATE SET"
+	    " inode = excluded.inode, offset = excluded.offset,"
+	    " first_hash = excluded.first_hash, updated_at = excluded.updated_at",
+	[ST_EVENTS_SINCE] =
+	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt FROM events"
+	    " WHERE time >= ?1 ORDER BY time, id",
+	[ST_BANS_SINCE] =
+	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
+	    " started_at, expires_at, lifted_at FROM bans WHERE started_at >= ?1"
+	    " ORDER BY started_at, id",
+	[ST_BANS_ACTIVE] =
+	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
+	    " started_at, expires_at, lifted_at FROM bans WHERE lifted_at IS NULL"
+	    " AND expires_at > ?1 ORDER BY started_at, id",
+	[ST_PURGE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+	[ST_NEWEST] =
+	    "SELECT max(coalesce((SELECT max(time) FROM events), 0),"
+	    " coalesce((SELECT max(started_at) FROM bans), 0))",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+	bool in_tx;
+};
+
+/* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not. */
+#define STORE_BUSY_MS 60000
+
+const char *
+store_errmsg(const struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+/* exec_simple - run SQL without results, reporting into err */
+static int
+exec_simple(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* store_migrate - bring the schema to the newest version, one step per tx */
+static int
+store_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int version = 0;
+	int latest = schema_nsteps ? schema_steps[schema_nsteps - 1].version : 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+		return -1;
+	}
+	version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version > latest) {
+		snprintf(err, errlen, "database schema version %d is newer than this "
+		    "mailjail understands (%d)", version, latest);
+		return -1;
+	}
+	for (unsigned i = 0; i < schema_nsteps; i++) {
+		char pragma[64];
+
+		if (schema_steps[i].version <= version)
+			continue;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+		    schema_steps[i].version);
+		if (exec_simple(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+			return -1;
+		if (exec_simple(db, schema_steps[i].sql, err, errlen) != 0 ||
+		    exec_simple(db, pragma, err, errlen) != 0) {
+			char tmp[256];
+			snprintf(tmp, sizeof(tmp), "%s", err);
+			snprintf(err, errlen, "schema %s: %s", schema_steps[i].name, tmp);
+			(void)exec_simple(db, "ROLLBACK", tmp, sizeof(tmp));
+			return -1;
+		}
+		if (exec_simple(db, "COMMIT", err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+store_open(const char *path, bool create, struct store **out, char *err, size_t errlen)
+{
+	struct store *st = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	*out = NULL;
+	if (!create && access(path, F_OK) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    st->db ? sqlite3_errmsg(st->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	/* A file that is not a database fails here, with SQLite's own words. */
+	if (exec_simple(st->db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
+	    exec_simple(st->db, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
+	    exec_simple(st->db, "PRAGMA foreign_keys = ON", err, errlen) != 0)
+		goto fail_prefix;
+	if (store_migrate(st->db, err, errlen) != 0)
+		goto fail_prefix;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &st->stmt[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	*out = st;
+	return 0;
+
+fail_prefix: {
+		char tmp[512];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		snprintf(err, errlen, "%s: %s", path, tmp);
+	}
+fail:
+	store_close(st);
+	return -1;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+/* run_done - step a statement that returns no rows, then reset it */
+static int
+run_done(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_begin(struct store *st)
+{
+	if (run_done(st, st->stmt[ST_BEGIN]) != 0)
+		return -1;
+	st->in_tx = true;
+	return 0;
+}
+
+int
+store_commit(struct store *st)
+{
+	if (run_done(st, st->stmt[ST_COMMIT]) != 0)
+		return -1;
+	st->in_tx = false;
+	return 0;
+}
+
+int
+store_rollback(struct store *st)
+{
+	if (!st->in_tx)
+		return 0;
+	st->in_tx = false;
+	/* After some errors SQLite has already rolled back; that is fine. */
+	if (sqlite3_get_autocommit(st->db))
+		return 0;
+	return run_done(st, st->stmt[ST_ROLLBACK]);
+}
+
+/* bind_text_or_null - "" is stored as NULL so the sqlite3 CLI shows absence */
+static int
+bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+int
+store_add_event(struct store *st, const struct event *ev)
+{
+	sqlite3_stmt *s = st->stmt[ST_ADD_EVENT];
+
+	if (sqlite3_bind_int64(s, 1, ev->time) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, ev->rule, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 3, ev->type, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    bind_text_or_null(s, 4, ev->ip) != SQLITE_OK ||
+	    bind_text_or_null(s, 5, ev->user) != SQLITE_OK ||
+	    bind_text_or_null(s, 6, ev->sender) != SQLITE_OK ||
+	    bind_text_or_null(s, 7, ev->qid) != SQLITE_OK ||
+	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, 8, ev->nrcpt)
+	                    : sqlite3_bind_null(s, 8)) != SQLITE_OK) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		sqlite3_reset(s);
+		return -1;
+	}
+	return run_done(st, s);
+}
+
+/* actions_text - "nft,hold" for the actions column */
+static const char *
+actions_text(unsigned actions, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(actions & names[i].bit))
+			continue;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    off ? "," : "", names[i].name);
+		if (off >= len)
+			break;
+	}
+	return buf;
+}
+
+static unsigned
+actions_parse(const char *s)
+{
+	unsigned a = 0;
+
+	if (s == NULL)
+		return 0;
+	if (strstr(s, "nft"))
+		a |= ACTION_NFT;
+	if (strstr(s, "hold"))
+		a |= ACTION_HOLD;
+	if (strstr(s, "reject"))
+		a |= ACTION_REJECT;
+	return a;
+}
+
+int
+store_add_ban(struct store *st, const struct verdict *v, int64_t *id)
+{
+	sqlite3_stmt *s = st->stmt[ST_ADD_BAN];
+	char actions[32];
+
+	actions_text(v->actions, actions, sizeof(actions));
+	if (sqlite3_bind_text(s, 1, v->jail, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, v->target, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 3, target_kind_name(v->kind), -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 4, v->level) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 5, v->reason, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 6, actions, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+	    bind_text_or_null(s, 7, (v->actions & ACTION_REJECT) ? v->reply : NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (run_done(st, s) != 0)
+		return -1;
+	if (id)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int
+store_lift_bans(struct store *st, const char *jail, const char *target, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[jail ? ST_LIFT_JAIL : ST_LIFT_ANY];
+
+	if (sqlite3_bind_text(s, 1, target, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, now) != SQLITE_OK ||
+	    (jail && sqlite3_bind_text(s, 3, jail, -1, SQLITE_STATIC) != SQLITE_OK)) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (run_done(st, s) != 0)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+int
+store_get_position(struct store *st, const char *path, struct log_position *out)
+{
+	sqlite3_stmt *s = st->stmt[ST_GET_POS];
+	int rc, found = -1;
+
+	if (sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->path, sizeof(out->path), "%s", path);
+		out->inode = (uint64_t)sqlite3_column_int64(s, 0);
+		out->offset = (uint64_t)sqlite3_column_int64(s, 1);
+		out->first_hash = (uint64_t)sqlite3_column_int64(s, 2);
+		found = 1;
+	} else if (rc == SQLITE_DONE) {
+		found = 0;
+	} else {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found;
+}
+
+int
+store_save_position(struct store *st, const struct log_position *pos)
+{
+	sqlite3_stmt *s = st->stmt[ST_SAVE_POS];
+
+	/* The 64-bit hash and inode go in as their two's complement bit pattern. */
+	if (sqlite3_bind_text(s, 1, pos->path, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)pos->inode) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)pos->offset) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, (sqlite3_int64)pos->first_hash) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 5, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	return run_done(st, s);
+}
+
+/* copy_col - a text column into a fixed buffer; too long means "skip" */
+static int
+copy_col(sqlite3_stmt *s, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	int n = sqlite3_column_bytes(s, col);
+
+	if (t == NULL) {
+		buf[0] = '\0';
+		return 0;
+	}
+	if ((size_t)n >= len)
+		return -1;
+	memcpy(buf, t, (size_t)n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int
+store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_EVENTS_SINCE];
+	struct event ev;
+	char rule[256], type[64];
+	int rc, ret = 0;
+
+	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
+		ret = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.time = sqlite3_column_int64(s, 0);
+		if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
+		    copy_col(s, 2, type, sizeof(type)) != 0 ||
+		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
+		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
+		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+			continue;   /* cannot come from rules_match; not ours */
+		ev.rule = rule;
+		ev.type = type;
+		ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
+		    (long)sqlite3_column_int64(s, 7);
+		if ((ret = cb(arg, &ev)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+/* each_ban - shared loop of the two ban iterators */
+static int
+each_ban(struct store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void *arg)
+{
+	struct stored_ban b;
+	int rc, ret = 0;
+
+	if (sqlite3_bind_int64(s, 1, param) != SQLITE_OK) {
+		ret = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		b.id = sqlite3_column_int64(s, 0);
+		b.jail = (const char *)sqlite3_column_text(s, 1);
+		b.target = (const char *)sqlite3_column_text(s, 2);
+		b.target_kind = (const char *)sqlite3_column_text(s, 3);
+		b.level = sqlite3_column_int(s, 4);
+		b.reason = (const char *)sqlite3_column_text(s, 5);
+		b.actions = actions_parse((const char *)sqlite3_column_text(s, 6));
+		b.reply = (const char *)sqlite3_column_text(s, 7);
+		b.started_at = sqlite3_column_int64(s, 8);
+		b.expires_at = sqlite3_column_int64(s, 9);
+		b.lifted_at = sqlite3_column_int64(s, 10);
+		if (b.jail == NULL || b.target == NULL || b.target_kind == NULL)
+			continue;
+		if ((ret = cb(arg, &b)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+int
+store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void *arg)
+{
+	return each_ban(st, st->stmt[ST_BANS_SINCE], since, cb, arg);
+}
+
+int
+store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg)
+{
+	return each_ban(st, st->stmt[ST_BANS_ACTIVE], now, cb, arg);
+}
+
+int
+store_purge_events(struct store *st, int64_t before)
+{
+	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS];
+
+	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	return run_done(st, s);
+}
+
+int
+store_newest_time(struct store *st, int64_t *out)
+{
+	sqlite3_stmt *s = st->stmt[ST_NEWEST];
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
