@@ -1,0 +1,256 @@
+/*
+ * test_store - the SQLite file: schema, events, bans, positions, views.
+ * Real SQLite files in a temp dir, read back with the sqlite3 CLI where the
+ * contract is what an admin sees.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "testutil.h"
+
+static char dir[256], db[512];
+
+static void
+setup(void)
+{
+	tu_mkdtemp(dir, sizeof(dir));
+	snprintf(db, sizeof(db), "%s/mj.db", dir);
+}
+
+static void
+teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+static struct verdict
+mkverdict(const char *jail, const char *target, int level, int64_t start, int64_t len)
+{
+	struct verdict v;
+
+	memset(&v, 0, sizeof(v));
+	v.jail = jail;
+	v.kind = strchr(target, '@') ? TARGET_ACCOUNT : TARGET_IP;
+	snprintf(v.target, sizeof(v.target), "%s", target);
+	v.level = level;
+	v.actions = v.kind == TARGET_IP ? ACTION_NFT : ACTION_HOLD;
+	v.started_at = start;
+	v.expires_at = start + len;
+	snprintf(v.reason, sizeof(v.reason), "5 auth_failure in 10m");
+	return v;
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, creates_schema_in_wal_mode)
+{
+	struct store *st;
+	char err[256], *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
+	cr_assert_str_eq(out, "wal\n1\n");
+	free(out);
+	/* Reopening migrates nothing and works. */
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
+	store_close(st);
+}
+
+Test(store, missing_db_without_create_is_an_error)
+{
+	struct store *st;
+	char err[256];
+
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "No such file") != NULL, "%s", err);
+}
+
+Test(store, not_a_database_is_a_clear_error)
+{
+	struct store *st;
+	char err[256], path[512];
+
+	tu_write(dir, "junk.db", "this is not a database, just text long enough\n",
+	    path, sizeof(path));
+	cr_assert_eq(store_open(path, false, &st, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "not a database") != NULL, "%s", err);
+}
+
+Test(store, newer_schema_is_refused)
+{
+	struct store *st;
+	char err[256];
+
+	cr_assert_eq(tu_sh("sqlite3 '%s' 'PRAGMA user_version = 99'", db), 0);
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "newer") != NULL, "%s", err);
+}
+
+Test(store, ban_history_and_active_bans_views)
+{
+	struct store *st;
+	struct verdict v1 = mkverdict("sasl-bruteforce", "192.0.2.7", 1, 1700000000, 3600);
+	struct verdict v2 = mkverdict("outbound-quota", "alice@example.org", 2,
+	    (int64_t)time(NULL) - 10, 86400);
+	char err[256], *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_ban(st, &v1, NULL), 0);
+	cr_assert_eq(store_add_ban(st, &v2, NULL), 0);
+	cr_assert_eq(store_commit(st), 0);
+	store_close(st);
+
+	out = tu_sh_output("sqlite3 -separator '|' '%s' "
+	    "'SELECT jail, target, target_kind, level, started_at, expires_at, "
+	    "lifted_at IS NULL FROM ban_history'", db);
+	/* newest first; the old ban shows its ISO times */
+	cr_assert(strstr(out, "outbound-quota|alice@example.org|account|2|") == out, "%s", out);
+	cr_assert(strstr(out, "\nsasl-bruteforce|192.0.2.7|ip|1|2023-11-14T22:13:20Z|"
+	    "2023-11-14T23:13:20Z|1\n") != NULL, "%s", out);
+	free(out);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT target FROM active_bans'", db);
+	cr_assert_str_eq(out, "alice@example.org\n", "only the ban in force now");
+	free(out);
+}
+
+Test(store, crafted_target_is_data_not_sql)
+{
+	struct store *st;
+	struct verdict v = mkverdict("q", "x'); DROP TABLE bans; --@evil", 1, 1, 10);
+	char err[256], *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_ban(st, &v, NULL), 0);
+	cr_assert_eq(store_commit(st), 0);
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), target FROM bans'", db);
+	cr_assert_str_eq(out, "1|x'); DROP TABLE bans; --@evil\n");
+	free(out);
+}
+
+Test(store, rollback_forgets_the_batch)
+{
+	struct store *st;
+	struct log_position pos = { .inode = 42, .offset = 1000, .first_hash = 7 };
+	struct log_position got;
+	char err[256];
+
+	snprintf(pos.path, sizeof(pos.path), "/var/log/mail.log");
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_get_position(st, pos.path, &got), 0);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_save_position(st, &pos), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_get_position(st, pos.path, &got), 0, "rolled back");
+
+	pos.first_hash = UINT64_MAX - 5;   /* stored as signed, read back intact */
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_save_position(st, &pos), 0);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_get_position(st, pos.path, &got), 1);
+	cr_assert_eq(got.inode, 42);
+	cr_assert_eq(got.offset, 1000);
+	cr_assert_eq(got.first_hash, UINT64_MAX - 5);
+	store_close(st);
+}
+
+struct collected {
+	int n;
+	struct event ev[8];
+	char rule[8][64], type[8][64];
+	int64_t ban_start[8];
+	int nbans;
+	unsigned actions[8];
+};
+
+static int
+collect_event(void *arg, const struct event *ev)
+{
+	struct collected *c = arg;
+
+	if (c->n < 8) {
+		c->ev[c->n] = *ev;
+		snprintf(c->rule[c->n], 64, "%s", ev->rule);
+		snprintf(c->type[c->n], 64, "%s", ev->type);
+		c->n++;
+	}
+	return 0;
+}
+
+static int
+collect_ban(void *arg, const struct stored_ban *b)
+{
+	struct collected *c = arg;
+
+	if (c->nbans < 8) {
+		c->actions[c->nbans] = b->actions;
+		c->ban_start[c->nbans++] = b->started_at;
+	}
+	return 0;
+}
+
+Test(store, events_and_bans_read_back_for_restore)
+{
+	struct store *st;
+	struct event e = { .rule = "sasl-auth-failed", .type = "auth_failure", .time = 100,
+	    .ip = "2001:db8::1", .user = "", .sender = "", .qid = "", .nrcpt = -1 };
+	struct event q = { .rule = "qmgr", .type = "queued", .time = 200, .ip = "",
+	    .user = "", .sender = "a@b", .qid = "ABC123", .nrcpt = 3 };
+	struct verdict v = mkverdict("j", "2001:db8::1", 1, 150, 100);
+	struct collected c;
+	char err[256];
+	int64_t newest;
+
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_event(st, &q), 0);
+	cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_add_ban(st, &v, NULL), 0);
+	cr_assert_eq(store_commit(st), 0);
+
+	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
+	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.ev[0].time, 100, "time order");
+	cr_assert_str_eq(c.ev[0].ip, "2001:db8::1");
+	cr_assert_eq(c.ev[0].nrcpt, -1);
+	cr_assert_str_eq(c.type[1], "queued");
+	cr_assert_str_eq(c.ev[1].qid, "ABC123");
+	cr_assert_eq(c.ev[1].nrcpt, 3);
+	c.n = 0;
+	cr_assert_eq(store_each_event_since(st, 150, collect_event, &c), 0);
+	cr_assert_eq(c.n, 1);
+
+	cr_assert_eq(store_each_ban_since(st, 0, collect_ban, &c), 0);
+	cr_assert_eq(c.nbans, 1);
+	cr_assert_eq(c.actions[0], ACTION_NFT);
+	c.nbans = 0;
+	cr_assert_eq(store_each_active_ban(st, 249, collect_ban, &c), 0);
+	cr_assert_eq(c.nbans, 1);
+	c.nbans = 0;
+	cr_assert_eq(store_each_active_ban(st, 250, collect_ban, &c), 0);
+	cr_assert_eq(c.nbans, 0, "expired at expires_at");
+
+	cr_assert_eq(store_newest_time(st, &newest), 0);
+	cr_assert_eq(newest, 200);
+
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_lift_bans(st, NULL, "2001:db8::1", 160), 1);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_each_active_ban(st, 170, collect_ban, &c), 0);
+	cr_assert_eq(c.nbans, 0, "lifted");
+
+	cr_assert_eq(store_purge_events(st, 150), 0);
+	c.n = 0;
+	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
+	cr_assert_eq(c.n, 1);
+	store_close(st);
+}

@@ -1,0 +1,103 @@
+/*
+ * testutil - see testutil.h.
+ */
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+void
+tu_mkdtemp(char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(buf, len, "%s/mailjail-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(buf), "mkdtemp %s", buf);
+}
+
+void
+tu_write(const char *dir, const char *name, const char *text, char *out, size_t len)
+{
+	FILE *fp;
+
+	snprintf(out, len, "%s/%s", dir, name);
+	fp = fopen(out, "w");
+	cr_assert_not_null(fp, "cannot write %s", out);
+	fputs(text, fp);
+	cr_assert_eq(fclose(fp), 0);
+}
+
+void
+tu_rmrf(const char *dir)
+{
+	if (dir && *dir && strncmp(dir, "/tmp/", 5) == 0)
+		(void)tu_sh("rm -rf '%s'", dir);
+}
+
+const char *
+tu_srcdir(void)
+{
+	const char *s = getenv("MAILJAIL_SRCDIR");
+
+	cr_assert_not_null(s, "MAILJAIL_SRCDIR not set (run through meson test)");
+	return s;
+}
+
+const char *
+tu_builddir(void)
+{
+	const char *s = getenv("MAILJAIL_BUILDDIR");
+
+	cr_assert_not_null(s, "MAILJAIL_BUILDDIR not set (run through meson test)");
+	return s;
+}
+
+int
+tu_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+char *
+tu_sh_output(const char *fmt, ...)
+{
+	char cmd[8192];
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	va_list ap;
+	FILE *fp;
+	int c;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	fp = popen(cmd, "r");
+	cr_assert_not_null(fp, "popen %s", cmd);
+	while ((c = fgetc(fp)) != EOF) {
+		if (len + 1 >= cap) {
+			cap = cap ? cap * 2 : 4096;
+			buf = realloc(buf, cap);
+			cr_assert_not_null(buf);
+		}
+		buf[len++] = (char)c;
+	}
+	pclose(fp);
+	if (buf == NULL)
+		buf = calloc(1, 1);
+	buf[len] = '\0';
+	return buf;
+}
