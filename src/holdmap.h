@@ -1,0 +1,71 @@
+/*
+ * holdmap - the Postfix access maps mailjail writes and Postfix reads:
+ *   HOLD map   accounts (SASL login names) -> "HOLD ...", for
+ *              smtpd_*_restrictions = check_sasl_access <map>
+ *   reject map client IPs -> "450 4.7.1 ...", for check_client_access <map>
+ *
+ * Two kinds of map:
+ *   sqlite:/path/x.db  a small SQLite file of its own, rollback-journal mode
+ *                      (not WAL: Postfix reads it as user postfix and a WAL
+ *                      reader needs write access), mode 0644.  Postfix sees
+ *                      a change on its next lookup, no reload.  A ready
+ *                      Postfix sqlite_table(5) file is written next to it
+ *                      (postfix-hold.cf / postfix-reject.cf); its query also
+ *                      checks expiry, so an entry stops matching at its
+ *                      expiry time even if mailjail is not running.
+ *   hash:/path/x       a text file "key value" per line written atomically
+ *                      (temp + rename) and compiled with postmap(1).
+ *   texthash: is refused (it needs a Postfix reload to notice changes).
+ *
+ * Keys are exactly what Postfix logs; they go into SQLite only as bound
+ * parameters (Postfix quotes lookup keys itself with %s), and into hash maps
+ * only if they contain no whitespace, control characters or quotes (refused
+ * otherwise: such a key could add a second entry).
+ *
+ * Memory: struct holdmap owns its DB handle, paths and (for hash:) the
+ * in-memory entry list.
+ */
+#ifndef MAILJAIL_HOLDMAP_H
+#define MAILJAIL_HOLDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum holdmap_kind {
+	HOLDMAP_HOLD,              /* accounts, check_sasl_access */
+	HOLDMAP_REJECT,            /* client IPs, check_client_access */
+};
+
+struct holdmap;
+
+/* spec: "sqlite:/abs/path.db" or "hash:/abs/path".  postfix_config_dir may be
+ * NULL (MAIL_CONFIG or Postfix's default).  Creates the map (and the .cf
+ * file for sqlite:) if missing. */
+int holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
+    const char *postfix_config_dir, char *err, size_t errlen);
+void holdmap_close(struct holdmap *m);
+
+/* Add or replace an entry until expires_at (Unix seconds).  value is the
+ * access(5) action, e.g. "HOLD mailjail: over quota" or "450 4.7.1 ...".
+ * Returns 0, or -1 if the key was refused or writing failed. */
+int holdmap_add(struct holdmap *m, const char *key, const char *value,
+    int64_t expires_at);
+/* Remove an entry; 1 removed, 0 was not there, -1 error. */
+int holdmap_remove(struct holdmap *m, const char *key);
+/* Remove entries whose time is over; returns how many, or -1. */
+int holdmap_expire(struct holdmap *m, int64_t now);
+/* Make pending changes visible to Postfix (hash: rewrite + postmap). */
+int holdmap_sync(struct holdmap *m);
+
+/* Can Postfix read the map?  Checks that the file (and .cf) exist and are
+ * readable by user "postfix" (permissions of the file and of each directory
+ * on the way).  0 yes; -1 with the reason in err. */
+int holdmap_check_readable(const char *spec, enum holdmap_kind kind, char *err,
+    size_t errlen);
+
+/* The main.cf fragment naming this map (e.g. "sqlite:/var/lib/mailjail/
+ * postfix-hold.cf" or "hash:/etc/postfix/mailjail_hold") into buf. */
+const char *holdmap_postfix_name(const char *spec, enum holdmap_kind kind,
+    char *buf, size_t len);
+
+#endif

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Install what mailjail needs to build, run and test on Debian 12.
+# Run as root (or through sudo).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    build-essential meson ninja-build pkg-config python3 \
+    libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
+    libinih-dev libcriterion-dev \
+    sqlite3 nftables pcre2-utils iproute2 util-linux procps >/dev/null
