@@ -13,5 +13,11 @@ int cli_replay(int argc, char **argv);
 int cli_test_rules(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_ban(int argc, char **argv);
+int cli_unban(int argc, char **argv);
+int cli_hold(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_bans(int argc, char **argv);
+int cli_history(int argc, char **argv);
 
 #endif

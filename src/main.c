@@ -25,6 +25,20 @@ static const char usage_text[] =
 "        per rule, lines matched with sample captures; lines no rule matched\n"
 "  check-config [-c FILE]\n"
 "        parse everything; print each error as file:line: message\n"
+"  status [-c FILE]\n"
+"        per jail keys tracked and active bans; events in the last hour;\n"
+"        saved log positions; whether the daemon runs\n"
+"  bans [--jail J] [--all] [--json]\n"
+"        active (or all) bans and holds as a table, or JSON\n"
+"  history TARGET [--json]\n"
+"        every ban or hold of an IP or account\n"
+"  ban IP[/LEN] [--jail J] [--for DURATION] [--dry-run]\n"
+"  unban IP[/LEN] [--dry-run]\n"
+"        ban or unban by hand: the database and nftables together\n"
+"  hold ACCOUNT [--jail J] [--for DURATION] [--dry-run]\n"
+"        put an account on the Postfix HOLD map by hand\n"
+"\n"
+"Every command takes -c FILE and --db PATH.\n"
 "\n"
 "-c FILE defaults to /etc/mailjail/mailjail.conf.\n"
 "Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.\n";
@@ -39,6 +53,12 @@ static const struct command commands[] = {
 	{ "replay", cli_replay },
 	{ "test-rules", cli_test_rules },
 	{ "check-config", cli_check_config },
+	{ "status", cli_status },
+	{ "bans", cli_bans },
+	{ "history", cli_history },
+	{ "ban", cli_ban },
+	{ "unban", cli_unban },
+	{ "hold", cli_hold },
 };
 
 int

@@ -31,6 +31,7 @@ enum stmt_id {
 	ST_ADD_EVENT, ST_ADD_BAN, ST_LIFT_ANY, ST_LIFT_JAIL,
 	ST_GET_POS, ST_SAVE_POS,
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
+	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS,
 	ST_COUNT
 };
 
@@ -69,6 +70,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " started_at, expires_at, lifted_at FROM bans WHERE lifted_at IS NULL"
 	    " AND expires_at > ?1 ORDER BY started_at, id",
 	[ST_PURGE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+	[ST_BANS_FILTER] =
+	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
+	    " started_at, expires_at, lifted_at FROM bans"
+	    " WHERE (?1 IS NULL OR jail = ?1) AND (?2 IS NULL OR target = ?2)"
+	    " AND (?3 = 0 OR (lifted_at IS NULL AND expires_at > ?4))"
+	    " ORDER BY started_at DESC, id DESC",
+	[ST_EVENT_COUNTS] =
+	    "SELECT event, count(*) FROM events WHERE time >= ?1 GROUP BY event ORDER BY event",
+	[ST_POSITIONS] =
+	    "SELECT path, inode, offset, first_hash, updated_at FROM log_position ORDER BY path",
 	[ST_NEWEST] =
 	    "SELECT max(coalesce((SELECT max(time) FROM events), 0),"
 	    " coalesce((SELECT max(started_at) FROM bans), 0))",
@@ -465,17 +476,13 @@ out:
 	return ret;
 }
 
-/* each_ban - shared loop of the two ban iterators */
+/* each_ban_rows - step a bound ban query, calling cb per row */
 static int
-each_ban(struct store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void *arg)
+each_ban_rows(struct store *st, sqlite3_stmt *s, store_ban_cb cb, void *arg)
 {
 	struct stored_ban b;
 	int rc, ret = 0;
 
-	if (sqlite3_bind_int64(s, 1, param) != SQLITE_OK) {
-		ret = -1;
-		goto out;
-	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		b.id = sqlite3_column_int64(s, 0);
 		b.jail = (const char *)sqlite3_column_text(s, 1);
@@ -500,6 +507,83 @@ each_ban(struct store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void
 out:
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+/* each_ban - the ban iterators with one integer parameter */
+static int
+each_ban(struct store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void *arg)
+{
+	if (sqlite3_bind_int64(s, 1, param) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	return each_ban_rows(st, s, cb, arg);
+}
+
+int
+store_each_ban(struct store *st, const struct ban_filter *f, store_ban_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_BANS_FILTER];
+
+	if (bind_text_or_null(s, 1, f->jail) != SQLITE_OK ||
+	    bind_text_or_null(s, 2, f->target) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 3, f->active_only) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, f->now) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	return each_ban_rows(st, s, cb, arg);
+}
+
+int
+store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
+	int rc, ret = 0;
+
+	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
+		ret = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		if (name && (ret = cb(arg, name, sqlite3_column_int64(s, 1))) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+int
+store_each_position(struct store *st, store_position_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_POSITIONS];
+	struct log_position pos;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&pos, 0, sizeof(pos));
+		if (copy_col(s, 0, pos.path, sizeof(pos.path)) != 0)
+			continue;
+		pos.inode = (uint64_t)sqlite3_column_int64(s, 1);
+		pos.offset = (uint64_t)sqlite3_column_int64(s, 2);
+		pos.first_hash = (uint64_t)sqlite3_column_int64(s, 3);
+		if ((ret = cb(arg, &pos, sqlite3_column_int64(s, 4))) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
 	return ret;
 }
 

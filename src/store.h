@@ -61,6 +61,24 @@ int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void 
 /* Bans in force at now (not lifted, expires_at > now), oldest first. */
 int store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg);
 
+/* Bans matching a filter, newest first (for bans/history/status). */
+struct ban_filter {
+	const char *jail;          /* NULL: any */
+	const char *target;        /* NULL: any */
+	bool active_only;          /* in force at now */
+	int64_t now;
+};
+int store_each_ban(struct store *st, const struct ban_filter *f, store_ban_cb cb, void *arg);
+
+/* Events per event name with time >= since. */
+typedef int (*store_count_cb)(void *arg, const char *name, int64_t count);
+int store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, void *arg);
+
+/* Every saved log position, with the time it was saved. */
+typedef int (*store_position_cb)(void *arg, const struct log_position *pos,
+    int64_t updated_at);
+int store_each_position(struct store *st, store_position_cb cb, void *arg);
+
 /* Newest time recorded: max of event times and ban starts (0 if none). */
 int store_newest_time(struct store *st, int64_t *out);
 

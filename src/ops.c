@@ -1,0 +1,543 @@
+/*
+ * ops - the operator commands: ban, unban, status, bans, history.  They work
+ * whether or not the daemon runs: the DB is the record (WAL lets both write
+ * in turn), and the kernel is reached through the same nft backend the
+ * daemon uses.  A running daemon learns of a manual unban on its next reload
+ * (SIGHUP); until then it may treat the target as still banned, which errs
+ * on the side of not re-banning early.
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "app.h"
+#include "enforce.h"
+#include "log.h"
+#include "pipeline.h"
+#include "table.h"
+
+struct common_opts {
+	const char *cfgpath;
+	const char *db;
+	bool dry_run;
+	bool json;
+	bool all;
+	const char *jail;
+	int64_t duration;
+};
+
+/* parse_common - the options shared by the operator commands */
+static int
+parse_common(int argc, char **argv, const char *allowed, struct common_opts *o)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "jail", required_argument, NULL, 'J' },
+		{ "for", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+		if (ch != 'c' && ch != 'd' && (ch == '?' || strchr(allowed, ch) == NULL)) {
+			if (ch != '?')
+				fprintf(stderr, "mailjail %s: option not valid here\n", argv[0]);
+			return -1;
+		}
+		switch (ch) {
+		case 'c': o->cfgpath = optarg; break;
+		case 'd': o->db = optarg; break;
+		case 'n': o->dry_run = true; break;
+		case 'j': o->json = true; break;
+		case 'a': o->all = true; break;
+		case 'J': o->jail = optarg; break;
+		case 'f':
+			if (cfg_parse_duration(optarg, &o->duration) != 0 || o->duration == 0) {
+				fprintf(stderr, "mailjail %s: bad duration \"%s\" (e.g. 30m, 2h, 1d)\n",
+				    argv[0], optarg);
+				return -1;
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
+/* open_app - config, rules, jails and an existing or new DB */
+static int
+open_app(struct app *a, const struct common_opts *o)
+{
+	struct diag d;
+	int rc;
+
+	diag_init(&d);
+	rc = app_load(a, o->cfgpath, NULL, true, &d);
+	diag_print(&d);
+	diag_free(&d);
+	if (rc != 0)
+		return EXIT_USAGE;
+	if (app_open_store(a, o->db, true) != 0)
+		return EXIT_RUNTIME;
+	return 0;
+}
+
+static void
+iso_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* enforce_now - one verdict (or unban) through the backend for its action */
+static int
+enforce_now(struct app *a, const struct verdict *v, const char *unban_target,
+    enum target_kind kind, unsigned actions)
+{
+	static const struct { unsigned bit; const char *name; } map[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		const struct enforcer_ops *ops;
+		char err[512] = "";
+		void *state;
+
+		if (!(actions & map[i].bit))
+			continue;
+		if ((ops = enforce_backend(map[i].name)) == NULL) {
+			log_warnx("action %s is not available in this build", map[i].name);
+			rc = -1;
+			continue;
+		}
+		if (ops->init(&state, &a->cfg, err, sizeof(err)) != 0) {
+			log_warnx("%s: %s", map[i].name, err);
+			rc = -1;
+			continue;
+		}
+		if ((v ? ops->ban(state, v, (int64_t)time(NULL))
+		       : ops->unban(state, unban_target, kind)) != 0 || ops->sync(state) != 0)
+			rc = -1;
+		ops->fini(state);
+	}
+	return rc;
+}
+
+/* manual_ban - shared by ban and hold */
+static int
+manual_ban(int argc, char **argv, enum target_kind kind)
+{
+	struct common_opts o;
+	struct app a;
+	struct pipeline p;
+	struct verdict v;
+	char target[MJ_TARGET_MAX], until[32];
+	int64_t now = (int64_t)time(NULL);
+	int rc;
+	bool p_up = false;
+
+	if (parse_common(argc, argv, "nJf", &o) != 0)
+		return EXIT_USAGE;
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: mailjail %s %s [--jail J] [--for DURATION] [-c FILE]\n",
+		    argv[0], kind == TARGET_IP ? "IP" : "ACCOUNT");
+		return EXIT_USAGE;
+	}
+	if (kind == TARGET_IP) {
+		if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
+			fprintf(stderr, "mailjail ban: \"%s\" is not an IP address or prefix\n",
+			    argv[optind]);
+			return EXIT_USAGE;
+		}
+	} else {
+		if (argv[optind][0] == '\0' || strlen(argv[optind]) >= MJ_FIELD_MAX) {
+			fprintf(stderr, "mailjail hold: bad account name\n");
+			return EXIT_USAGE;
+		}
+		snprintf(target, sizeof(target), "%s", argv[optind]);
+	}
+	if ((rc = open_app(&a, &o)) != 0)
+		goto out;
+	rc = EXIT_RUNTIME;
+	/* Levels come from the history, as for a ban the log caused. */
+	if (pipeline_init(&p, a.rules, a.jails, a.store, false) != 0)
+		goto out;
+	p_up = true;
+	if (pipeline_restore(&p, now) != 0)
+		goto out;
+	if (jail_manual_verdict(a.jails, o.jail, target, kind, o.duration, now, &v) != 0) {
+		fprintf(stderr, "mailjail %s: %s\n", argv[0], o.jail ?
+		    "no such jail, or it does not handle this kind of target" :
+		    "no jail handles this kind of target (give --jail)");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (store_begin(a.store) != 0 || store_add_ban(a.store, &v, NULL) != 0 ||
+	    store_commit(a.store) != 0) {
+		log_warnx("database %s: %s", a.db_path, store_errmsg(a.store));
+		(void)store_rollback(a.store);
+		goto out;
+	}
+	if (!o.dry_run && enforce_now(&a, &v, NULL, kind, v.actions) != 0) {
+		log_warnx("recorded, but enforcing failed (the daemon retries on its next start)");
+		goto out;
+	}
+	iso_time(v.expires_at, until, sizeof(until));
+	printf("%s %s in jail %s, level %d, until %s\n",
+	    kind == TARGET_IP ? "banned" : "held", v.target, v.jail, v.level, until);
+	rc = 0;
+out:
+	if (p_up)
+		pipeline_fini(&p);
+	app_free(&a);
+	return rc;
+}
+
+int
+cli_ban(int argc, char **argv)
+{
+	return manual_ban(argc, argv, TARGET_IP);
+}
+
+int
+cli_hold(int argc, char **argv)
+{
+	return manual_ban(argc, argv, TARGET_ACCOUNT);
+}
+
+struct lift_ctx {
+	unsigned actions;
+	int n;
+};
+
+static int
+collect_actions(void *arg, const struct stored_ban *b)
+{
+	struct lift_ctx *c = arg;
+
+	c->actions |= b->actions;
+	c->n++;
+	return 0;
+}
+
+/* manual_lift - lift the active bans of target in the DB, then enforce;
+ * *lifted gets how many (0: it was not banned) */
+static int
+manual_lift(struct app *a, const char *target, enum target_kind kind, bool dry_run,
+    int *lifted)
+{
+	struct lift_ctx c = { 0, 0 };
+	struct ban_filter f = { NULL, target, true, (int64_t)time(NULL) };
+	int n;
+
+	if (store_each_ban(a->store, &f, collect_actions, &c) != 0)
+		return EXIT_RUNTIME;
+	if (c.n == 0) {
+		*lifted = 0;
+		return 0;
+	}
+	if (store_begin(a->store) != 0 ||
+	    (n = store_lift_bans(a->store, NULL, target, f.now)) < 0 ||
+	    store_commit(a->store) != 0) {
+		log_warnx("database %s: %s", a->db_path, store_errmsg(a->store));
+		(void)store_rollback(a->store);
+		return EXIT_RUNTIME;
+	}
+	*lifted = n;
+	if (!dry_run && enforce_now(a, NULL, target, kind, c.actions) != 0)
+		return EXIT_RUNTIME;
+	return 0;
+}
+
+int
+cli_unban(int argc, char **argv)
+{
+	struct common_opts o;
+	struct app a;
+	char target[MJ_TARGET_MAX];
+	int rc, lifted = 0;
+
+	if (parse_common(argc, argv, "n", &o) != 0)
+		return EXIT_USAGE;
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: mailjail unban IP [-c FILE]\n");
+		return EXIT_USAGE;
+	}
+	if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
+		fprintf(stderr, "mailjail unban: \"%s\" is not an IP address or prefix\n",
+		    argv[optind]);
+		return EXIT_USAGE;
+	}
+	if ((rc = open_app(&a, &o)) != 0)
+		goto out;
+	if ((rc = manual_lift(&a, target, TARGET_IP, o.dry_run, &lifted)) != 0)
+		goto out;
+	if (lifted == 0) {
+		fprintf(stderr, "mailjail unban: %s is not banned\n", target);
+		rc = EXIT_RUNTIME;
+		goto out;
+	}
+	printf("unbanned %s (%d active ban%s lifted)\n", target, lifted, lifted == 1 ? "" : "s");
+out:
+	app_free(&a);
+	return rc;
+}
+
+/* bans / history: one table of ban rows */
+
+static const char *const ban_headers[] = {
+	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
+};
+#define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
+
+static int
+add_ban_row(void *arg, const struct stored_ban *b)
+{
+	struct table *t = arg;
+	char level[16], st[32], ex[32], li[32];
+	const char *row[NBAN_COLS];
+
+	snprintf(level, sizeof(level), "%d", b->level);
+	iso_time(b->started_at, st, sizeof(st));
+	iso_time(b->expires_at, ex, sizeof(ex));
+	iso_time(b->lifted_at, li, sizeof(li));
+	row[0] = b->jail;
+	row[1] = b->target;
+	row[2] = b->target_kind;
+	row[3] = level;
+	row[4] = st;
+	row[5] = ex;
+	row[6] = b->lifted_at ? li : NULL;
+	row[7] = b->reason;
+	return table_add(t, row);
+}
+
+static int
+print_bans(struct app *a, const struct ban_filter *f, bool json)
+{
+	struct table t;
+	int rc = 0;
+
+	table_init(&t, ban_headers, NBAN_COLS);
+	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
+		rc = EXIT_RUNTIME;
+		goto out;
+	}
+	if (json)
+		table_print_json(&t, stdout);
+	else if (t.nrows == 0)
+		printf("no %s\n", f->active_only ? "active bans or holds" : "bans or holds");
+	else
+		table_print(&t, stdout);
+out:
+	table_free(&t);
+	return rc;
+}
+
+int
+cli_bans(int argc, char **argv)
+{
+	struct common_opts o;
+	struct app a;
+	struct ban_filter f;
+	int rc;
+
+	if (parse_common(argc, argv, "jaJ", &o) != 0)
+		return EXIT_USAGE;
+	if (optind != argc) {
+		fprintf(stderr, "usage: mailjail bans [--jail J] [--all] [--json] [-c FILE]\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = open_app(&a, &o)) == 0) {
+		f = (struct ban_filter){ o.jail, NULL, !o.all, (int64_t)time(NULL) };
+		rc = print_bans(&a, &f, o.json);
+	}
+	app_free(&a);
+	return rc;
+}
+
+int
+cli_history(int argc, char **argv)
+{
+	struct common_opts o;
+	struct app a;
+	struct ban_filter f;
+	char target[MJ_TARGET_MAX];
+	int rc;
+
+	if (parse_common(argc, argv, "j", &o) != 0)
+		return EXIT_USAGE;
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: mailjail history TARGET [--json] [-c FILE]\n");
+		return EXIT_USAGE;
+	}
+	/* An IP is looked up in its canonical form, as it was stored. */
+	if (addr_canonical(argv[optind], target, sizeof(target)) != 0)
+		snprintf(target, sizeof(target), "%s", argv[optind]);
+	if ((rc = open_app(&a, &o)) == 0) {
+		f = (struct ban_filter){ NULL, target, false, (int64_t)time(NULL) };
+		rc = print_bans(&a, &f, o.json);
+	}
+	app_free(&a);
+	return rc;
+}
+
+/* status */
+
+/* daemon_pid - a running "mailjail run", found in /proc; 0 if none */
+static long
+daemon_pid(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	long found = 0;
+
+	if (d == NULL)
+		return 0;
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		char path[300], buf[512];
+		FILE *fp;
+		size_t n;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		if ((fp = fopen(path, "re")) == NULL)
+			continue;
+		n = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+		buf[n] = '\0';
+		/* argv[0] ends in "mailjail", argv[1] is "run" */
+		if (n > 0 && strlen(buf) + 4 < n) {
+			const char *base = strrchr(buf, '/');
+			base = base ? base + 1 : buf;
+			if (strcmp(base, "mailjail") == 0 && strcmp(buf + strlen(buf) + 1, "run") == 0)
+				found = strtol(de->d_name, NULL, 10);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+struct jail_count {
+	struct app *a;
+	size_t *active;
+};
+
+static int
+count_active(void *arg, const struct stored_ban *b)
+{
+	struct jail_count *c = arg;
+
+	for (size_t j = 0; j < jails_count(c->a->jails); j++)
+		if (strcmp(jails_name(c->a->jails, j), b->jail) == 0)
+			c->active[j]++;
+	return 0;
+}
+
+static int
+print_event_count(void *arg, const char *name, int64_t n)
+{
+	(void)arg;
+	printf("  %-24s %" PRId64 "\n", name, n);
+	return 0;
+}
+
+static int
+print_position(void *arg, const struct log_position *pos, int64_t updated)
+{
+	char when[32];
+
+	(void)arg;
+	iso_time(updated, when, sizeof(when));
+	printf("  %s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", pos->path,
+	    pos->offset, pos->inode, when);
+	return 0;
+}
+
+int
+cli_status(int argc, char **argv)
+{
+	struct common_opts o;
+	struct app a;
+	struct pipeline p;
+	struct jail_count jc;
+	struct ban_filter f;
+	struct table t;
+	static const char *const headers[] = { "jail", "keys tracked", "active" };
+	int64_t now = (int64_t)time(NULL);
+	long pid;
+	int rc;
+	bool p_up = false;
+
+	memset(&jc, 0, sizeof(jc));
+	table_init(&t, headers, 3);
+	if (parse_common(argc, argv, "", &o) != 0)
+		return EXIT_USAGE;
+	if (optind != argc) {
+		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = open_app(&a, &o)) != 0)
+		goto out;
+	rc = EXIT_RUNTIME;
+	if (pipeline_init(&p, a.rules, a.jails, a.store, false) != 0)
+		goto out;
+	p_up = true;
+	if (pipeline_restore(&p, now) != 0)
+		goto out;
+	jc.a = &a;
+	if ((jc.active = calloc(jails_count(a.jails) + 1, sizeof(size_t))) == NULL)
+		goto out;
+	f = (struct ban_filter){ NULL, NULL, true, now };
+	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
+		goto out;
+	pid = daemon_pid();
+	if (pid)
+		printf("daemon: running (pid %ld)\n", pid);
+	else
+		printf("daemon: not running\n");
+	printf("database: %s\n\n", a.db_path);
+	for (size_t j = 0; j < jails_count(a.jails); j++) {
+		char keys[32], active[32];
+		const char *row[3] = { jails_name(a.jails, j), keys, active };
+		snprintf(keys, sizeof(keys), "%zu", jails_tracked_keys(a.jails, j));
+		snprintf(active, sizeof(active), "%zu", jc.active[j]);
+		if (table_add(&t, row) != 0)
+			goto out;
+	}
+	table_print(&t, stdout);
+	printf("\nevents in the last hour:\n");
+	if (store_event_counts_since(a.store, now - 3600, print_event_count, NULL) != 0)
+		goto out;
+	printf("\nlogs:\n");
+	if (store_each_position(a.store, print_position, NULL) != 0)
+		goto out;
+	rc = 0;
+out:
+	free(jc.active);
+	table_free(&t);
+	if (p_up)
+		pipeline_fini(&p);
+	app_free(&a);
+	return rc;
+}
