@@ -9,7 +9,7 @@
 
 #include "testutil.h"
 
-static char dir[256], db[512], bin[512], conf[512], sample[512];
+static char dir[256], db[700], bin[512], conf[512], sample[512];
 
 static void
 setup(void)
