@@ -14,12 +14,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "app.h"
 #include "cli.h"
 #include "enforce.h"
 #include "follow.h"
 #include "log.h"
 #include "pipeline.h"
+#include "privdrop.h"
 
 /* How often the nftables table is checked for having been flushed away. */
 #define RECONCILE_SECS 5
@@ -264,9 +267,20 @@ daemon_run(const struct daemon_options *o)
 		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
 			goto out;
 	}
+	/* Everything that needs root is open: the DB, the netlink socket, the
+	 * inotify watches.  From here on, only CAP_NET_ADMIN. */
+	{
+		char err[512];
+		if (privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
+		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {
+			log_warnx("dropping privileges: %s", err);
+			goto out;
+		}
+	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
 	    o->dry_run ? " (dry run)" : "");
+	(void)sd_notify(0, "READY=1");
 
 	while (!sig_stop) {
 		time_t now;
@@ -281,7 +295,9 @@ daemon_run(const struct daemon_options *o)
 		}
 		if (sig_reload) {
 			sig_reload = 0;
+			(void)sd_notify(0, "RELOADING=1");
 			reload(&a, &p, &b, o);
+			(void)sd_notify(0, "READY=1");
 		}
 		now = time(NULL);
 		if (now >= next_reconcile) {
@@ -302,6 +318,7 @@ daemon_run(const struct daemon_options *o)
 			goto out;
 	}
 	log_info("stopping");
+	(void)sd_notify(0, "STOPPING=1");
 	status = 0;
 out:
 	follow_close(f);
