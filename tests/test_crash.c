@@ -1,0 +1,277 @@
+/*
+ * test_crash - kill -9 at random points (fixed seed) while mailjail replays
+ * or follows a large log, restart it, and compare the final database with an
+ * uninterrupted run: the same events, the same bans.  Also rotation (rename
+ * + create, and copytruncate) while lines are appended: every line exactly
+ * once.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define KILLS_MIN 20
+
+static char dir[256], bin[512], logf[600];
+
+static void
+setup(void)
+{
+	tu_mkdtemp(dir, sizeof(dir));
+	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
+	snprintf(logf, sizeof(logf), "%s/mail.log", dir);
+}
+
+static void
+teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+TestSuite(crash, .init = setup, .fini = teardown, .timeout = 240);
+
+static void
+write_config(const char *name, const char *db, char *out, size_t len)
+{
+	char text[4096];
+
+	/* Small batches so that kills land between many commits. */
+	snprintf(text, sizeof(text),
+	    "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\njails = %s/jails\n"
+	    "user = root\nbatch_lines = 500\n", logf, db, tu_srcdir(), tu_srcdir());
+	tu_write(dir, name, text, out, len);
+}
+
+/* big_log - the sample, n times */
+static void
+big_log(int n)
+{
+	char sample[600];
+
+	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
+	cr_assert_eq(tu_sh("for i in $(seq %d); do cat '%s'; done > '%s'", n, sample, logf), 0);
+}
+
+static pid_t
+spawn(const char *const argv[])
+{
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		FILE *e = freopen("/dev/null", "w", stderr);
+		FILE *o = freopen("/dev/null", "w", stdout);
+		(void)e; (void)o;
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static const char *db_digest_sql =
+    "SELECT (SELECT count(*) FROM events) || ' events, ' || "
+    "(SELECT count(DISTINCT time || rule || coalesce(ip,'') || coalesce(account,'') || "
+    "coalesce(qid,'')) FROM events) || ' distinct; bans: ' || "
+    "(SELECT coalesce(group_concat(b, ' '), '') FROM (SELECT jail || '/' || target || '/' "
+    "|| level || '/' || started_at || '/' || expires_at AS b FROM bans ORDER BY "
+    "started_at, jail, target))";
+
+static char *
+digest(const char *db)
+{
+	return tu_sh_output("sqlite3 '%s' \"%s\"", db, db_digest_sql);
+}
+
+Test(crash, replay_killed_at_random_points_matches_one_run)
+{
+	char ref[700], db[700], cfg_ref[700], cfg[700], *a, *b;
+	int kills = 0, attempts = 0;
+	bool done = false;
+
+	big_log(60);
+	snprintf(ref, sizeof(ref), "%s/ref.db", dir);
+	snprintf(db, sizeof(db), "%s/killed.db", dir);
+	write_config("ref.conf", ref, cfg_ref, sizeof(cfg_ref));
+	write_config("killed.conf", db, cfg, sizeof(cfg));
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg_ref, logf), 0);
+
+	srand(20261122);
+	while (!done) {
+		const char *argv[] = { "mailjail", "replay", "--dry-run", "--quiet", "-c", cfg,
+		    logf, NULL };
+		pid_t pid = spawn(argv);
+		int st;
+		/* Early attempts die young; later ones live longer, so the run
+		 * always finishes after enough kills. */
+		useconds_t delay = (useconds_t)(2000 + rand() % 30000 + attempts * 4000);
+
+		attempts++;
+		usleep(delay);
+		if (kills < KILLS_MIN || rand() % 2) {
+			if (kill(pid, SIGKILL) == 0)
+				kills++;
+		}
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		if (WIFEXITED(st)) {
+			cr_assert_eq(WEXITSTATUS(st), 0);
+			done = kills >= KILLS_MIN;
+		}
+		cr_assert_lt(attempts, 400, "the replay never finished");
+	}
+	/* One last full pass, as an operator would after the crashes. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, logf), 0);
+	a = digest(ref);
+	b = digest(db);
+	cr_log_warn("replay: %d kill -9 survived in %d attempts", kills, attempts);
+	cr_assert_str_eq(b, a, "after %d kills:\n%s\nuninterrupted:\n%s", kills, b, a);
+	free(a);
+	free(b);
+}
+
+/* wait_caught_up - the daemon's saved offset reached the file's size */
+static void
+wait_caught_up(const char *db)
+{
+	struct stat st;
+	char want[64];
+
+	cr_assert_eq(stat(logf, &st), 0);
+	snprintf(want, sizeof(want), "%lld\n", (long long)st.st_size);
+	for (int i = 0; i < 600; i++) {
+		char *out = tu_sh_output("sqlite3 '%s' 'SELECT offset FROM log_position' "
+		    "2>/dev/null", db);
+		bool ok = strcmp(out, want) == 0;
+		free(out);
+		if (ok)
+			return;
+		usleep(50000);
+	}
+	cr_assert_fail("daemon did not catch up with %s", logf);
+}
+
+Test(crash, run_killed_at_random_points_matches_one_run)
+{
+	char ref[700], db[700], cfg_ref[700], cfg[700], *a, *b;
+	const char *argv_ref[] = { "mailjail", "run", "--dry-run", "-c", NULL, NULL };
+	const char *argv[] = { "mailjail", "run", "--dry-run", "-c", NULL, NULL };
+	pid_t pid;
+	int kills = 0;
+
+	big_log(60);
+	snprintf(ref, sizeof(ref), "%s/ref.db", dir);
+	snprintf(db, sizeof(db), "%s/killed.db", dir);
+	write_config("ref.conf", ref, cfg_ref, sizeof(cfg_ref));
+	write_config("killed.conf", db, cfg, sizeof(cfg));
+	argv_ref[4] = cfg_ref;
+	argv[4] = cfg;
+
+	pid = spawn(argv_ref);
+	wait_caught_up(ref);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+
+	srand(1122);
+	for (int i = 0; i < KILLS_MIN; i++) {
+		pid = spawn(argv);
+		usleep((useconds_t)(5000 + rand() % 40000 + i * 3000));
+		if (kill(pid, SIGKILL) == 0)
+			kills++;
+		cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	}
+	pid = spawn(argv);
+	wait_caught_up(db);
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	a = digest(ref);
+	b = digest(db);
+	cr_log_warn("run: %d kill -9 survived", kills);
+	cr_assert_str_eq(b, a, "after %d kills:\n%s\nuninterrupted:\n%s", kills, b, a);
+	free(a);
+	free(b);
+}
+
+/* append_numbered - n failure lines, each from its own address */
+static void
+append_numbered(const char *path, int from, int n)
+{
+	FILE *fp = fopen(path, "a");
+	char stamp[32];
+	time_t now = time(NULL);
+
+	cr_assert_not_null(fp);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", localtime(&now));
+	for (int i = from; i < from + n; i++)
+		fprintf(fp, "%s mx postfix/smtpd[1]: warning: unknown[10.%d.%d.%d]: SASL LOGIN "
+		    "authentication failed: x\n", stamp, (i >> 16) & 255, (i >> 8) & 255, i & 255);
+	fclose(fp);
+}
+
+static void
+rotation_test(bool copytruncate)
+{
+	char db[700], cfg[700], want[64];
+	const char *argv[] = { "mailjail", "run", "--dry-run", "-c", NULL, NULL };
+	pid_t pid;
+	int total = 0;
+
+	snprintf(db, sizeof(db), "%s/rot.db", dir);
+	write_config("rot.conf", db, cfg, sizeof(cfg));
+	argv[4] = cfg;
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	pid = spawn(argv);
+	for (int round = 0; round < 6; round++) {
+		for (int k = 0; k < 10; k++) {
+			append_numbered(logf, total, 100);
+			total += 100;
+			usleep(2000);
+		}
+		if (copytruncate) {
+			cr_assert_eq(tu_sh("cp '%s' '%s.%d' && : > '%s'", logf, logf, round, logf), 0);
+		} else {
+			char rotated[700];
+			snprintf(rotated, sizeof(rotated), "%s.%d", logf, round);
+			cr_assert_eq(rename(logf, rotated), 0);
+			append_numbered(rotated, total, 50);   /* late writer on the old file */
+			total += 50;
+			tu_write(dir, "mail.log", "", logf, sizeof(logf));
+		}
+	}
+	append_numbered(logf, total, 100);
+	total += 100;
+	snprintf(want, sizeof(want), "%d\n", total);
+	for (int i = 0; i < 300; i++) {
+		char *out = tu_sh_output("sqlite3 '%s' 'SELECT count(DISTINCT ip) || char(10) || "
+		    "count(*) FROM events' 2>/dev/null", db);
+		char both[140];
+		snprintf(both, sizeof(both), "%s%s", want, want);
+		if (strcmp(out, both) == 0) {
+			free(out);
+			kill(pid, SIGTERM);
+			cr_assert_eq(waitpid(pid, NULL, 0), pid);
+			return;
+		}
+		if (i == 299)
+			cr_assert_fail("expected %d distinct lines exactly once, got %s", total, out);
+		free(out);
+		usleep(50000);
+	}
+}
+
+Test(crash, rename_rotation_while_appending_loses_nothing)
+{
+	rotation_test(false);
+}
+
+/* copytruncate can lose lines written between the copy and the truncate:
+ * that is copytruncate's own race, so the test appends none there. */
+Test(crash, copytruncate_while_appending_loses_nothing)
+{
+	rotation_test(true);
+}
