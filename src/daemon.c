@@ -109,10 +109,15 @@ fail:
 	return -1;
 }
 
+struct reapply_ctx {
+	struct pipeline *p;
+	size_t n;
+};
+
 static int
 reapply_ban_cb(void *arg, const struct stored_ban *sb)
 {
-	struct pipeline *p = arg;
+	struct reapply_ctx *c = arg;
 	struct verdict v;
 
 	memset(&v, 0, sizeof(v));
@@ -125,7 +130,8 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 	v.started_at = sb->started_at;
 	v.expires_at = sb->expires_at;
 	/* A failure is logged by the backend; keep restoring the others. */
-	(void)pipeline_enforce(p, &v);
+	(void)pipeline_enforce(c->p, &v);
+	c->n++;
 	return 0;
 }
 
@@ -133,11 +139,19 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 static int
 reapply_active(struct pipeline *p, struct store *st)
 {
-	int rc = store_each_active_ban(st, (int64_t)time(NULL), reapply_ban_cb, p);
+	struct reapply_ctx c = { p, 0 };
+	struct timespec t0, t1;
+	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = store_each_active_ban(st, (int64_t)time(NULL), reapply_ban_cb, &c);
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (c.n > 0)
+		log_info("restored %zu active bans in %.1f ms", c.n,
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return rc;
 }
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Compare what mailjail recorded (its SQLite DB) with the generator's ground
+truth.  Prints one line per check; the last line is "OK ..." or "FAIL ..."."""
+import sqlite3
+import sys
+
+truth_path, db_path = sys.argv[1], sys.argv[2]
+per = {}          # (kind, key) -> count
+totals = {}
+bruteforcers, bursts = [], []
+for line in open(truth_path):
+    f = line.split()
+    if not f:
+        continue
+    if f[0] == "event_total":
+        totals[f[1]] = int(f[2])
+    elif f[0] in ("auth_failure", "submission", "relay_denied", "rbl_reject"):
+        per[(f[0], f[1])] = int(f[2])
+    elif f[0] == "bruteforcer":
+        bruteforcers.append(f[1])
+    elif f[0] == "burst":
+        bursts.append(f[1])
+
+db = sqlite3.connect(db_path)
+fails = []
+got_totals = dict(db.execute("SELECT event, count(*) FROM events GROUP BY event"))
+for name, want in sorted(totals.items()):
+    got = got_totals.get(name, 0)
+    print("events %-20s truth %8d  mailjail %8d  %s" % (name, want, got, "ok" if got == want else "DIFF"))
+    if got != want:
+        fails.append(name)
+for name in sorted(set(got_totals) - set(totals)):
+    print("events %-20s not in the truth: %d" % (name, got_totals[name]))
+
+col = {"auth_failure": "ip", "relay_denied": "ip", "rbl_reject": "ip", "submission": "account"}
+wrong = 0
+for kind in col:
+    got = dict(db.execute("SELECT %s, count(*) FROM events WHERE event = ? GROUP BY 1" % col[kind], (kind,)))
+    want = {k: v for (t, k), v in per.items() if t == kind}
+    diff = [k for k in set(got) | set(want) if got.get(k, 0) != want.get(k, 0)]
+    print("per-key %-13s %6d keys, %d differ" % (kind, len(want), len(diff)))
+    wrong += len(diff)
+    for k in sorted(diff)[:5]:
+        print("  %s: truth %d, mailjail %d" % (k, want.get(k, 0), got.get(k, 0)))
+
+banned = {r[0] for r in db.execute("SELECT target FROM bans WHERE target_kind = 'ip'")}
+held = {r[0] for r in db.execute("SELECT target FROM bans WHERE target_kind = 'account'")}
+missed = [ip for ip in bruteforcers if not any(ip == b or (("/" in b) and ip.startswith(b.split("/")[0].rstrip(":"))) for b in banned)]
+print("brute-forcers banned: %d of %d" % (len(bruteforcers) - len(missed), len(bruteforcers)))
+print("bursting accounts held: %d of %d" % (len([a for a in bursts if a in held]), len(bursts)))
+print("all bans: %d IP targets, %d account targets" % (len(banned), len(held)))
+if missed or any(a not in held for a in bursts):
+    fails.append("verdicts")
+if wrong:
+    fails.append("per-key counts")
+print(("FAIL: " + ", ".join(fails)) if fails else "OK: events, per-key counts and verdicts match the ground truth")
