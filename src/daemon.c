@@ -28,6 +28,8 @@
 #define RECONCILE_SECS 5
 /* How often old events are purged from the DB. */
 #define PURGE_SECS 3600
+/* How often map entries whose hold or ban is over are removed. */
+#define EXPIRE_SECS 10
 /* Events are kept for the longest window, and never less than this. */
 #define EVENTS_KEEP_MIN (2 * 86400)
 
@@ -245,7 +247,7 @@ daemon_run(const struct daemon_options *o)
 	struct pipeline p;
 	struct follow *f = NULL;
 	struct diag d;
-	time_t next_reconcile = 0, next_purge = 0;
+	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
 
@@ -318,6 +320,14 @@ daemon_run(const struct daemon_options *o)
 			reconcile(&p, a.store);
 			next_reconcile = now + RECONCILE_SECS;
 		}
+		if (now >= next_expire) {
+			for (size_t i = 0; i < p.nbackends; i++)
+				if (p.backend[i]->expire &&
+				    p.backend[i]->expire(p.backend_state[i], (int64_t)now) != 0)
+					log_warnx("%s: removing expired entries failed",
+					    p.backend[i]->name);
+			next_expire = now + EXPIRE_SECS;
+		}
 		if (now >= next_purge) {
 			int64_t keep = jails_longest_window(a.jails);
 			if (keep < EVENTS_KEEP_MIN)
@@ -328,8 +338,13 @@ daemon_run(const struct daemon_options *o)
 		}
 		if (n > 0)
 			continue;   /* more may be waiting: read before sleeping */
-		if (follow_wait(f, RECONCILE_SECS * 1000) < 0)
-			goto out;
+		/* Sleep until a line arrives or the nearest timer is due. */
+		{
+			time_t due = next_reconcile < next_expire ? next_reconcile : next_expire;
+			int wait_ms = due > now ? (int)(due - now) * 1000 : 100;
+			if (follow_wait(f, wait_ms) < 0)
+				goto out;
+		}
 	}
 	log_info("stopping");
 	(void)sd_notify(0, "STOPPING=1");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "holdmap.h"
 #include "log.h"
 #include "nft.h"
 
@@ -51,7 +52,7 @@ dry_fini(void *state)
 }
 
 static const struct enforcer_ops dry_run_backend = {
-	"dry-run", 0, dry_init, dry_ban, dry_unban, dry_sync, NULL, dry_fini,
+	"dry-run", 0, dry_init, dry_ban, dry_unban, dry_sync, NULL, NULL, dry_fini,
 };
 
 static int
@@ -116,12 +117,115 @@ nftb_fini(void *state)
 
 static const struct enforcer_ops nft_backend = {
 	"nft", ACTION_NFT, nftb_init, nftb_ban, nftb_unban, nftb_sync, nftb_check,
-	nftb_fini,
+	NULL, nftb_fini,
+};
+
+/* hold: accounts into the Postfix HOLD map (check_sasl_access) */
+static int
+holdb_init(void **state, const struct config *cfg, char *err, size_t errlen)
+{
+	struct holdmap *m;
+
+	if (holdmap_open(&m, cfg->hold_map, HOLDMAP_HOLD, cfg->postfix_config_dir,
+	    err, errlen) != 0)
+		return -1;
+	*state = m;
+	return 0;
+}
+
+static int
+holdb_ban(void *state, const struct verdict *v, int64_t now)
+{
+	char value[160];
+
+	if (v->kind != TARGET_ACCOUNT || v->expires_at <= now)
+		return 0;
+	/* The text after HOLD shows in Postfix's log; jail names come from
+	 * the admin's config, never from the log. */
+	snprintf(value, sizeof(value), "HOLD mailjail %s level %d", v->jail, v->level);
+	return holdmap_add(state, v->target, value, v->expires_at);
+}
+
+static int
+holdb_unban(void *state, const char *target, enum target_kind kind)
+{
+	if (kind != TARGET_ACCOUNT)
+		return 0;
+	return holdmap_remove(state, target) < 0 ? -1 : 0;
+}
+
+/* reject: client IPs into a check_client_access map answering the reply */
+static int
+rejectb_init(void **state, const struct config *cfg, char *err, size_t errlen)
+{
+	struct holdmap *m;
+
+	if (holdmap_open(&m, cfg->reject_map, HOLDMAP_REJECT, cfg->postfix_config_dir,
+	    err, errlen) != 0)
+		return -1;
+	*state = m;
+	return 0;
+}
+
+static int
+rejectb_ban(void *state, const struct verdict *v, int64_t now)
+{
+	if (v->kind != TARGET_IP || v->expires_at <= now)
+		return 0;
+	if (strchr(v->target, '/') != NULL) {
+		/* Postfix's sqlite:/hash: client lookups match whole addresses
+		 * (and IPv4 octet prefixes), not CIDR: nft covers prefixes. */
+		log_warnx("reject: %s is a prefix; a reject map holds addresses only",
+		    v->target);
+		return 0;
+	}
+	return holdmap_add(state, v->target, v->reply && *v->reply ? v->reply :
+	    "450 4.7.1 Too many errors from your address, try again later", v->expires_at);
+}
+
+static int
+rejectb_unban(void *state, const char *target, enum target_kind kind)
+{
+	if (kind != TARGET_IP)
+		return 0;
+	return holdmap_remove(state, target) < 0 ? -1 : 0;
+}
+
+static int
+mapb_sync(void *state)
+{
+	return holdmap_sync(state);
+}
+
+static int
+mapb_expire(void *state, int64_t now)
+{
+	if (holdmap_expire(state, now) < 0)
+		return -1;
+	return holdmap_sync(state);
+}
+
+static void
+mapb_fini(void *state)
+{
+	holdmap_close(state);
+}
+
+static const struct enforcer_ops hold_backend = {
+	"hold", ACTION_HOLD, holdb_init, holdb_ban, holdb_unban, mapb_sync, NULL,
+	mapb_expire, mapb_fini,
+};
+
+static const struct enforcer_ops reject_backend = {
+	"reject", ACTION_REJECT, rejectb_init, rejectb_ban, rejectb_unban, mapb_sync, NULL,
+	mapb_expire, mapb_fini,
 };
 
 static const struct enforcer_ops *const backends[] = {
 	&dry_run_backend,
 	&nft_backend,
+	&hold_backend,
+	&reject_backend,
 };
 
 const struct enforcer_ops *

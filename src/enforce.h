@@ -29,6 +29,9 @@ struct enforcer_ops {
 	/* Is our state in place?  1 yes; 0 it was gone and has been re-created
 	 * (the caller re-applies active bans); -1 error.  NULL: nothing to check. */
 	int (*check)(void *state);
+	/* Drop entries whose time is over (maps that cannot expire by
+	 * themselves).  NULL: the kernel or the map expires them. */
+	int (*expire)(void *state, int64_t now);
 	void (*fini)(void *state);
 };
 

@@ -162,7 +162,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	if (writer == 0) {
 		for (int i = 0; i < 30; i++) {
 			char cmd[1400];
-			snprintf(cmd, sizeof(cmd), "cat '%s' >> '%s'", sample, logf);
+			/* Dated yesterday: the daemon keeps two days of events. */
+			snprintf(cmd, sizeof(cmd), "d=$(date -d yesterday '+%%b %%e'); "
+			    "sed \"s/^Nov 21/$d/\" '%s' >> '%s'", sample, logf);
 			if (system(cmd) != 0)
 				_exit(1);
 			usleep(20000);
