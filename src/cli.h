@@ -16,6 +16,7 @@ int cli_run(int argc, char **argv);
 int cli_ban(int argc, char **argv);
 int cli_unban(int argc, char **argv);
 int cli_hold(int argc, char **argv);
+int cli_release(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_bans(int argc, char **argv);
 int cli_history(int argc, char **argv);

@@ -63,6 +63,16 @@ int holdmap_sync(struct holdmap *m);
 int holdmap_check_readable(const char *spec, enum holdmap_kind kind, char *err,
     size_t errlen);
 
+/*
+ * Release held mail from Postfix's hold queue: messages in queue "hold"
+ * whose queue id is in qids, or whose envelope sender equals sender (if not
+ * NULL), go back to the active queue (postsuper -H) and are delivered now
+ * (postqueue -i).  *released gets how many.  Postfix's tools are run without
+ * a shell, with -c postfix_config_dir when given.
+ */
+int holdmap_release_queue(const char *postfix_config_dir, const char *const *qids,
+    size_t nqids, const char *sender, int *released);
+
 /* The main.cf fragment naming this map (e.g. "sqlite:/var/lib/mailjail/
  * postfix-hold.cf" or "hash:/etc/postfix/mailjail_hold") into buf. */
 const char *holdmap_postfix_name(const char *spec, enum holdmap_kind kind,

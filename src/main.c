@@ -37,6 +37,9 @@ static const char usage_text[] =
 "        ban or unban by hand: the database and nftables together\n"
 "  hold ACCOUNT [--jail J] [--for DURATION] [--dry-run]\n"
 "        put an account on the Postfix HOLD map by hand\n"
+"  release ACCOUNT [--requeue] [--dry-run]\n"
+"        take it off the map; --requeue also releases its mail from\n"
+"        Postfix's hold queue (postsuper -H) and delivers it now\n"
 "\n"
 "Every command takes -c FILE and --db PATH.\n"
 "\n"
@@ -59,6 +62,7 @@ static const struct command commands[] = {
 	{ "ban", cli_ban },
 	{ "unban", cli_unban },
 	{ "hold", cli_hold },
+	{ "release", cli_release },
 };
 
 int

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "app.h"
 #include "enforce.h"
+#include "holdmap.h"
 #include "log.h"
 #include "pipeline.h"
 #include "table.h"
@@ -298,6 +299,81 @@ cli_unban(int argc, char **argv)
 	}
 	printf("unbanned %s (%d active ban%s lifted)\n", target, lifted, lifted == 1 ? "" : "s");
 out:
+	app_free(&a);
+	return rc;
+}
+
+/* How many of an account's recent messages release --requeue looks for. */
+#define RELEASE_QIDS_MAX 10000
+
+int
+cli_release(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "requeue", no_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct common_opts o;
+	struct app a;
+	char (*qids)[MJ_QID_MAX] = NULL;
+	const char **qp = NULL;
+	const char *account;
+	bool requeue = false;
+	int ch, rc, lifted = 0, nq, released = 0;
+
+	memset(&o, 0, sizeof(o));
+	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o.cfgpath = optarg; break;
+		case 'd': o.db = optarg; break;
+		case 'n': o.dry_run = true; break;
+		case 'r': requeue = true; break;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: mailjail release ACCOUNT [--requeue] [-c FILE]\n");
+		return EXIT_USAGE;
+	}
+	account = argv[optind];
+	if ((rc = open_app(&a, &o)) != 0)
+		goto out;
+	if ((rc = manual_lift(&a, account, TARGET_ACCOUNT, o.dry_run, &lifted)) != 0)
+		goto out;
+	if (lifted == 0 && !requeue) {
+		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
+		rc = EXIT_RUNTIME;
+		goto out;
+	}
+	if (lifted)
+		printf("released %s from the hold map\n", account);
+	if (requeue && !o.dry_run) {
+		/* The queue ids the log showed for this account; plus, for a login
+		 * that is an address, mail it sent under that envelope sender. */
+		qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids));
+		qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp));
+		rc = EXIT_RUNTIME;
+		if (qids == NULL || qp == NULL)
+			goto out;
+		if ((nq = store_account_qids(a.store, account, qids, RELEASE_QIDS_MAX)) < 0)
+			goto out;
+		for (int i = 0; i < nq; i++)
+			qp[i] = qids[i];
+		if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
+		    strchr(account, '@') ? account : NULL, &released) != 0) {
+			log_warnx("releasing %s's held mail failed", account);
+			goto out;
+		}
+		printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
+		    account);
+	}
+	rc = 0;
+out:
+	free(qids);
+	free(qp);
 	app_free(&a);
 	return rc;
 }

@@ -31,7 +31,7 @@ enum stmt_id {
 	ST_ADD_EVENT, ST_ADD_BAN, ST_LIFT_ANY, ST_LIFT_JAIL,
 	ST_GET_POS, ST_SAVE_POS,
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
-	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS,
+	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS, ST_ACCOUNT_QIDS,
 	ST_COUNT
 };
 
@@ -80,6 +80,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "SELECT event, count(*) FROM events WHERE time >= ?1 GROUP BY event ORDER BY event",
 	[ST_POSITIONS] =
 	    "SELECT path, inode, offset, first_hash, updated_at FROM log_position ORDER BY path",
+	[ST_ACCOUNT_QIDS] =
+	    "SELECT qid FROM events WHERE event = 'submission' AND account = ?1"
+	    " AND qid IS NOT NULL ORDER BY time DESC, id DESC LIMIT ?2",
 	[ST_NEWEST] =
 	    "SELECT max(coalesce((SELECT max(time) FROM events), 0),"
 	    " coalesce((SELECT max(started_at) FROM bans), 0))",
@@ -625,4 +628,29 @@ store_newest_time(struct store *st, int64_t *out)
 		return -1;
 	}
 	return 0;
+}
+
+int
+store_account_qids(struct store *st, const char *account, char (*qids)[MJ_QID_MAX],
+    size_t max)
+{
+	sqlite3_stmt *s = st->stmt[ST_ACCOUNT_QIDS];
+	int rc, n = 0;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (sqlite3_int64)max) != SQLITE_OK) {
+		n = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && (size_t)n < max)
+		if (copy_col(s, 0, qids[n], MJ_QID_MAX) == 0)
+			n++;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		n = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return n;
 }

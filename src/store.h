@@ -79,6 +79,11 @@ typedef int (*store_position_cb)(void *arg, const struct log_position *pos,
     int64_t updated_at);
 int store_each_position(struct store *st, store_position_cb cb, void *arg);
 
+/* Queue ids of the submissions of account (most recent first, at most max);
+ * returns how many were written to qids[], or -1. */
+int store_account_qids(struct store *st, const char *account,
+    char (*qids)[MJ_QID_MAX], size_t max);
+
 /* Newest time recorded: max of event times and ban starts (0 if none). */
 int store_newest_time(struct store *st, int64_t *out);
 
