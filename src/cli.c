@@ -16,6 +16,7 @@
 #include "app.h"
 #include "daemon.h"
 #include "follow.h"
+#include "holdmap.h"
 #include "log.h"
 #include "replay.h"
 
@@ -219,6 +220,27 @@ out:
 	return rc;
 }
 
+/* check_maps_readable - can Postfix read the maps the jails write?  A
+ * warning, not an error: before the first start the maps do not exist yet
+ * (mailjail run creates them), and check-config runs before every start. */
+static void
+check_maps_readable(struct app *a)
+{
+	unsigned actions = 0;
+	char err[512];
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		actions |= jails_actions(a->jails, j);
+	if ((actions & ACTION_HOLD) &&
+	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
+		fprintf(stderr, "%s: warning: Postfix cannot read the hold map %s: %s\n",
+		    a->cfg.path, a->cfg.hold_map, err);
+	if ((actions & ACTION_REJECT) &&
+	    holdmap_check_readable(a->cfg.reject_map, HOLDMAP_REJECT, err, sizeof(err)) != 0)
+		fprintf(stderr, "%s: warning: Postfix cannot read the reject map %s: %s\n",
+		    a->cfg.path, a->cfg.reject_map, err);
+}
+
 int
 cli_check_config(int argc, char **argv)
 {
@@ -241,9 +263,11 @@ cli_check_config(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = load_or_report(&a, cfgpath, NULL, true);
-	if (rc == 0)
+	if (rc == 0) {
+		check_maps_readable(&a);
 		printf("%s: %zu rules, %zu jails: OK\n", a.cfg.path, rules_count(a.rules),
 		    jails_count(a.jails));
+	}
 	app_free(&a);
 	return rc;
 }
