@@ -1,0 +1,31 @@
+#!/bin/sh
+# Fuzz the line parser and the config parsers with libFuzzer (clang, ASan,
+# UBSan).  FUZZ_SECONDS per target (default 60); crashes land in
+# build-fuzz/crash-* and must become regression tests (tests/fuzz/regress/).
+set -eu
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${FUZZ_SECONDS:-60}
+if [ ! -d build-fuzz ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dtests=disabled >/dev/null
+fi
+meson compile -C build-fuzz fuzz_rules fuzz_config >/dev/null
+rm -rf build-fuzz/corpus-rules build-fuzz/corpus-config
+mkdir -p build-fuzz/corpus-rules build-fuzz/corpus-config
+# Seeds: every line of the real and shipped logs, one file each.
+n=0
+cat tests/data/*.log | while IFS= read -r line; do
+    n=$((n + 1)); printf '%s' "$line" > "build-fuzz/corpus-rules/seed-$n"
+done
+cp rules/*.rules jails/*.jail conf/mailjail.conf build-fuzz/corpus-config/
+cp tests/fuzz/regress/* build-fuzz/corpus-rules/ 2>/dev/null || true
+export MAILJAIL_RULES=$PWD/rules
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+status=0
+for t in rules config; do
+    echo "fuzz_$t: ${SECONDS_EACH}s"
+    (cd build-fuzz && ./fuzz_$t -max_total_time="$SECONDS_EACH" -max_len=4096 \
+        -print_final_stats=1 corpus-$t 2>&1 | \
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)' ) || status=1
+done
+exit $status
