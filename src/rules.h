@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cfgfile.h"
 #include "logtime.h"
@@ -45,6 +46,9 @@ size_t rules_count(const struct ruleset *rs);
 const char *rules_name(const struct ruleset *rs, size_t i);
 const char *rules_event(const struct ruleset *rs, size_t i);
 bool rules_has_event(const struct ruleset *rs, const char *event);
+/* Matches abandoned at the PCRE2 match or depth limit (a pathological
+ * pattern): counted as no match. */
+uint64_t rules_limit_hits(const struct ruleset *rs);
 
 /*
  * Match one line (without its newline).  On RULES_MATCH fills *ev and sets

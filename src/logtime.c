@@ -1,0 +1,186 @@
+/*
+ * logtime - log stamps to Unix seconds.  See logtime.h.
+ */
+#include "logtime.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+/* days_from_civil - days since 1970-01-01 of a proleptic Gregorian date
+ * (Howard Hinnant's algorithm), so RFC 3339 needs no mktime at all */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+void
+logtime_init(struct logtime *lt, int64_t ref_now)
+{
+	time_t t = (time_t)ref_now;
+	struct tm tm;
+
+	memset(lt, 0, sizeof(*lt));
+	lt->ref = ref_now;
+	lt->ref_year = localtime_r(&t, &tm) ? tm.tm_year + 1900 : 1970;
+	lt->c_year = -1;
+}
+
+/* digits - n decimal digits at s, or -1 */
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* local_hour - Unix time of the start of a local hour, mktime cached */
+static int64_t
+local_hour(struct logtime *lt, int year, int mon, int mday, int hour)
+{
+	struct tm tm;
+
+	if (year == lt->c_year && mon == lt->c_mon && mday == lt->c_mday && hour == lt->c_hour)
+		return lt->c_epoch;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = mday;
+	tm.tm_hour = hour;
+	tm.tm_isdst = -1;
+	lt->c_epoch = (int64_t)mktime(&tm);
+	lt->c_year = year;
+	lt->c_mon = mon;
+	lt->c_mday = mday;
+	lt->c_hour = hour;
+	return lt->c_epoch;
+}
+
+static int
+month_number(const char *s)
+{
+	static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+	for (int i = 0; i < 12; i++)
+		if (memcmp(s, names + 3 * i, 3) == 0)
+			return i + 1;
+	return 0;
+}
+
+/* parse_syslog - "Nov 22 10:00:01" or "Aug  3 10:00:01" (15 bytes) */
+static int
+parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
+{
+	int mon, mday, h, m, sec, year;
+	int64_t v;
+
+	if (len < 15 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':')
+		return -1;
+	if ((mon = month_number(s)) == 0)
+		return -1;
+	if (s[4] == ' ')
+		mday = digits(s + 5, 1);
+	else
+		mday = digits(s + 4, 2);
+	h = digits(s + 7, 2);
+	m = digits(s + 10, 2);
+	sec = digits(s + 13, 2);
+	if (mday < 1 || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 || sec > 60)
+		return -1;
+	year = lt->ref_year;
+	if (mday > days_in_month(year, mon) && !(mon == 2 && mday == 29))
+		return -1;
+	/* Feb 29 in a non-leap reference year belongs to an earlier leap year. */
+	while (mday > days_in_month(year, mon))
+		year--;
+	v = local_hour(lt, year, mon, mday, h) + m * 60 + sec;
+	/* No year in the stamp: this year, unless that is in the future. */
+	if (v > lt->ref + 86400) {
+		year--;
+		while (mday > days_in_month(year, mon))
+			year--;
+		v = local_hour(lt, year, mon, mday, h) + m * 60 + sec;
+	}
+	*t = v;
+	*used = 15;
+	return 0;
+}
+
+/* parse_rfc3339 - "2026-11-22T10:00:01[.frac](Z|+hh:mm|-hh:mm)" */
+static int
+parse_rfc3339(const char *s, size_t len, int64_t *t, size_t *used)
+{
+	int y, mo, d, h, mi, sec, oh, om;
+	size_t i = 19;
+	int64_t off = 0;
+
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':')
+		return -1;
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	sec = digits(s + 17, 2);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 ||
+	    mi > 59 || sec < 0 || sec > 60 || d > days_in_month(y, mo))
+		return -1;
+	if (s[i] == '.') {
+		size_t start = ++i;
+		while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 9)
+			i++;
+		if (i == start)
+			return -1;
+	}
+	if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+		i++;
+	} else if (i + 6 <= len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+		oh = digits(s + i + 1, 2);
+		om = digits(s + i + 4, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -1;
+		off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+		i += 6;
+	} else {
+		return -1;
+	}
+	*t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
+	    sec - off;
+	*used = i;
+	return 0;
+}
+
+int
+logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
+{
+	if (len == 0)
+		return -1;
+	if (s[0] >= '0' && s[0] <= '9')
+		return parse_rfc3339(s, len, t, used);
+	return parse_syslog(lt, s, len, t, used);
+}

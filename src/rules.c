@@ -1,0 +1,556 @@
+/*
+ * rules - log lines to events with PCRE2 (JIT).  See rules.h.
+ *
+ * Per line: check the bytes (no NUL, valid UTF-8: a fast ASCII pass first),
+ * parse the stamp and the "host program[pid]: " header, then try only the
+ * rules whose program glob matches the tag (the answer is cached per
+ * distinct tag: a mail log has a few dozen), skipping a rule at once when
+ * its anchored pattern's first character differs from the message's.
+ * Captures are copied into the event's fixed buffers; an ip must survive
+ * inet_pton and is stored as inet_ntop prints it.
+ *
+ * Memory: the ruleset owns names, globs, compiled patterns, one match data
+ * block and one match context (match and depth limits: a pathological
+ * pattern costs a bounded time per line, counted in rules_limit_hits()).
+ */
+#include "rules.h"
+
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#define RULES_MATCH_LIMIT 100000
+#define RULES_DEPTH_LIMIT 1000
+#define TAG_CACHE_SIZE 256          /* power of two */
+#define TAG_MAX 64
+
+enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_COUNT };
+static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt" };
+
+struct rule {
+	char *name, *event, *program, *pattern;
+	char *file;
+	int section_line, pattern_line;
+	bool has_program, has_event, has_pattern;
+	pcre2_code *re;
+	int group[G_COUNT];          /* capture number, or 0 */
+	int first_unit;              /* required first byte of MESSAGE, or -1 */
+};
+
+struct tag_entry {
+	char tag[TAG_MAX];
+	size_t len;
+	unsigned char *applies;      /* nrules bytes: 1 if the glob matches */
+	bool used;
+};
+
+struct ruleset {
+	struct rule *rules;
+	size_t n, cap;
+	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+	struct tag_entry cache[TAG_CACHE_SIZE];
+	size_t cache_used;
+	unsigned char *scratch;      /* applies[] for uncached tags */
+	uint64_t limit_hits;
+	/* loading state */
+	const char *cur_file;
+	int cur_section_line;
+	struct diag *d;
+};
+
+static void
+rule_free(struct rule *r)
+{
+	free(r->name);
+	free(r->event);
+	free(r->program);
+	free(r->pattern);
+	free(r->file);
+	pcre2_code_free(r->re);
+}
+
+void
+rules_free(struct ruleset *rs)
+{
+	if (rs == NULL)
+		return;
+	for (size_t i = 0; i < rs->n; i++)
+		rule_free(&rs->rules[i]);
+	free(rs->rules);
+	for (size_t i = 0; i < TAG_CACHE_SIZE; i++)
+		free(rs->cache[i].applies);
+	free(rs->scratch);
+	pcre2_match_data_free(rs->md);
+	pcre2_match_context_free(rs->mctx);
+	free(rs);
+}
+
+size_t
+rules_count(const struct ruleset *rs)
+{
+	return rs ? rs->n : 0;
+}
+
+const char *
+rules_name(const struct ruleset *rs, size_t i)
+{
+	return rs->rules[i].name;
+}
+
+const char *
+rules_event(const struct ruleset *rs, size_t i)
+{
+	return rs->rules[i].event;
+}
+
+bool
+rules_has_event(const struct ruleset *rs, const char *event)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->rules[i].event, event) == 0)
+			return true;
+	return false;
+}
+
+uint64_t
+rules_limit_hits(const struct ruleset *rs)
+{
+	return rs->limit_hits;
+}
+
+/* rule_for_section - the rule being built for this [section] of this file */
+static struct rule *
+rule_for_section(struct ruleset *rs, const char *file, const char *section, int section_line)
+{
+	struct rule *r;
+
+	if (rs->n > 0) {
+		r = &rs->rules[rs->n - 1];
+		if (r->section_line == section_line && strcmp(r->file, file) == 0)
+			return r;
+	}
+	for (size_t i = 0; i < rs->n; i++) {
+		if (strcmp(rs->rules[i].name, section) == 0) {
+			diag_add(rs->d, file, section_line, "rule [%s] is defined twice (first in "
+			    "%s:%d)", section, rs->rules[i].file, rs->rules[i].section_line);
+			return NULL;
+		}
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 16;
+		struct rule *nr = realloc(rs->rules, cap * sizeof(*nr));
+		if (nr == NULL)
+			return NULL;
+		rs->rules = nr;
+		rs->cap = cap;
+	}
+	r = &rs->rules[rs->n];
+	memset(r, 0, sizeof(*r));
+	r->name = strdup(section);
+	r->file = strdup(file);
+	r->section_line = section_line;
+	r->first_unit = -1;
+	if (r->name == NULL || r->file == NULL) {
+		rule_free(r);
+		return NULL;
+	}
+	rs->n++;
+	return r;
+}
+
+static bool
+valid_event_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+static int
+rules_handler(void *arg, const char *file, const char *section, int section_line,
+    const char *key, const char *value, int line)
+{
+	struct ruleset *rs = arg;
+	struct rule *r;
+
+	if (*section == '\0') {
+		diag_add(rs->d, file, line, "\"%s\" outside of a [rule] section", key);
+		return -1;
+	}
+	if ((r = rule_for_section(rs, file, section, section_line)) == NULL)
+		return -1;
+	if (strcmp(key, "pattern") == 0) {
+		/* An indented continuation line extends the pattern. */
+		size_t old = r->pattern ? strlen(r->pattern) : 0;
+		char *p = realloc(r->pattern, old + strlen(value) + 1);
+		if (p == NULL)
+			return -1;
+		memcpy(p + old, value, strlen(value) + 1);
+		r->pattern = p;
+		if (!r->has_pattern)
+			r->pattern_line = line;
+		r->has_pattern = true;
+	} else if (strcmp(key, "program") == 0 || strcmp(key, "event") == 0) {
+		bool prog = key[0] == 'p';
+		if (prog ? r->has_program : r->has_event) {
+			diag_add(rs->d, file, line, "rule [%s]: %s given twice", section, key);
+			return -1;
+		}
+		if (*value == '\0' || (!prog && !valid_event_name(value))) {
+			diag_add(rs->d, file, line, "rule [%s]: bad %s \"%s\"%s", section, key,
+			    value, prog ? "" : " (use a-z, 0-9 and _)");
+			return -1;
+		}
+		if (prog) {
+			r->program = strdup(value);
+			r->has_program = true;
+		} else {
+			r->event = strdup(value);
+			r->has_event = true;
+		}
+	} else {
+		diag_add(rs->d, file, line, "rule [%s]: unknown key \"%s\" (expected program, "
+		    "event, pattern)", section, key);
+		return -1;
+	}
+	return 0;
+}
+
+/* compile_rule - PCRE2 + JIT, named groups checked; diags on failure */
+static int
+compile_rule(struct ruleset *rs, struct rule *r)
+{
+	PCRE2_SIZE erroff;
+	int errcode, ngroups, entry_size;
+	uint32_t namecount, first_type, first_unit, options;
+	PCRE2_SPTR table;
+	char msg[256];
+
+	r->re = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED, 0, &errcode,
+	    &erroff, NULL);
+	if (r->re == NULL) {
+		pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof(msg));
+		diag_add(rs->d, r->file, r->pattern_line, "rule [%s]: bad pattern at offset "
+		    "%zu: %s", r->name, (size_t)erroff, msg);
+		return -1;
+	}
+	/* JIT is 2-3x faster; without it (no executable memory) it still works. */
+	(void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE);
+	pcre2_pattern_info(r->re, PCRE2_INFO_NAMECOUNT, &namecount);
+	pcre2_pattern_info(r->re, PCRE2_INFO_NAMEENTRYSIZE, &entry_size);
+	pcre2_pattern_info(r->re, PCRE2_INFO_NAMETABLE, &table);
+	for (uint32_t i = 0; i < namecount; i++) {
+		const unsigned char *e = table + (size_t)i * (size_t)entry_size;
+		int num = (e[0] << 8) | e[1];
+		const char *name = (const char *)e + 2;
+		int g;
+
+		for (g = 0; g < G_COUNT; g++)
+			if (strcmp(name, group_names[g]) == 0)
+				break;
+		if (g == G_COUNT) {
+			diag_add(rs->d, r->file, r->pattern_line, "rule [%s]: unknown named group "
+			    "\"%s\" (allowed: ip, user, sender, qid, nrcpt)", r->name, name);
+			return -1;
+		}
+		r->group[g] = num;
+	}
+	pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &ngroups);
+	pcre2_pattern_info(r->re, PCRE2_INFO_ALLOPTIONS, &options);
+	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODETYPE, &first_type);
+	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODEUNIT, &first_unit);
+	if ((options & PCRE2_ANCHORED) && first_type == 1 && !(options & PCRE2_CASELESS))
+		r->first_unit = (int)first_unit;
+	return ngroups;
+}
+
+int
+rules_load(const char *path, struct ruleset **out, struct diag *d)
+{
+	struct ruleset *rs;
+	size_t before = d->n;
+	int maxgroups = 0;
+
+	*out = NULL;
+	if ((rs = calloc(1, sizeof(*rs))) == NULL) {
+		diag_add(d, path, 0, "out of memory");
+		return -1;
+	}
+	rs->d = d;
+	(void)cfgfile_parse_path(path, ".rules", rules_handler, rs, d);
+	for (size_t i = 0; i < rs->n; i++) {
+		struct rule *r = &rs->rules[i];
+		int g;
+
+		if (!r->has_program || !r->has_event || !r->has_pattern) {
+			diag_add(d, r->file, r->section_line, "rule [%s]: missing %s", r->name,
+			    !r->has_program ? "program" : !r->has_event ? "event" : "pattern");
+			continue;
+		}
+		if (r->program == NULL || r->event == NULL || r->pattern == NULL) {
+			diag_add(d, r->file, r->section_line, "out of memory");
+			continue;
+		}
+		if ((g = compile_rule(rs, r)) > maxgroups)
+			maxgroups = g;
+	}
+	if (d->n == before && rs->n == 0)
+		diag_add(d, path, 0, "no rules found (expected [name] sections in *.rules)");
+	if (d->n > before)
+		goto fail;
+	rs->md = pcre2_match_data_create((uint32_t)maxgroups + 1, NULL);
+	rs->mctx = pcre2_match_context_create(NULL);
+	rs->scratch = malloc(rs->n);
+	if (rs->md == NULL || rs->mctx == NULL || rs->scratch == NULL) {
+		diag_add(d, path, 0, "out of memory");
+		goto fail;
+	}
+	pcre2_set_match_limit(rs->mctx, RULES_MATCH_LIMIT);
+	pcre2_set_depth_limit(rs->mctx, RULES_DEPTH_LIMIT);
+	rs->d = NULL;
+	*out = rs;
+	return 0;
+fail:
+	rules_free(rs);
+	return -1;
+}
+
+/* text_ok - no NUL, valid UTF-8 (ASCII fast path, 8 bytes at a time) */
+static bool
+text_ok(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i + 8 <= len) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		/* any high bit, or any zero byte */
+		if ((w & 0x8080808080808080ULL) ||
+		    ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+			break;
+		i += 8;
+	}
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1; cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2; cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3; cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t k = 1; k <= n; k++) {
+			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong, surrogate, beyond U+10FFFF */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* tag_rules - applies[i] says whether rule i's glob matches the tag */
+static const unsigned char *
+tag_rules(struct ruleset *rs, const char *tag, size_t len)
+{
+	char buf[TAG_MAX];
+	uint32_t h = 2166136261u;
+	unsigned char *applies;
+
+	if (len >= TAG_MAX)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)tag[i]) * 16777619u;
+	for (size_t probe = 0; probe < TAG_CACHE_SIZE; probe++) {
+		struct tag_entry *e = &rs->cache[(h + probe) & (TAG_CACHE_SIZE - 1)];
+		if (e->used && e->len == len && memcmp(e->tag, tag, len) == 0)
+			return e->applies;
+		if (!e->used)
+			break;
+	}
+	memcpy(buf, tag, len);
+	buf[len] = '\0';
+	/* A log with a flood of distinct tags fills the cache; the rest are
+	 * matched every time, which is slower but still right. */
+	applies = rs->scratch;
+	if (rs->cache_used < TAG_CACHE_SIZE / 2) {
+		struct tag_entry *e = NULL;
+		for (size_t probe = 0; probe < TAG_CACHE_SIZE; probe++) {
+			e = &rs->cache[(h + probe) & (TAG_CACHE_SIZE - 1)];
+			if (!e->used)
+				break;
+		}
+		if (e && !e->used && (e->applies = malloc(rs->n ? rs->n : 1)) != NULL) {
+			memcpy(e->tag, tag, len);
+			e->len = len;
+			e->used = true;
+			rs->cache_used++;
+			applies = e->applies;
+		}
+	}
+	for (size_t i = 0; i < rs->n; i++)
+		applies[i] = fnmatch(rs->rules[i].program, buf, 0) == 0;
+	return applies;
+}
+
+/* copy_group - capture g of the last match into buf; -1 if it does not fit */
+static int
+copy_group(struct ruleset *rs, const struct rule *r, enum group g, const char *msg,
+    char *buf, size_t len)
+{
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(rs->md);
+	int n = r->group[g];
+	size_t start, end;
+
+	buf[0] = '\0';
+	if (n == 0 || ov[2 * n] == PCRE2_UNSET)
+		return 0;
+	start = ov[2 * n];
+	end = ov[2 * n + 1];
+	if (end - start >= len)
+		return -1;
+	memcpy(buf, msg + start, end - start);
+	buf[end - start] = '\0';
+	return 0;
+}
+
+/* canonical_ip - inet_pton, then inet_ntop; IPv4-mapped IPv6 becomes IPv4 so
+ * one client has one key */
+static int
+canonical_ip(char *ip, size_t len)
+{
+	unsigned char bin[16];
+	static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+
+	if (inet_pton(AF_INET, ip, bin) == 1)
+		return inet_ntop(AF_INET, bin, ip, (socklen_t)len) ? 0 : -1;
+	if (inet_pton(AF_INET6, ip, bin) != 1)
+		return -1;
+	if (memcmp(bin, mapped, 12) == 0)
+		return inet_ntop(AF_INET, bin + 12, ip, (socklen_t)len) ? 0 : -1;
+	return inet_ntop(AF_INET6, bin, ip, (socklen_t)len) ? 0 : -1;
+}
+
+/* fill_event - the captures of rule r into ev; -1 if any is invalid */
+static int
+fill_event(struct ruleset *rs, const struct rule *r, const char *msg, struct event *ev)
+{
+	char nrcpt[16];
+
+	if (copy_group(rs, r, G_IP, msg, ev->ip, sizeof(ev->ip)) != 0 ||
+	    copy_group(rs, r, G_USER, msg, ev->user, sizeof(ev->user)) != 0 ||
+	    copy_group(rs, r, G_SENDER, msg, ev->sender, sizeof(ev->sender)) != 0 ||
+	    copy_group(rs, r, G_QID, msg, ev->qid, sizeof(ev->qid)) != 0 ||
+	    copy_group(rs, r, G_NRCPT, msg, nrcpt, 11) != 0)
+		return -1;
+	if (ev->ip[0] && canonical_ip(ev->ip, sizeof(ev->ip)) != 0)
+		return -1;
+	if (r->group[G_IP] && ev->ip[0] == '\0')
+		return -1;
+	ev->nrcpt = -1;
+	if (nrcpt[0]) {
+		long v = 0;
+		for (const char *p = nrcpt; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			v = v * 10 + (*p - '0');
+		}
+		ev->nrcpt = v;
+	}
+	ev->rule = r->name;
+	ev->type = r->event;
+	return 0;
+}
+
+enum rules_result
+rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len,
+    struct event *ev, size_t *rule_index)
+{
+	const char *p, *end = line + len, *tag, *msg;
+	const unsigned char *applies;
+	size_t used, taglen, msglen;
+	int64_t t;
+
+	if (!text_ok((const unsigned char *)line, len))
+		return RULES_BADLINE;
+	if (logtime_parse(lt, line, len, &t, &used) != 0 || used >= len || line[used] != ' ')
+		return RULES_BADLINE;
+	/* host */
+	p = line + used + 1;
+	while (p < end && *p == ' ')
+		p++;
+	while (p < end && *p != ' ')
+		p++;
+	if (p >= end)
+		return RULES_BADLINE;
+	/* program[pid]: message */
+	tag = ++p;
+	while (p < end && *p != '[' && *p != ':' && *p != ' ')
+		p++;
+	taglen = (size_t)(p - tag);
+	if (p >= end || taglen == 0)
+		return RULES_BADLINE;
+	if (*p == '[') {
+		while (p < end && *p != ']')
+			p++;
+		if (p >= end)
+			return RULES_BADLINE;
+		p++;
+	}
+	if (end - p < 2 || p[0] != ':' || p[1] != ' ')
+		return RULES_BADLINE;
+	msg = p + 2;
+	msglen = (size_t)(end - msg);
+
+	if ((applies = tag_rules(rs, tag, taglen)) == NULL)
+		return RULES_NOMATCH;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->rules[i];
+		int rc;
+
+		if (!applies[i])
+			continue;
+		if (r->first_unit >= 0 && (msglen == 0 || (unsigned char)msg[0] != r->first_unit))
+			continue;
+		rc = pcre2_match(r->re, (PCRE2_SPTR)msg, msglen, 0, 0, rs->md, rs->mctx);
+		if (rc == PCRE2_ERROR_NOMATCH)
+			continue;
+		if (rc < 0) {
+			/* match or depth limit: bounded, counted, not a match */
+			rs->limit_hits++;
+			continue;
+		}
+		if (rule_index)
+			*rule_index = i;
+		memset(ev, 0, offsetof(struct event, ip));
+		ev->time = t;
+		if (fill_event(rs, r, msg, ev) != 0)
+			return RULES_BADFIELD;
+		return RULES_MATCH;
+	}
+	return RULES_NOMATCH;
+}
