@@ -73,6 +73,11 @@ int holdmap_check_readable(const char *spec, enum holdmap_kind kind, char *err,
 int holdmap_release_queue(const char *postfix_config_dir, const char *const *qids,
     size_t nqids, const char *sender, int *released);
 
+/* One line of "postqueue -j": queue name, queue id and sender (""
+ * if none).  0, or -1 if the line lacks them. */
+int holdmap_parse_queue_line(const char *line, char *queue, size_t qlen, char *qid,
+    size_t idlen, char *sender, size_t slen);
+
 /* The main.cf fragment naming this map (e.g. "sqlite:/var/lib/mailjail/
  * postfix-hold.cf" or "hash:/etc/postfix/mailjail_hold") into buf. */
 const char *holdmap_postfix_name(const char *spec, enum holdmap_kind kind,
