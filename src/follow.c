@@ -1,27 +1,44 @@
 /*
- * follow - complete lines appended to log files.  See follow.h.
+ * follow - reads complete lines appended to log files (see follow.h).
  *
- * Each log has a current stream (fd, inode, buffer) and, right after a
- * rename rotation, an old stream that is read to its end and kept open for
- * a grace period, because a syslog daemon writes to the old file until it is
- * told to reopen.  On every read the path is stat()ed: another inode at the
- * path means rotation, a size below our offset (or another first line)
- * means truncation.  inotify (through libinotifytools, watching each log's
- * directory, which also reports changes to the files in it) only says when
- * to look; missing an event costs a delay, never a line.
+ * Each followed file has one read buffer (FOLLOW_BUF bytes, allocated at
+ * follow_add, freed by follow_close) and at most one open descriptor.  Lines
+ * are found with memchr in place and handed to the callback as pointers into
+ * that buffer: nothing is allocated per line.
  *
- * libinotifytools keeps its fd to itself; its next_event() waits in select()
- * with a timeout in whole seconds, and a signal interrupts it, which is all
- * the daemon loop needs (timers are seconds apart; lines wake it at once).
+ * Waking: libinotifytools hides its inotify descriptor and only waits in
+ * whole seconds, so follow_open finds the descriptor it created (the one new
+ * "anon_inode:inotify" entry in /proc/self/fd) and follow_wait poll()s it with
+ * a millisecond timeout, then lets the library read the events.  Events only
+ * wake us: what happened to a file is decided in follow_read, at end of file,
+ * by fstat(fd) against stat(path) (size below our offset: truncated; other
+ * inode at the path: rotated), so a missed or coalesced event loses nothing.
  *
- * Memory: struct follow owns its streams' buffers (BUF_SIZE each) and fds.
+ * Watches: each distinct directory once (creations, renames, deletions and
+ * modifications of the names we follow), and each open file through
+ * /proc/self/fd/N, which names exactly the inode we read even after it was
+ * renamed.  A file watch is removed before its descriptor is closed, so the
+ * library's name table never holds a stale /proc/self/fd/N entry.
+ *
+ * Semantics worth knowing:
+ * - A last line without newline is held, in one-shot mode too: replay does
+ *   not deliver it and the position stays before it, so a later run (or the
+ *   daemon) delivers it once it is complete.
+ * - Rotation: while the new file at the path is still empty and the old one
+ *   still has a name, we stay on the old one (the writer may not have
+ *   reopened yet).  Once the new file has data (or the old one was deleted),
+ *   the old one is read to its end, an unterminated tail of it is delivered
+ *   as a last line (nobody will finish it), and the new file is read from 0.
+ * - Truncation is seen as size < our read offset at end of file; a file
+ *   truncated and refilled beyond our offset between two looks is not
+ *   detected (the first-line hash is only checked on resume).
+ * - Lines longer than FOLLOW_LINE_MAX are skipped but count as consumed.
  */
-#include "follow.h"
-
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inotifytools/inotify.h>
-#include <inotifytools/inotifytools.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,224 +46,449 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <inotifytools/inotify.h>
+#include <inotifytools/inotifytools.h>
+
+#include "follow.h"
 #include "log.h"
 
-#define BUF_SIZE (1024 * 1024)
-#define FIRST_LINE_MAX 4096
-#define ROTATE_GRACE_SECS 5
-#define FOLLOW_FILES_MAX 64
+/* Large reads make replay fast; must exceed FOLLOW_LINE_MAX + 1. */
+#define FOLLOW_BUF (1024 * 1024)
 
-struct stream {
-	int fd;
-	uint64_t inode;
+#define DIR_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
+	IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+
+/* While a directory cannot be watched, fall back to looking this often. */
+#define FALLBACK_POLL_MS 1000
+
+struct ffile {
+	char path[sizeof(((struct log_position *)0)->path)];
+	char dir[PATH_MAX + 2];   /* directory, with a trailing '/' */
+	const char *base;         /* last component of path */
+	int fd;                   /* -1: missing */
+	int file_wd;              /* watch on fd's inode, or -1 */
+	int dir_wd;               /* watch on dir, or -1 */
+	uint64_t dev, inode;
+	uint64_t rd_off;          /* file offset of buf[end] */
+	uint64_t pos_off;         /* byte after the last consumed line */
+	uint64_t first_hash;
 	char *buf;
-	uint64_t buf_off;            /* file offset of buf[0] */
-	size_t len, start;           /* valid bytes; first unconsumed byte */
-	bool skipping;               /* inside a line longer than FOLLOW_LINE_MAX */
-	bool eof;                    /* the last read returned 0 */
-};
-
-struct lfile {
-	char *path;
-	struct stream cur, old;
-	uint64_t first_hash;         /* of cur's first line; 0 until it is complete */
-	time_t old_until;            /* when to give up on the old stream */
-	bool missing_warned, type_warned;
+	size_t start, end;        /* unconsumed bytes: buf[start..end) */
+	bool skipping;            /* inside a line longer than FOLLOW_LINE_MAX */
+	bool warned_type;         /* path is not a regular file (warned once) */
+	bool warned_open;
+	bool has_resume;          /* resume not yet applied: file not seen yet */
+	struct log_position resume;
 };
 
 struct follow {
-	struct lfile files[FOLLOW_FILES_MAX];
-	size_t n;
 	bool watch;
-	size_t next;                 /* round-robin start */
+	int ifd;                  /* libinotifytools' descriptor */
+	struct ffile *files;
+	size_t n, cap;
+	size_t next;              /* round-robin start for fairness */
+	bool more;                /* follow_read stopped early: data may wait */
 	uint64_t skipped;
 };
 
+static bool inotify_in_use;
+
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+/* fnv_add - continue an FNV-1a 64 hash (lines may arrive in pieces) */
+static uint64_t
+fnv_add(uint64_t h, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* follow_hash_line - FNV-1a 64 */
 uint64_t
 follow_hash_line(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return h ? h : 1;   /* 0 means "no first line yet" */
+	return fnv_add(FNV_BASIS, s, len);
 }
 
-static void
-stream_close(struct stream *s)
-{
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s->buf);
-	memset(s, 0, sizeof(*s));
-	s->fd = -1;
-}
-
-/* first_line_hash - of the file's first complete line, 0 if none yet */
-static uint64_t
-first_line_hash(int fd)
-{
-	char buf[FIRST_LINE_MAX];
-	ssize_t n = pread(fd, buf, sizeof(buf), 0);
-	char *nl;
-
-	if (n <= 0 || (nl = memchr(buf, '\n', (size_t)n)) == NULL)
-		return 0;
-	return follow_hash_line(buf, (size_t)(nl - buf));
-}
-
-/* open_log - a regular file, read-only; -1 (and a warning once) otherwise */
+/* inotify_fds - list the inotify descriptors open in this process */
 static int
-open_log(struct lfile *lf, struct stat *st)
+inotify_fds(int *fds, size_t max, size_t *n)
 {
-	int fd = open(lf->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	char link[300], target[64];
+	ssize_t len;
 
-	if (fd < 0) {
-		if (errno != ENOENT && !lf->missing_warned) {
-			log_warn("%s", lf->path);
-			lf->missing_warned = true;
-		}
+	*n = 0;
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		log_warn("opendir /proc/self/fd");
 		return -1;
 	}
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-		if (!lf->type_warned) {
-			log_warnx("%s: not a regular file; waiting for one", lf->path);
-			lf->type_warned = true;
-		}
-		close(fd);
-		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len < 0)
+			continue;   /* e.g. the directory's own fd, now closed */
+		target[len] = '\0';
+		if (strcmp(target, "anon_inode:inotify") == 0 && *n < max)
+			fds[(*n)++] = atoi(de->d_name);
 	}
-	lf->missing_warned = lf->type_warned = false;
-	return fd;
-}
-
-/* stream_start - make s read fd from offset */
-static int
-stream_start(struct stream *s, int fd, uint64_t inode, uint64_t offset)
-{
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->inode = inode;
-	s->buf_off = offset;
-	if ((s->buf = malloc(BUF_SIZE)) == NULL) {
-		close(fd);
-		s->fd = -1;
-		return -1;
-	}
-	if (lseek(fd, (off_t)offset, SEEK_SET) < 0) {
-		stream_close(s);
-		return -1;
-	}
+	closedir(d);
 	return 0;
 }
 
+/* start_inotify - initialise the library and learn which fd it made */
+static int
+start_inotify(int *out)
+{
+	int before[64], after[64];
+	size_t nb, na, found = 0;
+	int fd = -1;
+
+	if (inotify_fds(before, 64, &nb) == -1)
+		return -1;
+	if (!inotifytools_initialize()) {
+		errno = inotifytools_error();
+		log_warn("inotifytools_initialize");
+		return -1;
+	}
+	if (inotify_fds(after, 64, &na) == -1)
+		goto fail;
+	for (size_t i = 0; i < na; i++) {
+		bool old = false;
+		for (size_t j = 0; j < nb; j++)
+			old = old || before[j] == after[i];
+		if (!old) {
+			fd = after[i];
+			found++;
+		}
+	}
+	if (found != 1) {
+		log_warnx("cannot identify libinotifytools' descriptor "
+		    "(%zu candidates)", found);
+		goto fail;
+	}
+	/* Keep it out of anything the daemon may exec. */
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		log_warn("fcntl FD_CLOEXEC on inotify fd");
+	*out = fd;
+	return 0;
+fail:
+	inotifytools_cleanup();
+	return -1;
+}
+
+/* follow_open - one-shot (watch false) or watching follower */
 int
 follow_open(struct follow **out, bool watch)
 {
-	struct follow *f = calloc(1, sizeof(*f));
+	struct follow *f;
 
 	*out = NULL;
-	if (f == NULL)
+	if (watch && inotify_in_use) {
+		log_warnx("follow: only one watching follower per process");
 		return -1;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL) {
+		log_warn("calloc");
+		return -1;
+	}
 	f->watch = watch;
-	if (watch && !inotifytools_initialize()) {
-		log_warnx("inotify: cannot initialise: %s", strerror(inotifytools_error()));
-		free(f);
-		return -1;
+	f->ifd = -1;
+	if (watch) {
+		if (start_inotify(&f->ifd) == -1) {
+			free(f);
+			return -1;
+		}
+		inotify_in_use = true;
 	}
 	*out = f;
 	return 0;
 }
 
+/* unwatch_file - drop the watch on the open file before its fd closes */
+static void
+unwatch_file(struct ffile *fl)
+{
+	if (fl->file_wd >= 0 && !inotifytools_remove_watch_by_wd(fl->file_wd))
+		log_warnx("%s: cannot remove inotify watch", fl->path);
+	fl->file_wd = -1;
+}
+
+static void
+close_file(struct follow *f, struct ffile *fl)
+{
+	if (f->watch)
+		unwatch_file(fl);
+	if (fl->fd >= 0 && close(fl->fd) == -1)
+		log_warn("close %s", fl->path);
+	fl->fd = -1;
+}
+
+/* follow_close - close descriptors, drop watches, free buffers */
 void
 follow_close(struct follow *f)
 {
 	if (f == NULL)
 		return;
 	for (size_t i = 0; i < f->n; i++) {
-		stream_close(&f->files[i].cur);
-		stream_close(&f->files[i].old);
-		free(f->files[i].path);
+		close_file(f, &f->files[i]);
+		free(f->files[i].buf);
 	}
-	if (f->watch)
-		inotifytools_cleanup();
+	free(f->files);
+	if (f->watch) {
+		inotifytools_cleanup();   /* closes ifd too */
+		inotify_in_use = false;
+	}
 	free(f);
 }
 
-/* watch_dir - the directory of path: creations, renames, changes of files */
+/* watch_dir - watch the file's directory, sharing one watch per directory */
 static void
-watch_dir(const char *path)
+watch_dir(struct follow *f, struct ffile *fl)
 {
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	int events = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY |
-	    IN_CLOSE_WRITE | IN_ATTRIB;
+	int wd;
 
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (inotifytools_wd_from_filename(dir) > 0)
-		return;
-	if (!inotifytools_watch_file(dir, events))
-		log_warnx("inotify: cannot watch %s: %s (polling it instead)", dir,
-		    strerror(inotifytools_error()));
-}
-
-/* attach - open the log now at path: resume there if it is the same file */
-static void
-attach(struct lfile *lf, const struct log_position *resume)
-{
-	struct stat st;
-	uint64_t offset = 0, hash;
-	int fd = open_log(lf, &st);
-
-	if (fd < 0)
-		return;
-	hash = first_line_hash(fd);
-	if (resume && resume->inode == (uint64_t)st.st_ino && resume->first_hash == hash &&
-	    resume->offset <= (uint64_t)st.st_size)
-		offset = resume->offset;
-	else if (resume && resume->offset > 0)
-		log_info("%s: not the file of the saved position (rotated?): reading from "
-		    "the start", lf->path);
-	if (stream_start(&lf->cur, fd, (uint64_t)st.st_ino, offset) != 0) {
-		log_warn("%s", lf->path);
+	for (size_t i = 0; i < f->n; i++) {
+		if (&f->files[i] != fl && f->files[i].dir_wd >= 0 &&
+		    strcmp(f->files[i].dir, fl->dir) == 0) {
+			fl->dir_wd = f->files[i].dir_wd;
+			return;
+		}
+	}
+	if (!inotifytools_watch_file(fl->dir, DIR_EVENTS)) {
+		if (!fl->warned_open) {
+			errno = inotifytools_error();
+			log_warn("%s: cannot watch directory %s", fl->path,
+			    fl->dir);
+		}
 		return;
 	}
-	lf->first_hash = hash;
+	/* The library keys directories by their name with a trailing '/'. */
+	if ((wd = inotifytools_wd_from_filename(fl->dir)) < 0)
+		log_warnx("%s: no watch descriptor for %s", fl->path, fl->dir);
+	fl->dir_wd = wd;
 }
 
+/* watch_file - watch the inode behind our fd, wherever it is renamed to */
+static void
+watch_file(struct ffile *fl)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", fl->fd);
+	if (!inotifytools_watch_file(name, FILE_EVENTS)) {
+		errno = inotifytools_error();
+		log_warn("%s: cannot watch file (directory events still apply)",
+		    fl->path);
+		return;
+	}
+	fl->file_wd = inotifytools_wd_from_filename(name);
+}
+
+/* first_line_hash - hash of the file's first line, 0 if it has none */
+static int
+first_line_hash(struct ffile *fl, uint64_t *out)
+{
+	uint64_t h = FNV_BASIS;
+	uint64_t off = 0;
+	ssize_t n;
+
+	*out = 0;
+	for (;;) {
+		n = pread(fl->fd, fl->buf, FOLLOW_BUF, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_warn("read %s", fl->path);
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		char *nl = memchr(fl->buf, '\n', (size_t)n);
+		h = fnv_add(h, fl->buf, nl ? (size_t)(nl - fl->buf) : (size_t)n);
+		if (nl) {
+			*out = h;
+			return 0;
+		}
+		off += (uint64_t)n;
+	}
+}
+
+static void
+reset_reading(struct ffile *fl)
+{
+	fl->rd_off = fl->pos_off = 0;
+	fl->first_hash = 0;
+	fl->start = fl->end = 0;
+	fl->skipping = false;
+}
+
+/*
+ * open_file - open the path if it is a regular file.  Returns 1 if opened,
+ * 0 if missing (or not a regular file: warned once), -1 on error.  A pending
+ * resume position is applied here, the first time the file is seen.
+ */
+static int
+open_file(struct follow *f, struct ffile *fl)
+{
+	struct stat st;
+	uint64_t h;
+	int fd, rv = -1;
+
+	fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		if (errno != ENOENT && !fl->warned_open) {
+			log_warn("open %s (treated as missing)", fl->path);
+			fl->warned_open = true;
+		}
+		return 0;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("fstat %s", fl->path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (!fl->warned_type)
+			log_warnx("%s: not a regular file, treated as missing",
+			    fl->path);
+		fl->warned_type = true;
+		rv = 0;
+		goto out;
+	}
+	fl->warned_type = fl->warned_open = false;
+	fl->fd = fd;
+	fd = -1;
+	fl->dev = (uint64_t)st.st_dev;
+	fl->inode = (uint64_t)st.st_ino;
+	reset_reading(fl);
+
+	if (fl->has_resume) {
+		const struct log_position *r = &fl->resume;
+
+		fl->has_resume = false;
+		if (r->offset == 0)
+			goto opened;   /* from the start anyway */
+		if (first_line_hash(fl, &h) == -1)
+			goto out;
+		if (r->inode == fl->inode && r->offset <= (uint64_t)st.st_size &&
+		    r->first_hash == h) {
+			if (lseek(fl->fd, (off_t)r->offset, SEEK_SET) == -1) {
+				log_warn("lseek %s", fl->path);
+				goto out;
+			}
+			fl->rd_off = fl->pos_off = r->offset;
+			fl->first_hash = h;
+		} else {
+			log_info("%s: saved position does not match the file "
+			    "(rotated or rewritten), reading from the start",
+			    fl->path);
+		}
+	}
+opened:
+	if (f->watch)
+		watch_file(fl);
+	rv = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rv == -1 && fl->fd >= 0)
+		close_file(f, fl);
+	return rv;
+}
+
+/* follow_add - register a log file, see follow.h */
 int
 follow_add(struct follow *f, const char *path, const struct log_position *resume)
 {
-	struct lfile *lf;
+	struct ffile *fl;
+	const char *slash;
+	size_t dlen;
 
-	if (f->n == FOLLOW_FILES_MAX) {
-		log_warnx("%s: more than %d logs", path, FOLLOW_FILES_MAX);
+	if (strlen(path) >= sizeof(fl->path) || path[0] == '\0') {
+		log_warnx("follow: bad log path \"%.64s\"", path);
 		return -1;
 	}
-	lf = &f->files[f->n];
-	memset(lf, 0, sizeof(*lf));
-	lf->cur.fd = lf->old.fd = -1;
-	if ((lf->path = strdup(path)) == NULL)
-		return -1;
-	attach(lf, resume);
-	if (lf->cur.fd < 0 && !f->watch) {
-		/* replay of a file that is not there: say so and fail */
-		struct stat st;
-		if (stat(path, &st) != 0)
-			log_warn("%s", path);
-		else
-			log_warnx("%s: not a regular file", path);
-		free(lf->path);
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 4;
+		struct ffile *nf = reallocarray(f->files, cap, sizeof(*nf));
+		if (nf == NULL) {
+			log_warn("reallocarray");
+			return -1;
+		}
+		f->files = nf;
+		f->cap = cap;
+	}
+	fl = &f->files[f->n];
+	memset(fl, 0, sizeof(*fl));
+	fl->fd = fl->file_wd = fl->dir_wd = -1;
+	strcpy(fl->path, path);
+	if ((slash = strrchr(fl->path, '/')) == NULL) {
+		strcpy(fl->dir, "./");
+		fl->base = fl->path;
+	} else {
+		dlen = (size_t)(slash - fl->path) + 1;
+		if (dlen >= sizeof(fl->dir)) {
+			log_warnx("%s: directory name too long", path);
+			return -1;
+		}
+		memcpy(fl->dir, fl->path, dlen);
+		fl->dir[dlen] = '\0';
+		fl->base = slash + 1;
+	}
+	if (fl->base[0] == '\0') {
+		log_warnx("%s: not a file name", path);
 		return -1;
 	}
+	if (resume != NULL && resume->path[0] != '\0' &&
+	    strcmp(resume->path, path) != 0) {
+		log_warnx("%s: saved position is for %s, ignored", path,
+		    resume->path);
+		resume = NULL;
+	}
+	if (resume != NULL) {
+		fl->resume = *resume;
+		fl->has_resume = true;
+	}
+	if ((fl->buf = malloc(FOLLOW_BUF)) == NULL) {
+		log_warn("malloc");
+		return -1;
+	}
+	/* Watch the directory first, so a file created meanwhile is seen. */
 	if (f->watch)
-		watch_dir(path);
+		watch_dir(f, fl);
+	switch (open_file(f, fl)) {
+	case 1:
+		break;
+	case 0:
+		if (!f->watch) {
+			if (!fl->warned_type && !fl->warned_open)
+				log_warnx("%s: no such file", path);
+			goto fail;
+		}
+		log_info("%s: not there yet, waiting for it", path);
+		break;
+	default:
+		goto fail;
+	}
 	return (int)f->n++;
+fail:
+	close_file(f, fl);
+	free(fl->buf);
+	fl->buf = NULL;
+	return -1;
+}
+
+int
+follow_fd(const struct follow *f)
+{
+	return f->ifd;
 }
 
 size_t
@@ -261,231 +503,410 @@ follow_skipped_lines(const struct follow *f)
 	return f->skipped;
 }
 
+/* follow_position - where the next line for file i starts */
 void
 follow_position(const struct follow *f, size_t i, struct log_position *out)
 {
-	const struct lfile *lf = &f->files[i];
+	const struct ffile *fl = &f->files[i];
 
-	memset(out, 0, sizeof(*out));
-	snprintf(out->path, sizeof(out->path), "%s", lf->path);
-	if (lf->cur.fd < 0 && lf->cur.buf == NULL)
+	/* Not opened yet: keep the saved position rather than erase it. */
+	if (fl->has_resume && fl->fd < 0) {
+		*out = fl->resume;
 		return;
-	out->inode = lf->cur.inode;
-	out->offset = lf->cur.buf_off + lf->cur.start;
-	out->first_hash = lf->first_hash;
+	}
+	memset(out, 0, sizeof(*out));
+	strcpy(out->path, fl->path);
+	out->inode = fl->inode;
+	out->offset = fl->pos_off;
+	out->first_hash = fl->first_hash;
 }
 
-/* stream_fill - read what is there; 1 got bytes, 0 nothing new, -1 error */
-static int
-stream_fill(struct stream *s, const char *path)
+/* skipped_first_hash - hash a too-long first line straight from the file */
+static void
+skipped_first_hash(struct ffile *fl)
 {
+	uint64_t h = FNV_BASIS, off = 0;
+	char tmp[4096];
 	ssize_t n;
 
-	if (s->start > 0 && (s->len == s->start || BUF_SIZE - s->len < BUF_SIZE / 4)) {
-		memmove(s->buf, s->buf + s->start, s->len - s->start);
-		s->buf_off += s->start;
-		s->len -= s->start;
-		s->start = 0;
+	for (;;) {
+		n = pread(fl->fd, tmp, sizeof(tmp), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0)
+				log_warn("read %s", fl->path);
+			return;
+		}
+		char *nl = memchr(tmp, '\n', (size_t)n);
+		h = fnv_add(h, tmp, nl ? (size_t)(nl - tmp) : (size_t)n);
+		if (nl) {
+			fl->first_hash = h;
+			return;
+		}
+		off += (uint64_t)n;
 	}
-	if (s->len == BUF_SIZE)
-		return 0;   /* full of an unfinished line: the caller skips it */
-	n = read(s->fd, s->buf + s->len, BUF_SIZE - s->len);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		log_warn("%s: read", path);
-		return -1;
-	}
-	s->eof = n == 0;
-	s->len += (size_t)n;
-	return n > 0;
 }
 
 /*
- * stream_lines - deliver complete lines from s, at most *budget; returns -1
- * if the callback asked to stop, else 0.  Lines longer than FOLLOW_LINE_MAX
- * are skipped.  With final, a last line without a newline is delivered too
- * (the old file after rotation: nobody will finish it).
+ * consumed - a line (delivered, or skipped when line is NULL) ended at
+ * buffer index end_idx; the position moves past it.
+ */
+static void
+consumed(struct ffile *fl, size_t end_idx, const char *line, size_t len)
+{
+	bool first = fl->pos_off == 0;
+
+	fl->pos_off = fl->rd_off - (fl->end - end_idx);
+	if (first && fl->first_hash == 0) {
+		if (line != NULL)
+			fl->first_hash = follow_hash_line(line, len);
+		else
+			skipped_first_hash(fl);
+	}
+}
+
+static void
+skip_warn(struct follow *f, struct ffile *fl)
+{
+	f->skipped++;
+	log_warnx("%s: line at offset %ju longer than %d bytes, skipped",
+	    fl->path, (uintmax_t)(fl->rd_off - (fl->end - fl->start)),
+	    FOLLOW_LINE_MAX);
+}
+
+/*
+ * deliver - hand complete lines in the buffer to cb.  Returns 1 if it must
+ * stop (budget used up or cb asked), 0 when the buffer holds no complete
+ * line any more.
  */
 static int
-stream_lines(struct follow *f, size_t idx, struct stream *s, struct lfile *lf,
-    follow_line_cb cb, void *arg, size_t *budget, long *consumed, bool final)
+deliver(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
+    size_t *budget, long *count)
 {
-	while (*budget > 0) {
-		char *p = s->buf + s->start;
-		size_t avail = s->len - s->start;
-		char *nl = memchr(p, '\n', avail);
-		size_t linelen;
+	struct ffile *fl = &f->files[idx];
+	char *nl, *line;
+	size_t len;
 
-		if (s->skipping) {
+	while (fl->start < fl->end) {
+		if (*budget == 0)
+			return 1;
+		line = fl->buf + fl->start;
+		nl = memchr(line, '\n', fl->end - fl->start);
+		if (fl->skipping) {
 			if (nl == NULL) {
-				s->start = s->len;
-				return 0;
+				fl->start = fl->end;
+				break;
 			}
-			s->start += (size_t)(nl - p) + 1;
-			s->skipping = false;
-			(*consumed)++;
+			fl->skipping = false;
+			fl->start = (size_t)(nl - fl->buf) + 1;
+			consumed(fl, fl->start, NULL, 0);
 			continue;
 		}
 		if (nl == NULL) {
-			if (avail >= FOLLOW_LINE_MAX) {
-				log_warnx("%s: skipping a line longer than %d bytes at offset %llu",
-				    lf->path, FOLLOW_LINE_MAX,
-				    (unsigned long long)(s->buf_off + s->start));
-				f->skipped++;
-				s->skipping = true;
-				continue;
+			if (fl->end - fl->start > FOLLOW_LINE_MAX) {
+				skip_warn(f, fl);
+				fl->skipping = true;
+				fl->start = fl->end;
 			}
-			if (!final || avail == 0)
-				return 0;
-			linelen = avail;
-		} else {
-			linelen = (size_t)(nl - p);
-			if (linelen >= FOLLOW_LINE_MAX) {
-				log_warnx("%s: skipping a line longer than %d bytes at offset %llu",
-				    lf->path, FOLLOW_LINE_MAX,
-				    (unsigned long long)(s->buf_off + s->start));
-				f->skipped++;
-				s->start += linelen + 1;
-				(*consumed)++;
-				continue;
-			}
+			break;
 		}
-		if (s == &lf->cur && s->buf_off + s->start == 0 && nl)
-			lf->first_hash = follow_hash_line(p, linelen);
-		s->start += linelen + (nl ? 1 : 0);
-		(*consumed)++;
+		len = (size_t)(nl - line);
+		if (len > FOLLOW_LINE_MAX) {
+			skip_warn(f, fl);
+			fl->start = (size_t)(nl - fl->buf) + 1;
+			consumed(fl, fl->start, NULL, 0);
+			continue;
+		}
+		fl->start = (size_t)(nl - fl->buf) + 1;
+		consumed(fl, fl->start, line, len);
 		(*budget)--;
-		if (cb(arg, idx, p, linelen) != 0)
-			return -1;
+		(*count)++;
+		if (cb(arg, idx, line, len) != 0)
+			return 1;
 	}
+	if (fl->start == fl->end)
+		fl->start = fl->end = 0;
 	return 0;
 }
 
-/* check_rotation - is the file at path still ours, whole? */
-static void
-check_rotation(struct follow *f, struct lfile *lf)
+/* fill - read more of the file; >0 bytes read, 0 at end of file, -1 error */
+static ssize_t
+fill(struct ffile *fl)
 {
-	struct stat st, fst;
+	ssize_t n;
 
-	if (!f->watch)
-		return;
-	if (lf->cur.fd < 0) {
-		attach(lf, NULL);
-		return;
+	if (fl->end == FOLLOW_BUF) {
+		/* What is left is a partial line of at most FOLLOW_LINE_MAX. */
+		memmove(fl->buf, fl->buf + fl->start, fl->end - fl->start);
+		fl->end -= fl->start;
+		fl->start = 0;
 	}
-	if (fstat(lf->cur.fd, &fst) == 0 &&
-	    (uint64_t)fst.st_size < lf->cur.buf_off + lf->cur.len) {
-		log_info("%s: truncated: reading from the start", lf->path);
-		goto restart;
-	}
-	if (lf->first_hash != 0 && lf->cur.buf_off + lf->cur.len > 0 &&
-	    first_line_hash(lf->cur.fd) != lf->first_hash) {
-		log_info("%s: rewritten in place: reading from the start", lf->path);
-		goto restart;
-	}
-	if (stat(lf->path, &st) == 0 && (uint64_t)st.st_ino == lf->cur.inode)
-		return;
-	/* Renamed away (or deleted): keep reading the old file for a while,
-	 * and take the new one at the path from its start. */
-	if (lf->old.fd >= 0)
-		stream_close(&lf->old);
-	lf->old = lf->cur;
-	lf->cur.fd = -1;
-	lf->cur.buf = NULL;
-	lf->old_until = time(NULL) + ROTATE_GRACE_SECS;
-	lf->first_hash = 0;
-	attach(lf, NULL);
-	return;
-restart:
-	lf->cur.buf_off = 0;
-	lf->cur.len = lf->cur.start = 0;
-	lf->cur.skipping = false;
-	lf->first_hash = 0;
-	if (lseek(lf->cur.fd, 0, SEEK_SET) < 0)
-		log_warn("%s: lseek", lf->path);
-}
-
-/* read_stream - fill and deliver until the budget or the data runs out */
-static int
-read_stream(struct follow *f, size_t idx, struct lfile *lf, struct stream *s,
-    follow_line_cb cb, void *arg, size_t *budget, long *consumed, bool final)
-{
-	int got;
-
-	if (s->fd < 0)
-		return 0;
-	do {
-		if (stream_lines(f, idx, s, lf, cb, arg, budget, consumed, false) != 0)
-			return -1;
-		if (*budget == 0)
+	do
+		n = read(fl->fd, fl->buf + fl->end, FOLLOW_BUF - fl->end);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (errno == EAGAIN)
 			return 0;
-		if ((got = stream_fill(s, lf->path)) < 0)
-			return -1;
-		if (got == 0 && s->len == BUF_SIZE && s->start == 0)
-			got = 1;   /* a buffer-long line: stream_lines skips it */
-	} while (got > 0);
-	return stream_lines(f, idx, s, lf, cb, arg, budget, consumed, final);
+		log_warn("read %s", fl->path);
+		return -1;
+	}
+	fl->end += (size_t)n;
+	fl->rd_off += (uint64_t)n;
+	return n;
 }
 
+enum eof_action { EOF_IDLE, EOF_AGAIN, EOF_SWITCH, EOF_ERROR };
+
+/*
+ * at_eof - decide what end of file means (watching only): nothing new,
+ * truncation (restart at 0), or rotation (the path names another file).
+ */
+static enum eof_action
+at_eof(struct ffile *fl)
+{
+	struct stat st, pst;
+	ssize_t n;
+
+	if (fstat(fl->fd, &st) == -1) {
+		log_warn("fstat %s", fl->path);
+		return EOF_ERROR;
+	}
+	if ((uint64_t)st.st_size < fl->rd_off) {
+		log_warnx("%s: truncated (size %jd, we were at %ju), reading "
+		    "from the start", fl->path, (intmax_t)st.st_size,
+		    (uintmax_t)fl->rd_off);
+		if (lseek(fl->fd, 0, SEEK_SET) == -1) {
+			log_warn("lseek %s", fl->path);
+			return EOF_ERROR;
+		}
+		reset_reading(fl);
+		return EOF_AGAIN;
+	}
+	if (stat(fl->path, &pst) == -1) {
+		if (errno != ENOENT)
+			log_warn("stat %s", fl->path);
+		return EOF_IDLE;   /* renamed away, successor not there yet */
+	}
+	if ((uint64_t)pst.st_ino == fl->inode &&
+	    (uint64_t)pst.st_dev == fl->dev)
+		return EOF_IDLE;
+	if (!S_ISREG(pst.st_mode)) {
+		if (!fl->warned_type)
+			log_warnx("%s: not a regular file, treated as missing",
+			    fl->path);
+		fl->warned_type = true;
+		return EOF_IDLE;
+	}
+	/*
+	 * A new, still empty file while the old one lives on: the writer may
+	 * not have reopened yet and still appends to the old one.
+	 */
+	if (pst.st_size == 0 && st.st_nlink > 0)
+		return EOF_IDLE;
+	/* Drain: whatever reached the old file before the switch is ours. */
+	if ((n = fill(fl)) == -1)
+		return EOF_ERROR;
+	if (n > 0)
+		return EOF_AGAIN;
+	log_info("%s: rotated, following the new file", fl->path);
+	return EOF_SWITCH;
+}
+
+/* read_file - deliver lines of one file until budget, stop or no data */
+static int
+read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
+    size_t *budget, long *count)
+{
+	struct ffile *fl = &f->files[idx];
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if (deliver(f, idx, cb, arg, budget, count))
+			return 1;
+		if (fl->fd < 0) {
+			if (!f->watch)
+				return 0;
+			if ((r = open_file(f, fl)) <= 0)
+				return r;
+			continue;
+		}
+		if ((n = fill(fl)) == -1)
+			return -1;
+		if (n > 0)
+			continue;
+		if (!f->watch)
+			return 0;   /* one-shot: a partial last line is held */
+		switch (at_eof(fl)) {
+		case EOF_IDLE:
+			return 0;
+		case EOF_AGAIN:
+			continue;
+		case EOF_ERROR:
+			return -1;
+		case EOF_SWITCH:
+			break;
+		}
+		/* The old file is finished: its unterminated tail is a line. */
+		if (fl->start < fl->end && !fl->skipping) {
+			if (*budget == 0)
+				return 1;
+			size_t len = fl->end - fl->start;
+			const char *line = fl->buf + fl->start;
+			fl->start = fl->end;
+			consumed(fl, fl->end, line, len);
+			(*budget)--;
+			(*count)++;
+			if (cb(arg, idx, line, len) != 0) {
+				close_file(f, fl);
+				return 1;
+			}
+		}
+		close_file(f, fl);
+		fl->has_resume = false;
+		reset_reading(fl);
+		if ((r = open_file(f, fl)) <= 0)
+			return r;
+	}
+}
+
+/* follow_read - see follow.h */
 long
 follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 {
 	size_t budget = max_lines;
-	long consumed = 0;
+	long count = 0;
+	int r;
 
-	for (size_t k = 0; k < f->n && budget > 0; k++) {
-		size_t i = (f->next + k) % f->n;
-		struct lfile *lf = &f->files[i];
-		bool expired;
-
-		if (lf->old.fd >= 0) {
-			expired = time(NULL) >= lf->old_until;
-			if (read_stream(f, i, lf, &lf->old, cb, arg, &budget, &consumed,
-			    expired) != 0)
-				return -1;
-			if (expired && budget > 0)
-				stream_close(&lf->old);
-		}
-		if (read_stream(f, i, lf, &lf->cur, cb, arg, &budget, &consumed, false) != 0)
+	f->more = false;
+	if (f->n == 0)
+		return 0;
+	for (size_t k = 0; k < f->n; k++) {
+		size_t idx = (f->next + k) % f->n;
+		if ((r = read_file(f, idx, cb, arg, &budget, &count)) == -1)
 			return -1;
-		if (budget > 0) {
-			/* Caught up: only now is it safe to look for rotation (the
-			 * old file has been read to its end). */
-			check_rotation(f, lf);
-			if (read_stream(f, i, lf, &lf->old, cb, arg, &budget, &consumed,
-			    false) != 0 ||
-			    read_stream(f, i, lf, &lf->cur, cb, arg, &budget, &consumed,
-			    false) != 0)
-				return -1;
+		if (r == 1) {
+			f->more = true;
+			/* Next call starts after the file that had more. */
+			f->next = (idx + 1) % f->n;
+			if (budget > 0)
+				f->next = idx;   /* cb stopped us mid-file */
+			return count;
 		}
 	}
-	f->next = f->n ? (f->next + 1) % f->n : 0;
-	return consumed;
+	return count;
 }
 
+/* relevant - does this event concern a file we follow? */
+static bool
+relevant(struct follow *f, const struct inotify_event *ev)
+{
+	bool hit = false;
+
+	if (ev->mask & IN_Q_OVERFLOW)
+		return true;
+	for (size_t i = 0; i < f->n; i++) {
+		struct ffile *fl = &f->files[i];
+		if (fl->file_wd >= 0 && ev->wd == fl->file_wd)
+			hit = true;
+		if (fl->dir_wd < 0 || ev->wd != fl->dir_wd)
+			continue;
+		if (ev->mask & IN_IGNORED) {
+			/*
+			 * The directory is gone.  The library keeps its stale
+			 * name entry, so it is not watched again: follow_wait
+			 * falls back to looking every FALLBACK_POLL_MS.
+			 */
+			log_warnx("%s: directory %s is gone, no longer "
+			    "watched", fl->path, fl->dir);
+			fl->dir_wd = -1;
+			hit = true;
+		} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF))
+			hit = true;
+		else if (ev->len > 0 && strcmp(ev->name, fl->base) == 0)
+			hit = true;
+	}
+	return hit;
+}
+
+/* drain_events - read every event the library has or can get now */
+static int
+drain_events(struct follow *f, bool *hit)
+{
+	struct inotify_event *ev;
+
+	/* next_event(0) would block (0 means "forever" there): use next_events. */
+	while ((ev = inotifytools_next_events(0, 1)) != NULL) {
+		if (relevant(f, ev))
+			*hit = true;
+	}
+	if (inotifytools_error() != 0 && inotifytools_error() != EINTR) {
+		errno = inotifytools_error();
+		log_warn("reading inotify events");
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* follow_wait - see follow.h */
 int
 follow_wait(struct follow *f, int timeout_ms)
 {
-	struct inotify_event *ev;
-	long secs;
+	struct pollfd pfd;
+	bool hit = false, fallback = false;
+	int64_t deadline = 0;
+	int wait, rc;
 
-	if (!f->watch)
-		return 0;
-	secs = timeout_ms < 0 ? -1 : (timeout_ms + 999) / 1000;
-	/* The library reports a select() failure through errno, a timeout not
-	 * at all: clear errno to tell them apart. */
-	errno = 0;
-	ev = inotifytools_next_event(secs);
-	if (ev == NULL) {
-		if (errno != 0 && errno != EINTR && errno != EAGAIN) {
-			log_warn("inotify");
+	if (!f->watch) {
+		log_warnx("follow_wait: not watching (one-shot mode)");
+		return -1;
+	}
+	if (f->more)
+		return 1;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->files[i].dir_wd < 0)
+			fallback = true;
+	if (fallback && (timeout_ms < 0 || timeout_ms > FALLBACK_POLL_MS))
+		timeout_ms = FALLBACK_POLL_MS;
+	if (timeout_ms >= 0)
+		deadline = now_ms() + timeout_ms;
+	/* Events the library already read into its own buffer first. */
+	if (drain_events(f, &hit) == -1)
+		return -1;
+	if (hit)
+		return 1;
+	for (;;) {
+		wait = -1;
+		if (timeout_ms >= 0) {
+			int64_t left = deadline - now_ms();
+			wait = left > 0 ? (int)left : 0;
+		}
+		pfd.fd = f->ifd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, wait);
+		if (rc == -1) {
+			if (errno == EINTR)
+				return 0;
+			log_warn("poll");
 			return -1;
 		}
-		return 0;
+		if (rc == 0)
+			return fallback ? 1 : 0;
+		if (drain_events(f, &hit) == -1)
+			return -1;
+		if (hit)
+			return 1;
+		/* Only other files in our directories changed: wait on. */
 	}
-	/* Drain what else is queued: one look at the files covers it all. */
-	while (inotifytools_next_event(0) != NULL)
-		;
-	return 1;
 }

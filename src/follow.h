@@ -56,8 +56,19 @@ long follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_line
 
 /* Block until a followed file may have new data, or timeout_ms passes
  * (-1: forever).  Returns 1 if something happened, 0 on timeout, -1 on error
- * (EINTR is reported as 0 so a signal wakes the loop). */
+ * (EINTR is reported as 0 so a signal wakes the loop; -1 in one-shot mode).
+ * Returns 1 at once if the last follow_read stopped with lines left. */
 int follow_wait(struct follow *f, int timeout_ms);
+
+/*
+ * The descriptor follow_wait polls (libinotifytools' own), for a caller that
+ * multiplexes it with others (signalfd, timerfd); -1 in one-shot mode.  When
+ * it is readable call follow_wait(f, 0) (it consumes the events and tells
+ * whether they concern a followed file), then follow_read.  Poll it only
+ * after follow_read delivered fewer than max_lines: lines already waiting do
+ * not make it readable.
+ */
+int follow_fd(const struct follow *f);
 
 size_t follow_count(const struct follow *f);
 /* Position after the last delivered line of file i. */

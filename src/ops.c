@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,10 +480,40 @@ cli_history(int argc, char **argv)
 
 /* status */
 
-/* daemon_pid - a running "mailjail run", found in /proc; 0 if none */
-static long
-daemon_pid(void)
+/* has_open - does process pid have file open? */
+static bool
+has_open(const char *pid, const char *file)
 {
+	char dir[300], link[600], target[4096];
+	struct dirent *de;
+	DIR *d;
+	bool found = false;
+
+	snprintf(dir, sizeof(dir), "/proc/%s/fd", pid);
+	if ((d = opendir(dir)) == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		ssize_t n;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		if ((n = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[n] = '\0';
+		found = strcmp(target, file) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* daemon_pid - a running "mailjail run" that has our database open, found
+ * in /proc; 0 if none */
+static long
+daemon_pid(const char *db)
+{
+	char real[4096];
+
+	if (realpath(db, real) == NULL)
+		return 0;
+
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	long found = 0;
@@ -506,7 +537,8 @@ daemon_pid(void)
 		if (n > 0 && strlen(buf) + 4 < n) {
 			const char *base = strrchr(buf, '/');
 			base = base ? base + 1 : buf;
-			if (strcmp(base, "mailjail") == 0 && strcmp(buf + strlen(buf) + 1, "run") == 0)
+			if (strcmp(base, "mailjail") == 0 &&
+			    strcmp(buf + strlen(buf) + 1, "run") == 0 && has_open(de->d_name, real))
 				found = strtol(de->d_name, NULL, 10);
 		}
 	}
@@ -587,7 +619,7 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	pid = daemon_pid();
+	pid = daemon_pid(a.db_path);
 	if (pid)
 		printf("daemon: running (pid %ld)\n", pid);
 	else

@@ -34,6 +34,7 @@ teardown(void)
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(operator, .init = setup, .fini = teardown, .timeout = 60);
 
 /* write_config - logs is a comma list; jails a directory or file */
 static void

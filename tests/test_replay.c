@@ -28,6 +28,8 @@ teardown(void)
 }
 
 TestSuite(replay, .init = setup, .fini = teardown);
+TestSuite(check_config, .init = setup, .fini = teardown);
+TestSuite(test_rules, .init = setup, .fini = teardown);
 
 static char *
 query(const char *sql)
@@ -158,7 +160,7 @@ Test(check_config, errors_are_file_line_message_and_exit_2)
 	tu_write(dir, "r.rules", "[r]\nprogram = postfix/smtpd\nevent = auth_failure\n"
 	    "pattern = ^warning: (?<ip>[0-9.]+\n", rules, sizeof(rules));
 	tu_write(dir, "j.jail", "[j]\nevents = auth_failure, no_such_event\nkey = ip\n"
-	    "maxretry = 5\nfindtime = 10q\n", jails, sizeof(jails));
+	    "maxretry = 5\nfindtime = 10q\naction = nft\n", jails, sizeof(jails));
 	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
 	snprintf(want, sizeof(want), "%s:4: ", rules);
 	cr_assert(strstr(out, want) != NULL, "bad regex at line 4: %s", out);
@@ -171,6 +173,15 @@ Test(check_config, errors_are_file_line_message_and_exit_2)
 	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
 	snprintf(want, sizeof(want), "%s:5: ", jails);
 	cr_assert(strstr(out, want) != NULL, "bad duration at line 5: %s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+
+	/* With the duration fixed, the event no rule produces. */
+	tu_write(dir, "j.jail", "[j]\nevents = auth_failure, no_such_event\nkey = ip\n"
+	    "maxretry = 5\nfindtime = 10m\naction = nft\n", jails, sizeof(jails));
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
+	snprintf(want, sizeof(want), "%s:2: ", jails);
+	cr_assert(strstr(out, want) != NULL, "at the events line: %s", out);
 	cr_assert(strstr(out, "no_such_event") != NULL, "unknown event named: %s", out);
 	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
 	free(out);
