@@ -14,13 +14,18 @@
  *                      checks expiry, so an entry stops matching at its
  *                      expiry time even if mailjail is not running.
  *   hash:/path/x       a text file "key value" per line written atomically
- *                      (temp + rename) and compiled with postmap(1).
+ *                      (temp + fsync + rename) and compiled with postmap(1);
+ *                      expiry times live in a sidecar "/path/x.expires"
+ *                      ("key epoch" per line, written the same way), since a
+ *                      hash: map cannot filter by time.  Changes are made in
+ *                      memory and reach Postfix at holdmap_sync().
  *   texthash: is refused (it needs a Postfix reload to notice changes).
  *
  * Keys are exactly what Postfix logs; they go into SQLite only as bound
  * parameters (Postfix quotes lookup keys itself with %s), and into hash maps
  * only if they contain no whitespace, control characters or quotes (refused
- * otherwise: such a key could add a second entry).
+ * otherwise: such a key could add a second entry).  Postfix folds lookup
+ * keys to lower case, so keys are stored folded (ASCII only).
  *
  * Memory: struct holdmap owns its DB handle, paths and (for hash:) the
  * in-memory entry list.
@@ -63,24 +68,25 @@ int holdmap_sync(struct holdmap *m);
 int holdmap_check_readable(const char *spec, enum holdmap_kind kind, char *err,
     size_t errlen);
 
-/*
- * Release held mail from Postfix's hold queue: messages in queue "hold"
- * whose queue id is in qids, or whose envelope sender equals sender (if not
- * NULL), go back to the active queue (postsuper -H) and are delivered now
- * (postqueue -i).  *released gets how many.  Postfix's tools are run without
- * a shell, with -c postfix_config_dir when given.
- */
-int holdmap_release_queue(const char *postfix_config_dir, const char *const *qids,
-    size_t nqids, const char *sender, int *released);
-
-/* One line of "postqueue -j": queue name, queue id and sender (""
- * if none).  0, or -1 if the line lacks them. */
-int holdmap_parse_queue_line(const char *line, char *queue, size_t qlen, char *qid,
-    size_t idlen, char *sender, size_t slen);
-
 /* The main.cf fragment naming this map (e.g. "sqlite:/var/lib/mailjail/
  * postfix-hold.cf" or "hash:/etc/postfix/mailjail_hold") into buf. */
 const char *holdmap_postfix_name(const char *spec, enum holdmap_kind kind,
     char *buf, size_t len);
+
+/* Release held mail: messages in Postfix's "hold" queue whose queue id is
+ * one of qids, or whose envelope sender equals sender (if not NULL), are
+ * moved back with "postsuper -H -" and delivered now with "postqueue -i".
+ * Runs the Postfix commands with fork/execv (no shell), with "-c dir" when
+ * postfix_config_dir is not NULL.  *released gets the number of messages.
+ * 0 ok, -1 error (logged). */
+int holdmap_release_queue(const char *postfix_config_dir,
+    const char *const *qids, size_t nqids, const char *sender, int *released);
+
+/* Parse one line of "postqueue -j" output (one JSON object) and copy its
+ * string fields "queue_name", "queue_id" and "sender" (JSON escapes
+ * decoded; "" when absent).  0 ok, -1 malformed, a field too long or
+ * containing NUL.  Exposed for tests. */
+int holdmap_parse_queue_line(const char *line, char *queue_name,
+    size_t qnlen, char *queue_id, size_t qilen, char *sender, size_t slen);
 
 #endif

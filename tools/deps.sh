@@ -3,9 +3,13 @@
 # Run as root (or through sudo).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
+# Postfix's tools (postmap, postqueue) for the map tests; "No configuration"
+# installs them without setting up or starting a system mail server.
+echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
-    sqlite3 nftables pcre2-utils iproute2 util-linux procps >/dev/null
+    sqlite3 nftables pcre2-utils iproute2 util-linux procps \
+    postfix postfix-sqlite >/dev/null

@@ -1,0 +1,444 @@
+/*
+ * test_holdmap - the Postfix maps, checked with Postfix's own lookup code:
+ * every "does Postfix see it" question is answered by a real
+ * "postmap -q KEY sqlite:...cf" or "postmap -q KEY hash:..." run with a
+ * private config directory.  Postfix must be installed (postfix,
+ * postfix-sqlite); without it these tests fail, they never skip.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "holdmap.h"
+#include "log.h"
+#include "testutil.h"
+
+#define POSTMAP "/usr/sbin/postmap"
+
+static char dir[256], confdir[512], spec[600], hspec[600], cf[600];
+
+static void
+setup(void)
+{
+	char path[600];
+
+	log_set_quiet(true);
+	cr_assert_eq(access(POSTMAP, X_OK), 0, "%s is missing: these tests need "
+	    "Postfix's lookup code (apt-get install postfix postfix-sqlite, see "
+	    "tools/deps.sh)", POSTMAP);
+	tu_mkdtemp(dir, sizeof(dir));
+	cr_assert_eq(chmod(dir, 0755), 0);
+	snprintf(confdir, sizeof(confdir), "%s/pfx", dir);
+	cr_assert_eq(mkdir(confdir, 0755), 0);
+	tu_write(confdir, "main.cf", "compatibility_level = 3.6\n", path,
+	    sizeof(path));
+	/* Postfix commands stall ~2s on a main.cf changed a moment ago. */
+	cr_assert_eq(tu_sh("touch -d @%lld '%s'", (long long)time(NULL) - 60,
+	    path), 0);
+	snprintf(spec, sizeof(spec), "sqlite:%s/hold.db", dir);
+	snprintf(hspec, sizeof(hspec), "hash:%s/mailjail_hold", dir);
+	snprintf(cf, sizeof(cf), "sqlite:%s/postfix-hold.cf", dir);
+}
+
+static void
+teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+/*
+ * pq - postmap -q key map, run without a shell so any key bytes go through
+ * untouched.  Returns the exit status; *out gets stdout (static buffer).
+ */
+static int
+pq(const char *key, const char *map, const char **out)
+{
+	static char buf[4096];
+	char *argv[] = { (char *)POSTMAP, (char *)"-c", confdir, (char *)"-q",
+	    (char *)key, (char *)map, NULL };
+	int p[2], st;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(p[0]);
+	buf[len] = '\0';
+	if (len > 0 && buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	if (out != NULL)
+		*out = buf;
+	return WEXITSTATUS(st);
+}
+
+/* expect_hit / expect_miss - what Postfix answers for key */
+static void
+expect_hit(const char *key, const char *map, const char *value)
+{
+	const char *out;
+	int rc = pq(key, map, &out);
+
+	cr_assert_eq(rc, 0, "postmap -q '%s' %s: rc %d, wanted a hit", key, map, rc);
+	cr_assert_str_eq(out, value);
+}
+
+static void
+expect_miss(const char *key, const char *map)
+{
+	const char *out;
+	int rc = pq(key, map, &out);
+
+	cr_assert_eq(rc, 1, "postmap -q '%s' %s: rc %d output '%s', wanted "
+	    "not found (1)", key, map, rc, out);
+	cr_assert_str_empty(out);
+}
+
+static struct holdmap *
+open_map(const char *s, enum holdmap_kind kind)
+{
+	struct holdmap *m;
+	char err[512];
+
+	cr_assert_eq(holdmap_open(&m, s, kind, confdir, err, sizeof(err)), 0,
+	    "%s", err);
+	return m;
+}
+
+TestSuite(holdmap, .init = setup, .fini = teardown);
+
+Test(holdmap, sqlite_add_remove_expire_seen_by_postfix)
+{
+	struct holdmap *m = open_map(spec, HOLDMAP_HOLD);
+	int64_t now = (int64_t)time(NULL);
+
+	expect_miss("alice", cf);
+	cr_assert_eq(holdmap_add(m, "alice", "HOLD mailjail: sent over quota",
+	    now + 3600), 0);
+	cr_assert_eq(holdmap_add(m, "Bob", "HOLD mailjail: b", now + 3600), 0);
+	expect_hit("alice", cf, "HOLD mailjail: sent over quota");
+	/* Postfix folds keys; a mixed-case name is still found. */
+	expect_hit("bob", cf, "HOLD mailjail: b");
+	expect_hit("BOB", cf, "HOLD mailjail: b");
+	cr_assert_eq(holdmap_sync(m), 0);
+	cr_assert_eq(holdmap_remove(m, "alice"), 1);
+	cr_assert_eq(holdmap_remove(m, "alice"), 0);
+	expect_miss("alice", cf);
+	/* Expired but not yet purged: the query alone hides it. */
+	cr_assert_eq(holdmap_add(m, "carol", "HOLD old", now - 5), 0);
+	expect_miss("carol", cf);
+	cr_assert_eq(holdmap_expire(m, now), 1);
+	cr_assert_eq(holdmap_expire(m, now + 7200), 1);
+	expect_miss("bob", cf);
+	holdmap_close(m);
+}
+
+Test(holdmap, sqlite_file_is_rollback_journal_0644_with_cf)
+{
+	struct holdmap *m;
+	struct stat sb;
+	char path[600], *out, want[2048];
+
+	umask(077);
+	m = open_map(spec, HOLDMAP_HOLD);
+	cr_assert_eq(holdmap_add(m, "alice", "HOLD x", time(NULL) + 60), 0);
+	holdmap_close(m);
+	umask(022);
+	snprintf(path, sizeof(path), "%s/hold.db", dir);
+	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode'", path);
+	cr_assert_str_eq(out, "delete\n");
+	free(out);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0644, "mode %o", sb.st_mode & 07777);
+	snprintf(path, sizeof(path), "%s/postfix-hold.cf", dir);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0644, "mode %o", sb.st_mode & 07777);
+	out = tu_sh_output("grep -v '^#' '%s'", path);
+	snprintf(want, sizeof(want), "dbpath = %s/hold.db\n"
+	    "query = SELECT value FROM hold WHERE key = '%%s' AND expires_at > "
+	    "CAST(strftime('%%%%s', 'now') AS INTEGER)\n", dir);
+	cr_assert_str_eq(out, want);
+	free(out);
+	/* Reopening keeps entries. */
+	m = open_map(spec, HOLDMAP_HOLD);
+	expect_hit("alice", cf, "HOLD x");
+	holdmap_close(m);
+}
+
+Test(holdmap, sqlite_crafted_keys_are_harmless)
+{
+	static const char *const keys[] = {
+		"o'brien", "x' OR '1'='1", "100%", "%s", "%%s", "a b",
+		"line\nbreak", "tab\there", "\"quoted\"", "#hash", "back\\slash",
+		"semi;colon", "-- comment", "ünïcode",
+	};
+	struct holdmap *m = open_map(spec, HOLDMAP_HOLD);
+	int64_t exp = (int64_t)time(NULL) + 3600;
+	char val[64];
+
+	cr_assert_eq(holdmap_add(m, "victim", "HOLD victim", exp), 0);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(val, sizeof(val), "HOLD k%zu", i);
+		cr_assert_eq(holdmap_add(m, keys[i], val, exp), 0, "%s", keys[i]);
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(val, sizeof(val), "HOLD k%zu", i);
+		expect_hit(keys[i], cf, val);
+	}
+	/* Injection-shaped lookups match nothing they don't equal. */
+	expect_miss("nobody' OR key='victim", cf);
+	expect_miss("victim'--", cf);
+	expect_miss("%", cf);
+	expect_miss("", cf);
+	expect_hit("victim", cf, "HOLD victim");
+	/* Empty keys and values with control characters are refused. */
+	cr_assert_eq(holdmap_add(m, "", "HOLD x", exp), -1);
+	cr_assert_eq(holdmap_add(m, "eve", "HOLD x\nvictim HOLD", exp), -1);
+	holdmap_close(m);
+}
+
+Test(holdmap, sqlite_reject_map)
+{
+	char rcf[600];
+	struct holdmap *m = open_map(spec, HOLDMAP_REJECT);
+	const char *v = "450 4.7.1 Too many errors from your address, try "
+	    "again later";
+
+	snprintf(rcf, sizeof(rcf), "sqlite:%s/postfix-reject.cf", dir);
+	cr_assert_eq(holdmap_add(m, "192.0.2.7", v, time(NULL) + 60), 0);
+	expect_hit("192.0.2.7", rcf, v);
+	expect_miss("192.0.2.8", rcf);
+	holdmap_close(m);
+}
+
+Test(holdmap, wal_file_refused)
+{
+	struct holdmap *m;
+	char err[512];
+
+	cr_assert_eq(tu_sh("sqlite3 '%s/hold.db' 'PRAGMA journal_mode=WAL; "
+	    "CREATE TABLE t(x);' >/dev/null", dir), 0);
+	cr_assert_eq(holdmap_open(&m, spec, HOLDMAP_HOLD, confdir, err,
+	    sizeof(err)), -1);
+	cr_assert(strstr(err, "WAL") != NULL, "%s", err);
+}
+
+Test(holdmap, hash_add_remove_postmap)
+{
+	struct holdmap *m = open_map(hspec, HOLDMAP_HOLD);
+	int64_t now = (int64_t)time(NULL);
+	struct stat sb;
+	char path[600];
+
+	expect_miss("alice", hspec);
+	cr_assert_eq(holdmap_add(m, "alice", "HOLD mailjail: sent over quota",
+	    now + 3600), 0);
+	cr_assert_eq(holdmap_add(m, "Bob@Example.ORG", "HOLD b", now + 10), 0);
+	cr_assert_eq(holdmap_sync(m), 0);
+	expect_hit("alice", hspec, "HOLD mailjail: sent over quota");
+	expect_hit("bob@example.org", hspec, "HOLD b");
+	cr_assert_eq(holdmap_remove(m, "alice"), 1);
+	cr_assert_eq(holdmap_remove(m, "alice"), 0);
+	cr_assert_eq(holdmap_sync(m), 0);
+	expect_miss("alice", hspec);
+	cr_assert_eq(holdmap_expire(m, now + 10), 1);
+	cr_assert_eq(holdmap_sync(m), 0);
+	expect_miss("bob@example.org", hspec);
+	snprintf(path, sizeof(path), "%s/mailjail_hold.db", dir);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0644, "mode %o", sb.st_mode & 07777);
+	holdmap_close(m);
+}
+
+Test(holdmap, hash_restart_keeps_entries_and_expiry)
+{
+	struct holdmap *m = open_map(hspec, HOLDMAP_HOLD);
+	int64_t now = (int64_t)time(NULL);
+
+	cr_assert_eq(holdmap_add(m, "alice", "HOLD a", now + 3600), 0);
+	cr_assert_eq(holdmap_add(m, "bob", "HOLD b", now + 100), 0);
+	cr_assert_eq(holdmap_sync(m), 0);
+	holdmap_close(m);
+
+	m = open_map(hspec, HOLDMAP_HOLD);
+	expect_hit("alice", hspec, "HOLD a");
+	expect_hit("bob", hspec, "HOLD b");
+	/* The expiry came back from the sidecar, not "now". */
+	cr_assert_eq(holdmap_expire(m, now + 50), 0);
+	cr_assert_eq(holdmap_expire(m, now + 100), 1);
+	cr_assert_eq(holdmap_sync(m), 0);
+	expect_miss("bob", hspec);
+	expect_hit("alice", hspec, "HOLD a");
+	holdmap_close(m);
+}
+
+Test(holdmap, hash_crafted_keys_refused)
+{
+	static const char *const bad[] = {
+		"", "a b", "a\tb", "a\nvictim HOLD", "a\rb", "'q'", "\"q\"",
+		"#comment", "x#y", "back\\slash", "del\x7f",
+	};
+	struct holdmap *m = open_map(hspec, HOLDMAP_HOLD);
+	int64_t exp = (int64_t)time(NULL) + 60;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(holdmap_add(m, bad[i], "HOLD x", exp), -1, "key %zu "
+		    "accepted", i);
+	cr_assert_eq(holdmap_add(m, "ok@example.org", "HOLD x\nvictim OK", exp),
+	    -1);
+	cr_assert_eq(holdmap_add(m, "ok@example.org", "HOLD x", exp), 0);
+	cr_assert_eq(holdmap_sync(m), 0);
+	expect_hit("ok@example.org", hspec, "HOLD x");
+	expect_miss("victim", hspec);
+	expect_miss("a", hspec);
+	holdmap_close(m);
+}
+
+Test(holdmap, texthash_and_unknown_refused)
+{
+	struct holdmap *m;
+	char err[512], s[600];
+
+	snprintf(s, sizeof(s), "texthash:%s/x", dir);
+	cr_assert_eq(holdmap_open(&m, s, HOLDMAP_HOLD, confdir, err,
+	    sizeof(err)), -1);
+	cr_assert(strstr(err, "reload") != NULL, "%s", err);
+	cr_assert_eq(holdmap_open(&m, "lmdb:/tmp/x", HOLDMAP_HOLD, confdir, err,
+	    sizeof(err)), -1);
+	cr_assert_eq(holdmap_open(&m, "sqlite:relative.db", HOLDMAP_HOLD,
+	    confdir, err, sizeof(err)), -1);
+}
+
+Test(holdmap, postfix_name)
+{
+	char buf[256];
+
+	cr_assert_str_eq(holdmap_postfix_name("sqlite:/var/lib/mailjail/hold.db",
+	    HOLDMAP_HOLD, buf, sizeof(buf)),
+	    "sqlite:/var/lib/mailjail/postfix-hold.cf");
+	cr_assert_str_eq(holdmap_postfix_name("sqlite:/var/lib/mailjail/hold.db",
+	    HOLDMAP_REJECT, buf, sizeof(buf)),
+	    "sqlite:/var/lib/mailjail/postfix-reject.cf");
+	cr_assert_str_eq(holdmap_postfix_name("hash:/etc/postfix/mailjail_hold",
+	    HOLDMAP_HOLD, buf, sizeof(buf)), "hash:/etc/postfix/mailjail_hold");
+	cr_assert_null(holdmap_postfix_name("texthash:/etc/postfix/x",
+	    HOLDMAP_HOLD, buf, sizeof(buf)));
+}
+
+Test(holdmap, check_readable)
+{
+	struct holdmap *m;
+	char err[512], path[600], sub[600], s[700];
+
+	m = open_map(spec, HOLDMAP_HOLD);
+	holdmap_close(m);
+	cr_assert_eq(holdmap_check_readable(spec, HOLDMAP_HOLD, err,
+	    sizeof(err)), 0, "%s", err);
+
+	snprintf(path, sizeof(path), "%s/hold.db", dir);
+	cr_assert_eq(chmod(path, 0600), 0);
+	cr_assert_eq(holdmap_check_readable(spec, HOLDMAP_HOLD, err,
+	    sizeof(err)), -1);
+	cr_assert(strstr(err, path) != NULL && strstr(err, "0600") != NULL
+	    && strstr(err, "cannot read") != NULL, "%s", err);
+	cr_assert_eq(chmod(path, 0644), 0);
+
+	/* A 0700 directory on the way. */
+	snprintf(sub, sizeof(sub), "%s/private", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	snprintf(s, sizeof(s), "hash:%s/map", sub);
+	m = open_map(s, HOLDMAP_HOLD);
+	holdmap_close(m);
+	cr_assert_eq(holdmap_check_readable(s, HOLDMAP_HOLD, err,
+	    sizeof(err)), -1);
+	cr_assert(strstr(err, sub) != NULL && strstr(err, "0700") != NULL
+	    && strstr(err, "cannot enter") != NULL, "%s", err);
+	cr_assert_eq(chmod(sub, 0755), 0);
+	cr_assert_eq(holdmap_check_readable(s, HOLDMAP_HOLD, err,
+	    sizeof(err)), 0, "%s", err);
+
+	/* Missing map. */
+	snprintf(s, sizeof(s), "sqlite:%s/none.db", dir);
+	cr_assert_eq(holdmap_check_readable(s, HOLDMAP_HOLD, err,
+	    sizeof(err)), -1);
+	cr_assert(strstr(err, "No such file") != NULL, "%s", err);
+}
+
+Test(holdmap, parse_postqueue_json)
+{
+	char qn[32], qi[64], snd[256];
+
+	cr_assert_eq(holdmap_parse_queue_line("{\"queue_name\": \"hold\", "
+	    "\"queue_id\": \"49F46A7234E\", \"arrival_time\": 1700000000, "
+	    "\"message_size\": 429, \"forced_expire\": false, \"sender\": "
+	    "\"alice@pfxtest.local\", \"recipients\": [{\"address\": "
+	    "\"rcpt1@example.net\"}]}", qn, sizeof(qn), qi, sizeof(qi), snd,
+	    sizeof(snd)), 0);
+	cr_assert_str_eq(qn, "hold");
+	cr_assert_str_eq(qi, "49F46A7234E");
+	cr_assert_str_eq(snd, "alice@pfxtest.local");
+
+	/* Escapes in the sender; a nested "sender" key must not be taken. */
+	cr_assert_eq(holdmap_parse_queue_line("{\"recipients\": [{\"address\": "
+	    "\"x@y\", \"sender\": \"evil\", \"delay_reason\": \"a \\\"b\\\" {]\"}"
+	    "], \"queue_name\":\"deferred\",\"queue_id\":\"ABC123\","
+	    "\"sender\":\"\\\"odd\\\\name\\\"@ex\\u00e9.org\"}\n", qn,
+	    sizeof(qn), qi, sizeof(qi), snd, sizeof(snd)), 0);
+	cr_assert_str_eq(qn, "deferred");
+	cr_assert_str_eq(qi, "ABC123");
+	cr_assert_str_eq(snd, "\"odd\\name\"@ex\xc3\xa9.org");
+
+	/* Null sender (bounce) is an empty string. */
+	cr_assert_eq(holdmap_parse_queue_line("{\"queue_name\": \"hold\", "
+	    "\"queue_id\": \"A1\", \"sender\": \"\"}", qn, sizeof(qn), qi,
+	    sizeof(qi), snd, sizeof(snd)), 0);
+	cr_assert_str_empty(snd);
+
+	/* Malformed, truncated, NUL escapes, too long. */
+	cr_assert_eq(holdmap_parse_queue_line("{\"queue_name\": \"hold\"", qn,
+	    sizeof(qn), qi, sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("not json", qn, sizeof(qn), qi,
+	    sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("{\"sender\": \"a\\u0000b\"}",
+	    qn, sizeof(qn), qi, sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("{\"queue_id\": 5}", qn,
+	    sizeof(qn), qi, sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("{\"queue_name\": "
+	    "\"0123456789012345678901234567890123456789\"}", qn, sizeof(qn), qi,
+	    sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("{\"a\": [1, 2} ", qn, sizeof(qn),
+	    qi, sizeof(qi), snd, sizeof(snd)), -1);
+	cr_assert_eq(holdmap_parse_queue_line("{} trailing", qn, sizeof(qn), qi,
+	    sizeof(qi), snd, sizeof(snd)), -1);
+}
+
+Test(holdmap, release_queue_fails_cleanly_without_a_queue)
+{
+	const char *ids[] = { "49F46A7234E" };
+	int released = -1;
+
+	/* The private config has no running Postfix: postqueue -j fails, and
+	 * that must be an error, not a crash or "0 released, all fine". */
+	cr_assert_eq(holdmap_release_queue(confdir, ids, 1, "alice@x", &released),
+	    -1);
+	cr_assert_eq(released, 0);
+}
