@@ -151,7 +151,8 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 {
 	char sample[600], whole[700], *a, *b;
 	pid_t pid, writer;
-	const char *count = "SELECT count(*) || ' ' || count(DISTINCT id) FROM events";
+	const char *count = "SELECT count(*) || char(32) || count(DISTINCT time || rule || "
+	    "coalesce(ip, '') || coalesce(account, '') || coalesce(qid, '')) FROM events";
 
 	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
@@ -185,14 +186,14 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 		cr_assert(wait_for("SELECT offset FROM log_position", want), "caught up");
 	}
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
-	a = tu_sh_output("sqlite3 '%s' '%s'", db, count);
+	a = tu_sh_output("sqlite3 '%s' \"%s\"", db, count);
 	/* The same file replayed in one go gives the same events. */
 	snprintf(whole, sizeof(whole), "%s/whole.db", dir);
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, cfg,
 	    whole, logf), 0);
-	b = tu_sh_output("sqlite3 '%s' '%s'", whole, count);
+	b = tu_sh_output("sqlite3 '%s' \"%s\"", whole, count);
 	cr_assert_str_eq(a, b, "run+SIGTERM+run: %s, one replay: %s", a, b);
-	cr_assert_str_eq(a, "9960 9960\n", "30 copies x 332 events");
+	cr_assert_str_eq(a, "9960 332\n", "30 copies x 332 events, 332 distinct (the copies repeat)");
 	free(a);
 	free(b);
 }
