@@ -901,3 +901,51 @@ nft_commit(struct nft *n)
 	n->nops = n->nadds = 0;
 	return rc;
 }
+
+static int
+elem_found_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	*(bool *)data = true;
+	return MNL_CB_OK;
+}
+
+int
+nft_has(struct nft *n, const char *addr)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nft_op op;
+	struct nftnl_set *s;
+	struct nftnl_set_elem *e;
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	bool found = false;
+	ssize_t len;
+	int rc;
+
+	if (parse_target(addr, &op) != 0 || (s = nftnl_set_alloc()) == NULL)
+		return -1;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, op.family == AF_INET ? n->set_v4 : n->set_v6);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	if ((e = nftnl_set_elem_alloc()) == NULL) {
+		nftnl_set_free(s);
+		return -1;
+	}
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, op.start, op.family == AF_INET ? 4 : 16);
+	nftnl_set_elem_add(s, e);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
+			return -1;
+		rc = mnl_cb_run(buf, (size_t)len, seq, n->portid, elem_found_cb, &found);
+		if (rc == MNL_CB_STOP)
+			return found ? 1 : 0;
+		if (rc < 0)
+			return errno == ENOENT ? 0 : -1;
+	}
+}

@@ -48,6 +48,9 @@ int nft_commit(struct nft *n);
 /* 1 if our table, sets and chain are present, 0 if not (flushed from
  * outside), -1 on error. */
 int nft_check(struct nft *n);
+/* Is addr (an address) in our set now, per the kernel?  1 yes, 0 no, -1
+ * error.  One netlink GET; for benchmarks and tests. */
+int nft_has(struct nft *n, const char *addr);
 /* Re-create the table layout (after nft_check() returned 0). */
 int nft_setup(struct nft *n, char *err, size_t errlen);
 
