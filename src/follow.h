@@ -6,7 +6,9 @@
  * one from offset 0), copytruncate (size below our offset: restart at 0), a
  * file missing at start (wait for it to appear), a partial last line (held
  * until its newline arrives) and lines longer than FOLLOW_LINE_MAX (skipped
- * with one warning per line).
+ * with one warning per line).  Limit: a file rotated away twice before
+ * mailjail reads again (two rotations within one read cycle) is skipped in
+ * between; logrotate runs daily.
  *
  * Positions: follow_position() gives, for each file, (path, inode, offset of
  * the byte after the last line delivered, hash of the first line).  The
