@@ -1,314 +1,448 @@
 /*
- * jail - events to verdicts.  See jail.h.
+ * jail - turns events into verdicts: loads jails/NAME.jail, keeps per jail and
+ * key the recent events and the ban history it needs, and decides.  See
+ * jail.h for the kinds of jail and the contract.
  *
- * State: one open-addressing hash table per jail, key string -> entry.  An
- * entry holds the times (and, for recipient quotas, weights) of the events
- * still inside the jail's window, the end of the key's last ban, and the
- * start times of its bans within the history span (for levels).  Up to four
- * event times live inside the entry itself, so a failure jail with
- * maxretry 5 allocates nothing per event.  Per tracked key: the entry
- * (64 bytes + the key) plus 16 bytes of table, about 100 bytes with
- * malloc's overhead for a typical IP; see bench/ for the measured figure.
+ * Semantics chosen here (tests pin them down):
+ *   - A window of length w ending at an event's time t is (t - w, t]: an event
+ *     exactly w older than t is out.
+ *   - An event counts for (jail, key) only if its time >= the end of that
+ *     key's last ban in that jail (lifted_at if lifted, else expires_at).  This
+ *     makes "a ban suppresses; afterwards counting starts fresh" and restart
+ *     restore the same rule, with no special case.  A verdict also clears the
+ *     key's window.
+ *   - An event with time <= now - (the jail's longest window) is counted but
+ *     issues no verdict (its window cannot reach now).
+ *   - key = ip/N: IPv6 addresses are masked to /N (N <= 128); IPv4 addresses to
+ *     /N if N <= 32, else kept exact.  So ip/64 means "v4 exact, v6 /64".
+ *   - ignore: CIDRs match ip-keyed jails (by the event's address), names match
+ *     account/sender/domain keys exactly.  Loopback is ignored unless the jail
+ *     says "ignore =" explicitly.  CIDRs do not apply to account-keyed jails, so
+ *     a webmail on localhost is still under its quota.
+ *   - Submissions are counted when the submission event arrives, except for
+ *     jails that need the "queued" line (count = recipients, key = sender, key =
+ *     domain for an account without @domain): those count at the queued event,
+ *     joined by queue id, with the submission's time, ip and account.  A queue
+ *     id is joined once (qmgr logs again when a deferred message is retried).
+ *   - Manual (operator) bans and restored bans feed the recidive jails'
+ *     counters like any ban but never make a recidive verdict themselves.
+ *   - If out[] is full, a verdict is not made (nothing is recorded as a ban);
+ *     the key's events stay counted and the next event fires it.
  *
- * Submissions wait in a small table by queue id until the qmgr line that
- * gives their recipients and envelope sender arrives (the "join").
+ * Memory.  Times are stored as uint32 Unix seconds (good until 2106).  Every
+ * tracked key is one malloc'd block: a 16-byte header, the key string, and a
+ * ring of uint32 times (plus uint32 weights for count = recipients) that grows
+ * by doubling up to maxretry (failure jails) or largest limit + 1 (quota
+ * jails), referenced from an open-addressing table of pointers (load <= 3/4).
+ * An IPv4 key in a maxretry-5 jail is a 64-byte heap chunk plus 11-21 bytes
+ * of table (8-byte slots, load 3/8..3/4): ~85 bytes per tracked key, 100,000
+ * keys ~8.5 MB (measured with mallinfo2; a quota key with 100+ messages in its
+ * window holds up to 4 bytes per message, 8 with recipients).  Ban history
+ * (per jail and target: last ban end and the start times within the history
+ * span, at most BAN_STARTS_MAX) uses the same block layout in its own table.
+ * Pending queue ids (recipients join) are bounded by PENDING_MAX.
  *
- * Memory: the jailset owns every jail, entry and pending submission.
+ * Ownership: the jailset owns its jails, their strings and all state; verdicts
+ * point at jail names and replies owned by the jailset.  No PCRE2, SQL or
+ * netlink here.  Not thread-safe.
  */
 #include "jail.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#define LIMITS_MAX 8
-#define INLINE_TIMES 4
-#define HISTORY_MIN (30 * 86400)
-#define DURATION_CAP (10LL * 366 * 86400)
-#define PENDING_SLOTS 16384          /* power of two */
-#define PENDING_MAX_AGE 3600
 #define DEFAULT_REPLY "450 4.7.1 Too many errors from your address, try again later"
+#define TEN_YEARS ((int64_t)10 * 366 * 86400)
+#define MIN_HISTORY_SPAN ((int64_t)30 * 86400)
+#define BAN_STARTS_MAX 255       /* levels beyond this count as this */
+#define LIMIT_MAX 65534          /* ring capacity is a uint16 */
+#define PENDING_MAX 65536        /* queue ids awaiting their qmgr line */
+#define PENDING_TTL ((int64_t)86400)
 
-enum key_type { KEY_IP, KEY_PREFIX, KEY_ACCOUNT, KEY_SENDER, KEY_DOMAIN };
+enum keytype { KEY_IP, KEY_PREFIX, KEY_ACCOUNT, KEY_SENDER, KEY_DOMAIN };
 
-struct cidr {
-	int family;
-	unsigned char addr[16];
-	int len;
-};
-
-struct limit {
-	int64_t count;
-	int64_t window;
-};
-
-struct entry {
-	int64_t ban_end;                 /* events before this do not count */
-	int64_t *times;                  /* == inline_times while cap <= INLINE_TIMES */
-	uint32_t *weights;               /* recipient quotas only */
-	int64_t *ban_starts;             /* within the history span, oldest first */
-	uint32_t n, cap;
-	uint16_t nbans, bans_cap;
-	int64_t inline_times[INLINE_TIMES];
+/* One hashed block: counters, ban history or a pending queue id. */
+struct ent {
+	uint32_t hash;
+	uint32_t t32;            /* ban: end of last ban; pending: time */
+	uint16_t cap, head, n;   /* ring of uint32 after the key */
+	uint16_t klen;
 	char key[];
 };
 
-struct table {
-	struct entry **slots;
-	size_t size, used;               /* size is a power of two */
+struct htab {
+	struct ent **slot;
+	uint32_t mask;           /* size - 1; size 0 when slot == NULL */
+	uint32_t n;
+};
+
+struct cidr {
+	int family;
+	int len;
+	unsigned char addr[16];
+};
+
+struct limit {
+	uint32_t n;
+	int64_t w;
 };
 
 struct jail {
-	char *name, *file;
-	int line;
-	bool enabled;
+	char *name;
+	char *file;
+	int line;                /* of the [section] */
+	int events_line;
 	char **events;
 	size_t nevents;
 	bool recidive;
-	enum key_type key;
-	int prefix;
+	enum keytype key;
+	int prefix;              /* KEY_PREFIX */
 	int64_t findtime;
-	uint64_t maxretry;
-	struct limit limits[LIMITS_MAX];
+	uint32_t maxretry;       /* 0: quota jail */
+	struct limit *limits;
 	size_t nlimits;
 	bool count_rcpt;
 	struct cidr *cidrs;
 	size_t ncidrs;
 	char **names;
 	size_t nnames;
-	bool ignore_given, ignore_empty;
+	bool ignore_set;
 	unsigned actions;
 	char *reply;
-	int64_t bantime, maxbantime;
+	int64_t bantime;
 	double factor;
-	unsigned seen;                   /* bit per key given, for duplicates */
-	int events_line;
-	struct table state;
-};
-
-struct pending {
-	int64_t time;
-	char qid[MJ_QID_MAX];
-	char ip[MJ_IP_MAX];
-	char *user;
+	int64_t maxbantime;
+	bool enabled;
+	int64_t window;          /* findtime or the longest limit */
+	uint16_t ringmax;        /* entries kept per key */
+	/* lines of keys seen, for checks after the section is read */
+	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
+	struct htab counters;
+	struct htab bans;
 };
 
 struct jailset {
-	struct jail *jails;
+	struct jail **jails;
 	size_t n, cap;
-	struct pending *pending[PENDING_SLOTS];
-	size_t npending;
-	struct diag *d;                  /* while loading */
+	bool need_pending;
+	struct htab pending;
+	int64_t span;
+	/* load state */
+	struct jail *cur;
+	const char *cur_file;
+	int cur_line;
+	bool cur_skip;
+	struct diag *d;
 };
 
-/* ---- hash table ---- */
+static const struct cidr loopback[2] = {
+	{ AF_INET, 8, { 127 } },
+	{ AF_INET6, 128, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 } },
+};
 
-static uint64_t
-hash_key(const char *s)
+/* ---- hash table ------------------------------------------------------- */
+
+/* hash_str - FNV-1a; keys are short and this needs no state */
+static uint32_t
+hash_str(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint32_t h = 2166136261u;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
 	return h;
 }
 
-static void
-entry_free(struct entry *e)
+static size_t
+ring_off(size_t klen)
 {
-	if (e == NULL)
-		return;
-	if (e->times != e->inline_times)
-		free(e->times);
-	free(e->weights);
-	free(e->ban_starts);
-	free(e);
+	return (sizeof(struct ent) + klen + 1 + 3) & ~(size_t)3;
 }
 
-static struct entry *
-table_find(const struct table *t, const char *key)
+static uint32_t *
+ent_ring(struct ent *e)
 {
-	if (t->size == 0)
+	return (uint32_t *)(void *)((char *)e + ring_off(e->klen));
+}
+
+/* htab_find - slot holding key, or the empty slot where it would go; NULL
+ * if the table has no slots yet */
+static struct ent **
+htab_find(struct htab *t, const char *key, size_t klen, uint32_t h)
+{
+	uint32_t i;
+
+	if (t->slot == NULL)
 		return NULL;
-	for (size_t i = hash_key(key) & (t->size - 1);; i = (i + 1) & (t->size - 1)) {
-		struct entry *e = t->slots[i];
+	for (i = h & t->mask;; i = (i + 1) & t->mask) {
+		struct ent *e = t->slot[i];
 		if (e == NULL)
-			return NULL;
-		if (strcmp(e->key, key) == 0)
-			return e;
+			return &t->slot[i];
+		if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
+			return &t->slot[i];
 	}
 }
 
-static void
-table_put(struct table *t, struct entry *e)
-{
-	size_t i = hash_key(e->key) & (t->size - 1);
-
-	while (t->slots[i] != NULL)
-		i = (i + 1) & (t->size - 1);
-	t->slots[i] = e;
-	t->used++;
-}
-
-/* table_resize - rebuild with room for want entries at load <= 1/2 */
+/* htab_resize - rehash into size slots (a power of two > n) */
 static int
-table_resize(struct table *t, size_t want)
+htab_resize(struct htab *t, uint32_t size)
 {
-	struct table n = { NULL, 16, 0 };
+	struct ent **ns = calloc(size, sizeof(*ns));
 
-	while (n.size < want * 2)
-		n.size *= 2;
-	if ((n.slots = calloc(n.size, sizeof(*n.slots))) == NULL)
+	if (ns == NULL)
 		return -1;
-	for (size_t i = 0; i < t->size; i++)
-		if (t->slots[i])
-			table_put(&n, t->slots[i]);
-	free(t->slots);
-	*t = n;
+	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++) {
+		struct ent *e = t->slot[i];
+		uint32_t j;
+		if (e == NULL)
+			continue;
+		for (j = e->hash & (size - 1); ns[j] != NULL; j = (j + 1) & (size - 1))
+			;
+		ns[j] = e;
+	}
+	free(t->slot);
+	t->slot = ns;
+	t->mask = size - 1;
 	return 0;
 }
 
-static struct entry *
-table_get(struct table *t, const char *key, bool create)
+/* htab_slot_for_insert - like htab_find, but makes room first */
+static struct ent **
+htab_slot_for_insert(struct htab *t, const char *key, size_t klen, uint32_t h)
 {
-	struct entry *e = table_find(t, key);
-	size_t len;
+	uint32_t size = t->slot ? t->mask + 1 : 0;
 
-	if (e || !create)
-		return e;
-	if ((t->used + 1) * 2 > t->size && table_resize(t, t->used + 1) != 0)
-		return NULL;
-	len = strlen(key);
-	if ((e = calloc(1, sizeof(*e) + len + 1)) == NULL)
-		return NULL;
-	memcpy(e->key, key, len + 1);
-	e->times = e->inline_times;
-	e->cap = INLINE_TIMES;
-	e->ban_end = INT64_MIN;
-	table_put(t, e);
-	return e;
+	if (size == 0 || (uint64_t)(t->n + 1) * 4 > (uint64_t)size * 3) {
+		if (htab_resize(t, size ? size * 2 : 16) != 0)
+			return NULL;
+	}
+	return htab_find(t, key, klen, h);
+}
+
+/* htab_del - remove the entry in slot (freeing it); backward-shift deletion
+ * keeps linear probing correct without tombstones */
+static void
+htab_del(struct htab *t, struct ent **slot)
+{
+	uint32_t i = (uint32_t)(slot - t->slot), j = i;
+
+	free(*slot);
+	t->n--;
+	for (;;) {
+		uint32_t k;
+		j = (j + 1) & t->mask;
+		if (t->slot[j] == NULL)
+			break;
+		k = t->slot[j]->hash & t->mask;
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		t->slot[i] = t->slot[j];
+		i = j;
+	}
+	t->slot[i] = NULL;
 }
 
 static void
-table_free(struct table *t)
+htab_free(struct htab *t)
 {
-	for (size_t i = 0; i < t->size; i++)
-		entry_free(t->slots[i]);
-	free(t->slots);
+	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++)
+		free(t->slot[i]);
+	free(t->slot);
 	memset(t, 0, sizeof(*t));
 }
 
-/* ---- loading ---- */
-
+/* htab_sweep - drop entries keep() rejects (freeing them), then shrink so a
+ * burst of keys does not pin memory forever */
 static void
-jail_free(struct jail *j)
+htab_sweep(struct htab *t, bool (*keep)(struct ent *, const void *), const void *arg)
 {
-	free(j->name);
-	free(j->file);
-	for (size_t i = 0; i < j->nevents; i++)
-		free(j->events[i]);
-	free(j->events);
-	free(j->cidrs);
-	for (size_t i = 0; i < j->nnames; i++)
-		free(j->names[i]);
-	free(j->names);
-	free(j->reply);
-	table_free(&j->state);
-}
+	uint32_t size;
 
-void
-jails_free(struct jailset *js)
-{
-	if (js == NULL)
+	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++) {
+		if (t->slot[i] != NULL && !keep(t->slot[i], arg)) {
+			free(t->slot[i]);
+			t->slot[i] = NULL;
+			t->n--;
+		}
+	}
+	if (t->slot == NULL)
 		return;
-	for (size_t i = 0; i < js->n; i++)
-		jail_free(&js->jails[i]);
-	free(js->jails);
-	for (size_t i = 0; i < PENDING_SLOTS; i++) {
-		if (js->pending[i]) {
-			free(js->pending[i]->user);
-			free(js->pending[i]);
-		}
+	for (size = 16; (uint64_t)size * 3 < (uint64_t)t->n * 4 * 2; size *= 2)
+		;
+	if (size > t->mask + 1)
+		size = t->mask + 1;
+	/* rehash even at the same size: emptied slots broke probe chains */
+	if (htab_resize(t, size) != 0) {
+		/* Out of memory: the holes left above break probe chains, so
+		 * the table cannot be kept; dropping it loses only counts. */
+		htab_free(t);
 	}
-	free(js);
 }
 
-/* split_list - "a, b,c" into trimmed items; empty list is n = 0 */
-static int
-split_list(const char *value, char ***out, size_t *n)
+/* ent_new - a block for key with a ring of cap (x2 if weighted) uint32 */
+static struct ent *
+ent_new(const char *key, size_t klen, uint32_t h, uint16_t cap, bool weighted)
 {
-	const char *p = value;
+	struct ent *e = calloc(1, ring_off(klen) + (size_t)cap * 4 * (weighted ? 2 : 1));
 
-	*out = NULL;
-	*n = 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		const char *s = p;
-		char **grown;
+	if (e == NULL)
+		return NULL;
+	e->hash = h;
+	e->klen = (uint16_t)klen;
+	e->cap = cap;
+	memcpy(e->key, key, klen);
+	e->key[klen] = '\0';
+	return e;
+}
 
-		while (len && isspace((unsigned char)*s)) {
-			s++;
-			len--;
+/* ent_get - the entry for key in t, created (ring of initcap) if absent */
+static struct ent *
+ent_get(struct htab *t, const char *key, uint16_t initcap, bool weighted)
+{
+	size_t klen = strlen(key);
+	uint32_t h = hash_str(key, klen);
+	struct ent **s = htab_find(t, key, klen, h);
+
+	if (s != NULL && *s != NULL)
+		return *s;
+	s = htab_slot_for_insert(t, key, klen, h);
+	if (s == NULL)
+		return NULL;
+	if ((*s = ent_new(key, klen, h, initcap, weighted)) == NULL)
+		return NULL;
+	t->n++;
+	return *s;
+}
+
+static struct ent *
+ent_lookup(struct htab *t, const char *key)
+{
+	size_t klen = strlen(key);
+	struct ent **s = htab_find(t, key, klen, hash_str(key, klen));
+
+	return s ? *s : NULL;
+}
+
+/* ent_push - append (time, weight) to e's ring, growing it up to max entries
+ * and dropping the oldest beyond; may move e (the table slot is updated) */
+static int
+ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
+    uint16_t max, bool weighted)
+{
+	struct ent *e = *ep;
+	uint32_t *r, *w;
+
+	if (e->n == e->cap && e->cap < max) {
+		uint16_t ncap = e->cap * 2 > max ? max : (uint16_t)(e->cap * 2);
+		struct ent *ne = ent_new(e->key, e->klen, e->hash, ncap, weighted);
+		struct ent **s;
+		if (ne == NULL)
+			return -1;
+		ne->t32 = e->t32;
+		for (uint16_t i = 0; i < e->n; i++) {
+			uint16_t k = (uint16_t)((e->head + i) % e->cap);
+			ent_ring(ne)[i] = ent_ring(e)[k];
+			if (weighted)
+				ent_ring(ne)[ncap + i] = ent_ring(e)[e->cap + k];
 		}
-		while (len && isspace((unsigned char)s[len - 1]))
-			len--;
-		if ((grown = realloc(*out, (*n + 1) * sizeof(**out))) == NULL)
-			return -1;
-		*out = grown;
-		if (((*out)[*n] = strndup(s, len)) == NULL)
-			return -1;
-		(*n)++;
-		p += (comma ? (size_t)(comma - p) + 1 : strlen(p));
+		ne->n = e->n;
+		s = htab_find(t, e->key, e->klen, e->hash);
+		*s = ne;
+		free(e);
+		*ep = e = ne;
 	}
+	r = ent_ring(e);
+	w = r + e->cap;
+	if (e->n == e->cap) {
+		e->head = (uint16_t)((e->head + 1) % e->cap);
+		e->n--;
+	}
+	r[(e->head + e->n) % e->cap] = time;
+	if (weighted)
+		w[(e->head + e->n) % e->cap] = weight;
+	e->n++;
 	return 0;
 }
 
+/* ent_prune - drop ring entries with time <= cut (the ring is oldest first) */
 static void
-free_list(char **v, size_t n)
+ent_prune(struct ent *e, int64_t cut)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	uint32_t *r = ent_ring(e);
+
+	while (e->n > 0 && (int64_t)r[e->head] <= cut) {
+		e->head = (uint16_t)((e->head + 1) % e->cap);
+		e->n--;
+	}
 }
 
-/* parse_cidr - "192.0.2.0/24", "2001:db8::/32", "::1" */
+/* ent_sum - weight of ring entries with time in (t - w, t] */
+static uint64_t
+ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
+{
+	uint32_t *r = ent_ring(e);
+	uint64_t s = 0;
+
+	for (uint16_t i = 0; i < e->n; i++) {
+		uint16_t k = (uint16_t)((e->head + i) % e->cap);
+		if ((int64_t)r[k] > t - w && (int64_t)r[k] <= t)
+			s += weighted ? r[e->cap + k] : 1;
+	}
+	return s;
+}
+
+static uint32_t
+t32(int64_t t)
+{
+	return t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+/* parse_cidr - "addr" or "addr/len"; host bits are masked off */
 static int
 parse_cidr(const char *s, struct cidr *c)
 {
-	char host[INET6_ADDRSTRLEN];
+	char buf[MJ_IP_MAX + 8];
 	const char *slash = strchr(s, '/');
-	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	uint64_t len;
+	int max;
 
-	if (hl == 0 || hl >= sizeof(host))
+	if (alen == 0 || alen >= MJ_IP_MAX)
 		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
 	memset(c, 0, sizeof(*c));
-	if (inet_pton(AF_INET, host, c->addr) == 1) {
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
 		c->family = AF_INET;
-		c->len = 32;
-	} else if (inet_pton(AF_INET6, host, c->addr) == 1) {
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
 		c->family = AF_INET6;
-		c->len = 128;
+		max = 128;
 	} else {
 		return -1;
 	}
-	if (slash) {
-		if (cfg_parse_uint(slash + 1, (uint64_t)c->len, &len) != 0)
-			return -1;
-		c->len = (int)len;
-	}
+	if (slash == NULL)
+		len = (uint64_t)max;
+	else if (cfg_parse_uint(slash + 1, (uint64_t)max, &len) != 0)
+		return -1;
+	c->len = (int)len;
+	for (int b = c->len; b < max; b++)
+		c->addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
 	return 0;
 }
 
 static bool
-cidr_contains(const struct cidr *c, int family, const unsigned char *addr)
+cidr_match(const struct cidr *c, int family, const unsigned char *addr)
 {
 	int full = c->len / 8, rest = c->len % 8;
 
@@ -318,366 +452,494 @@ cidr_contains(const struct cidr *c, int family, const unsigned char *addr)
 		return false;
 	if (rest == 0)
 		return true;
-	return ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
+	return ((c->addr[full] ^ addr[full]) & (0xff00u >> rest) & 0xff) == 0;
 }
 
-enum jail_key_bit {
-	B_EVENTS, B_KEY, B_FINDTIME, B_MAXRETRY, B_LIMITS, B_COUNT, B_IGNORE, B_ACTION,
-	B_REPLY, B_BANTIME, B_FACTOR, B_MAXBANTIME, B_ENABLED,
-};
-
-static const char *const jail_keys[] = {
-	"events", "key", "findtime", "maxretry", "limits", "count", "ignore", "action",
-	"reply", "bantime", "factor", "maxbantime", "enabled",
-};
-
-static struct jail *
-jail_for_section(struct jailset *js, const char *file, const char *section, int line)
+/* format_cidr - canonical text of c; "/len" only when it is a prefix */
+static void
+format_cidr(const struct cidr *c, char *out, size_t len)
 {
-	struct jail *j;
+	char a[MJ_IP_MAX];
+	int max = c->family == AF_INET ? 32 : 128;
 
-	if (js->n > 0) {
-		j = &js->jails[js->n - 1];
-		if (j->line == line && strcmp(j->file, file) == 0)
-			return j;
-	}
-	for (size_t i = 0; i < js->n; i++) {
-		if (strcmp(js->jails[i].name, section) == 0) {
-			diag_add(js->d, file, line, "jail [%s] is defined twice (first in %s:%d)",
-			    section, js->jails[i].file, js->jails[i].line);
-			return NULL;
-		}
-	}
-	if (js->n == js->cap) {
-		size_t cap = js->cap ? js->cap * 2 : 8;
-		struct jail *n = realloc(js->jails, cap * sizeof(*n));
-		if (n == NULL)
-			return NULL;
-		js->jails = n;
-		js->cap = cap;
-	}
-	j = &js->jails[js->n];
-	memset(j, 0, sizeof(*j));
-	j->name = strdup(section);
-	j->file = strdup(file);
-	j->line = line;
-	j->enabled = true;
-	j->bantime = 3600;
-	j->factor = 2.0;
-	j->maxbantime = DURATION_CAP;
-	if (j->name == NULL || j->file == NULL) {
-		jail_free(j);
-		return NULL;
-	}
-	js->n++;
-	return j;
+	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
+		a[0] = '\0';
+	if (c->len == max)
+		snprintf(out, len, "%s", a);
+	else
+		snprintf(out, len, "%s/%d", a, c->len);
 }
 
-/* parse_limits - "100/1h, 500/1d" */
+/* ---- configuration ---------------------------------------------------- */
+
+static void
+jail_free(struct jail *j)
+{
+	if (j == NULL)
+		return;
+	free(j->name);
+	free(j->file);
+	for (size_t i = 0; i < j->nevents; i++)
+		free(j->events[i]);
+	free(j->events);
+	free(j->limits);
+	free(j->cidrs);
+	for (size_t i = 0; i < j->nnames; i++)
+		free(j->names[i]);
+	free(j->names);
+	free(j->reply);
+	htab_free(&j->counters);
+	htab_free(&j->bans);
+	free(j);
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* split_list - call f for every non-empty comma-separated item; stops at
+ * the first non-zero return */
 static int
-parse_limits(struct jail *j, const char *value, char *why, size_t wlen)
+split_list(const char *value, int (*f)(struct jail *, const char *, void *),
+    struct jail *j, void *arg)
 {
-	char **items;
-	size_t n;
-	int rc = -1;
+	char *copy = strdup(value), *p, *save = NULL;
+	int rc = 0;
 
-	if (split_list(value, &items, &n) != 0)
+	if (copy == NULL)
 		return -1;
-	if (n == 0 || n > LIMITS_MAX) {
-		snprintf(why, wlen, "expected 1 to %d limits like 100/1h", LIMITS_MAX);
-		goto out;
+	for (p = strtok_r(copy, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+		char *item = trim(p);
+		if (*item == '\0')
+			continue;
+		if ((rc = f(j, item, arg)) != 0)
+			break;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *slash = strchr(items[i], '/');
-		uint64_t count;
-
-		if (slash == NULL) {
-			snprintf(why, wlen, "\"%s\" is not COUNT/DURATION", items[i]);
-			goto out;
-		}
-		*slash = '\0';
-		if (cfg_parse_uint(items[i], 100000000, &count) != 0 || count == 0 ||
-		    cfg_parse_duration(slash + 1, &j->limits[i].window) != 0 ||
-		    j->limits[i].window == 0) {
-			snprintf(why, wlen, "bad limit \"%s/%s\" (e.g. 100/1h)", items[i], slash + 1);
-			goto out;
-		}
-		j->limits[i].count = (int64_t)count;
-	}
-	j->nlimits = n;
-	rc = 0;
-out:
-	free_list(items, n);
+	free(copy);
 	return rc;
 }
 
-/* parse_ignore - CIDRs and account names */
 static int
-parse_ignore(struct jail *j, const char *value)
+add_str(char ***arr, size_t *n, const char *s)
 {
-	char **items;
-	size_t n;
+	char **na = realloc(*arr, (*n + 1) * sizeof(*na));
 
-	if (split_list(value, &items, &n) != 0)
+	if (na == NULL)
 		return -1;
-	j->ignore_given = true;
-	j->ignore_empty = n == 0;
-	free(j->cidrs);
-	j->cidrs = calloc(n ? n : 1, sizeof(*j->cidrs));
-	if (j->cidrs == NULL) {
-		free_list(items, n);
+	*arr = na;
+	if ((na[*n] = strdup(s)) == NULL)
 		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct cidr c;
-		if (items[i][0] == '\0')
-			continue;
-		if (parse_cidr(items[i], &c) == 0) {
-			j->cidrs[j->ncidrs++] = c;
-			free(items[i]);
-		} else {
-			items[j->nnames++] = items[i];
-		}
-	}
-	j->names = items;
+	(*n)++;
 	return 0;
 }
 
 static int
-parse_actions(const char *value, unsigned *out)
+add_event(struct jail *j, const char *item, void *arg)
 {
-	char **items;
-	size_t n;
-	int rc = 0;
+	(void)arg;
+	return add_str(&j->events, &j->nevents, item);
+}
 
-	if (split_list(value, &items, &n) != 0)
-		return -1;
-	*out = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (strcmp(items[i], "nft") == 0)
-			*out |= ACTION_NFT;
-		else if (strcmp(items[i], "hold") == 0)
-			*out |= ACTION_HOLD;
-		else if (strcmp(items[i], "reject") == 0)
-			*out |= ACTION_REJECT;
-		else
-			rc = -1;
+struct itemctx {
+	struct jailset *js;
+	int line;
+};
+
+static int
+add_action(struct jail *j, const char *item, void *arg)
+{
+	struct itemctx *c = arg;
+
+	if (strcmp(item, "nft") == 0)
+		j->actions |= ACTION_NFT;
+	else if (strcmp(item, "hold") == 0)
+		j->actions |= ACTION_HOLD;
+	else if (strcmp(item, "reject") == 0)
+		j->actions |= ACTION_REJECT;
+	else {
+		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, reject)",
+		    j->name, item);
+		return 1;
 	}
-	free_list(items, n);
-	return n == 0 ? -1 : rc;
+	return 0;
+}
+
+/* looks_like_ip - only digits, dots, colons and hex: meant as an address */
+static bool
+looks_like_ip(const char *s)
+{
+	bool sep = false;
+
+	for (; *s; s++) {
+		if (*s == '.' || *s == ':')
+			sep = true;
+		else if (!isxdigit((unsigned char)*s))
+			return false;
+	}
+	return sep;
 }
 
 static int
-jails_handler(void *arg, const char *file, const char *section, int section_line,
+add_ignore(struct jail *j, const char *item, void *arg)
+{
+	struct itemctx *c = arg;
+	struct cidr cd;
+
+	if (strchr(item, '@') == NULL && parse_cidr(item, &cd) == 0) {
+		struct cidr *nc = realloc(j->cidrs, (j->ncidrs + 1) * sizeof(*nc));
+		if (nc == NULL)
+			return -1;
+		j->cidrs = nc;
+		j->cidrs[j->ncidrs++] = cd;
+		return 0;
+	}
+	if (strchr(item, '@') == NULL && (strchr(item, '/') != NULL || looks_like_ip(item))) {
+		diag_add(c->js->d, j->file, c->line, "jail %s: bad CIDR \"%s\" in ignore", j->name, item);
+		return 1;
+	}
+	return add_str(&j->names, &j->nnames, item);
+}
+
+static int
+add_limit(struct jail *j, const char *item, void *arg)
+{
+	struct itemctx *c = arg;
+	char buf[64];
+	const char *slash = strchr(item, '/');
+	uint64_t n;
+	int64_t w;
+	struct limit *nl;
+
+	if (slash == NULL || (size_t)(slash - item) >= sizeof(buf))
+		goto bad;
+	memcpy(buf, item, (size_t)(slash - item));
+	buf[slash - item] = '\0';
+	if (cfg_parse_uint(trim(buf), LIMIT_MAX - 1, &n) != 0 || n == 0)
+		goto bad;
+	snprintf(buf, sizeof(buf), "%s", slash + 1);
+	if (cfg_parse_duration(trim(buf), &w) != 0 || w <= 0)
+		goto bad;
+	if ((nl = realloc(j->limits, (j->nlimits + 1) * sizeof(*nl))) == NULL)
+		return -1;
+	j->limits = nl;
+	j->limits[j->nlimits].n = (uint32_t)n;
+	j->limits[j->nlimits].w = w;
+	j->nlimits++;
+	return 0;
+bad:
+	diag_add(c->js->d, j->file, c->line,
+	    "jail %s: malformed limit \"%s\" (expected COUNT/DURATION, e.g. 100/1h, count 1..%d)",
+	    j->name, item, LIMIT_MAX - 1);
+	return 1;
+}
+
+static struct jail *
+find_jail(const struct jailset *js, const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < js->n; i++)
+		if (strcmp(js->jails[i]->name, name) == 0)
+			return js->jails[i];
+	return NULL;
+}
+
+/* start_jail - a new [section]: a fresh jail, or a duplicate diag */
+static int
+start_jail(struct jailset *js, const char *file, const char *section, int line)
+{
+	struct jail *j, *old = find_jail(js, section);
+
+	js->cur = NULL;
+	js->cur_file = file;
+	js->cur_line = line;
+	js->cur_skip = false;
+	if (old != NULL) {
+		diag_add(js->d, file, line, "duplicate jail name \"%s\" (first at %s:%d)",
+		    section, old->file, old->line);
+		js->cur_skip = true;
+		return 0;
+	}
+	if (js->n == js->cap) {
+		size_t nc = js->cap ? js->cap * 2 : 8;
+		struct jail **nj = realloc(js->jails, nc * sizeof(*nj));
+		if (nj == NULL)
+			return -1;
+		js->jails = nj;
+		js->cap = nc;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->line = line;
+	j->key = KEY_IP;
+	j->bantime = 3600;
+	j->factor = 2;
+	j->maxbantime = TEN_YEARS;
+	j->enabled = true;
+	j->name = strdup(section);
+	j->file = strdup(file);
+	if (j->name == NULL || j->file == NULL) {
+		jail_free(j);
+		return -1;
+	}
+	js->jails[js->n++] = j;
+	js->cur = j;
+	return 0;
+}
+
+static int
+parse_duration_key(struct jailset *js, struct jail *j, const char *key,
+    const char *value, int line, int64_t *out)
+{
+	if (cfg_parse_duration(value, out) != 0 || *out <= 0) {
+		diag_add(js->d, j->file, line, "jail %s: bad duration for %s: \"%s\" (e.g. 30s, 10m, 1h, 1d, 1w)",
+		    j->name, key, value);
+		return 1;
+	}
+	return 0;
+}
+
+/* load_handler - one key of a .jail file */
+static int
+load_handler(void *arg, const char *file, const char *section, int section_line,
     const char *key, const char *value, int line)
 {
 	struct jailset *js = arg;
+	struct itemctx ic = { js, line };
 	struct jail *j;
-	char why[256] = "";
-	size_t k;
 	uint64_t u;
 
-	if (*section == '\0') {
-		diag_add(js->d, file, line, "\"%s\" outside of a [jail] section", key);
-		return -1;
-	}
-	if ((j = jail_for_section(js, file, section, section_line)) == NULL)
-		return -1;
-	for (k = 0; k < sizeof(jail_keys) / sizeof(jail_keys[0]); k++)
-		if (strcmp(key, jail_keys[k]) == 0)
-			break;
-	if (k == sizeof(jail_keys) / sizeof(jail_keys[0])) {
-		diag_add(js->d, file, line, "jail [%s]: unknown key \"%s\"", section, key);
-		return -1;
-	}
-	if (j->seen & (1u << k)) {
-		diag_add(js->d, file, line, "jail [%s]: %s given twice", section, key);
-		return -1;
-	}
-	j->seen |= 1u << k;
-	switch ((enum jail_key_bit)k) {
-	case B_EVENTS:
-		free_list(j->events, j->nevents);
-		if (split_list(value, &j->events, &j->nevents) != 0)
+	if (js->cur_file == NULL || strcmp(js->cur_file, file) != 0 ||
+	    js->cur_line != section_line) {
+		if (start_jail(js, file, section, section_line) != 0)
 			return -1;
+	}
+	if (js->cur_skip)
+		return 0;
+	j = js->cur;
+	if (strcmp(key, "events") == 0) {
 		j->events_line = line;
-		if (j->nevents == 0)
-			snprintf(why, sizeof(why), "no events given");
-		for (size_t i = 0; i < j->nevents; i++) {
-			if (strcmp(j->events[i], "ban") == 0)
-				j->recidive = true;
-			if (j->events[i][0] == '\0')
-				snprintf(why, sizeof(why), "empty event name in list");
-		}
-		if (j->recidive && j->nevents > 1)
-			snprintf(why, sizeof(why), "\"ban\" (recidive) cannot be mixed with "
-			    "other events");
-		break;
-	case B_KEY:
-		if (strcmp(value, "ip") == 0) {
+		return split_list(value, add_event, j, NULL);
+	} else if (strcmp(key, "key") == 0) {
+		j->l_key = line;
+		if (strcmp(value, "ip") == 0)
 			j->key = KEY_IP;
-		} else if (strncmp(value, "ip/", 3) == 0 &&
+		else if (strcmp(value, "account") == 0)
+			j->key = KEY_ACCOUNT;
+		else if (strcmp(value, "sender") == 0)
+			j->key = KEY_SENDER;
+		else if (strcmp(value, "domain") == 0)
+			j->key = KEY_DOMAIN;
+		else if (strncmp(value, "ip/", 3) == 0 &&
 		    cfg_parse_uint(value + 3, 128, &u) == 0 && u > 0) {
 			j->key = KEY_PREFIX;
 			j->prefix = (int)u;
-		} else if (strcmp(value, "account") == 0) {
-			j->key = KEY_ACCOUNT;
-		} else if (strcmp(value, "sender") == 0) {
-			j->key = KEY_SENDER;
-		} else if (strcmp(value, "domain") == 0) {
-			j->key = KEY_DOMAIN;
 		} else {
-			snprintf(why, sizeof(why), "bad key \"%s\" (ip, ip/N, account, sender, "
-			    "domain)", value);
+			diag_add(js->d, file, line,
+			    "jail %s: unknown key type \"%s\" (ip, ip/N, account, sender, domain)",
+			    j->name, value);
 		}
-		break;
-	case B_FINDTIME:
-	case B_BANTIME:
-	case B_MAXBANTIME: {
-		int64_t *dst = k == B_FINDTIME ? &j->findtime :
-		    k == B_BANTIME ? &j->bantime : &j->maxbantime;
-		if (cfg_parse_duration(value, dst) != 0 || *dst == 0)
-			snprintf(why, sizeof(why), "bad duration \"%s\" (e.g. 30s, 10m, 1h, 1d, "
-			    "1w)", value);
-		break;
-	}
-	case B_MAXRETRY:
-		if (cfg_parse_uint(value, 1000000, &j->maxretry) != 0 || j->maxretry == 0)
-			snprintf(why, sizeof(why), "bad maxretry \"%s\" (a number from 1)", value);
-		break;
-	case B_LIMITS:
-		if (parse_limits(j, value, why, sizeof(why)) != 0 && why[0] == '\0')
-			return -1;
-		break;
-	case B_COUNT:
+	} else if (strcmp(key, "findtime") == 0) {
+		j->l_findtime = line;
+		return parse_duration_key(js, j, key, value, line, &j->findtime);
+	} else if (strcmp(key, "maxretry") == 0) {
+		j->l_maxretry = line;
+		if (cfg_parse_uint(value, LIMIT_MAX, &u) != 0 || u == 0) {
+			diag_add(js->d, file, line, "jail %s: bad number for maxretry: \"%s\" (1..%d)",
+			    j->name, value, LIMIT_MAX);
+			return 1;
+		}
+		j->maxretry = (uint32_t)u;
+	} else if (strcmp(key, "limits") == 0) {
+		j->l_limits = line;
+		j->nlimits = 0;
+		if (split_list(value, add_limit, j, &ic) != 0)
+			return 1;
+		if (j->nlimits == 0)
+			diag_add(js->d, file, line, "jail %s: limits is empty", j->name);
+	} else if (strcmp(key, "count") == 0) {
+		j->l_count = line;
 		if (strcmp(value, "messages") == 0)
 			j->count_rcpt = false;
 		else if (strcmp(value, "recipients") == 0)
 			j->count_rcpt = true;
 		else
-			snprintf(why, sizeof(why), "bad count \"%s\" (messages or recipients)",
-			    value);
-		break;
-	case B_IGNORE:
-		if (parse_ignore(j, value) != 0)
+			diag_add(js->d, file, line, "jail %s: count must be messages or recipients, not \"%s\"",
+			    j->name, value);
+	} else if (strcmp(key, "ignore") == 0) {
+		j->ignore_set = true;
+		return split_list(value, add_ignore, j, &ic);
+	} else if (strcmp(key, "action") == 0) {
+		j->l_action = line;
+		j->actions = 0;
+		if (split_list(value, add_action, j, &ic) != 0)
+			return 1;
+		if (j->actions == 0)
+			diag_add(js->d, file, line, "jail %s: action is empty", j->name);
+	} else if (strcmp(key, "reply") == 0) {
+		free(j->reply);
+		if ((j->reply = strdup(value)) == NULL)
 			return -1;
-		break;
-	case B_ACTION:
-		if (parse_actions(value, &j->actions) != 0)
-			snprintf(why, sizeof(why), "bad action \"%s\" (nft, hold, reject, or a "
-			    "comma list)", value);
-		break;
-	case B_REPLY:
-		/* An access(5) reply: 4XX or 5XX, then text; no control bytes. */
-		if (strlen(value) < 4 || (value[0] != '4' && value[0] != '5') ||
-		    !isdigit((unsigned char)value[1]) || !isdigit((unsigned char)value[2]) ||
-		    value[3] != ' ')
-			snprintf(why, sizeof(why), "bad reply \"%s\" (e.g. 450 4.7.1 text)", value);
-		for (const char *p = value; *p && why[0] == '\0'; p++)
-			if ((unsigned char)*p < 0x20)
-				snprintf(why, sizeof(why), "control character in reply");
-		if (why[0] == '\0') {
-			free(j->reply);
-			if ((j->reply = strdup(value)) == NULL)
-				return -1;
+	} else if (strcmp(key, "bantime") == 0) {
+		return parse_duration_key(js, j, key, value, line, &j->bantime);
+	} else if (strcmp(key, "maxbantime") == 0) {
+		return parse_duration_key(js, j, key, value, line, &j->maxbantime);
+	} else if (strcmp(key, "factor") == 0) {
+		char *end = NULL;
+		double f;
+		errno = 0;
+		f = strtod(value, &end);
+		if (errno != 0 || end == value || *end != '\0' || !isfinite(f) || f <= 0 || f > 1000) {
+			diag_add(js->d, file, line, "jail %s: bad number for factor: \"%s\" (a number > 0, e.g. 2 or 1.5)",
+			    j->name, value);
+			return 1;
 		}
-		break;
-	case B_FACTOR: {
-		char *end;
-		j->factor = strtod(value, &end);
-		if (*value == '\0' || *end != '\0' || !(j->factor >= 1.0) || j->factor > 100)
-			snprintf(why, sizeof(why), "bad factor \"%s\" (a number from 1 to 100)",
-			    value);
-		break;
-	}
-	case B_ENABLED:
-		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+		j->factor = f;
+	} else if (strcmp(key, "enabled") == 0) {
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
 			j->enabled = true;
-		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
 			j->enabled = false;
 		else
-			snprintf(why, sizeof(why), "bad enabled \"%s\" (true or false)", value);
-		break;
-	}
-	if (why[0]) {
-		diag_add(js->d, file, line, "jail [%s]: %s", section, why);
-		return -1;
+			diag_add(js->d, file, line, "jail %s: enabled must be true or false, not \"%s\"",
+			    j->name, value);
+	} else {
+		diag_add(js->d, file, line, "jail %s: unknown key \"%s\"", j->name, key);
 	}
 	return 0;
 }
 
-/* jail_validate - what a whole section must say */
-static void
-jail_validate(struct jailset *js, struct jail *j)
+static bool
+jail_has_event(const struct jail *j, const char *ev)
 {
-	const char *n = j->name;
-	bool quota = j->seen & (1u << B_LIMITS), failure = j->seen & (1u << B_MAXRETRY);
+	for (size_t i = 0; i < j->nevents; i++)
+		if (strcmp(j->events[i], ev) == 0)
+			return true;
+	return false;
+}
 
-	if (!(j->seen & (1u << B_EVENTS)))
-		diag_add(js->d, j->file, j->line, "jail [%s]: missing events", n);
-	if (!(j->seen & (1u << B_KEY)))
-		diag_add(js->d, j->file, j->line, "jail [%s]: missing key", n);
-	if (!(j->seen & (1u << B_ACTION)))
-		diag_add(js->d, j->file, j->line, "jail [%s]: missing action", n);
-	if (quota && failure)
-		diag_add(js->d, j->file, j->line, "jail [%s]: give either maxretry (a failure "
-		    "jail) or limits (a quota jail), not both", n);
-	else if (!quota && !failure)
-		diag_add(js->d, j->file, j->line, "jail [%s]: a jail needs maxretry (with "
-		    "findtime) or limits", n);
-	if (failure && !(j->seen & (1u << B_FINDTIME)))
-		j->findtime = 600;
-	if ((j->seen & (1u << B_COUNT)) && !quota)
-		diag_add(js->d, j->file, j->line, "jail [%s]: count needs limits", n);
-	if (j->count_rcpt) {
-		bool sub = false;
-		for (size_t i = 0; i < j->nevents; i++)
-			sub |= strcmp(j->events[i], "submission") == 0;
-		if (!sub)
-			diag_add(js->d, j->file, j->line, "jail [%s]: count = recipients needs "
-			    "events = submission", n);
+static bool
+key_is_ip(const struct jail *j)
+{
+	return j->key == KEY_IP || j->key == KEY_PREFIX;
+}
+
+/* finish_jail - checks that need the whole section; derived values */
+static void
+finish_jail(struct jailset *js, struct jail *j)
+{
+	struct diag *d = js->d;
+
+	if (j->nevents == 0) {
+		diag_add(d, j->file, j->line, "jail %s: events is missing", j->name);
+		return;
 	}
-	if ((j->actions & (ACTION_NFT | ACTION_REJECT)) &&
-	    (j->key != KEY_IP && j->key != KEY_PREFIX))
-		diag_add(js->d, j->file, j->line, "jail [%s]: actions nft and reject need "
-		    "key = ip or ip/N", n);
-	if ((j->actions & ACTION_HOLD) && (j->key == KEY_IP || j->key == KEY_PREFIX))
-		diag_add(js->d, j->file, j->line, "jail [%s]: action hold needs an account, "
-		    "sender or domain key", n);
-	if (j->recidive && j->key != KEY_IP && j->key != KEY_ACCOUNT)
-		diag_add(js->d, j->file, j->line, "jail [%s]: a recidive jail (events = ban) "
-		    "needs key = ip or account", n);
-	if (j->maxbantime < j->bantime)
-		j->maxbantime = j->bantime;
+	j->recidive = jail_has_event(j, "ban");
+	if (j->recidive && j->nevents > 1)
+		diag_add(d, j->file, j->events_line,
+		    "jail %s: events = ban (recidive) cannot be combined with other events", j->name);
+	if (j->recidive && (j->key == KEY_SENDER || j->key == KEY_DOMAIN))
+		diag_add(d, j->file, j->l_key ? j->l_key : j->line,
+		    "jail %s: a recidive jail's key must be ip, ip/N or account", j->name);
+	if (j->maxretry && j->nlimits)
+		diag_add(d, j->file, j->l_limits,
+		    "jail %s: maxretry and limits cannot both be set (failure or quota jail?)", j->name);
+	else if (!j->maxretry && !j->l_limits && !j->l_maxretry)
+		diag_add(d, j->file, j->line, "jail %s: needs maxretry (with findtime) or limits", j->name);
+	if (j->l_findtime && j->l_limits)
+		diag_add(d, j->file, j->l_findtime,
+		    "jail %s: findtime belongs to maxretry; limits carry their own windows", j->name);
+	if (j->l_count && !j->l_limits)
+		diag_add(d, j->file, j->l_count, "jail %s: count needs limits", j->name);
+	if (j->count_rcpt && !jail_has_event(j, "submission"))
+		diag_add(d, j->file, j->l_count,
+		    "jail %s: count = recipients needs events to include submission", j->name);
+	if (j->l_action == 0)
+		diag_add(d, j->file, j->line, "jail %s: action is missing", j->name);
+	else if (key_is_ip(j) && (j->actions & ACTION_HOLD))
+		diag_add(d, j->file, j->l_action,
+		    "jail %s: action hold needs an account key (account, sender, domain)", j->name);
+	else if (!key_is_ip(j) && (j->actions & (ACTION_NFT | ACTION_REJECT)))
+		diag_add(d, j->file, j->l_action,
+		    "jail %s: actions nft and reject need an ip key", j->name);
+	if (j->maxretry) {
+		if (j->findtime == 0)
+			j->findtime = 600;
+		j->window = j->findtime;
+		j->ringmax = (uint16_t)j->maxretry;
+	} else {
+		uint32_t big = 0;
+		for (size_t i = 0; i < j->nlimits; i++) {
+			if (j->limits[i].w > j->window)
+				j->window = j->limits[i].w;
+			if (j->limits[i].n > big)
+				big = j->limits[i].n;
+		}
+		/* a window holding more than the largest limit is exceeded already */
+		j->ringmax = (uint16_t)(big + 1);
+	}
+	if (!j->ignore_set) {
+		j->cidrs = malloc(sizeof(loopback));
+		if (j->cidrs == NULL) {
+			diag_add(d, j->file, j->line, "out of memory");
+			return;
+		}
+		memcpy(j->cidrs, loopback, sizeof(loopback));
+		j->ncidrs = 2;
+	}
 }
 
 int
 jails_load(const char *path, struct jailset **out, struct diag *d)
 {
-	struct jailset *js;
-	size_t before = d->n;
+	struct jailset *js = calloc(1, sizeof(*js));
+	size_t before = d->n, k = 0;
+	int rc = -1;
 
 	*out = NULL;
-	if ((js = calloc(1, sizeof(*js))) == NULL) {
+	if (js == NULL) {
 		diag_add(d, path, 0, "out of memory");
 		return -1;
 	}
 	js->d = d;
-	(void)cfgfile_parse_path(path, ".jail", jails_handler, js, d);
+	if (cfgfile_parse_path(path, ".jail", load_handler, js, d) != 0)
+		goto out;
 	for (size_t i = 0; i < js->n; i++)
-		jail_validate(js, &js->jails[i]);
-	/* Disabled jails are dropped once they are known to be well-formed. */
-	for (size_t i = 0; i < js->n;) {
-		if (!js->jails[i].enabled) {
-			jail_free(&js->jails[i]);
-			memmove(&js->jails[i], &js->jails[i + 1], (js->n - i - 1) * sizeof(*js->jails));
-			js->n--;
-		} else {
-			i++;
+		finish_jail(js, js->jails[i]);
+	if (d->n != before)
+		goto out;
+	js->span = MIN_HISTORY_SPAN;
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if (!j->enabled) {
+			jail_free(j);
+			continue;
 		}
+		js->jails[k++] = j;
+		if (j->recidive && j->window > js->span)
+			js->span = j->window;
+		if (jail_has_event(j, "submission") &&
+		    (j->count_rcpt || j->key == KEY_SENDER || j->key == KEY_DOMAIN))
+			js->need_pending = true;
 	}
+	js->n = k;
+	rc = 0;
+out:
 	js->d = NULL;
-	if (d->n > before) {
+	js->cur = NULL;
+	js->cur_file = NULL;
+	if (rc != 0) {
+		if (d->n == before)
+			diag_add(d, path, 0, "cannot load jails");
 		jails_free(js);
 		return -1;
 	}
@@ -685,52 +947,53 @@ jails_load(const char *path, struct jailset **out, struct diag *d)
 	return 0;
 }
 
-int
-jails_check_events(const struct jailset *js, bool (*known)(void *arg, const char *event),
-    void *arg, struct diag *d)
+void
+jails_free(struct jailset *js)
 {
-	int bad = 0;
+	if (js == NULL)
+		return;
+	for (size_t i = 0; i < js->n; i++)
+		jail_free(js->jails[i]);
+	free(js->jails);
+	htab_free(&js->pending);
+	free(js);
+}
+
+int
+jails_check_events(const struct jailset *js,
+    bool (*known)(void *arg, const char *event), void *arg, struct diag *d)
+{
+	int n = 0;
 
 	for (size_t i = 0; i < js->n; i++) {
-		const struct jail *j = &js->jails[i];
+		const struct jail *j = js->jails[i];
 		for (size_t e = 0; e < j->nevents; e++) {
 			if (strcmp(j->events[e], "ban") == 0 || known(arg, j->events[e]))
 				continue;
-			diag_add(d, j->file, j->events_line, "jail [%s]: no rule produces event "
-			    "\"%s\"", j->name, j->events[e]);
-			bad++;
+			diag_add(d, j->file, j->events_line,
+			    "jail %s: no rule produces event \"%s\"", j->name, j->events[e]);
+			n++;
 		}
 	}
-	return bad;
+	return n;
 }
 
 size_t
 jails_count(const struct jailset *js)
 {
-	return js ? js->n : 0;
+	return js->n;
 }
 
 const char *
 jails_name(const struct jailset *js, size_t i)
 {
-	return js->jails[i].name;
+	return i < js->n ? js->jails[i]->name : NULL;
 }
 
 unsigned
 jails_actions(const struct jailset *js, size_t i)
 {
-	return js->jails[i].actions;
-}
-
-static int64_t
-jail_window(const struct jail *j)
-{
-	int64_t w = j->findtime;
-
-	for (size_t i = 0; i < j->nlimits; i++)
-		if (j->limits[i].window > w)
-			w = j->limits[i].window;
-	return w;
+	return i < js->n ? js->jails[i]->actions : 0;
 }
 
 int64_t
@@ -739,607 +1002,544 @@ jails_longest_window(const struct jailset *js)
 	int64_t w = 0;
 
 	for (size_t i = 0; i < js->n; i++)
-		if (jail_window(&js->jails[i]) > w)
-			w = jail_window(&js->jails[i]);
+		if (js->jails[i]->window > w)
+			w = js->jails[i]->window;
 	return w;
 }
 
 int64_t
 jails_history_span(const struct jailset *js)
 {
-	int64_t span = HISTORY_MIN;
-
-	for (size_t i = 0; i < js->n; i++)
-		if (js->jails[i].recidive && js->jails[i].findtime > span)
-			span = js->jails[i].findtime;
-	return span;
+	return js->span;
 }
 
 size_t
 jails_tracked_keys(const struct jailset *js, size_t i)
 {
-	return js->jails[i].state.used;
+	return i < js->n ? js->jails[i]->counters.n : 0;
 }
 
-/* ---- keys ---- */
+/* ---- keys ------------------------------------------------------------- */
 
+/* ip_key - the key (and target) for address ip in jail j; false if ip is not
+ * an address or is ignored */
 static bool
-jail_counts_event(const struct jail *j, const char *type)
+ip_key(const struct jail *j, const char *ip, char *out, size_t len)
 {
-	for (size_t i = 0; i < j->nevents; i++)
-		if (strcmp(j->events[i], type) == 0)
-			return true;
-	return false;
-}
+	struct cidr c;
 
-static bool
-ignored_ip(const struct jail *j, const char *ip)
-{
-	unsigned char bin[16];
-	int family;
-
-	if (inet_pton(AF_INET, ip, bin) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, bin) == 1)
-		family = AF_INET6;
-	else
-		return true;   /* not an address: never a key */
-	if (!j->ignore_empty) {
-		static const unsigned char v6lo[16] = { [15] = 1 };
-		if ((family == AF_INET && bin[0] == 127) ||
-		    (family == AF_INET6 && memcmp(bin, v6lo, 16) == 0))
-			return true;
-	}
+	if (ip[0] == '\0' || strchr(ip, '/') != NULL || parse_cidr(ip, &c) != 0)
+		return false;
 	for (size_t i = 0; i < j->ncidrs; i++)
-		if (cidr_contains(&j->cidrs[i], family, bin))
-			return true;
-	return false;
+		if (cidr_match(&j->cidrs[i], c.family, c.addr))
+			return false;
+	if (j->key == KEY_PREFIX) {
+		int max = c.family == AF_INET ? 32 : 128;
+		if (j->prefix <= max) {
+			for (int b = j->prefix; b < max; b++)
+				c.addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+			c.len = j->prefix;
+		}
+	}
+	format_cidr(&c, out, len);
+	return true;
 }
 
 static bool
-ignored_name(const struct jail *j, const char *name)
+name_ignored(const struct jail *j, const char *name)
 {
 	for (size_t i = 0; i < j->nnames; i++)
-		if (strcasecmp(j->names[i], name) == 0)
+		if (strcmp(j->names[i], name) == 0)
 			return true;
 	return false;
 }
 
-/* prefix_key - ip masked to the jail's prefix ("2001:db8:1::/64"); an IPv4
- * address with a prefix longer than 32 stays exact */
-static int
-prefix_key(const struct jail *j, const char *ip, char *out, size_t len)
-{
-	unsigned char bin[16];
-	char text[INET6_ADDRSTRLEN];
-	int family = AF_INET6, max = 128, plen = j->prefix;
-
-	if (inet_pton(AF_INET, ip, bin) == 1) {
-		family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, ip, bin) != 1) {
-		return -1;
-	}
-	if (plen >= max) {
-		snprintf(out, len, "%s", ip);
-		return 0;
-	}
-	for (int bit = plen; bit < max; bit++)
-		bin[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
-	if (inet_ntop(family, bin, text, sizeof(text)) == NULL)
-		return -1;
-	snprintf(out, len, "%s/%d", text, plen);
-	return 0;
-}
-
-static const char *
-domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at && at[1] ? at + 1 : NULL;
-}
-
-/* event_key - the jail's key for an event into out; -1 if it has none or it
- * is ignored */
-static int
+/* event_key - the key of ev in j; false if ev lacks the field or it is
+ * ignored */
+static bool
 event_key(const struct jail *j, const struct event *ev, char *out, size_t len)
 {
-	const char *k = NULL;
+	const char *at;
 
 	switch (j->key) {
 	case KEY_IP:
 	case KEY_PREFIX:
-		if (ev->ip[0] == '\0' || ignored_ip(j, ev->ip))
-			return -1;
-		if (j->key == KEY_PREFIX)
-			return prefix_key(j, ev->ip, out, len);
-		k = ev->ip;
-		break;
+		return ip_key(j, ev->ip, out, len);
 	case KEY_ACCOUNT:
-		k = ev->user;
+		if (ev->user[0] == '\0')
+			return false;
+		snprintf(out, len, "%s", ev->user);
 		break;
 	case KEY_SENDER:
-		k = ev->sender;
+		if (ev->sender[0] == '\0')
+			return false;
+		snprintf(out, len, "%s", ev->sender);
 		break;
 	case KEY_DOMAIN:
-		k = domain_of(ev->user);
-		if (k == NULL)
-			k = domain_of(ev->sender);
+		if ((at = strrchr(ev->user, '@')) == NULL && (at = strrchr(ev->sender, '@')) == NULL)
+			return false;
+		if (at[1] == '\0')
+			return false;
+		snprintf(out, len, "%s", at + 1);
+		/* domains are case-insensitive; one key per domain */
+		for (char *p = out; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
 		break;
 	}
-	if (k == NULL || *k == '\0' || ignored_name(j, k))
-		return -1;
-	if (strlen(k) >= len)
-		return -1;
-	strcpy(out, k);
-	return 0;
+	return !name_ignored(j, out);
 }
 
-/* ---- counting ---- */
+/* target_key - the key of a verdict's target in a recidive jail */
+static bool
+target_key(const struct jail *j, const char *target, enum target_kind kind,
+    char *out, size_t len)
+{
+	struct cidr c;
 
+	if (kind == TARGET_IP) {
+		if (!key_is_ip(j))
+			return false;
+		if (strchr(target, '/') == NULL)
+			return ip_key(j, target, out, len);
+		if (parse_cidr(target, &c) != 0)
+			return false;
+		for (size_t i = 0; i < j->ncidrs; i++)
+			if (cidr_match(&j->cidrs[i], c.family, c.addr))
+				return false;
+		format_cidr(&c, out, len);
+		return true;
+	}
+	if (key_is_ip(j) || name_ignored(j, target))
+		return false;
+	snprintf(out, len, "%s", target);
+	return true;
+}
+
+/* ---- bans ------------------------------------------------------------- */
+
+/* ban_level - 1 + bans of key in j started within the history span before now */
 static int
-entry_add_time(struct entry *e, int64_t t, uint32_t weight, bool weighted)
+ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 {
-	uint32_t i;
+	struct ent *b = ent_lookup(&j->bans, key);
+	int level = 1;
 
-	if (e->n == e->cap) {
-		uint32_t cap = e->cap * 2;
-		int64_t *times = malloc(cap * sizeof(*times));
-		if (times == NULL)
-			return -1;
-		memcpy(times, e->times, e->n * sizeof(*times));
-		if (e->times != e->inline_times)
-			free(e->times);
-		e->times = times;
-		if (weighted || e->weights) {
-			uint32_t *w = realloc(e->weights, cap * sizeof(*w));
-			if (w == NULL)
-				return -1;
-			e->weights = w;
-		}
-		e->cap = cap;
+	if (b == NULL)
+		return 1;
+	for (uint16_t i = 0; i < b->n; i++) {
+		int64_t s = ent_ring(b)[(b->head + i) % b->cap];
+		if (s > now - js->span && s <= now)
+			level++;
 	}
-	if (weighted && e->weights == NULL) {
-		if ((e->weights = calloc(e->cap, sizeof(*e->weights))) == NULL)
-			return -1;
-		for (uint32_t k = 0; k < e->n; k++)
-			e->weights[k] = 1;
-	}
-	/* Lines arrive in time order, except across logs: insert in place. */
-	for (i = e->n; i > 0 && e->times[i - 1] > t; i--) {
-		e->times[i] = e->times[i - 1];
-		if (e->weights)
-			e->weights[i] = e->weights[i - 1];
-	}
-	e->times[i] = t;
-	if (e->weights)
-		e->weights[i] = weight;
-	e->n++;
-	return 0;
-}
-
-/* entry_expire - drop times at or before cutoff (windows are (t-w, t]) */
-static void
-entry_expire(struct entry *e, int64_t cutoff)
-{
-	uint32_t k = 0;
-
-	while (k < e->n && e->times[k] <= cutoff)
-		k++;
-	if (k == 0)
-		return;
-	memmove(e->times, e->times + k, (e->n - k) * sizeof(*e->times));
-	if (e->weights)
-		memmove(e->weights, e->weights + k, (e->n - k) * sizeof(*e->weights));
-	e->n -= k;
-}
-
-static int64_t
-entry_sum_since(const struct entry *e, int64_t cutoff)
-{
-	int64_t sum = 0;
-
-	for (uint32_t k = e->n; k > 0 && e->times[k - 1] > cutoff; k--)
-		sum += e->weights ? e->weights[k - 1] : 1;
-	return sum;
-}
-
-/* entry_level - the level the next ban of this entry gets */
-static int
-entry_level(struct entry *e, int64_t now, int64_t span)
-{
-	uint16_t k = 0;
-
-	while (k < e->nbans && e->ban_starts[k] <= now - span)
-		k++;
-	if (k) {
-		memmove(e->ban_starts, e->ban_starts + k, (e->nbans - k) * sizeof(int64_t));
-		e->nbans = (uint16_t)(e->nbans - k);
-	}
-	return e->nbans + 1;
-}
-
-static int
-entry_note_ban(struct entry *e, int64_t start, int64_t end)
-{
-	if (e->nbans == UINT16_MAX)
-		return 0;
-	if (e->nbans == e->bans_cap) {
-		uint16_t cap = e->bans_cap ? (uint16_t)(e->bans_cap * 2) : 2;
-		int64_t *b = realloc(e->ban_starts, cap * sizeof(*b));
-		if (b == NULL)
-			return -1;
-		e->ban_starts = b;
-		e->bans_cap = cap;
-	}
-	e->ban_starts[e->nbans++] = start;
-	if (end > e->ban_end)
-		e->ban_end = end;
-	/* Counting starts fresh after a ban. */
-	e->n = 0;
-	return 0;
+	return level;
 }
 
 static int64_t
 ban_duration(const struct jail *j, int level)
 {
-	double d = (double)j->bantime * pow(j->factor, level - 1);
+	int64_t cap = j->maxbantime < TEN_YEARS ? j->maxbantime : TEN_YEARS;
+	double d = (double)j->bantime;
 
-	if (!(d < (double)j->maxbantime))
-		return j->maxbantime;
-	return (int64_t)d;
+	for (int i = 1; i < level && d < (double)cap; i++)
+		d *= j->factor;
+	if (d >= (double)cap)
+		return cap;
+	if (d < 1)
+		return 1;
+	return (int64_t)(d + 0.5);
 }
 
-static void
-make_verdict(const struct jail *j, const char *target, int level, int64_t now,
+/* ban_record - note a ban of key in j: its start (for levels) and its end */
+static int
+ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
+{
+	struct ent *b = ent_get(&j->bans, key, 2, false);
+
+	if (b == NULL)
+		return -1;
+	if (ent_push(&j->bans, &b, t32(start), 0, BAN_STARTS_MAX, false) != 0)
+		return -1;
+	b->t32 = t32(end);
+	return 0;
+}
+
+/* ---- counting --------------------------------------------------------- */
+
+struct sink {
+	struct verdict *out;
+	size_t max, n;
+	bool live;               /* false: restoring, no verdicts */
+};
+
+static int feed_recidive(struct jailset *js, const char *target, enum target_kind kind,
+    int64_t t, int64_t now, struct sink *sk);
+
+/* make_verdict - fill a verdict for key in j at now and record the ban */
+static int
+make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
     int64_t duration, struct verdict *v)
 {
+	int level = ban_level(js, j, key, now);
+
 	memset(v, 0, sizeof(*v));
 	v->jail = j->name;
-	v->kind = (j->key == KEY_IP || j->key == KEY_PREFIX) ? TARGET_IP : TARGET_ACCOUNT;
-	snprintf(v->target, sizeof(v->target), "%s", target);
+	v->kind = key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT;
+	snprintf(v->target, sizeof(v->target), "%s", key);
 	v->level = level;
 	v->actions = j->actions;
-	v->reply = j->reply ? j->reply : DEFAULT_REPLY;
+	v->reply = (j->actions & ACTION_REJECT) ? (j->reply ? j->reply : DEFAULT_REPLY) : NULL;
 	v->started_at = now;
-	v->expires_at = now + duration;
+	v->expires_at = now + (duration > 0 ? duration : ban_duration(j, level));
+	return ban_record(j, key, now, v->expires_at);
 }
 
-/*
- * count_in_jail - one (keyed) occurrence at time t with weight w; fills *v
- * and returns 1 if it issues a verdict.  live false: restore, no verdicts.
- */
+/* count_key - count weight at time t for key in j; maybe a verdict */
 static int
-count_in_jail(struct jailset *js, struct jail *j, const char *key, int64_t t,
-    uint32_t w, const char *what, const char *rule, int64_t now, bool live,
-    struct verdict *v)
+count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
+    uint32_t weight, const struct event *ev, int64_t now, struct sink *sk)
 {
-	struct entry *e = table_get(&j->state, key, true);
-	int64_t window = jail_window(j);
-	char dur[24];
-	int level;
+	struct ent *b = ent_lookup(&j->bans, key), *c;
+	char fbuf[24], lbuf[24];
+	char reason[MJ_REASON_MAX];
+	struct verdict *v;
+	uint64_t sum = 0;
+	size_t li = 0;
+	bool fire = false;
 
-	if (e == NULL)
+	if (b != NULL && t < (int64_t)b->t32)
+		return 0;   /* banned then: not counted, see top */
+	if ((c = ent_get(&j->counters, key, j->ringmax < 4 ? j->ringmax : 4, j->count_rcpt)) == NULL)
 		return -1;
-	if (t < e->ban_end)
-		return 0;   /* during a ban, and before its end: not counted */
-	entry_expire(e, t - window);
-	if (entry_add_time(e, t, w, j->count_rcpt) != 0)
+	ent_prune(c, t - j->window);
+	if (ent_push(&j->counters, &c, t32(t), weight, j->ringmax, j->count_rcpt) != 0)
 		return -1;
-	if (!live || now - t > jails_longest_window(js))
+	if (!sk->live || t <= now - j->window)
 		return 0;
-	if (j->nlimits == 0) {
-		if (entry_sum_since(e, t - j->findtime) < (int64_t)j->maxretry)
-			return 0;
-		level = entry_level(e, now, jails_history_span(js));
-		make_verdict(j, key, level, now, ban_duration(j, level), v);
-		snprintf(v->reason, sizeof(v->reason), "%llu %s in %s%s%s%s",
-		    (unsigned long long)j->maxretry, what,
-		    cfg_format_duration(j->findtime, dur, sizeof(dur)),
-		    rule ? " (rule " : "", rule ? rule : "", rule ? ")" : "");
+	if (j->maxretry) {
+		sum = ent_sum(c, t, j->findtime, false);
+		fire = sum >= j->maxretry;
 	} else {
-		size_t i;
-		int64_t sum = 0;
-		for (i = 0; i < j->nlimits; i++)
-			if ((sum = entry_sum_since(e, t - j->limits[i].window)) > j->limits[i].count)
-				break;
-		if (i == j->nlimits)
-			return 0;
-		level = entry_level(e, now, jails_history_span(js));
-		make_verdict(j, key, level, now, ban_duration(j, level), v);
-		cfg_format_duration(j->limits[i].window, dur, sizeof(dur));
-		snprintf(v->reason, sizeof(v->reason), "%lld %s in %s over limit %lld/%s",
-		    (long long)sum, j->count_rcpt ? "recipients" : "messages", dur,
-		    (long long)j->limits[i].count, dur);
+		for (li = 0; li < j->nlimits && !fire; li++) {
+			sum = ent_sum(c, t, j->limits[li].w, j->count_rcpt);
+			fire = sum > j->limits[li].n;
+		}
+		li--;
 	}
-	if (entry_note_ban(e, now, v->expires_at) != 0)
+	if (!fire || sk->n >= sk->max)
+		return 0;
+	if (j->recidive)
+		snprintf(reason, sizeof(reason), "%" PRIu64 " bans in %s", sum,
+		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)));
+	else if (j->maxretry)
+		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s (rule %s)", sum,
+		    ev && ev->type ? ev->type : "events",
+		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)),
+		    ev && ev->rule ? ev->rule : "?");
+	else
+		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s over limit %" PRIu32 "/%s", sum,
+		    j->count_rcpt ? "recipients" : "messages",
+		    cfg_format_duration(j->limits[li].w, fbuf, sizeof(fbuf)),
+		    j->limits[li].n, cfg_format_duration(j->limits[li].w, lbuf, sizeof(lbuf)));
+	v = &sk->out[sk->n];
+	if (make_verdict(js, j, key, now, 0, v) != 0)
 		return -1;
-	return 1;
+	snprintf(v->reason, sizeof(v->reason), "%s", reason);
+	sk->n++;
+	c->n = 0;   /* counting starts fresh after the ban */
+	c->head = 0;
+	if (!j->recidive)
+		return feed_recidive(js, v->target, v->kind, now, now, sk);
+	return 0;
 }
 
-/* feed_recidive - a verdict of another jail counts as a "ban" event */
+/* feed_recidive - a ban of target (by a non-recidive jail) at time t */
 static int
-feed_recidive(struct jailset *js, const char *from_jail, enum target_kind kind,
-    const char *target, int64_t t, int64_t now, bool live, struct verdict *out,
-    size_t max, size_t *nout)
+feed_recidive(struct jailset *js, const char *target, enum target_kind kind,
+    int64_t t, int64_t now, struct sink *sk)
 {
-	for (size_t i = 0; i < js->n; i++) {
-		struct jail *j = &js->jails[i];
-		bool ipjail = j->key == KEY_IP;
-		int rc;
+	char key[MJ_TARGET_MAX];
 
-		if (!j->recidive || strcmp(j->name, from_jail) == 0)
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *r = js->jails[i];
+		if (!r->recidive || !target_key(r, target, kind, key, sizeof(key)))
 			continue;
-		if ((kind == TARGET_IP) != ipjail)
-			continue;
-		if (ipjail && strchr(target, '/') == NULL && ignored_ip(j, target))
-			continue;
-		if (!ipjail && ignored_name(j, target))
-			continue;
-		if (*nout >= max)
-			return 0;
-		rc = count_in_jail(js, j, target, t, 1, "bans", NULL, now, live, &out[*nout]);
-		if (rc < 0)
+		if (count_key(js, r, key, t, 1, NULL, now, sk) != 0)
 			return -1;
-		*nout += (size_t)rc;
 	}
 	return 0;
 }
 
-/* ---- the submission/qmgr join ---- */
-
-static size_t
-pending_slot(const char *qid)
+/* defers - whether j counts this submission only when its queued line
+ * (sender, nrcpt) arrives */
+static bool
+defers(const struct jail *j, const struct event *ev)
 {
-	return hash_key(qid) & (PENDING_SLOTS - 1);
+	return j->count_rcpt || j->key == KEY_SENDER ||
+	    (j->key == KEY_DOMAIN && strchr(ev->user, '@') == NULL);
 }
 
-static void
+static int
+count_event(struct jailset *js, struct jail *j, const struct event *ev,
+    uint32_t weight, int64_t now, struct sink *sk)
+{
+	char key[MJ_TARGET_MAX];
+
+	if (!event_key(j, ev, key, sizeof(key)))
+		return 0;
+	return count_key(js, j, key, ev->time, weight, ev, now, sk);
+}
+
+/* pending_put - remember a submission's ip, account and time by queue id */
+static int
 pending_put(struct jailset *js, const struct event *ev)
 {
-	size_t s = pending_slot(ev->qid);
-	struct pending *p = js->pending[s];
+	size_t qlen = strlen(ev->qid), ilen = strlen(ev->ip), ulen = strlen(ev->user);
+	uint32_t h = hash_str(ev->qid, qlen);
+	struct ent **s, *e;
+	char *p;
 
-	/* A collision evicts the older submission: bounded memory matters more
-	 * than a join for a message whose qmgr line is long overdue. */
-	if (p == NULL) {
-		if ((p = calloc(1, sizeof(*p))) == NULL)
-			return;
-		js->pending[s] = p;
-		js->npending++;
-	}
-	free(p->user);
-	p->user = strdup(ev->user);
-	p->time = ev->time;
-	snprintf(p->qid, sizeof(p->qid), "%s", ev->qid);
-	snprintf(p->ip, sizeof(p->ip), "%s", ev->ip);
+	if (js->pending.n >= PENDING_MAX)
+		return 0;   /* bounded: an unjoined flood must not grow memory */
+	if ((s = htab_slot_for_insert(&js->pending, ev->qid, qlen, h)) == NULL)
+		return -1;
+	if (*s != NULL)
+		return 0;   /* first submission line wins */
+	if ((e = ent_new(ev->qid, qlen, h, (uint16_t)((ilen + ulen + 2 + 3) / 4), false)) == NULL)
+		return -1;
+	e->t32 = t32(ev->time);
+	p = (char *)ent_ring(e);
+	memcpy(p, ev->ip, ilen + 1);
+	memcpy(p + ilen + 1, ev->user, ulen + 1);
+	*s = e;
+	js->pending.n++;
+	return 0;
 }
 
-/* pending_take - the submission for a queued event, removed from the table */
-static struct pending *
-pending_take(struct jailset *js, const char *qid)
-{
-	size_t s = pending_slot(qid);
-	struct pending *p = js->pending[s];
-
-	if (p == NULL || strcmp(p->qid, qid) != 0 || p->user == NULL)
-		return NULL;
-	js->pending[s] = NULL;
-	js->npending--;
-	return p;
-}
-
-/* counts_at_submission - messages by ip/account are counted when the
- * submission line is seen; recipients and sender/domain keys need the join */
+/* pending_take - join a queued event to its submission; fills m */
 static bool
-counts_at_submission(const struct jail *j)
+pending_take(struct jailset *js, const struct event *ev, struct event *m)
 {
-	return !j->count_rcpt && (j->key == KEY_IP || j->key == KEY_PREFIX ||
-	    j->key == KEY_ACCOUNT);
+	size_t qlen = strlen(ev->qid);
+	struct ent **s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
+	const char *p;
+
+	if (s == NULL || *s == NULL)
+		return false;
+	*m = *ev;
+	m->type = "submission";
+	m->time = (*s)->t32;
+	p = (const char *)ent_ring(*s);
+	snprintf(m->ip, sizeof(m->ip), "%s", p);
+	snprintf(m->user, sizeof(m->user), "%s", p + strlen(p) + 1);
+	htab_del(&js->pending, s);
+	return true;
 }
 
-/* record - the common path of live counting and restore */
 static int
-record(struct jailset *js, const struct event *ev, int64_t now, bool live,
-    struct verdict *out, size_t max)
+dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *sk)
 {
-	size_t nout = 0;
-	char key[MJ_TARGET_MAX];
-	struct event joined;
-	const struct event *use;
-	bool is_sub = strcmp(ev->type, "submission") == 0;
-	bool is_queued = strcmp(ev->type, "queued") == 0;
-	struct pending *p = NULL;
+	bool submission = ev->type && strcmp(ev->type, "submission") == 0;
+	bool queued = ev->type && strcmp(ev->type, "queued") == 0;
+	struct event m;
 
-	if (is_sub && ev->qid[0])
-		pending_put(js, ev);
-	if (is_queued && ev->qid[0] && (p = pending_take(js, ev->qid)) != NULL) {
-		joined = *ev;
-		joined.type = "submission";
-		snprintf(joined.user, sizeof(joined.user), "%s", p->user);
-		snprintf(joined.ip, sizeof(joined.ip), "%s", p->ip);
-		joined.time = p->time;
-		free(p->user);
-		free(p);
-	}
+	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
+		return 0;   /* bans reach recidive jails from verdicts only */
+	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
+		return -1;
 	for (size_t i = 0; i < js->n; i++) {
-		struct jail *j = &js->jails[i];
-		uint32_t w = 1;
-		int rc;
-
-		if (j->recidive)
+		struct jail *j = js->jails[i];
+		if (j->recidive || !jail_has_event(j, ev->type))
 			continue;
-		use = ev;
-		if (jail_counts_event(j, "submission") && (is_sub || is_queued)) {
-			if (is_sub && !counts_at_submission(j))
-				continue;
-			if (is_queued) {
-				if (p == NULL || counts_at_submission(j))
-					continue;
-				use = &joined;
-				if (j->count_rcpt)
-					w = joined.nrcpt > 0 ? (uint32_t)joined.nrcpt : 1;
-			}
-		} else if (!jail_counts_event(j, ev->type)) {
+		if (submission && defers(j, ev))
 			continue;
-		}
-		if (event_key(j, use, key, sizeof(key)) != 0)
-			continue;
-		if (nout >= max)
-			break;
-		rc = count_in_jail(js, j, key, use->time, w, use->type, use->rule, now, live,
-		    &out[nout]);
-		if (rc < 0)
+		if (count_event(js, j, ev, 1, now, sk) != 0)
 			return -1;
-		if (rc == 1) {
-			struct verdict *v = &out[nout++];
-			if (feed_recidive(js, v->jail, v->kind, v->target, now, now, live, out,
-			    max, &nout) != 0)
-				return -1;
-		}
 	}
-	return (int)nout;
+	if (!queued || !js->need_pending || ev->qid[0] == '\0' || !pending_take(js, ev, &m))
+		return 0;
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		uint32_t w = 1;
+		if (j->recidive || !jail_has_event(j, "submission") || !defers(j, &m))
+			continue;
+		if (j->count_rcpt && ev->nrcpt > 1)
+			w = ev->nrcpt > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)ev->nrcpt;
+		if (count_event(js, j, &m, w, now, sk) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 int
 jail_record_event(struct jailset *js, const struct event *ev, int64_t now,
     struct verdict *out, size_t max)
 {
-	return record(js, ev, now, true, out, max);
+	struct sink sk = { out, max, 0, true };
+
+	if (dispatch(js, ev, now, &sk) != 0)
+		return -1;
+	return (int)sk.n;
 }
 
 int
 jail_restore_event(struct jailset *js, const struct event *ev)
 {
-	struct verdict unused[1];
+	struct sink sk = { NULL, 0, 0, false };
 
-	return record(js, ev, ev->time, false, unused, 1) < 0 ? -1 : 0;
+	return dispatch(js, ev, ev->time, &sk);
 }
 
-static struct jail *
-find_jail(struct jailset *js, const char *name)
+/* canon_target - canonical form of an operator-given target; -1 if bad */
+static int
+canon_target(const char *target, enum target_kind kind, char *out, size_t len)
 {
-	for (size_t i = 0; i < js->n; i++)
-		if (strcmp(js->jails[i].name, name) == 0)
-			return &js->jails[i];
-	return NULL;
+	struct cidr c;
+
+	if (kind == TARGET_IP) {
+		if (parse_cidr(target, &c) != 0)
+			return -1;
+		format_cidr(&c, out, len);
+		return 0;
+	}
+	/* an account goes into a Postfix map: no spaces or control characters */
+	if (target[0] == '\0' || strlen(target) >= MJ_FIELD_MAX)
+		return -1;
+	for (const char *p = target; *p; p++)
+		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+			return -1;
+	snprintf(out, len, "%s", target);
+	return 0;
 }
 
 int
-jail_restore_ban(struct jailset *js, const char *jail, const char *target, int level,
-    int64_t started_at, int64_t expires_at, int64_t lifted_at)
+jail_restore_ban(struct jailset *js, const char *jail, const char *target,
+    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at)
 {
 	struct jail *j = find_jail(js, jail);
-	struct entry *e;
-	size_t nout = 0;
-	struct verdict unused[1];
+	struct sink sk = { NULL, 0, 0, false };
+	int64_t end = lifted_at ? lifted_at : expires_at;
+	struct ent *c;
 
-	(void)level;
+	(void)level;   /* levels are recomputed from the start times */
 	if (j == NULL)
-		return 0;   /* a jail no longer configured */
-	if ((e = table_get(&j->state, target, true)) == NULL)
+		return 0;
+	if (ban_record(j, target, started_at, end) != 0)
 		return -1;
-	if (entry_note_ban(e, started_at, lifted_at ? lifted_at : expires_at) != 0)
-		return -1;
-	if (lifted_at && e->ban_end > lifted_at)
-		e->ban_end = lifted_at;
-	if (!j->recidive)
-		return feed_recidive(js, j->name, (j->key == KEY_IP || j->key == KEY_PREFIX) ?
-		    TARGET_IP : TARGET_ACCOUNT, target, started_at, started_at, false,
-		    unused, 1, &nout);
-	return 0;
+	if ((c = ent_lookup(&j->counters, target)) != NULL) {
+		c->n = 0;
+		c->head = 0;
+	}
+	if (j->recidive)
+		return 0;
+	return feed_recidive(js, target, key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT,
+	    started_at, started_at, &sk);
 }
 
 int
 jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
     enum target_kind kind, int64_t duration, int64_t now, struct verdict *out)
 {
+	unsigned want = kind == TARGET_IP ? (ACTION_NFT | ACTION_REJECT) : ACTION_HOLD;
+	struct sink sk = { NULL, 0, 0, false };
+	char key[MJ_TARGET_MAX];
 	struct jail *j = NULL;
-	struct entry *e;
-	int level;
+	char dbuf[24];
+	struct ent *c;
 
-	for (size_t i = 0; i < js->n && j == NULL; i++) {
-		struct jail *c = &js->jails[i];
-		bool ipjail = c->key == KEY_IP || c->key == KEY_PREFIX;
-		if (jail ? strcmp(c->name, jail) == 0 : !c->recidive)
-			if (ipjail == (kind == TARGET_IP))
-				j = c;
+	if (canon_target(target, kind, key, sizeof(key)) != 0)
+		return -1;
+	if (jail != NULL) {
+		j = find_jail(js, jail);
+	} else {
+		for (size_t i = 0; i < js->n && j == NULL; i++)
+			if (js->jails[i]->actions & want)
+				j = js->jails[i];
 	}
-	if (j == NULL)
+	if (j == NULL || (key_is_ip(j) != (kind == TARGET_IP)))
 		return -1;
-	if ((e = table_get(&j->state, target, true)) == NULL)
+	if (make_verdict(js, j, key, now, duration, out) != 0)
 		return -1;
-	level = entry_level(e, now, jails_history_span(js));
-	make_verdict(j, target, level, now, duration ? duration : ban_duration(j, level), out);
-	snprintf(out->reason, sizeof(out->reason), "manual");
-	return entry_note_ban(e, now, out->expires_at);
+	snprintf(out->reason, sizeof(out->reason), "manual %s for %s",
+	    kind == TARGET_IP ? "ban" : "hold",
+	    cfg_format_duration(out->expires_at - out->started_at, dbuf, sizeof(dbuf)));
+	if ((c = ent_lookup(&j->counters, key)) != NULL) {
+		c->n = 0;
+		c->head = 0;
+	}
+	if (j->recidive)
+		return 0;
+	/* like a restored ban: recidive counts it, but makes no verdict now */
+	return feed_recidive(js, key, kind, now, now, &sk) == 0 ? 0 : -1;
 }
 
 int
 jail_lift(struct jailset *js, const char *jail, const char *target, int64_t now)
 {
-	int lifted = 0;
+	char key[MJ_TARGET_MAX];
+	struct cidr c;
+	int n = 0;
 
+	/* an address given by the operator may be in a non-canonical form */
+	if (parse_cidr(target, &c) == 0)
+		format_cidr(&c, key, sizeof(key));
+	else
+		snprintf(key, sizeof(key), "%s", target);
 	for (size_t i = 0; i < js->n; i++) {
-		struct entry *e;
-		if (jail && strcmp(js->jails[i].name, jail) != 0)
+		struct jail *j = js->jails[i];
+		struct ent *b;
+		if (jail != NULL && strcmp(jail, j->name) != 0)
 			continue;
-		if ((e = table_find(&js->jails[i].state, target)) && e->ban_end > now) {
-			e->ban_end = now;
-			lifted++;
-		}
+		if ((b = ent_lookup(&j->bans, key)) == NULL || (int64_t)b->t32 <= now)
+			continue;
+		b->t32 = t32(now);
+		n++;
 	}
-	return lifted;
+	return n;
+}
+
+/* ---- expiry ----------------------------------------------------------- */
+
+struct sweep {
+	int64_t cut;
+	int64_t now;
+};
+
+static bool
+keep_counter(struct ent *e, const void *arg)
+{
+	ent_prune(e, ((const struct sweep *)arg)->cut);
+	return e->n > 0;
+}
+
+static bool
+keep_ban(struct ent *e, const void *arg)
+{
+	const struct sweep *s = arg;
+
+	ent_prune(e, s->cut);
+	return e->n > 0 || (int64_t)e->t32 > s->now;
+}
+
+static bool
+keep_pending(struct ent *e, const void *arg)
+{
+	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
 }
 
 void
 jails_expire(struct jailset *js, int64_t now)
 {
-	int64_t span = jails_history_span(js);
+	struct sweep s;
 
 	for (size_t i = 0; i < js->n; i++) {
-		struct jail *j = &js->jails[i];
-		struct table *t = &j->state;
-		size_t live = 0;
-
-		for (size_t s = 0; s < t->size; s++) {
-			struct entry *e = t->slots[s];
-			if (e == NULL)
-				continue;
-			entry_expire(e, now - jail_window(j));
-			(void)entry_level(e, now, span);
-			if (e->n == 0 && e->nbans == 0 && e->ban_end <= now) {
-				entry_free(e);
-				t->slots[s] = NULL;
-			} else {
-				live++;
-			}
-		}
-		/* Removing from open addressing breaks probe chains: rebuild. */
-		t->used = 0;
-		{
-			struct table old = *t;
-			t->slots = NULL;
-			t->size = 0;
-			if (table_resize(t, live) != 0) {
-				*t = old;   /* keep the old table; try again next time */
-				t->used = live;
-				continue;
-			}
-			for (size_t s = 0; s < old.size; s++)
-				if (old.slots[s])
-					table_put(t, old.slots[s]);
-			free(old.slots);
-		}
+		struct jail *j = js->jails[i];
+		s.now = now;
+		s.cut = now - j->window;
+		htab_sweep(&j->counters, keep_counter, &s);
+		s.cut = now - js->span;
+		htab_sweep(&j->bans, keep_ban, &s);
 	}
-	for (size_t s = 0; s < PENDING_SLOTS; s++) {
-		struct pending *p = js->pending[s];
-		if (p && p->time < now - PENDING_MAX_AGE) {
-			free(p->user);
-			free(p);
-			js->pending[s] = NULL;
-			js->npending--;
-		}
-	}
+	s.now = now;
+	s.cut = now - PENDING_TTL;
+	htab_sweep(&js->pending, keep_pending, &s);
 }
