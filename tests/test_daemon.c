@@ -210,7 +210,7 @@ Test(daemon, reload_refuses_bad_config_and_keeps_running)
 	pid = start_daemon();
 	usleep(300000);
 	tu_write(jdir, "broken.jail", "[broken]\nevents = auth_failure\nkey = ip\n"
-	    "maxretry = 3\nfindtime = 10 minutes\n", jail, sizeof(jail));
+	    "maxretry = 3\nfindtime = 10 minutes\naction = nft\n", jail, sizeof(jail));
 	kill(pid, SIGHUP);
 	usleep(500000);
 	cr_assert_eq(kill(pid, 0), 0, "still running");
@@ -224,7 +224,7 @@ Test(daemon, reload_refuses_bad_config_and_keeps_running)
 
 	/* Fixed: the reload takes, and the new jail (3 in 10m) works. */
 	tu_write(jdir, "broken.jail", "[broken]\nevents = auth_failure\nkey = ip\n"
-	    "maxretry = 3\nfindtime = 10m\nbantime = 1h\n", jail, sizeof(jail));
+	    "maxretry = 3\nfindtime = 10m\nbantime = 1h\naction = nft\n", jail, sizeof(jail));
 	kill(pid, SIGHUP);
 	usleep(500000);
 	err = tu_sh_output("cat '%s'", errf);

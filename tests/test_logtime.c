@@ -1,0 +1,98 @@
+/*
+ * test_logtime - syslog and RFC 3339 stamps, year inference, junk.
+ * TZ is set to UTC so expected values are plain arithmetic.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "logtime.h"
+
+static void
+utc(void)
+{
+	setenv("TZ", "UTC", 1);
+	tzset();
+}
+
+TestSuite(logtime, .init = utc);
+
+static int64_t
+parse(struct logtime *lt, const char *s, size_t *used)
+{
+	int64_t t = -1;
+	size_t u = 0;
+
+	cr_assert_eq(logtime_parse(lt, s, strlen(s), &t, &u), 0, "parse \"%s\"", s);
+	if (used)
+		*used = u;
+	return t;
+}
+
+Test(logtime, syslog_stamps)
+{
+	struct logtime lt;
+	size_t used;
+
+	logtime_init(&lt, 1795305600);                 /* 2026-11-22T00:00:00Z */
+	cr_assert_eq(parse(&lt, "Nov 22 10:00:01 mx", &used), 1795341601);
+	cr_assert_eq(used, 15);
+	cr_assert_eq(parse(&lt, "Aug  3 00:00:00 mx", NULL), 1785715200);   /* 2026-08-03 */
+	cr_assert_eq(parse(&lt, "Jan  1 00:00:00", NULL), 1767225600);      /* 2026-01-01 */
+}
+
+Test(logtime, year_is_inferred_backwards_across_new_year)
+{
+	struct logtime lt;
+
+	logtime_init(&lt, 1767225600 + 1800);          /* 2026-01-01T00:30:00Z */
+	cr_assert_eq(parse(&lt, "Dec 31 23:59:59", NULL), 1767225599, "2025-12-31, not 2026");
+	cr_assert_eq(parse(&lt, "Jan  1 00:10:00", NULL), 1767225600 + 600);
+	/* up to a day ahead (clock skew) stays in this year */
+	cr_assert_eq(parse(&lt, "Jan  1 12:00:00", NULL), 1767225600 + 43200);
+}
+
+Test(logtime, feb_29_goes_to_a_leap_year)
+{
+	struct logtime lt;
+
+	logtime_init(&lt, 1795339200);                 /* 2026 is not a leap year */
+	cr_assert_eq(parse(&lt, "Feb 29 12:00:00", NULL), 1709208000, "2024-02-29T12:00Z");
+}
+
+Test(logtime, rfc3339_stamps)
+{
+	struct logtime lt;
+	size_t used;
+
+	logtime_init(&lt, 0);
+	cr_assert_eq(parse(&lt, "2026-11-22T10:00:01.123456+00:00 mx", &used), 1795341601);
+	cr_assert_eq(used, 32);
+	cr_assert_eq(parse(&lt, "2026-11-22T11:00:01+01:00", NULL), 1795341601);
+	cr_assert_eq(parse(&lt, "2026-11-22T05:30:01-04:30", NULL), 1795341601);
+	cr_assert_eq(parse(&lt, "2026-11-22T10:00:01Z", NULL), 1795341601);
+	cr_assert_eq(parse(&lt, "2024-02-29T00:00:00Z", NULL), 1709164800);
+	cr_assert_eq(parse(&lt, "2100-01-01T00:00:00Z", NULL), 4102444800LL);
+	cr_assert_eq(parse(&lt, "1970-01-01T00:00:00Z", NULL), 0);
+}
+
+Test(logtime, junk_is_refused)
+{
+	struct logtime lt;
+	const char *bad[] = {
+		"", "Nov", "Foo 22 10:00:01", "Nov 32 10:00:01", "Nov  0 10:00:01",
+		"Nov 22 24:00:01", "Nov 22 10:60:01", "Nov 22 1:00:01 ", "Feb 30 10:00:00",
+		"2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-11-22T10:00:01",
+		"2026-11-22 10:00:01Z", "2026-11-22T10:00:01+0100", "2026-11-22T10:00:01.Z",
+		"1969-12-31T23:59:59Z",
+	};
+
+	logtime_init(&lt, 1795339200);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int64_t t;
+		size_t u;
+		cr_assert_eq(logtime_parse(&lt, bad[i], strlen(bad[i]), &t, &u), -1,
+		    "accepted \"%s\"", bad[i]);
+	}
+}
