@@ -144,6 +144,43 @@ enforce_now(struct app *a, const struct verdict *v, const char *unban_target,
 	return rc;
 }
 
+/* Without --jail, a hand-made ban goes to the built-in jail "manual":
+ * it escalates like any jail (level = earlier manual bans of the target
+ * + 1) but does not take part in any configured jail's counting. */
+#define MANUAL_JAIL "manual"
+#define MANUAL_IP_BANTIME 3600
+#define MANUAL_HOLD_TIME 86400
+
+static int
+count_ban(void *arg, const struct stored_ban *b)
+{
+	(void)b;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+manual_verdict(struct app *a, const char *target, enum target_kind kind,
+    int64_t duration, int64_t now, struct verdict *v)
+{
+	struct ban_filter f = { MANUAL_JAIL, target, false, now };
+	int earlier = 0;
+
+	if (store_each_ban(a->store, &f, count_ban, &earlier) != 0)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->jail = MANUAL_JAIL;
+	v->kind = kind;
+	snprintf(v->target, sizeof(v->target), "%s", target);
+	v->level = earlier + 1;
+	v->actions = kind == TARGET_IP ? ACTION_NFT : ACTION_HOLD;
+	v->started_at = now;
+	v->expires_at = now + (duration ? duration :
+	    kind == TARGET_IP ? MANUAL_IP_BANTIME : MANUAL_HOLD_TIME);
+	snprintf(v->reason, sizeof(v->reason), "by hand");
+	return 0;
+}
+
 /* manual_ban - shared by ban and hold */
 static int
 manual_ban(int argc, char **argv, enum target_kind kind)
@@ -186,10 +223,13 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 	p_up = true;
 	if (pipeline_restore(&p, now) != 0)
 		goto out;
-	if (jail_manual_verdict(a.jails, o.jail, target, kind, o.duration, now, &v) != 0) {
-		fprintf(stderr, "mailjail %s: %s\n", argv[0], o.jail ?
-		    "no such jail, or it does not handle this kind of target" :
-		    "no jail handles this kind of target (give --jail)");
+	if (o.jail == NULL) {
+		if (manual_verdict(&a, target, kind, o.duration, now, &v) != 0)
+			goto out;
+	} else if (jail_manual_verdict(a.jails, o.jail, target, kind, o.duration, now,
+	    &v) != 0) {
+		fprintf(stderr, "mailjail %s: no jail \"%s\" that handles this kind of target\n",
+		    argv[0], o.jail);
 		rc = EXIT_USAGE;
 		goto out;
 	}
