@@ -44,12 +44,32 @@ for kind in col:
         print("  %s: truth %d, mailjail %d" % (k, want.get(k, 0), got.get(k, 0)))
 
 banned = {r[0] for r in db.execute("SELECT target FROM bans WHERE target_kind = 'ip'")}
-held = {r[0] for r in db.execute("SELECT target FROM bans WHERE target_kind = 'account'")}
+held = {r[0] for r in db.execute("SELECT target FROM bans WHERE target_kind = 'account' "
+                                 "AND jail = 'outbound-quota'")}
+# Which accounts went over outbound-quota (100/1h, 500/1d, sliding windows
+# (t-w, t]), computed here from the truth's own events, independently of jail.c.
+over = set()
+times = {}
+for acct, t in db.execute("SELECT account, time FROM events WHERE event = 'submission' ORDER BY time, id"):
+    times.setdefault(acct, []).append(t)
+for acct, ts in times.items():
+    lo1 = lo2 = 0
+    for i, t in enumerate(ts):
+        while ts[lo1] <= t - 3600:
+            lo1 += 1
+        while ts[lo2] <= t - 86400:
+            lo2 += 1
+        if i - lo1 + 1 > 100 or i - lo2 + 1 > 500:
+            over.add(acct)
+            break
 missed = [ip for ip in bruteforcers if not any(ip == b or (("/" in b) and ip.startswith(b.split("/")[0].rstrip(":"))) for b in banned)]
 print("brute-forcers banned: %d of %d" % (len(bruteforcers) - len(missed), len(bruteforcers)))
-print("bursting accounts held: %d of %d" % (len([a for a in bursts if a in held]), len(bursts)))
+print("bursting accounts held: %d of %d (%d of them went over 100/1h or 500/1d)"
+      % (len([a for a in bursts if a in held]), len(bursts), len([a for a in bursts if a in over])))
+print("accounts over quota: %d, held by outbound-quota: %d, same set: %s"
+      % (len(over), len(held), "yes" if over == held else "NO"))
 print("all bans: %d IP targets, %d account targets" % (len(banned), len(held)))
-if missed or any(a not in held for a in bursts):
+if missed or over != held or any(a not in held for a in bursts if a in over):
     fails.append("verdicts")
 if wrong:
     fails.append("per-key counts")

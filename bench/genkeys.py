@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""N distinct failing IPv4 addresses and N distinct submitting accounts, all
-within a few minutes, so every key is tracked at once (the memory figure)."""
+"""N distinct keys in all: N/2 failing IPv4 addresses and N/2 submitting
+accounts, all within two minutes, so every key is tracked at once (the
+memory figure)."""
 import sys
 
-n = int(sys.argv[1])
+n = int(sys.argv[1]) // 2
 out = []
 for i in range(n):
     s = i * 120 // n          # spread over two minutes

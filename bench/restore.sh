@@ -13,6 +13,10 @@ db = $DB
 rules = $ROOT/rules
 jails = $ROOT/jails
 user = root
+[hold]
+map = sqlite:$OUT/restore-hold.db
+[reject]
+map = sqlite:$OUT/restore-reject.db
 CONF
 "$MJ" replay --dry-run --quiet -c "$OUT/restore.conf" "$OUT/restore.log"   # creates the schema
 sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $N)
