@@ -14,4 +14,7 @@ for i in range(n):
                "authentication failed: x, sasl_username=u" % (stamp, ip))
     out.append("%s mx postfix/submission/smtpd[1]: %010X: client=unknown[192.0.2.1], "
                "sasl_method=PLAIN, sasl_username=user%d@example.org" % (stamp, i + 1, i))
+    # as in a real log, qmgr picks every accepted message up at once
+    out.append("%s mx postfix/qmgr[2]: %010X: from=<user%d@example.org>, size=900, "
+               "nrcpt=1 (queue active)" % (stamp, i + 1, i))
 sys.stdout.write("\n".join(out) + "\n")

@@ -1023,6 +1023,18 @@ jails_tracked_keys(const struct jailset *js, size_t i)
 
 /* ip_key - the key (and target) for address ip in jail j; false if ip is not
  * an address or is ignored */
+/* copy_key - s into out; false if it does not fit (no key then) */
+static bool
+copy_key(char *out, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= len)
+		return false;
+	memcpy(out, s, n + 1);
+	return true;
+}
+
 static bool
 ip_key(const struct jail *j, const char *ip, char *out, size_t len)
 {
@@ -1033,7 +1045,11 @@ ip_key(const struct jail *j, const char *ip, char *out, size_t len)
 	for (size_t i = 0; i < j->ncidrs; i++)
 		if (cidr_match(&j->cidrs[i], c.family, c.addr))
 			return false;
-	if (j->key == KEY_PREFIX) {
+	/* Event addresses are canonical already (rules.c): an exact key is the
+	 * address as it is, with no formatting on the hot path. */
+	if (j->key != KEY_PREFIX)
+		return copy_key(out, len, ip);
+	{
 		int max = c.family == AF_INET ? 32 : 128;
 		if (j->prefix <= max) {
 			for (int b = j->prefix; b < max; b++)
@@ -1066,21 +1082,20 @@ event_key(const struct jail *j, const struct event *ev, char *out, size_t len)
 	case KEY_PREFIX:
 		return ip_key(j, ev->ip, out, len);
 	case KEY_ACCOUNT:
-		if (ev->user[0] == '\0')
+		if (ev->user[0] == '\0' || !copy_key(out, len, ev->user))
 			return false;
-		snprintf(out, len, "%s", ev->user);
 		break;
 	case KEY_SENDER:
-		if (ev->sender[0] == '\0')
+		if (ev->sender[0] == '\0' || !copy_key(out, len, ev->sender))
 			return false;
-		snprintf(out, len, "%s", ev->sender);
 		break;
 	case KEY_DOMAIN:
 		if ((at = strrchr(ev->user, '@')) == NULL && (at = strrchr(ev->sender, '@')) == NULL)
 			return false;
 		if (at[1] == '\0')
 			return false;
-		snprintf(out, len, "%s", at + 1);
+		if (!copy_key(out, len, at + 1))
+			return false;
 		/* domains are case-insensitive; one key per domain */
 		for (char *p = out; *p; p++)
 			*p = (char)tolower((unsigned char)*p);

@@ -188,7 +188,8 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	/* A file that is not a database fails here, with SQLite's own words. */
 	if (exec_simple(st->db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
-	    exec_simple(st->db, "PRAGMA foreign_keys = ON", err, errlen) != 0)
+	    exec_simple(st->db, "PRAGMA foreign_keys = ON", err, errlen) != 0 ||
+	    exec_simple(st->db, "PRAGMA temp_store = MEMORY", err, errlen) != 0)
 		goto fail_prefix;
 	if (store_migrate(st->db, err, errlen) != 0)
 		goto fail_prefix;
@@ -274,7 +275,7 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v == NULL || *v == '\0')
 		return sqlite3_bind_null(s, i);
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	return sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
 }
 
 int
