@@ -1,0 +1,24 @@
+#!/bin/bash
+# truth.sh - replay a generated realistic mail.log (bench/genlog.py, fixed
+# seed) and compare every event count, per-key count and verdict with the
+# ground truth the generator wrote.  TRUTH_LINES (default 1000000) lines.
+#   truth.sh MAILJAIL SRCDIR
+set -euo pipefail
+MJ=$1 SRC=$2
+LINES=${TRUTH_LINES:-1000000}
+T=$(mktemp -d /tmp/mailjail-truth-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+python3 "$SRC/bench/genlog.py" --lines "$LINES" --seed 7 --format mixed --out "$T/mail.log" \
+    --truth "$T/truth"
+cat > "$T/mailjail.conf" <<CONF
+[mailjail]
+log = $T/mail.log
+db = $T/mj.db
+rules = $SRC/rules
+jails = $SRC/jails
+user = root
+CONF
+"$MJ" replay --dry-run -c "$T/mailjail.conf" "$T/mail.log"
+python3 "$SRC/bench/check_truth.py" "$T/truth" "$T/mj.db" | tee "$T/result"
+tail -1 "$T/result" | grep -q '^OK'
+echo "1 passed, 0 failed"
