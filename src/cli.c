@@ -279,21 +279,27 @@ cli_run(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "db", required_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "syslog", no_argument, NULL, 's' },
+		{ "log-file", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct daemon_options o = { NULL, NULL, false };
+	struct daemon_options o;
 	int ch;
 
+	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:d:n", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.cfgpath = optarg; break;
 		case 'd': o.db = optarg; break;
 		case 'n': o.dry_run = true; break;
+		case 's': o.syslog = true; break;
+		case 'l': o.log_file = optarg; break;
 		default: return EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail run [-c FILE] [--db PATH] [--dry-run]\n");
+	if (optind != argc || (o.syslog && o.log_file)) {
+		fprintf(stderr, "usage: mailjail run [-c FILE] [--db PATH] [--dry-run] "
+		    "[--syslog | --log-file PATH]\n");
 		return EXIT_USAGE;
 	}
 	return daemon_run(&o);

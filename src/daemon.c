@@ -33,13 +33,15 @@
 /* Events are kept for the longest window, and never less than this. */
 #define EVENTS_KEEP_MIN (2 * 86400)
 
-static volatile sig_atomic_t sig_stop, sig_reload;
+static volatile sig_atomic_t sig_stop, sig_reload, sig_reopen;
 
 static void
 on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		sig_reload = 1;
+	else if (sig == SIGUSR1)
+		sig_reopen = 1;
 	else
 		sig_stop = 1;
 }
@@ -54,7 +56,7 @@ install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a signal must interrupt the wait. */
 	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-	    sigaction(SIGHUP, &sa, NULL) != 0)
+	    sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
 		return -1;
 	sa.sa_handler = SIG_IGN;
 	return sigaction(SIGPIPE, &sa, NULL);
@@ -251,9 +253,13 @@ daemon_run(const struct daemon_options *o)
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
 
+	if (o->log_file && log_set_file(o->log_file) != 0)
+		return EXIT_RUNTIME;
+	log_use_syslog(o->syslog);
 	diag_init(&d);
 	if (app_load(&a, o->cfgpath, NULL, true, &d) != 0) {
-		diag_print(&d);
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
 		diag_free(&d);
 		app_free(&a);
 		return EXIT_USAGE;
@@ -288,6 +294,8 @@ daemon_run(const struct daemon_options *o)
 	{
 		char err[512];
 		if (privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
+		    (o->log_file &&
+		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
 		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {
 			log_warnx("dropping privileges: %s", err);
 			goto out;
@@ -308,6 +316,11 @@ daemon_run(const struct daemon_options *o)
 			log_warnx("database %s: cannot commit: %s", a.db_path,
 			    store_errmsg(a.store));
 			goto out;
+		}
+		if (sig_reopen) {
+			sig_reopen = 0;
+			if (log_reopen() == 0)
+				log_info("log file reopened");
 		}
 		if (sig_reload) {
 			sig_reload = 0;

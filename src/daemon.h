@@ -3,7 +3,8 @@
  * commits one batch per burst of lines, re-applies active bans on start and
  * whenever the nftables table vanished (a firewall reload), reloads on
  * SIGHUP (a bad new configuration is refused and the old one keeps running),
- * stops on SIGTERM/SIGINT after committing the current batch.
+ * stops on SIGTERM/SIGINT after committing the current batch, reopens its
+ * log file on SIGUSR1.
  */
 #ifndef MAILJAIL_DAEMON_H
 #define MAILJAIL_DAEMON_H
@@ -14,6 +15,8 @@ struct daemon_options {
 	const char *cfgpath;       /* NULL: the default */
 	const char *db;            /* NULL: the config's */
 	bool dry_run;              /* decide and record, enforce nothing */
+	bool syslog;               /* log to syslog instead of stderr */
+	const char *log_file;      /* log to this file (SIGUSR1 reopens it) */
 };
 
 /* Returns the exit status. */

@@ -4,6 +4,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@ static const char *log_progname = "mailjail";
 static bool log_verbose;
 static bool log_syslog;
 static bool log_quiet;
+static char log_path[4096];
 
 void
 log_init(const char *progname, bool verbose)
@@ -53,6 +56,33 @@ vlog(int prio, int errnum, const char *fmt, va_list ap)
 		syslog(prio, "%s", msg);
 	else
 		fprintf(stderr, "%s: %s\n", log_progname, msg);
+}
+
+int
+log_set_file(const char *path)
+{
+	snprintf(log_path, sizeof(log_path), "%s", path);
+	return log_reopen();
+}
+
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_warn("cannot open log file %s", log_path);
+		return -1;
+	}
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 void

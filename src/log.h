@@ -16,6 +16,10 @@
 void log_init(const char *progname, bool verbose);
 void log_use_syslog(bool on);
 void log_set_quiet(bool quiet);   /* suppress info/debug (tests, replay) */
+/* Log to a file instead of stderr (stderr itself is pointed at it, so
+ * library messages land there too); log_reopen() after logrotate. */
+int log_set_file(const char *path);
+int log_reopen(void);
 void log_info(const char *fmt, ...) MJ_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) MJ_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) MJ_PRINTF(1, 2);

@@ -290,6 +290,40 @@ Test(daemon, unknown_user_is_fatal)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "fail closed");
 }
 
+Test(daemon, sigusr1_reopens_the_log_file)
+{
+	char out[700], moved[800], *text;
+	pid_t pid;
+	int st;
+
+	snprintf(out, sizeof(out), "%s/mailjail.out", dir);
+	snprintf(moved, sizeof(moved), "%s.1", out);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	if ((pid = fork()) == 0) {
+		execl(bin, "mailjail", "run", "--dry-run", "--log-file", out, "-c", cfg,
+		    (char *)NULL);
+		_exit(127);
+	}
+	append_failures(logf, "203.0.113.60", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_eq(rename(out, moved), 0);   /* logrotate */
+	kill(pid, SIGUSR1);
+	usleep(300000);
+	append_failures(logf, "203.0.113.61", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "2\n"));
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	text = tu_sh_output("cat '%s'", out);
+	cr_assert(strstr(text, "203.0.113.61") != NULL, "new file has the new ban: %s", text);
+	cr_assert(strstr(text, "203.0.113.60") == NULL, "%s", text);
+	free(text);
+	text = tu_sh_output("cat '%s'", moved);
+	cr_assert(strstr(text, "ban ip 203.0.113.60 jail=sasl-bruteforce level=1") != NULL,
+	    "one line per ban with jail, target, level: %s", text);
+	free(text);
+}
+
 Test(operator, status_bans_history_on_a_known_db)
 {
 	char sample[600], *out;
