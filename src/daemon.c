@@ -62,27 +62,10 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
-struct backend_set {
-	const struct enforcer_ops *ops[PIPELINE_BACKENDS_MAX];
-	void *state[PIPELINE_BACKENDS_MAX];
-	size_t n;
-};
-
-static void
-backends_fini(struct backend_set *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		b->ops[i]->fini(b->state[i]);
-	b->n = 0;
-}
-
-/* backends_init - every backend some jail needs; fail closed */
+/* backends_init - every backend some jail needs (none when dry) */
 static int
 backends_init(struct backend_set *b, struct app *a, bool dry_run)
 {
-	static const struct { unsigned bit; const char *name; } map[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-	};
 	unsigned needed = 0;
 
 	b->n = 0;
@@ -90,27 +73,7 @@ backends_init(struct backend_set *b, struct app *a, bool dry_run)
 		return 0;
 	for (size_t j = 0; j < jails_count(a->jails); j++)
 		needed |= jails_actions(a->jails, j);
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		const struct enforcer_ops *ops;
-		char err[512] = "";
-
-		if (!(needed & map[i].bit))
-			continue;
-		if ((ops = enforce_backend(map[i].name)) == NULL) {
-			log_warnx("action %s is used by a jail but not available in this build",
-			    map[i].name);
-			goto fail;
-		}
-		if (ops->init(&b->state[b->n], &a->cfg, err, sizeof(err)) != 0) {
-			log_warnx("%s: %s", map[i].name, err);
-			goto fail;
-		}
-		b->ops[b->n++] = ops;
-	}
-	return 0;
-fail:
-	backends_fini(b);
-	return -1;
+	return enforce_open(b, &a->cfg, needed);
 }
 
 struct reapply_ctx {
@@ -206,13 +169,13 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	}
 	if (start_pipeline(&np, &n, &nb) != 0) {
 		log_warnx("reload refused: cannot rebuild state from the database");
-		backends_fini(&nb);
+		enforce_close(&nb);
 		n.store = NULL;
 		app_free(&n);
 		return;
 	}
 	pipeline_fini(p);
-	backends_fini(b);
+	enforce_close(b);
 	a->store = NULL;
 	app_free(a);
 	*a = n;
@@ -351,10 +314,16 @@ daemon_run(const struct daemon_options *o)
 		}
 		if (n > 0)
 			continue;   /* more may be waiting: read before sleeping */
-		/* Sleep until a line arrives or the nearest timer is due. */
+		/* Sleep until a line arrives or the nearest timer is due.  A signal
+		 * that came while we were busy is handled first; one that comes
+		 * between this check and the wait is seen within a second. */
+		if (sig_stop || sig_reload || sig_reopen)
+			continue;
 		{
 			time_t due = next_reconcile < next_expire ? next_reconcile : next_expire;
 			int wait_ms = due > now ? (int)(due - now) * 1000 : 100;
+			if (wait_ms > 1000)
+				wait_ms = 1000;
 			if (follow_wait(f, wait_ms) < 0)
 				goto out;
 		}
@@ -366,7 +335,7 @@ out:
 	follow_close(f);
 	if (pipeline_up)
 		pipeline_fini(&p);
-	backends_fini(&b);
+	enforce_close(&b);
 	app_free(&a);
 	return status;
 }

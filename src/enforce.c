@@ -236,3 +236,41 @@ enforce_backend(const char *name)
 			return backends[i];
 	return NULL;
 }
+
+int
+enforce_open(struct backend_set *b, const struct config *cfg, unsigned actions)
+{
+	static const struct { unsigned bit; const char *name; } wanted[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+
+	b->n = 0;
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+		const struct enforcer_ops *ops;
+		char err[512] = "";
+
+		if (!(actions & wanted[i].bit))
+			continue;
+		if ((ops = enforce_backend(wanted[i].name)) == NULL) {
+			log_warnx("action %s is not available in this build", wanted[i].name);
+			goto fail;
+		}
+		if (ops->init(&b->state[b->n], cfg, err, sizeof(err)) != 0) {
+			log_warnx("%s: %s", wanted[i].name, err);
+			goto fail;
+		}
+		b->ops[b->n++] = ops;
+	}
+	return 0;
+fail:
+	enforce_close(b);
+	return -1;
+}
+
+void
+enforce_close(struct backend_set *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		b->ops[i]->fini(b->state[i]);
+	b->n = 0;
+}

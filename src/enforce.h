@@ -38,4 +38,18 @@ struct enforcer_ops {
 /* By name: "nft", "hold", "reject", "dry-run"; NULL if unknown. */
 const struct enforcer_ops *enforce_backend(const char *name);
 
+#define ENFORCE_BACKENDS_MAX 4
+
+/* The backends a set of actions needs, each initialised. */
+struct backend_set {
+	const struct enforcer_ops *ops[ENFORCE_BACKENDS_MAX];
+	void *state[ENFORCE_BACKENDS_MAX];
+	size_t n;
+};
+
+/* Open a backend for every ACTION_* bit in actions.  Fails closed: if one is
+ * missing or cannot start, the others are closed, the reason logged, -1. */
+int enforce_open(struct backend_set *b, const struct config *cfg, unsigned actions);
+void enforce_close(struct backend_set *b);
+
 #endif

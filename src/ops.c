@@ -109,38 +109,22 @@ iso_time(int64_t t, char *buf, size_t len)
 		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* enforce_now - one verdict (or unban) through the backend for its action */
+/* enforce_now - one verdict (or unban) through the backends its actions need */
 static int
 enforce_now(struct app *a, const struct verdict *v, const char *unban_target,
     enum target_kind kind, unsigned actions)
 {
-	static const struct { unsigned bit; const char *name; } map[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-	};
+	struct backend_set b;
 	int rc = 0;
 
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		const struct enforcer_ops *ops;
-		char err[512] = "";
-		void *state;
-
-		if (!(actions & map[i].bit))
-			continue;
-		if ((ops = enforce_backend(map[i].name)) == NULL) {
-			log_warnx("action %s is not available in this build", map[i].name);
+	if (enforce_open(&b, &a->cfg, actions) != 0)
+		return -1;
+	for (size_t i = 0; i < b.n; i++)
+		if ((v ? b.ops[i]->ban(b.state[i], v, (int64_t)time(NULL))
+		       : b.ops[i]->unban(b.state[i], unban_target, kind)) != 0 ||
+		    b.ops[i]->sync(b.state[i]) != 0)
 			rc = -1;
-			continue;
-		}
-		if (ops->init(&state, &a->cfg, err, sizeof(err)) != 0) {
-			log_warnx("%s: %s", map[i].name, err);
-			rc = -1;
-			continue;
-		}
-		if ((v ? ops->ban(state, v, (int64_t)time(NULL))
-		       : ops->unban(state, unban_target, kind)) != 0 || ops->sync(state) != 0)
-			rc = -1;
-		ops->fini(state);
-	}
+	enforce_close(&b);
 	return rc;
 }
 

@@ -40,49 +40,22 @@ print_summary(const struct pipeline *p, struct app *a, double secs)
 		    s->jail_verdicts[j]);
 }
 
-/* setup_backends - the backends the jails need; fail closed if one is missing */
+/* setup_backends - the backends the jails need, handed to the pipeline */
 static int
-setup_backends(struct pipeline *p, struct app *a, bool dry_run)
+setup_backends(struct pipeline *p, struct backend_set *b, struct app *a, bool dry_run)
 {
 	unsigned needed = 0;
-	static const struct { unsigned bit; const char *name; } map[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-	};
 
+	b->n = 0;
 	if (dry_run)
 		return 0;
 	for (size_t j = 0; j < jails_count(a->jails); j++)
 		needed |= jails_actions(a->jails, j);
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		const struct enforcer_ops *ops;
-		char err[512] = "";
-		void *state;
-
-		if (!(needed & map[i].bit))
-			continue;
-		if ((ops = enforce_backend(map[i].name)) == NULL) {
-			log_warnx("action %s is used by a jail but not available in this build",
-			    map[i].name);
-			return -1;
-		}
-		if (ops->init(&state, &a->cfg, err, sizeof(err)) != 0) {
-			log_warnx("%s: %s", map[i].name, err);
-			return -1;
-		}
-		if (pipeline_add_backend(p, ops, state) != 0) {
-			ops->fini(state);
-			return -1;
-		}
-	}
+	if (enforce_open(b, &a->cfg, needed) != 0)
+		return -1;
+	for (size_t i = 0; i < b->n; i++)
+		(void)pipeline_add_backend(p, b->ops[i], b->state[i]);
 	return 0;
-}
-
-static void
-fini_backends(struct pipeline *p)
-{
-	for (size_t b = 0; b < p->nbackends; b++)
-		p->backend[b]->fini(p->backend_state[b]);
-	p->nbackends = 0;
 }
 
 int
@@ -90,6 +63,7 @@ replay_files(struct app *a, char *const *logs, size_t nlogs,
     const struct replay_options *o)
 {
 	struct pipeline p;
+	struct backend_set b = { .n = 0 };
 	struct follow *f = NULL;
 	struct log_position pos;
 	double t0 = mono_now(), last_progress = t0;
@@ -105,7 +79,7 @@ replay_files(struct app *a, char *const *logs, size_t nlogs,
 		log_warnx("cannot rebuild state from %s", a->db_path);
 		goto out;
 	}
-	if (setup_backends(&p, a, o->dry_run) != 0)
+	if (setup_backends(&p, &b, a, o->dry_run) != 0)
 		goto out;
 	if (follow_open(&f, false) != 0) {
 		log_warnx("cannot set up reading of logs");
@@ -139,7 +113,7 @@ replay_files(struct app *a, char *const *logs, size_t nlogs,
 	status = 0;
 out:
 	follow_close(f);
-	fini_backends(&p);
+	enforce_close(&b);
 	pipeline_fini(&p);
 	return status;
 }

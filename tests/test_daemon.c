@@ -309,7 +309,9 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
 	cr_assert_eq(rename(out, moved), 0);   /* logrotate */
 	kill(pid, SIGUSR1);
-	usleep(300000);
+	for (int i = 0; i < 100 && access(out, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(out, F_OK), 0, "reopened");
 	append_failures(logf, "203.0.113.61", "a", 5);
 	cr_assert(wait_for("SELECT count(*) FROM bans", "2\n"));
 	kill(pid, SIGTERM);
