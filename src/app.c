@@ -24,6 +24,8 @@ app_load(struct app *a, const char *cfgpath, const char *rules_override,
 
 	memset(a, 0, sizeof(*a));
 	if (config_load(cfgpath ? cfgpath : CONFIG_DEFAULT_PATH, &a->cfg, d) != 0) {
+		/* What was set before the bad key (app_free skips a failed cfg). */
+		config_free(&a->cfg);
 		if (cfgpath == NULL && d->n > before)
 			diag_add(d, CONFIG_DEFAULT_PATH, 0, "(give another with -c FILE)");
 		return -1;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
+
 enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP };
 
 struct config_key {
@@ -40,6 +42,7 @@ static const struct config_key config_keys[] = {
 	{ "hold", "map",     KEY_MAP,    OFF(hold_map), "sqlite:/var/lib/mailjail/hold.db" },
 	{ "reject", "map",   KEY_MAP,    OFF(reject_map), "sqlite:/var/lib/mailjail/reject.db" },
 	{ "postfix", "config_directory", KEY_PATH, OFF(postfix_config_dir), NULL },
+	{ "journal", "directory", KEY_PATH, OFF(journal_dir), NULL },
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -95,8 +98,19 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 			snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
 			return -1;
 		}
-		/* "journal:" is a source name, not a path. */
-		if (strncmp(item, "journal:", 8) == 0) {
+		/* "journal:MATCH" is a source name, not a path (journal.h). */
+		if (journal_is_source(item)) {
+			if (journal_check_source(item, why, wlen) != 0) {
+				free(item);
+				return -1;
+			}
+			for (size_t i = 0; i < cfg->nlogs; i++) {
+				if (strcmp(cfg->logs[i], item) == 0) {
+					snprintf(why, wlen, "\"%s\" given twice", item);
+					free(item);
+					return -1;
+				}
+			}
 			cfg->logs[cfg->nlogs++] = item;
 		} else {
 			cfg->logs[cfg->nlogs] = cfg_resolve_path(base, item);

@@ -31,6 +31,7 @@ struct config {
 	char *hold_map;              /* "sqlite:/path" or "hash:/path" */
 	char *reject_map;
 	char *postfix_config_dir;    /* NULL: Postfix's default / MAIL_CONFIG */
+	char *journal_dir;           /* NULL: the system journal (journal.h) */
 	char *user;                  /* unprivileged user for run */
 	uint64_t batch_lines;        /* lines per transaction */
 };

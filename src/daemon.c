@@ -9,8 +9,10 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,6 +22,7 @@
 #include "cli.h"
 #include "enforce.h"
 #include "follow.h"
+#include "journal.h"
 #include "log.h"
 #include "pipeline.h"
 #include "privdrop.h"
@@ -185,6 +188,71 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	    rules_count(a->rules), jails_count(a->jails));
 }
 
+/* journals_open - each "journal:" log at its saved cursor (before the drop) */
+static int
+journals_open(struct app *a, struct journal **js, size_t *nj)
+{
+	char err[512];
+
+	*nj = 0;
+	for (size_t i = 0; i < a->cfg.nlogs; i++) {
+		char *cursor = NULL;
+		int found, rc;
+
+		if (!journal_is_source(a->cfg.logs[i]))
+			continue;
+		if ((found = store_get_cursor(a->store, a->cfg.logs[i], &cursor)) < 0)
+			return -1;
+		rc = journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir, cursor,
+		    err, sizeof(err));
+		free(cursor);
+		if (rc != 0) {
+			log_warnx("%s", err);
+			return -1;
+		}
+		(*nj)++;
+	}
+	return 0;
+}
+
+/* journals_read - up to batch entries from each journal source; -1 on error */
+static long
+journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
+{
+	long total = 0;
+
+	for (size_t i = 0; i < nj; i++) {
+		long n = journal_read(js[i], pipeline_follow_cb, p, batch);
+		if (n < 0)
+			return -1;
+		total += n;
+	}
+	return total;
+}
+
+/* wait_sources - sleep until a file or a journal has news, or timeout_ms */
+static int
+wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
+{
+	struct pollfd pfd[CONFIG_LOGS_MAX];
+
+	for (size_t i = 0; i < nj; i++) {
+		int t = journal_timeout_ms(js[i]);
+
+		pfd[i].fd = journal_fd(js[i]);
+		pfd[i].events = journal_events(js[i]);
+		if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
+			timeout_ms = t;
+	}
+	if (follow_wait_fds(f, timeout_ms, pfd, nj) < 0)
+		return -1;
+	/* Readable or timed out: sd-journal wants to hear of both. */
+	for (size_t i = 0; i < nj; i++)
+		if (journal_process(js[i]) != 0)
+			return -1;
+	return 0;
+}
+
 /* reconcile - if the nft table was flushed from outside, put it all back */
 static void
 reconcile(struct pipeline *p, struct store *st)
@@ -211,6 +279,8 @@ daemon_run(const struct daemon_options *o)
 	struct backend_set b = { .n = 0 };
 	struct pipeline p;
 	struct follow *f = NULL;
+	struct journal *js[CONFIG_LOGS_MAX];
+	size_t nj = 0;
 	struct diag d;
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
@@ -247,13 +317,19 @@ daemon_run(const struct daemon_options *o)
 		goto out;
 	for (size_t i = 0; i < a.cfg.nlogs; i++) {
 		struct log_position pos;
-		int found = store_get_position(a.store, a.cfg.logs[i], &pos);
+		int found;
 
+		if (journal_is_source(a.cfg.logs[i]))
+			continue;
+		found = store_get_position(a.store, a.cfg.logs[i], &pos);
 		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
 			goto out;
 	}
+	if (journals_open(&a, js, &nj) != 0)
+		goto out;
 	/* Everything that needs root is open: the DB, the netlink socket, the
-	 * inotify watches.  From here on, only CAP_NET_ADMIN. */
+	 * inotify watches, the journal files (reading the system journal needs
+	 * root or group systemd-journal/adm).  From here on, only CAP_NET_ADMIN. */
 	{
 		char err[512];
 		if (privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
@@ -271,11 +347,15 @@ daemon_run(const struct daemon_options *o)
 
 	while (!sig_stop) {
 		time_t now;
-		long n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines);
+		long n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines), m;
 
 		if (n < 0)
 			goto out;
-		if (pipeline_commit(&p, f) != 0) {
+		/* Each journal source reads up to a batch of its own into the same
+		 * transaction. */
+		if ((m = journals_read(js, nj, &p, a.cfg.batch_lines)) < 0)
+			goto out;
+		if (pipeline_commit_sources(&p, f, js, nj) != 0) {
 			log_warnx("database %s: cannot commit: %s", a.db_path,
 			    store_errmsg(a.store));
 			goto out;
@@ -312,7 +392,7 @@ daemon_run(const struct daemon_options *o)
 				log_warnx("purging old events failed: %s", store_errmsg(a.store));
 			next_purge = now + PURGE_SECS;
 		}
-		if (n > 0)
+		if (n > 0 || m > 0)
 			continue;   /* more may be waiting: read before sleeping */
 		/* Sleep until a line arrives or the nearest timer is due.  A signal
 		 * that came while we were busy is handled first; one that comes
@@ -324,7 +404,7 @@ daemon_run(const struct daemon_options *o)
 			int wait_ms = due > now ? (int)(due - now) * 1000 : 100;
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (follow_wait(f, wait_ms) < 0)
+			if (wait_sources(f, js, nj, wait_ms) < 0)
 				goto out;
 		}
 	}
@@ -332,6 +412,9 @@ daemon_run(const struct daemon_options *o)
 	(void)sd_notify(0, "STOPPING=1");
 	status = 0;
 out:
+	/* Nothing read since the last commit stays unsaved: it is read again. */
+	for (size_t i = 0; i < nj; i++)
+		journal_close(js[i]);
 	follow_close(f);
 	if (pipeline_up)
 		pipeline_fini(&p);

@@ -863,7 +863,14 @@ now_ms(void)
 int
 follow_wait(struct follow *f, int timeout_ms)
 {
-	struct pollfd pfd;
+	return follow_wait_fds(f, timeout_ms, NULL, 0);
+}
+
+/* follow_wait_fds - see follow.h */
+int
+follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra)
+{
+	struct pollfd pfd[1 + FOLLOW_EXTRA_FDS_MAX];
 	bool hit = false, fallback = false;
 	int64_t deadline = 0;
 	int wait, rc;
@@ -872,6 +879,12 @@ follow_wait(struct follow *f, int timeout_ms)
 		log_warnx("follow_wait: not watching (one-shot mode)");
 		return -1;
 	}
+	if (nextra > FOLLOW_EXTRA_FDS_MAX) {
+		log_warnx("follow_wait: more than %d other descriptors", FOLLOW_EXTRA_FDS_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < nextra; i++)
+		extra[i].revents = 0;
 	if (f->more)
 		return 1;
 	for (size_t i = 0; i < f->n; i++)
@@ -887,15 +900,21 @@ follow_wait(struct follow *f, int timeout_ms)
 	if (hit)
 		return 1;
 	for (;;) {
+		bool other = false;
+
 		wait = -1;
 		if (timeout_ms >= 0) {
 			int64_t left = deadline - now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
-		pfd.fd = f->ifd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		rc = poll(&pfd, 1, wait);
+		pfd[0].fd = f->ifd;
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		for (size_t i = 0; i < nextra; i++) {
+			pfd[1 + i] = extra[i];
+			pfd[1 + i].revents = 0;
+		}
+		rc = poll(pfd, (nfds_t)(1 + nextra), wait);
 		if (rc == -1) {
 			if (errno == EINTR)
 				return 0;
@@ -904,9 +923,14 @@ follow_wait(struct follow *f, int timeout_ms)
 		}
 		if (rc == 0)
 			return fallback ? 1 : 0;
-		if (drain_events(f, &hit) == -1)
+		for (size_t i = 0; i < nextra; i++) {
+			extra[i].revents = pfd[1 + i].revents;
+			if (pfd[1 + i].revents)
+				other = true;
+		}
+		if (pfd[0].revents && drain_events(f, &hit) == -1)
 			return -1;
-		if (hit)
+		if (hit || other)
 			return 1;
 		/* Only other files in our directories changed: wait on. */
 	}

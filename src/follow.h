@@ -63,6 +63,17 @@ long follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_line
 int follow_wait(struct follow *f, int timeout_ms);
 
 /*
+ * The same, also waking when one of the caller's descriptors extra[0..n)
+ * (fd and events set; at most FOLLOW_EXTRA_FDS_MAX) is ready: their revents
+ * are set, and 1 is returned.  For a daemon that reads other sources (the
+ * journal) beside the files: libinotifytools may hold events in its own
+ * buffer, which a poll of follow_fd() alone would not see.
+ */
+#define FOLLOW_EXTRA_FDS_MAX 16
+struct pollfd;
+int follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra);
+
+/*
  * The descriptor follow_wait polls (libinotifytools' own), for a caller that
  * multiplexes it with others (signalfd, timerfd); -1 in one-shot mode.  When
  * it is readable call follow_wait(f, 0) (it consumes the events and tells

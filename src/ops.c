@@ -23,6 +23,7 @@
 #include "app.h"
 #include "enforce.h"
 #include "holdmap.h"
+#include "journal.h"
 #include "log.h"
 #include "pipeline.h"
 #include "table.h"
@@ -606,6 +607,22 @@ print_position(void *arg, const struct log_position *pos, int64_t updated)
 	return 0;
 }
 
+static int
+print_cursor(void *arg, const char *source, const char *cursor, int64_t updated)
+{
+	char when[32], at[32];
+	uint64_t usec;
+
+	(void)arg;
+	iso_time(updated, when, sizeof(when));
+	if (journal_cursor_time(cursor, &usec) == 0)
+		iso_time((int64_t)(usec / 1000000), at, sizeof(at));
+	else
+		snprintf(at, sizeof(at), "-");
+	printf("  %s: entry of %s, saved %s\n    cursor %s\n", source, at, when, cursor);
+	return 0;
+}
+
 int
 cli_status(int argc, char **argv)
 {
@@ -662,7 +679,8 @@ cli_status(int argc, char **argv)
 	if (store_event_counts_since(a.store, now - 3600, print_event_count, NULL) != 0)
 		goto out;
 	printf("\nlogs:\n");
-	if (store_each_position(a.store, print_position, NULL) != 0)
+	if (store_each_position(a.store, print_position, NULL) != 0 ||
+	    store_each_cursor(a.store, print_cursor, NULL) != 0)
 		goto out;
 	rc = 0;
 out:

@@ -209,15 +209,26 @@ pipeline_enforce(struct pipeline *p, const struct verdict *v)
 int
 pipeline_commit(struct pipeline *p, struct follow *f)
 {
+	return pipeline_commit_sources(p, f, NULL, 0);
+}
+
+int
+pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *const *js,
+    size_t nj)
+{
 	struct log_position pos;
+	bool cursors = false;
 	int rc = 0;
 
 	if (p->store == NULL)
 		return 0;
+	for (size_t i = 0; i < nj; i++)
+		if (journal_pending_cursor(js[i]) != NULL)
+			cursors = true;
 	if (!p->in_tx) {
 		/* No event in this batch, but the logs moved on: save that too,
 		 * or a restart would re-read (not re-count) these lines. */
-		if (f == NULL || follow_count(f) == 0)
+		if ((f == NULL || follow_count(f) == 0) && !cursors)
 			return 0;
 		if (store_begin(p->store) != 0)
 			return -1;
@@ -228,9 +239,16 @@ pipeline_commit(struct pipeline *p, struct follow *f)
 		if (store_save_position(p->store, &pos) != 0)
 			goto fail;
 	}
+	for (size_t i = 0; i < nj; i++) {
+		const char *c = journal_pending_cursor(js[i]);
+		if (c != NULL && store_save_cursor(p->store, journal_source(js[i]), c) != 0)
+			goto fail;
+	}
 	if (store_commit(p->store) != 0)
 		goto fail;
 	p->in_tx = false;
+	for (size_t i = 0; i < nj; i++)
+		journal_saved(js[i]);
 
 	for (size_t i = 0; i < p->npending; i++)
 		if (pipeline_enforce(p, &p->pending[i]) != 0)

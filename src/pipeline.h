@@ -4,8 +4,9 @@
  *
  *   pipeline_line()    match, store the event, count it in the jails, store
  *                      the verdicts (inside the batch's transaction)
- *   pipeline_commit()  save every log's position, COMMIT, then hand the
- *                      batch's verdicts to the enforcement backends
+ *   pipeline_commit()  save every log's position (and journal cursor),
+ *                      COMMIT, then hand the batch's verdicts to the
+ *                      enforcement backends
  *
  * The database commits before the kernel or the map is touched: after a
  * crash in between, the start-up restore re-applies every active ban, so
@@ -23,6 +24,7 @@
 
 #include "enforce.h"
 #include "follow.h"
+#include "journal.h"
 #include "jail.h"
 #include "logtime.h"
 #include "rules.h"
@@ -78,6 +80,10 @@ int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
  * Returns 0, or -1 if the commit failed (the batch was rolled back: the
  * caller must re-read from the saved positions or stop). */
 int pipeline_commit(struct pipeline *p, struct follow *f);
+/* The same, also saving the cursor of each journal source in js[0..nj)
+ * that moved (journal_pending_cursor) in the same transaction. */
+int pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *const *js,
+    size_t nj);
 
 /* Hand a verdict made outside the log (operator ban) to the backends. */
 int pipeline_enforce(struct pipeline *p, const struct verdict *v);

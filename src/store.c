@@ -32,6 +32,7 @@ enum stmt_id {
 	ST_GET_POS, ST_SAVE_POS,
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
 	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS, ST_ACCOUNT_QIDS,
+	ST_GET_CURSOR, ST_SAVE_CURSOR, ST_CURSORS,
 	ST_COUNT
 };
 
@@ -83,6 +84,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ACCOUNT_QIDS] =
 	    "SELECT qid FROM events WHERE event = 'submission' AND account = ?1"
 	    " AND qid IS NOT NULL ORDER BY time DESC, id DESC LIMIT ?2",
+	[ST_GET_CURSOR] = "SELECT cursor FROM journal_cursor WHERE source = ?1",
+	[ST_SAVE_CURSOR] =
+	    "INSERT INTO journal_cursor(source, cursor, updated_at) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor,"
+	    " updated_at = excluded.updated_at",
+	[ST_CURSORS] =
+	    "SELECT source, cursor, updated_at FROM journal_cursor ORDER BY source",
 	[ST_NEWEST] =
 	    "SELECT max(coalesce((SELECT max(time) FROM events), 0),"
 	    " coalesce((SELECT max(started_at) FROM bans), 0))",
@@ -421,6 +429,72 @@ store_save_position(struct store *st, const struct log_position *pos)
 		return -1;
 	}
 	return run_done(st, s);
+}
+
+int
+store_get_cursor(struct store *st, const char *source, char **out)
+{
+	sqlite3_stmt *s = st->stmt[ST_GET_CURSOR];
+	int rc, found = -1;
+
+	*out = NULL;
+	if (sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		if (t == NULL || (*out = strdup((const char *)t)) == NULL)
+			log_warnx("database: cannot read the cursor of %s", source);
+		else
+			found = 1;
+	} else if (rc == SQLITE_DONE) {
+		found = 0;
+	} else {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return found;
+}
+
+int
+store_save_cursor(struct store *st, const char *source, const char *cursor)
+{
+	sqlite3_stmt *s = st->stmt[ST_SAVE_CURSOR];
+
+	if (sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, cursor, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)time(NULL)) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	return run_done(st, s);
+}
+
+int
+store_each_cursor(struct store *st, store_cursor_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[ST_CURSORS];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *src = sqlite3_column_text(s, 0);
+		const unsigned char *cur = sqlite3_column_text(s, 1);
+
+		if (src == NULL || cur == NULL)
+			continue;
+		if ((ret = cb(arg, (const char *)src, (const char *)cur,
+		    sqlite3_column_int64(s, 2))) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	return ret;
 }
 
 /* copy_col - a text column into a fixed buffer; too long means "skip" */

@@ -3,8 +3,8 @@
  * PRAGMA user_version, compiled into the binary), WAL mode, prepared
  * statements, one transaction per batch, and the history views.
  *
- * Everything a batch of lines causes (events, bans, the log positions after
- * those lines) is written between store_begin() and store_commit(), so a
+ * Everything a batch of lines causes (events, bans, the log positions or
+ * journal cursors after those lines) is written between store_begin() and store_commit(), so a
  * crash loses or repeats nothing.  All SQL uses bound parameters.
  *
  * Memory: struct store owns the connection and its statements.  Strings
@@ -42,6 +42,15 @@ int store_lift_bans(struct store *st, const char *jail, const char *target, int6
 /* Saved position of path: 1 found, 0 none, -1 error. */
 int store_get_position(struct store *st, const char *path, struct log_position *out);
 int store_save_position(struct store *st, const struct log_position *pos);
+
+/* Saved journal cursor of source (journal.h): 1 found (*out malloc'd, the
+ * caller frees), 0 none, -1 error. */
+int store_get_cursor(struct store *st, const char *source, char **out);
+int store_save_cursor(struct store *st, const char *source, const char *cursor);
+typedef int (*store_cursor_cb)(void *arg, const char *source, const char *cursor,
+    int64_t updated_at);
+/* Every saved journal cursor, by source. */
+int store_each_cursor(struct store *st, store_cursor_cb cb, void *arg);
 
 struct stored_ban {
 	int64_t id;

@@ -11,5 +11,6 @@ apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
+    systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     postfix postfix-sqlite >/dev/null

@@ -1,0 +1,639 @@
+/*
+ * journal - Postfix lines from the systemd journal.  See journal.h.
+ *
+ * sd-journal does the reading: it interleaves the journal files of the
+ * directory in time order, follows new files (its own inotify descriptor,
+ * polled by the daemon) and applies the matches.  This module turns a
+ * source's match syntax into sd_journal_add_match calls, an entry into one
+ * syslog-style line with nothing in it able to pass for a second line or a
+ * different header, and keeps the cursor of the last entry delivered.
+ *
+ * Positioning without a saved cursor goes through the newest entry of any
+ * kind (matches are added after it is found): its cursor is a place in the
+ * journal's single time-ordered stream, so saving it at once means a restart
+ * before the first Postfix entry still loses nothing that came later.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+#define FIELD_NAME_MAX 64
+#define NAME_MAX_OUT 255          /* bytes of HOST or IDENT kept */
+#define UNIT_FIELD "_SYSTEMD_UNIT="
+#define UNIT_SUFFIX ".service"
+
+/* A parsed source: "FIELD=VALUE" terms, and "+" between groups. */
+struct match {
+	char buf[JOURNAL_SOURCE_MAX + JOURNAL_TERMS_MAX * sizeof(UNIT_FIELD)];
+	const char *term[JOURNAL_TERMS_MAX];
+	size_t n;
+};
+
+struct journal {
+	sd_journal *j;
+	char *source;
+	size_t index;
+	int fd;
+	char *line;                /* FOLLOW_LINE_MAX + 1 bytes */
+	char *cursor;              /* of the last entry delivered (or the start) */
+	bool dirty;                /* cursor not yet saved */
+	bool have_current;         /* positioned on an entry not yet delivered */
+	uint64_t skipped;
+};
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...) MJ_PRINTF(3, 4);
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+bool
+journal_is_source(const char *log)
+{
+	return strncmp(log, JOURNAL_PREFIX, sizeof(JOURNAL_PREFIX) - 1) == 0;
+}
+
+/* field_name_ok - sd-journal's rule: A-Z 0-9 _, no leading digit, not "__" */
+static bool
+field_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > FIELD_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	if (len >= 2 && s[0] == '_' && s[1] == '_')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* unit_name_ok - "postfix@-.service": systemd's unit name characters */
+static bool
+unit_name_ok(const char *s, size_t len)
+{
+	size_t sl = sizeof(UNIT_SUFFIX) - 1;
+
+	if (len <= sl || len > 255 || memcmp(s + len - sl, UNIT_SUFFIX, sl) != 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr(":-_.\\@", c) != NULL))
+			return false;
+	}
+	return true;
+}
+
+/* value_ok - no blank, comma or control byte (see journal.h) */
+static bool
+value_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c == 0x7f || c == ',')
+			return false;
+	}
+	return true;
+}
+
+/* add_term - copy pfx + s[0..len) into m as one term */
+static void
+add_term(struct match *m, size_t *used, const char *pfx, const char *s, size_t len)
+{
+	size_t pl = strlen(pfx);
+	char *t = m->buf + *used;
+
+	/* Fits: the source is at most JOURNAL_SOURCE_MAX bytes and every term
+	 * grows by at most the unit prefix and its NUL. */
+	memcpy(t, pfx, pl);
+	memcpy(t + pl, s, len);
+	t[pl + len] = '\0';
+	*used += pl + len + 1;
+	m->term[m->n++] = t;
+}
+
+/* parse_source - "journal:TERM..." into m, see journal.h for the syntax */
+static int
+parse_source(const char *source, struct match *m, char *why, size_t wlen)
+{
+	const char *p = source + sizeof(JOURNAL_PREFIX) - 1;
+	size_t used = 0;
+	bool group_empty = true;
+
+	m->n = 0;
+	if (!journal_is_source(source)) {
+		seterr(why, wlen, "not a journal source (expected \"journal:...\")");
+		return -1;
+	}
+	if (strlen(source) > JOURNAL_SOURCE_MAX) {
+		seterr(why, wlen, "journal match longer than %d bytes", JOURNAL_SOURCE_MAX);
+		return -1;
+	}
+	for (;;) {
+		const char *start, *eq;
+		size_t len;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		start = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t')
+			p++;
+		len = (size_t)(p - start);
+		if (m->n == JOURNAL_TERMS_MAX) {
+			seterr(why, wlen, "more than %d journal match terms", JOURNAL_TERMS_MAX);
+			return -1;
+		}
+		if (len == 1 && *start == '+') {
+			if (group_empty) {
+				seterr(why, wlen, "journal match: \"+\" must stand between two "
+				    "matches");
+				return -1;
+			}
+			add_term(m, &used, "", start, 1);
+			group_empty = true;
+			continue;
+		}
+		eq = memchr(start, '=', len);
+		if (eq != NULL) {
+			size_t flen = (size_t)(eq - start);
+			if (!field_name_ok(start, flen)) {
+				seterr(why, wlen, "journal match \"%.*s\": bad field name (A-Z, "
+				    "0-9 and _, at most %d, no leading digit or \"__\")",
+				    (int)(len > 80 ? 80 : len), start, FIELD_NAME_MAX);
+				return -1;
+			}
+			if (!value_ok(eq + 1, len - flen - 1)) {
+				seterr(why, wlen, "journal match \"%.*s\": control byte in the "
+				    "value", (int)(len > 80 ? 80 : len), start);
+				return -1;
+			}
+			add_term(m, &used, "", start, len);
+		} else if (unit_name_ok(start, len)) {
+			add_term(m, &used, UNIT_FIELD, start, len);
+		} else {
+			seterr(why, wlen, "journal match \"%.*s\": expected FIELD=VALUE or a "
+			    "unit name ending in .service", (int)(len > 80 ? 80 : len), start);
+			return -1;
+		}
+		group_empty = false;
+	}
+	if (m->n > 0 && group_empty) {
+		seterr(why, wlen, "journal match: \"+\" must stand between two matches");
+		return -1;
+	}
+	if (m->n == 0) {
+		static const char dflt[] = JOURNAL_DEFAULT_MATCH;
+		add_term(m, &used, "", dflt, sizeof(dflt) - 1);
+	}
+	return 0;
+}
+
+int
+journal_check_source(const char *source, char *why, size_t wlen)
+{
+	struct match m;
+
+	return parse_source(source, &m, why, wlen);
+}
+
+/* add_matches - the parsed terms into sd-journal */
+static int
+add_matches(sd_journal *sj, const struct match *m)
+{
+	int r;
+
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcmp(m->term[i], "+") == 0)
+			r = sd_journal_add_disjunction(sj);
+		else
+			r = sd_journal_add_match(sj, m->term[i], 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * position - make the next entry read the first one after at (a saved
+ * cursor, or NULL: after the newest entry in the journal now), and add the
+ * matches.  Returns 0 or a negative errno; *what says which step failed.
+ */
+static int
+position(struct journal *j, const struct match *m, const char *saved, const char **what)
+{
+	char *tail = NULL;
+	const char *at = saved;
+	int r;
+
+	if (saved == NULL) {
+		/* Before the matches: the newest entry of any kind. */
+		*what = "finding the newest entry";
+		if ((r = sd_journal_seek_tail(j->j)) < 0 ||
+		    (r = sd_journal_previous(j->j)) < 0)
+			goto out;
+		if (r > 0 && (r = sd_journal_get_cursor(j->j, &tail)) < 0)
+			goto out;
+		at = tail;
+	}
+	*what = "adding the match";
+	if ((r = add_matches(j->j, m)) < 0)
+		goto out;
+	if (at == NULL) {
+		/* An empty journal: whatever comes is new. */
+		*what = "seeking to the start";
+		r = sd_journal_seek_head(j->j);
+		goto out;
+	}
+	*what = saved ? "seeking to the saved cursor" : "seeking to the newest entry";
+	if ((r = sd_journal_seek_cursor(j->j, at)) < 0 || (r = sd_journal_next(j->j)) < 0)
+		goto out;
+	if (r > 0) {
+		/* The entry at the cursor if it is still there and matches (done
+		 * already), else the first matching one after it (new). */
+		if ((r = sd_journal_test_cursor(j->j, at)) < 0)
+			goto out;
+		if (r == 0) {
+			j->have_current = true;
+			if (saved)
+				log_info("%s: the saved entry is no longer in the journal "
+				    "(vacuumed?); resuming at the first entry after it",
+				    j->source);
+		}
+	}
+	/* r == 0: nothing after the cursor yet; sd_journal_next finds what
+	 * comes later. */
+	r = 0;
+	if (tail != NULL) {
+		j->cursor = tail;
+		tail = NULL;
+		j->dirty = true;
+	}
+out:
+	free(tail);
+	return r;
+}
+
+int
+journal_open(struct journal **out, const char *source, size_t index,
+    const char *directory, const char *cursor, char *err, size_t errlen)
+{
+	struct journal *j;
+	struct match m;
+	char why[256];
+	const char *what = "opening";
+	uint64_t usage = 0;
+	int r;
+
+	*out = NULL;
+	if (parse_source(source, &m, why, sizeof(why)) != 0) {
+		seterr(err, errlen, "%s", why);
+		return -1;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->source = strdup(source)) == NULL ||
+	    (j->line = malloc(FOLLOW_LINE_MAX + 1)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	j->index = index;
+	j->fd = -1;
+	if (directory)
+		r = sd_journal_open_directory(&j->j, directory, 0);
+	else
+		r = sd_journal_open(&j->j, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);
+	if (r < 0) {
+		j->j = NULL;
+		seterr(err, errlen, "%s: opening the journal%s%s: %s", source,
+		    directory ? " in " : "", directory ? directory : "", strerror(-r));
+		goto fail;
+	}
+	/* The inotify watches are made here, while still root (journal.h). */
+	if ((j->fd = sd_journal_get_fd(j->j)) < 0) {
+		seterr(err, errlen, "%s: watching the journal: %s", source, strerror(-j->fd));
+		goto fail;
+	}
+	/* A hint: fields up to a line's length come whole; longer ones are cut
+	 * and then skipped as too long (format_entry checks the length). */
+	if ((r = sd_journal_set_data_threshold(j->j, FOLLOW_LINE_MAX + 16)) < 0 ||
+	    (r = position(j, &m, cursor, &what)) < 0) {
+		seterr(err, errlen, "%s: %s: %s", source, what, strerror(-r));
+		goto fail;
+	}
+	if (sd_journal_get_usage(j->j, &usage) >= 0 && usage == 0)
+		log_info("%s: no journal files%s%s yet; waiting for them", source,
+		    directory ? " in " : "", directory ? directory : "");
+	*out = j;
+	return 0;
+fail:
+	journal_close(j);
+	return -1;
+}
+
+void
+journal_close(struct journal *j)
+{
+	if (j == NULL)
+		return;
+	if (j->j)
+		sd_journal_close(j->j);
+	free(j->cursor);
+	free(j->line);
+	free(j->source);
+	free(j);
+}
+
+const char *
+journal_source(const struct journal *j)
+{
+	return j->source;
+}
+
+/* Output into the line buffer; over is set (and nothing more written) once
+ * the line would exceed FOLLOW_LINE_MAX. */
+struct out {
+	char *p;
+	size_t len;
+	bool over;
+};
+
+static void
+put(struct out *o, const char *s, size_t n)
+{
+	if (o->over || n > FOLLOW_LINE_MAX - o->len) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+/* put_name - HOST or IDENT: blanks, control bytes, [ ] : become '_' */
+static void
+put_name(struct out *o, const char *s, size_t n)
+{
+	if (n > NAME_MAX_OUT)
+		n = NAME_MAX_OUT;
+	if (o->over || n > FOLLOW_LINE_MAX - o->len) {
+		o->over = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		o->p[o->len++] = (c <= 0x20 || c == 0x7f || c == '[' || c == ']' || c == ':')
+		    ? '_' : (char)c;
+	}
+}
+
+/* put_message - control bytes as rsyslog writes them: '#' and 3 octal digits */
+static void
+put_message(struct out *o, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && !o->over; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f) {
+			char esc[4] = { '#', (char)('0' + (c >> 6)), (char)('0' + ((c >> 3) & 7)),
+			    (char)('0' + (c & 7)) };
+			put(o, esc, 4);
+		} else {
+			put(o, (const char *)&s[i], 1);
+		}
+	}
+}
+
+/* get_field - the value of field name in the current entry: 1, or 0 if absent */
+static int
+get_field(sd_journal *sj, const char *name, const char **v, size_t *vl)
+{
+	const void *d;
+	size_t l, nl = strlen(name);
+
+	if (sd_journal_get_data(sj, name, &d, &l) < 0 || l <= nl ||
+	    memcmp(d, name, nl) != 0 || ((const char *)d)[nl] != '=')
+		return 0;
+	*v = (const char *)d + nl + 1;
+	*vl = l - nl - 1;
+	return 1;
+}
+
+static bool
+all_digits(const char *s, size_t n)
+{
+	if (n == 0 || n > 10)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * format_entry - the current entry as "STAMP HOST IDENT[PID]: MESSAGE" in
+ * j->line.  Each field is copied out before the next is asked for: the data
+ * sd_journal_get_data returns is valid only until the next call.  Returns
+ * the length, or -1 if the entry is skipped (no MESSAGE, too long).
+ */
+static long
+format_entry(struct journal *j)
+{
+	struct out o = { j->line, 0, false };
+	const char *v;
+	size_t vl;
+	uint64_t usec;
+	time_t secs;
+	struct tm tm;
+	char buf[64];
+	int n;
+
+	if (sd_journal_get_realtime_usec(j->j, &usec) < 0)
+		return -1;
+	secs = (time_t)(usec / 1000000);
+	if (gmtime_r(&secs, &tm) == NULL)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00 ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (unsigned)(usec % 1000000));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	put(&o, buf, (size_t)n);
+
+	if (get_field(j->j, "_HOSTNAME", &v, &vl))
+		put_name(&o, v, vl);
+	else
+		put(&o, "-", 1);
+	put(&o, " ", 1);
+
+	if (get_field(j->j, "SYSLOG_IDENTIFIER", &v, &vl) ||
+	    get_field(j->j, "_COMM", &v, &vl))
+		put_name(&o, v, vl);
+	else
+		put(&o, "-", 1);
+
+	if ((get_field(j->j, "SYSLOG_PID", &v, &vl) && all_digits(v, vl)) ||
+	    (get_field(j->j, "_PID", &v, &vl) && all_digits(v, vl))) {
+		put(&o, "[", 1);
+		put(&o, v, vl);
+		put(&o, "]", 1);
+	}
+	put(&o, ": ", 2);
+
+	if (!get_field(j->j, "MESSAGE", &v, &vl)) {
+		j->skipped++;
+		return -1;
+	}
+	put_message(&o, v, vl);
+	if (o.over) {
+		j->skipped++;
+		log_warnx("%s: an entry longer than %d bytes as a line was skipped",
+		    j->source, FOLLOW_LINE_MAX);
+		return -1;
+	}
+	j->line[o.len] = '\0';
+	return (long)o.len;
+}
+
+long
+journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
+{
+	long count = 0;
+	bool moved = false;
+	int r;
+
+	while ((size_t)count < max) {
+		long len;
+
+		if (j->have_current) {
+			j->have_current = false;
+			r = 1;
+		} else if ((r = sd_journal_next(j->j)) < 0) {
+			log_warnx("%s: reading the journal: %s", j->source, strerror(-r));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		moved = true;
+		count++;
+		if ((len = format_entry(j)) < 0)
+			continue;
+		if (cb(arg, j->index, j->line, (size_t)len) != 0)
+			break;
+	}
+	if (moved) {
+		char *c = NULL;
+
+		/* The current entry is the last one delivered (sd_journal_next at
+		 * the end does not move it). */
+		if ((r = sd_journal_get_cursor(j->j, &c)) < 0) {
+			log_warnx("%s: cursor: %s", j->source, strerror(-r));
+			return -1;
+		}
+		free(j->cursor);
+		j->cursor = c;
+		j->dirty = true;
+	}
+	return count;
+}
+
+int
+journal_fd(const struct journal *j)
+{
+	return j->fd;
+}
+
+short
+journal_events(const struct journal *j)
+{
+	int e = sd_journal_get_events(j->j);
+
+	return e < 0 ? POLLIN : (short)e;
+}
+
+int
+journal_timeout_ms(const struct journal *j)
+{
+	uint64_t t, now;
+	struct timespec ts;
+
+	if (sd_journal_get_timeout(j->j, &t) < 0 || t == UINT64_MAX)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (t <= now)
+		return 0;
+	t = (t - now + 999) / 1000;
+	return t > INT_MAX ? INT_MAX : (int)t;
+}
+
+int
+journal_process(struct journal *j)
+{
+	int r = sd_journal_process(j->j);
+
+	if (r < 0) {
+		log_warnx("%s: following the journal: %s", j->source, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+journal_pending_cursor(const struct journal *j)
+{
+	return j->dirty ? j->cursor : NULL;
+}
+
+void
+journal_saved(struct journal *j)
+{
+	j->dirty = false;
+}
+
+uint64_t
+journal_skipped(const struct journal *j)
+{
+	return j->skipped;
+}
+
+int
+journal_cursor_time(const char *cursor, uint64_t *usec)
+{
+	const char *p = cursor;
+
+	while (p != NULL && *p != '\0') {
+		if (p[0] == 't' && p[1] == '=') {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(p + 2, &end, 16);
+			if (errno != 0 || end == p + 2 || (*end != ';' && *end != '\0'))
+				return -1;
+			*usec = (uint64_t)v;
+			return 0;
+		}
+		if ((p = strchr(p, ';')) != NULL)
+			p++;
+	}
+	return -1;
+}

@@ -1,0 +1,469 @@
+/*
+ * test_journal - "journal:" log sources read from real journal files.
+ *
+ * There is no journald here: systemd-journal-remote (Debian package
+ * systemd-journal-remote, in tools/deps.sh) turns journal export format into
+ * real .journal files in a directory, and mailjail reads that directory
+ * ([journal] directory).  Appending to an existing file and adding a second
+ * file both work, so entries can arrive while the daemon runs or is stopped.
+ *
+ * Every daemon started is killed in the suite's .fini (and by
+ * PR_SET_PDEATHSIG if this process dies), so a failed assertion never leaves
+ * one holding meson's output pipe.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "testutil.h"
+
+#define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
+#define BOOT_ID "4a0b1c2d3e4f40718293a4b5c6d7e8f9"
+
+static char dir[256], jdir[600], db[600], bin[512], cfg[600], errf[600];
+static pid_t daemon_pid = -1;
+static uint64_t base_usec, seq;
+
+static void
+setup(void)
+{
+	struct timeval tv;
+
+	tu_mkdtemp(dir, sizeof(dir));
+	snprintf(jdir, sizeof(jdir), "%s/journal", dir);
+	cr_assert_eq(mkdir(jdir, 0755), 0);
+	snprintf(db, sizeof(db), "%s/mj.db", dir);
+	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
+	snprintf(errf, sizeof(errf), "%s/daemon.err", dir);
+	gettimeofday(&tv, NULL);
+	/* Entries are stamped from a minute ago on, a millisecond apart. */
+	base_usec = ((uint64_t)tv.tv_sec - 60) * 1000000 + (uint64_t)tv.tv_usec;
+	seq = 0;
+	daemon_pid = -1;
+}
+
+static void
+teardown(void)
+{
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGKILL);
+		(void)waitpid(daemon_pid, NULL, 0);
+		daemon_pid = -1;
+	}
+	tu_rmrf(dir);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown, .timeout = 120);
+
+/* One journal entry; NULL fields are left out. */
+struct jentry {
+	const char *ident;         /* SYSLOG_IDENTIFIER */
+	const char *unit;          /* _SYSTEMD_UNIT */
+	int facility;              /* SYSLOG_FACILITY, -1: none */
+	const char *msg;           /* MESSAGE (may hold newlines) */
+};
+
+/* field - one field in export format; with a newline in it, the binary
+ * form: the name, a newline, the length as LE64, the bytes */
+static void
+field(FILE *p, const char *name, const char *value)
+{
+	uint64_t len = strlen(value);
+	unsigned char le[8];
+
+	if (strchr(value, '\n') == NULL) {
+		fprintf(p, "%s=%s\n", name, value);
+		return;
+	}
+	for (int b = 0; b < 8; b++)
+		le[b] = (unsigned char)(len >> (8 * b));
+	fprintf(p, "%s\n", name);
+	fwrite(le, 1, 8, p);
+	fwrite(value, 1, (size_t)len, p);
+	fputc('\n', p);
+}
+
+/* jwrite - append entries to the journal file dir/journal/name */
+static void
+jwrite(const char *name, const struct jentry *e, size_t n)
+{
+	char cmd[2048];
+	FILE *p;
+
+	cr_assert_eq(access(JOURNAL_REMOTE, X_OK), 0,
+	    "%s missing: apt-get install systemd-journal-remote (tools/deps.sh)",
+	    JOURNAL_REMOTE);
+	snprintf(cmd, sizeof(cmd), "%s --output='%s/%s' - 2>>'%s/journal-remote.err'",
+	    JOURNAL_REMOTE, jdir, name, dir);
+	p = popen(cmd, "w");
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t t = base_usec + ++seq * 1000;
+
+		fprintf(p, "__REALTIME_TIMESTAMP=%llu\n__MONOTONIC_TIMESTAMP=%llu\n"
+		    "_BOOT_ID=%s\n_HOSTNAME=mx\n_PID=%llu\n", (unsigned long long)t,
+		    (unsigned long long)(1000000 + seq * 1000), BOOT_ID,
+		    (unsigned long long)(1000 + seq));
+		if (e[i].facility >= 0)
+			fprintf(p, "SYSLOG_FACILITY=%d\n", e[i].facility);
+		if (e[i].ident)
+			field(p, "SYSLOG_IDENTIFIER", e[i].ident);
+		if (e[i].unit)
+			field(p, "_SYSTEMD_UNIT", e[i].unit);
+		field(p, "MESSAGE", e[i].msg);
+		fputc('\n', p);
+	}
+	cr_assert_eq(pclose(p), 0, "systemd-journal-remote failed (see %s)", dir);
+}
+
+/* failures - n SASL failures from ip under ident, users u<seq> (distinct) */
+static void
+failures(const char *name, const char *ident, const char *unit, int facility,
+    const char *ip, int n)
+{
+	struct jentry e[16];
+	char msg[16][256];
+
+	cr_assert(n <= 16);
+	for (int i = 0; i < n; i++) {
+		snprintf(msg[i], sizeof(msg[i]), "warning: unknown[%s]: SASL LOGIN "
+		    "authentication failed: UGFzc3dvcmQ6, sasl_username=u%llu", ip,
+		    (unsigned long long)(seq + 1 + (uint64_t)i));
+		e[i] = (struct jentry){ ident, unit, facility, msg[i] };
+	}
+	jwrite(name, e, (size_t)n);
+}
+
+static void
+write_config(const char *log, bool with_dir)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+	    "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\njails = %s/jails\n"
+	    "user = root\n%s%s\n", log, db, tu_srcdir(), tu_srcdir(),
+	    with_dir ? "[journal]\ndirectory = " : "", with_dir ? jdir : "");
+	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
+}
+
+/* count_in_file - occurrences of s in path */
+static int
+count_in_file(const char *path, const char *s)
+{
+	char *out = tu_sh_output("grep -c -F -- '%s' '%s' 2>/dev/null", s, path);
+	int n = atoi(out);
+
+	free(out);
+	return n;
+}
+
+/* start_daemon - run --dry-run; waits until the nth "running:" line (it has
+ * opened and positioned in the journal) */
+static void
+start_daemon(int nth)
+{
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		FILE *e = freopen(errf, "a", stderr);
+		(void)e;
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(bin, "mailjail", "run", "--dry-run", "-c", cfg, (char *)NULL);
+		_exit(127);
+	}
+	daemon_pid = pid;
+	for (int i = 0; i < 300 && count_in_file(errf, "running:") < nth; i++) {
+		int st;
+		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "daemon exited: %s",
+		    tu_sh_output("cat '%s'", errf));
+		usleep(50000);
+	}
+	cr_assert_eq(count_in_file(errf, "running:"), nth, "daemon did not start: %s",
+	    tu_sh_output("cat '%s'", errf));
+}
+
+static void
+stop_daemon(void)
+{
+	int st;
+
+	cr_assert_gt(daemon_pid, 0);
+	kill(daemon_pid, SIGTERM);
+	cr_assert_eq(waitpid(daemon_pid, &st, 0), daemon_pid);
+	daemon_pid = -1;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean stop: %s",
+	    tu_sh_output("cat '%s'", errf));
+}
+
+static char *
+query(const char *sql)
+{
+	return tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
+}
+
+/* wait_for - poll a SQL query until it prints want (or 15 s pass) */
+static bool
+wait_for(const char *sql, const char *want)
+{
+	for (int i = 0; i < 300; i++) {
+		char *out = query(sql);
+		bool ok = strcmp(out, want) == 0;
+		free(out);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+#define SUBMISSION "postfix/submission/smtpd"
+#define EVENTS_OK "SELECT count(*) || ' ' || count(DISTINCT account) FROM events"
+
+Test(journal, matching_entries_ban_others_are_ignored)
+{
+	char *out;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.10", 5);  /* before the start */
+	start_daemon(1);
+	/* Not the configured identifier: no event, although a rule would match. */
+	failures("a.journal", "postfix/smtpd", NULL, 2, "198.51.100.20", 6);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.30", 5);
+	cr_assert(wait_for("SELECT target FROM ban_history", "203.0.113.30\n"),
+	    "five failures from the journal ban");
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"));
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip IN ('198.51.100.20', '192.0.2.10')");
+	cr_assert_str_eq(out, "0\n", "other identifiers and entries from before the "
+	    "first start are not read");
+	free(out);
+}
+
+Test(journal, default_match_is_the_mail_facility)
+{
+	char *out;
+
+	write_config("journal:", true);
+	failures("a.journal", "sshd", NULL, 4, "192.0.2.1", 1);   /* the newest at start */
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 10, "198.51.100.21", 6);   /* authpriv */
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.31", 5);
+	cr_assert(wait_for("SELECT target FROM ban_history", "203.0.113.31\n"));
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip = '198.51.100.21'");
+	cr_assert_str_eq(out, "0\n", "facility authpriv is not mail");
+	free(out);
+}
+
+Test(journal, unit_shorthand_and_alternatives)
+{
+	char *out;
+
+	/* The unit, or (+) a second identifier. */
+	write_config("journal:postfix@-.service + SYSLOG_IDENTIFIER=postfix-other/smtpd", true);
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, "postfix@-.service", 2, "203.0.113.32", 5);
+	failures("a.journal", SUBMISSION, "evil.service", 2, "198.51.100.22", 6);
+	failures("a.journal", "postfix-other/smtpd", "other.service", 2, "203.0.113.33", 5);
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.32,203.0.113.33\n"));
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip = '198.51.100.22'");
+	cr_assert_str_eq(out, "0\n", "another unit is not read");
+	free(out);
+}
+
+Test(journal, restart_resumes_exactly_at_the_saved_cursor)
+{
+	char *out;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.11", 2);
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.40", 3);
+	cr_assert(wait_for(EVENTS_OK, "3 3\n"));
+	stop_daemon();
+	/* While stopped: more in the same file, and a second file. */
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.40", 1);
+	failures("b.journal", SUBMISSION, NULL, 2, "203.0.113.40", 2);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.41", 2);
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "8 8\n"), "everything written while stopped, "
+	    "once: %s", query(EVENTS_OK));
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.40\n"),
+	    "3 before the stop + 3 after = a ban");
+	stop_daemon();
+	/* A third start re-reads nothing: the next entry is the only new one. */
+	start_daemon(3);
+	failures("b.journal", SUBMISSION, NULL, 2, "203.0.113.41", 1);
+	cr_assert(wait_for(EVENTS_OK, "9 9\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip = '192.0.2.11'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+	out = tu_sh_output("'%s' status -c '%s' 2>/dev/null", bin, cfg);
+	cr_assert(strstr(out, "journal:SYSLOG_IDENTIFIER=" SUBMISSION ": entry of ") != NULL,
+	    "status shows the journal source: %s", out);
+	cr_assert(strstr(out, "cursor s=") != NULL, "%s", out);
+	free(out);
+}
+
+Test(journal, entries_appear_while_running_and_in_new_files)
+{
+	/* An empty directory: the first file is created while the daemon runs. */
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.50", 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"), "a new file is picked up");
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.50", 3);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.50\n"),
+	    "entries appended to it are picked up");
+	failures("c.journal", SUBMISSION, NULL, 2, "203.0.113.51", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "2\n"), "and a second new file");
+	cr_assert(wait_for(EVENTS_OK, "10 10\n"));
+	stop_daemon();
+}
+
+Test(journal, newline_in_message_forges_no_line)
+{
+	char forged[6][512], bad_ident[300];
+	struct jentry e[8];
+	char *out;
+	time_t now = time(NULL);
+	char stamp[32];
+
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", localtime(&now));
+	write_config("journal:", true);
+	start_daemon(1);
+	for (int i = 0; i < 6; i++) {
+		snprintf(forged[i], sizeof(forged[i]), "hello%s%s mx " SUBMISSION "[1]: "
+		    "warning: unknown[198.51.100.66]: SASL LOGIN authentication failed: x, "
+		    "sasl_username=f%d", i % 2 ? "\n" : "\r\n", stamp, i);
+		e[i] = (struct jentry){ SUBMISSION, NULL, 2, forged[i] };
+	}
+	/* The identifier, too, is the logging process's choice. */
+	snprintf(bad_ident, sizeof(bad_ident), "x: warning: unknown[198.51.100.67]: SASL "
+	    "LOGIN authentication failed: y, sasl_username=z\n%s mx " SUBMISSION, stamp);
+	e[6] = (struct jentry){ bad_ident, NULL, 2, "hi" };
+	e[7] = e[6];
+	jwrite("a.journal", e, 8);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.60", 5);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.60\n"),
+	    "the real failures after the forged ones ban");
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip LIKE '198.51.100.%'");
+	cr_assert_str_eq(out, "0\n", "no event from a forged line");
+	free(out);
+}
+
+Test(journal, bad_match_is_a_file_line_error)
+{
+	static const char *const bad[][2] = {
+		{ "journal:postfix", "expected FIELD=VALUE or a unit name ending in .service" },
+		{ "journal:syslog_identifier=postfix/smtpd", "bad field name" },
+		{ "journal:__CURSOR=x", "bad field name" },
+		{ "journal:+ SYSLOG_FACILITY=2", "\"+\" must stand between two matches" },
+		{ "journal:SYSLOG_FACILITY=2 +", "\"+\" must stand between two matches" },
+		{ "journal:, journal:", "given twice" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *out;
+		int rc;
+
+		write_config(bad[i][0], false);
+		rc = tu_sh("'%s' check-config -c '%s' >'%s/out' 2>&1", bin, cfg, dir);
+		out = tu_sh_output("cat '%s/out'", dir);
+		cr_assert_eq(rc, 2, "%s: exit %d: %s", bad[i][0], rc, out);
+		cr_assert(strstr(out, "mailjail.conf:2: [mailjail] log: ") != NULL,
+		    "%s: file:line: %s", bad[i][0], out);
+		cr_assert(strstr(out, bad[i][1]) != NULL, "%s: %s", bad[i][0], out);
+		free(out);
+	}
+	/* Good ones pass. */
+	write_config("journal:, journal:_SYSTEMD_UNIT=postfix@-.service _COMM=smtpd + "
+	    "SYSLOG_IDENTIFIER=postfix/smtpd", true);
+	cr_assert_eq(tu_sh("'%s' check-config -c '%s' >/dev/null 2>&1", bin, cfg), 0);
+}
+
+/* The module itself: the exact line, the cursor, no second line. */
+struct collected {
+	char lines[8][1024];
+	size_t n;
+};
+
+static int
+collect(void *arg, size_t file, const char *line, size_t len)
+{
+	struct collected *c = arg;
+
+	cr_assert_eq(file, 7);
+	cr_assert(len < sizeof(c->lines[0]));
+	cr_assert_eq(strlen(line), len, "no NUL inside the line");
+	if (c->n < 8)
+		snprintf(c->lines[c->n++], sizeof(c->lines[0]), "%.*s", (int)len, line);
+	return 0;
+}
+
+Test(journal, lines_have_the_rules_format)
+{
+	struct jentry e[] = {
+		{ "sshd", NULL, 4, "older, before the open" },
+		{ "postfix/smtpd", NULL, 2, "connect from unknown[192.0.2.1]" },
+		{ "postfix/smtpd", NULL, 2, "a\nb\tc" },
+		{ NULL, NULL, 2, "no identifier" },
+	};
+	struct collected c = { .n = 0 };
+	struct journal *j;
+	char err[512], stamp[40], want[256], *cursor;
+	time_t secs;
+	struct tm tm;
+	uint64_t usec;
+
+	jwrite("a.journal", e, 1);
+	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(journal_pending_cursor(j), "the start is saved at once");
+	jwrite("a.journal", e + 1, 3);
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 3);
+	cr_assert_eq(c.n, 3);
+	/* The second entry: seq 2. */
+	usec = base_usec + 2 * 1000;
+	secs = (time_t)(usec / 1000000);
+	gmtime_r(&secs, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(want, sizeof(want), "%s.%06u+00:00 mx postfix/smtpd[1002]: connect from "
+	    "unknown[192.0.2.1]", stamp, (unsigned)(usec % 1000000));
+	cr_assert_str_eq(c.lines[0], want);
+	cr_assert(strstr(c.lines[1], " postfix/smtpd[1003]: a#012b#011c") != NULL, "%s",
+	    c.lines[1]);
+	cr_assert(strstr(c.lines[2], " mx -[1004]: no identifier") != NULL, "%s", c.lines[2]);
+	cursor = strdup(journal_pending_cursor(j));
+	cr_assert_eq(journal_cursor_time(cursor, &usec), 0);
+	cr_assert_eq(usec, base_usec + 4 * 1000, "the cursor is the last entry's");
+	journal_saved(j);
+	cr_assert_null(journal_pending_cursor(j));
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
+	journal_close(j);
+
+	/* Reopened at that cursor: only what came after. */
+	c.n = 0;
+	jwrite("a.journal", e + 1, 1);
+	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, cursor, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(journal_pending_cursor(j));
+	cr_assert_eq(journal_read(j, collect, &c, 100), 1);
+	cr_assert(strstr(c.lines[0], "[1005]: connect from") != NULL, "%s", c.lines[0]);
+	journal_close(j);
+	free(cursor);
+}
