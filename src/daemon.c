@@ -340,6 +340,13 @@ daemon_run(const struct daemon_options *o)
 			goto out;
 		}
 	}
+	for (size_t i = 0; i < nj; i++) {
+		char path[4096];
+		if (journal_unreadable(js[i], path, sizeof(path)))
+			log_warnx("%s: user %s cannot read %s: journal files created from "
+			    "now on (rotation) would be missed; add it to group "
+			    "systemd-journal or adm", journal_source(js[i]), a.cfg.user, path);
+	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
 	    o->dry_run ? " (dry run)" : "");

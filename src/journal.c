@@ -15,7 +15,9 @@
  */
 #include "journal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-journal.h>
 
@@ -44,6 +47,7 @@ struct match {
 struct journal {
 	sd_journal *j;
 	char *source;
+	char *directory;           /* NULL: the system journal */
 	size_t index;
 	int fd;
 	char *line;                /* FOLLOW_LINE_MAX + 1 bytes */
@@ -313,7 +317,8 @@ journal_open(struct journal **out, const char *source, size_t index,
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (j->source = strdup(source)) == NULL ||
-	    (j->line = malloc(FOLLOW_LINE_MAX + 1)) == NULL) {
+	    (j->line = malloc(FOLLOW_LINE_MAX + 1)) == NULL ||
+	    (directory && (j->directory = strdup(directory)) == NULL)) {
 		seterr(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -361,6 +366,7 @@ journal_close(struct journal *j)
 	free(j->cursor);
 	free(j->line);
 	free(j->source);
+	free(j->directory);
 	free(j);
 }
 
@@ -636,4 +642,59 @@ journal_cursor_time(const char *cursor, uint64_t *usec)
 			p++;
 	}
 	return -1;
+}
+
+/* unreadable_in - first journal file (or directory) in d, and in its
+ * subdirectories when depth > 0, that cannot be opened: 1 with it in path */
+static int
+unreadable_in(const char *d, int depth, char *path, size_t plen)
+{
+	DIR *dir = opendir(d);
+	struct dirent *e;
+	int found = 0;
+
+	if (dir == NULL) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		snprintf(path, plen, "%s", d);
+		return 1;
+	}
+	while (!found && (e = readdir(dir)) != NULL) {
+		char p[4096];
+		size_t nl = strlen(e->d_name);
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s", d, e->d_name) >= (int)sizeof(p))
+			continue;
+		if (e->d_type == DT_DIR) {
+			if (depth > 0)
+				found = unreadable_in(p, depth - 1, path, plen);
+			continue;
+		}
+		if (!(nl > 8 && strcmp(e->d_name + nl - 8, ".journal") == 0) &&
+		    !(nl > 9 && strcmp(e->d_name + nl - 9, ".journal~") == 0))
+			continue;
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) >= 0) {
+			close(fd);
+			continue;
+		}
+		if (errno == EACCES || errno == EPERM) {
+			snprintf(path, plen, "%s", p);
+			found = 1;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
+int
+journal_unreadable(const struct journal *j, char *path, size_t plen)
+{
+	if (j->directory)
+		return unreadable_in(j->directory, 1, path, plen);
+	/* The system journal: persistent and volatile, one machine-id level. */
+	return unreadable_in("/var/log/journal", 1, path, plen) ||
+	    unreadable_in("/run/log/journal", 1, path, plen);
 }

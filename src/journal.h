@@ -111,6 +111,15 @@ void journal_saved(struct journal *j);
 /* Entries skipped: no MESSAGE, or the line longer than FOLLOW_LINE_MAX. */
 uint64_t journal_skipped(const struct journal *j);
 
+/*
+ * After the privilege drop: whether a journal file (or directory) of this
+ * source cannot be opened by the current user.  The files open already are
+ * still read, but files journald creates later (rotation) would be missed
+ * without a word from sd-journal, so the daemon warns.  Returns 1 with the
+ * first such path in path, or 0.
+ */
+int journal_unreadable(const struct journal *j, char *path, size_t plen);
+
 /* The realtime stamp (Unix microseconds) in a cursor's "t=" field, without
  * opening a journal (for status).  Returns 0, or -1 if there is none. */
 int journal_cursor_time(const char *cursor, uint64_t *usec);

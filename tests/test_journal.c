@@ -145,15 +145,21 @@ failures(const char *name, const char *ident, const char *unit, int facility,
 }
 
 static void
-write_config(const char *log, bool with_dir)
+write_config_user(const char *log, bool with_dir, const char *user)
 {
 	char text[4096];
 
 	snprintf(text, sizeof(text),
 	    "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\njails = %s/jails\n"
-	    "user = root\n%s%s\n", log, db, tu_srcdir(), tu_srcdir(),
+	    "user = %s\n%s%s\n", log, db, tu_srcdir(), tu_srcdir(), user,
 	    with_dir ? "[journal]\ndirectory = " : "", with_dir ? jdir : "");
 	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
+}
+
+static void
+write_config(const char *log, bool with_dir)
+{
+	write_config_user(log, with_dir, "root");
 }
 
 /* count_in_file - occurrences of s in path */
@@ -317,6 +323,61 @@ Test(journal, restart_resumes_exactly_at_the_saved_cursor)
 	    "status shows the journal source: %s", out);
 	cr_assert(strstr(out, "cursor s=") != NULL, "%s", out);
 	free(out);
+}
+
+Test(journal, sigkill_mid_stream_loses_and_repeats_nothing)
+{
+	pid_t writer;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.12", 1);
+	start_daemon(1);
+	/* 40 writes of 8 entries, into two files; the daemon is killed while
+	 * they come in. */
+	writer = fork();
+	cr_assert_neq(writer, -1);
+	if (writer == 0) {
+		for (int i = 0; i < 40; i++) {
+			char ip[32];
+			snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + i);
+			failures(i % 3 ? "a.journal" : "b.journal", SUBMISSION, NULL, 2, ip, 8);
+			usleep(10000);
+		}
+		_exit(0);
+	}
+	usleep(200000);
+	kill(daemon_pid, SIGKILL);
+	cr_assert_eq(waitpid(daemon_pid, NULL, 0), daemon_pid);
+	daemon_pid = -1;
+	{
+		int st;
+		cr_assert_eq(waitpid(writer, &st, 0), writer);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer failed");
+	}
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "320 320\n"), "every entry once after SIGKILL: %s",
+	    query(EVENTS_OK));
+	stop_daemon();
+}
+
+Test(journal, opened_before_the_privilege_drop)
+{
+	char *err;
+
+	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
+	cr_assert_eq(chmod(dir, 0777), 0);
+	write_config_user("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true, "nobody");
+	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.13", 1);   /* 0640 root */
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.70", 5);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.70\n"),
+	    "the journal opened as root is read as nobody");
+	stop_daemon();
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "user nobody cannot read ") != NULL &&
+	    strstr(err, "a.journal: journal files created from now on") != NULL,
+	    "the missing group is named: %s", err);
+	free(err);
 }
 
 Test(journal, entries_appear_while_running_and_in_new_files)
