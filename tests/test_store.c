@@ -55,11 +55,37 @@ Test(store, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n1\n");
+	cr_assert_str_eq(out, "wal\n2\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
+}
+
+Test(store, version_1_db_gains_journal_cursors_and_keeps_positions)
+{
+	struct store *st;
+	char err[256], schema[700], *out, *cur = NULL;
+
+	/* A DB made by the version-1 binary: schema 001 only. */
+	snprintf(schema, sizeof(schema), "%s/schemas/001-initial.sql", tu_srcdir());
+	cr_assert_eq(tu_sh("sqlite3 '%s' < '%s' && sqlite3 '%s' \"PRAGMA user_version = 1; "
+	    "INSERT INTO log_position VALUES ('/var/log/mail.log', 7, 42, 9, 1)\"",
+	    db, schema, db), 0);
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_get_cursor(st, "journal:", &cur), 0);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_save_cursor(st, "journal:", "s=1;i=2"), 0);
+	cr_assert_eq(store_save_cursor(st, "journal:", "s=1;i=3"), 0, "an update");
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_get_cursor(st, "journal:", &cur), 1);
+	cr_assert_str_eq(cur, "s=1;i=3");
+	free(cur);
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
+	    "log_position; SELECT count(*) FROM journal_cursor'", db);
+	cr_assert_str_eq(out, "2\n42\n1\n");
+	free(out);
 }
 
 Test(store, missing_db_without_create_is_an_error)
