@@ -32,6 +32,9 @@
 #define EXPIRE_SECS 10
 /* Events are kept for the longest window, and never less than this. */
 #define EVENTS_KEEP_MIN (2 * 86400)
+/* After the database refused a batch (disk full, locked for over a minute,
+ * I/O error), wait this long before reading it again. */
+#define DB_RETRY_SECS 2
 
 static volatile sig_atomic_t sig_stop, sig_reload, sig_reopen;
 
@@ -204,6 +207,48 @@ reconcile(struct pipeline *p, struct store *st)
 		log_warnx("restoring active bans failed; will retry");
 }
 
+/* pause_secs - sleep, but come back at once on a signal */
+static void
+pause_secs(int secs)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+	for (int i = 0; i < secs * 10 && !sig_stop; i++)
+		(void)nanosleep(&ts, NULL);
+}
+
+/*
+ * rewind_batch - the database refused a batch (it was rolled back whole).
+ * Its lines were counted in the jails but are in no table, so forget the
+ * in-memory state, rebuild it from the store as at start, and move every log
+ * back to the position saved with the last good commit: the same lines come
+ * again, are counted once, and decide the same bans.  Returns 0, or -1 if
+ * the store cannot even be read yet (the caller waits and tries again).
+ */
+static int
+rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
+    struct follow *f)
+{
+	struct log_position pos;
+
+	pipeline_fini(p);
+	jails_clear_state(a->jails);
+	if (start_pipeline(p, a, b) != 0)
+		return -1;
+	for (size_t i = 0; i < follow_count(f); i++) {
+		int found;
+
+		follow_position(f, i, &pos);
+		found = store_get_position(a->store, pos.path, &pos);
+		if (found < 0)
+			return -1;
+		if (found == 0)
+			pos.inode = pos.offset = pos.first_hash = 0;
+		(void)follow_rewind(f, i, &pos);
+	}
+	return 0;
+}
+
 int
 daemon_run(const struct daemon_options *o)
 {
@@ -215,6 +260,7 @@ daemon_run(const struct daemon_options *o)
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
+	unsigned db_failures = 0;   /* batches refused in a row */
 
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
@@ -276,9 +322,23 @@ daemon_run(const struct daemon_options *o)
 		if (n < 0)
 			goto out;
 		if (pipeline_commit(&p, f) != 0) {
-			log_warnx("database %s: cannot commit: %s", a.db_path,
-			    store_errmsg(a.store));
-			goto out;
+			if (db_failures++ == 0)
+				log_warnx("database %s: cannot commit: %s; the batch is "
+				    "rolled back and will be read again from the saved "
+				    "log positions (retrying every %d s)", a.db_path,
+				    store_errmsg(a.store), DB_RETRY_SECS);
+			/* A pipeline that failed to rebuild is zeroed: fini and
+			 * the next rewind handle that. */
+			do
+				pause_secs(DB_RETRY_SECS);
+			while (!sig_stop && rewind_batch(&a, &p, &b, f) != 0);
+			continue;
+		}
+		if (db_failures > 0 && p.nsaved > 0) {
+			log_info("database %s: writes work again after %u refused "
+			    "batch%s; resumed from the saved log positions", a.db_path,
+			    db_failures, db_failures == 1 ? "" : "es");
+			db_failures = 0;
 		}
 		if (sig_reopen) {
 			sig_reopen = 0;

@@ -30,6 +30,7 @@ setup(void)
 static void
 teardown(void)
 {
+	tu_kill_children();
 	tu_rmrf(dir);
 }
 
@@ -51,7 +52,7 @@ write_config(const char *logs, const char *jails, const char *user)
 static pid_t
 start_daemon(void)
 {
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
@@ -69,7 +70,7 @@ stop_daemon(pid_t pid, int sig)
 	int st;
 
 	kill(pid, sig);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -159,7 +160,7 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
 	/* A writer appends 30 copies of the sample while the daemon reads. */
-	writer = fork();
+	writer = tu_fork();
 	cr_assert_neq(writer, -1);
 	if (writer == 0) {
 		for (int i = 0; i < 30; i++) {
@@ -175,7 +176,7 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	}
 	usleep(250000);
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0, "clean stop mid-stream");
-	cr_assert_eq(waitpid(writer, NULL, 0), writer);
+	cr_assert_eq(tu_waitpid(writer, NULL), writer);
 	pid = start_daemon();
 	/* Wait until the restarted daemon has read everything. */
 	{
@@ -286,7 +287,7 @@ Test(daemon, unknown_user_is_fatal)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "no-such-user-mailjail");
 	pid = start_daemon();
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "fail closed");
 }
 
@@ -300,7 +301,7 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	snprintf(moved, sizeof(moved), "%s.1", out);
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
-	if ((pid = fork()) == 0) {
+	if ((pid = tu_fork()) == 0) {
 		execl(bin, "mailjail", "run", "--dry-run", "--log-file", out, "-c", cfg,
 		    (char *)NULL);
 		_exit(127);
@@ -315,7 +316,7 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	append_failures(logf, "203.0.113.61", "a", 5);
 	cr_assert(wait_for("SELECT count(*) FROM bans", "2\n"));
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	text = tu_sh_output("cat '%s'", out);
 	cr_assert(strstr(text, "203.0.113.61") != NULL, "new file has the new ban: %s", text);
 	cr_assert(strstr(text, "203.0.113.60") == NULL, "%s", text);
@@ -324,6 +325,170 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	cr_assert(strstr(text, "ban ip 203.0.113.60 jail=sasl-bruteforce level=1") != NULL,
 	    "one line per ban with jail, target, level: %s", text);
 	free(text);
+}
+
+/*
+ * hold_db - an admin's sqlite3 shell: runs sql (e.g. "BEGIN IMMEDIATE;"),
+ * touches marker once it is done (-bail: only if it worked), keeps the
+ * transaction open for secs seconds, then touches marker.done and ends it.
+ * Returns once marker exists, i.e. while the lock or snapshot is held.
+ */
+static pid_t
+hold_db(const char *sql, int secs, const char *marker)
+{
+	char cmd[3000];
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd), "(echo '.timeout 10000'; echo \"%s\"; "
+	    "echo '.system touch %s'; sleep %d; echo '.system touch %s.done'; "
+	    "echo 'COMMIT;') | exec sqlite3 -bail '%s'", sql, marker, secs, marker, db);
+	if ((pid = tu_fork()) == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && access(marker, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(marker, F_OK), 0, "sqlite3 got its lock: %s", sql);
+	return pid;
+}
+
+/* count_now - one query, now */
+static char *
+count_now(const char *sql)
+{
+	return tu_sh_output("sqlite3 '%s' \"%s\" 2>&1", db, sql);
+}
+
+/* write_lock_case - the daemon waits for a shell holding the write lock,
+ * says so, and then records every line */
+static void
+write_lock_case(const char *begin)
+{
+	char marker[700], done[800], *err, *out;
+	pid_t pid, cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/locked", dir);
+	snprintf(done, sizeof(done), "%s.done", marker);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	/* The first commit saves the (empty) log's position. */
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	cli = hold_db(begin, 4, marker);
+	append_failures(logf, "203.0.113.70", "a", 5);
+	append_failures(logf, "203.0.113.71", "a", 5);
+	usleep(1500000);
+	/* Still held: nothing can be in the DB yet, and the daemon lives. */
+	cr_assert_neq(access(done, F_OK), 0, "the test was too slow to check");
+	out = count_now("SELECT count(*) FROM events");
+	cr_assert_str_eq(out, "0\n", "blocked while the lock is held: %s", out);
+	free(out);
+	cr_assert_eq(kill(pid, 0), 0, "still running while locked out");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the shell's transaction worked");
+	cr_assert(wait_for("SELECT count(*) FROM events", "10\n"), "nothing lost");
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.70,203.0.113.71\n"), "both banned, once");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "cannot commit") == NULL, "waited, no error: %s", err);
+	cr_assert(strstr(err, "mj.db: locked by another process") != NULL,
+	    "the wait is logged: %s", err);
+	cr_assert(strstr(err, "lock released after") != NULL, "and its end: %s", err);
+	free(err);
+}
+
+Test(daemon, waits_for_a_sqlite3_cli_holding_the_write_lock)
+{
+	write_lock_case("BEGIN IMMEDIATE;");
+}
+
+Test(daemon, waits_for_a_sqlite3_cli_holding_an_exclusive_lock)
+{
+	/* In WAL mode EXCLUSIVE excludes writers only: same wait. */
+	write_lock_case("BEGIN EXCLUSIVE;");
+}
+
+Test(daemon, a_long_read_transaction_does_not_stop_the_daemon)
+{
+	char marker[700], done[800], *out;
+	pid_t pid, cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/reading", dir);
+	snprintf(done, sizeof(done), "%s.done", marker);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	/* A reader's snapshot: in WAL mode it does not block the writer (it
+	 * only keeps checkpoints from going past it). */
+	cli = hold_db("BEGIN; SELECT count(*) FROM events;", 6, marker);
+	for (int k = 0; k < 20; k++)
+		append_failures(logf, "203.0.113.72", "b", 10);
+	cr_assert(wait_for("SELECT count(*) FROM events", "200\n"), "written meanwhile");
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_neq(access(done, F_OK), 0, "while the reader still held its snapshot");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* After the reader: the daemon still writes, the DB is sound. */
+	append_failures(logf, "203.0.113.73", "b", 5);
+	cr_assert(wait_for("SELECT count(*) FROM events", "205\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	out = count_now("PRAGMA integrity_check");
+	cr_assert_str_eq(out, "ok\n");
+	free(out);
+}
+
+Test(daemon, replay_waits_for_a_held_write_lock)
+{
+	char sample[600], marker[700], *out, *ref;
+	pid_t cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/locked", dir);
+	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
+	write_config(sample, jails_dir(), "root");
+	/* The reference: the same replay into another DB, unlocked. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s/ref.db' '%s'",
+	    bin, cfg, dir, sample), 0);
+	ref = tu_sh_output("sqlite3 '%s/ref.db' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", dir);
+	/* The DB exists (schema applied) before the shell locks it. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' /dev/null 2>/dev/null; "
+	    "sqlite3 '%s' 'SELECT 1' >/dev/null", bin, cfg, db), 0);
+	cli = hold_db("BEGIN IMMEDIATE;", 3, marker);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s' 2>'%s'", bin, cfg,
+	    sample, errf), 0, "replay waited and finished");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", db);
+	cr_assert_str_eq(out, ref, "same events and bans as unlocked: %s vs %s", out, ref);
+	free(out);
+	free(ref);
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "locked by another process") != NULL, "%s", out);
+	free(out);
+}
+
+Test(daemon, corrupt_database_at_start_is_a_clear_error)
+{
+	pid_t pid;
+	int st;
+	char *err;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	tu_write(dir, "mj.db", "this is not an SQLite database, but it is long enough to "
+	    "look like one to a careless reader\n", db, sizeof(db));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1");
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "mj.db") != NULL && strstr(err, "not a database") != NULL,
+	    "names the file and the problem: %s", err);
+	free(err);
 }
 
 Test(operator, status_bans_history_on_a_known_db)

@@ -55,6 +55,7 @@ setup(void)
 static void
 teardown(void)
 {
+	tu_kill_children();
 	tu_rmrf(dir);
 }
 
@@ -63,7 +64,7 @@ TestSuite(nft_daemon, .init = setup, .fini = teardown, .timeout = 120);
 static pid_t
 start_daemon(void)
 {
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
@@ -81,7 +82,7 @@ stop_daemon(pid_t pid)
 	int st;
 
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit");
 }
 
