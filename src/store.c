@@ -113,12 +113,22 @@ store_errmsg(const struct store *st)
 
 /* note_error - keep SQLite's words for the failure (and say what a full
  * disk means); logged once here, with the file named */
+/* disk_full - did the last failure come from a full filesystem?  SQLite
+ * says SQLITE_FULL for its files' growth, but a plain "disk I/O error" when
+ * the -shm or -wal file cannot be made: the OS error tells. */
+static bool
+disk_full(sqlite3 *db)
+{
+	int sys = sqlite3_system_errno(db);
+
+	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL || sys == ENOSPC ||
+	    sys == EDQUOT;
+}
+
 static void
 note_error(struct store *st)
 {
-	int code = sqlite3_extended_errcode(st->db) & 0xff;
-
-	if (code == SQLITE_FULL)
+	if (disk_full(st->db))
 		snprintf(st->lasterr, sizeof(st->lasterr), "%s (disk full: no space "
 		    "left for %s or its -wal file)", sqlite3_errmsg(st->db), st->path);
 	else
@@ -187,7 +197,8 @@ exec_simple(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		snprintf(err, errlen, "%s%s", msg ? msg : sqlite3_errmsg(db),
+		    disk_full(db) ? " (disk full)" : "");
 		sqlite3_free(msg);
 		return -1;
 	}

@@ -4,10 +4,12 @@
  * and the operator commands on a known database.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +37,38 @@ teardown(void)
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The disk-full cases: the DB on a 2 MiB tmpfs mounted in a mount namespace
+ * of this test process only (the daemon and sqlite3 inherit it; nothing
+ * reaches the host, and the mount goes when the test ends). */
+static char fs[300];
+
+static void
+setup_small_fs(void)
+{
+	setup();
+	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
+	if (unshare(CLONE_NEWNS) != 0)
+		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
+		    "this machine cannot run the disk-full tests");
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+	    "make / private in the namespace");
+	snprintf(fs, sizeof(fs), "%s/fs", dir);
+	cr_assert_eq(mkdir(fs, 0755), 0);
+	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
+	    0, "mount a small tmpfs on %s", fs);
+	snprintf(db, sizeof(db), "%s/mj.db", fs);
+}
+
+static void
+teardown_small_fs(void)
+{
+	tu_kill_children();
+	(void)umount2(fs, MNT_DETACH);
+	tu_rmrf(dir);
+}
+
+TestSuite(diskfull, .init = setup_small_fs, .fini = teardown_small_fs, .timeout = 120);
 TestSuite(operator, .init = setup, .fini = teardown, .timeout = 60);
 
 /* write_config - logs is a comma list; jails a directory or file */
@@ -489,6 +523,115 @@ Test(daemon, corrupt_database_at_start_is_a_clear_error)
 	cr_assert(strstr(err, "mj.db") != NULL && strstr(err, "not a database") != NULL,
 	    "names the file and the problem: %s", err);
 	free(err);
+}
+
+/* fill_fs - take every free block of the small filesystem */
+static void
+fill_fs(void)
+{
+	char *out;
+
+	(void)tu_sh("dd if=/dev/zero of='%s/filler' bs=4096 2>/dev/null", fs);
+	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", fs);
+	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
+	free(out);
+}
+
+/* err_has - wait until the daemon's stderr says s (or 15 s pass) */
+static bool
+err_has(const char *s)
+{
+	for (int i = 0; i < 300; i++) {
+		char *text = tu_sh_output("cat '%s'", errf);
+		bool ok = strstr(text, s) != NULL;
+		free(text);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+Test(diskfull, daemon_waits_for_space_and_loses_nothing)
+{
+	char *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	append_failures(logf, "203.0.113.80", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	/* Restart, so the -wal file starts empty and the next batch needs
+	 * new blocks. */
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
+	usleep(300000);
+	fill_fs();
+	for (int k = 0; k < 20; k++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + k);
+		append_failures(logf, ip, "b", 5);
+	}
+	cr_assert(err_has("disk full"), "a clear error");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "database ") != NULL && strstr(out, "/fs/mj.db") != NULL,
+	    "names the DB: %s", out);
+	cr_assert(strstr(out, "will be read again") != NULL, "%s", out);
+	free(out);
+	usleep(2500000);   /* at least one retry, still full */
+	cr_assert_eq(kill(pid, 0), 0, "still running while the disk is full");
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events; "
+	    "SELECT count(*) FROM bans;");
+	cr_assert_str_eq(out, "ok\n5\n1\n", "no partial batch, DB sound: %s", out);
+	free(out);
+	/* Space comes back: every line is recorded exactly once. */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT ip) FROM events",
+	    "105 21\n"), "every line once");
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT target) FROM bans",
+	    "21 21\n"), "one ban per address");
+	cr_assert(err_has("writes work again"), "recovery is logged");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	out = count_now("PRAGMA integrity_check");
+	cr_assert_str_eq(out, "ok\n");
+	free(out);
+	fprintf(stderr, "[info] disk full: daemon recovered, 105 events, 21 bans\n");
+}
+
+Test(diskfull, replay_stops_cleanly_and_resumes)
+{
+	char sample[600], *out, *ref;
+	int rc;
+
+	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
+	write_config(sample, jails_dir(), "root");
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s/ref.db' '%s'",
+	    bin, cfg, dir, sample), 0);
+	ref = tu_sh_output("sqlite3 '%s/ref.db' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", dir);
+	/* The DB exists (schema applied), then the disk fills. */
+	(void)tu_sh("'%s' replay --dry-run --quiet -c '%s' /dev/null 2>/dev/null", bin, cfg);
+	fill_fs();
+	rc = tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s' 2>'%s'", bin, cfg, sample, errf);
+	cr_assert_eq(rc, 1, "runtime error, exit 1");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "/fs/mj.db") != NULL && strstr(out, "disk full") != NULL,
+	    "names the DB and the cause: %s", out);
+	free(out);
+	/* (While it is full, no reader can open the WAL-mode DB either: the
+	 * -shm file cannot be made.) */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events;");
+	cr_assert_str_eq(out, "ok\n0\n", "nothing half-written: %s", out);
+	free(out);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, sample), 0);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", db);
+	cr_assert_str_eq(out, ref, "the re-run records all: %s vs %s", out, ref);
+	free(out);
+	free(ref);
 }
 
 Test(operator, status_bans_history_on_a_known_db)
