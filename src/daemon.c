@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -274,8 +275,18 @@ daemon_run(const struct daemon_options *o)
 		return EXIT_USAGE;
 	}
 	diag_free(&d);
-	if (app_open_store(&a, o->db, true) != 0)
-		goto out;
+	{
+		const char *path = o->db ? o->db : a.cfg.db;
+		bool existed = access(path, F_OK) == 0;
+
+		/* The first start makes the DB; later a missing one means it
+		 * was deleted, and the history with it: say so. */
+		if (app_open_store(&a, o->db, true) != 0)
+			goto out;
+		if (!existed)
+			log_warnx("database %s did not exist: created a new, empty one "
+			    "(first start, or the old one was deleted)", a.db_path);
+	}
 	if (install_signals() != 0) {
 		log_warn("sigaction");
 		goto out;
@@ -353,6 +364,14 @@ daemon_run(const struct daemon_options *o)
 		}
 		now = time(NULL);
 		if (now >= next_reconcile) {
+			char err[600];
+			/* Writing on into a deleted file would lose it all at the
+			 * next restart: stop now, loudly (systemd restarts us on a
+			 * new DB, and the kernel keeps the bans meanwhile). */
+			if (store_check_file(a.store, err, sizeof(err)) != 0) {
+				log_warnx("database %s; stopping", err);
+				goto out;
+			}
 			reconcile(&p, a.store);
 			next_reconcile = now + RECONCILE_SECS;
 		}

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +98,8 @@ struct store {
 	char logged[512];          /* the last failure logged: repeats are not */
 	struct timespec busy_since;
 	bool busy_warned;
+	dev_t dev;                 /* the file opened, for store_check_file */
+	ino_t ino;
 };
 
 /* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not:
@@ -282,6 +285,15 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 		goto fail_prefix;
 	if (store_migrate(st->db, err, errlen) != 0)
 		goto fail_prefix;
+	{
+		struct stat sb;
+		if (stat(path, &sb) != 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		st->dev = sb.st_dev;
+		st->ino = sb.st_ino;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &st->stmt[i], NULL) != SQLITE_OK) {
@@ -300,6 +312,24 @@ fail_prefix: {
 fail:
 	store_close(st);
 	return -1;
+}
+
+int
+store_check_file(const struct store *st, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(st->path, &sb) != 0) {
+		if (errno != ENOENT)
+			return 0;   /* cannot look (permissions): not a finding */
+		snprintf(err, errlen, "%s: deleted while open", st->path);
+		return -1;
+	}
+	if (sb.st_dev != st->dev || sb.st_ino != st->ino) {
+		snprintf(err, errlen, "%s: replaced by another file while open", st->path);
+		return -1;
+	}
+	return 0;
 }
 
 void

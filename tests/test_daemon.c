@@ -634,6 +634,51 @@ Test(diskfull, replay_stops_cleanly_and_resumes)
 	free(ref);
 }
 
+Test(daemon, database_deleted_while_running_stops_it_and_a_restart_recreates)
+{
+	pid_t pid;
+	int st;
+	char *err;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	/* (Not sqlite3 first: it would create the file.) */
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.90", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "did not exist: created") != NULL, "first start: %s", err);
+	free(err);
+	cr_assert_eq(tu_sh("rm -f '%s' '%s-wal' '%s-shm'", db, db, db), 0);
+	/* Found on the next reconcile tick (every 5 s). */
+	for (int i = 0; i < 200 && tu_sh("kill -0 %d 2>/dev/null", (int)pid) == 0; i++) {
+		int r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			tu_reaped(pid);
+			break;
+		}
+		usleep(50000);
+	}
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "stopped with exit 1");
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "mj.db: deleted while open; stopping") != NULL, "%s", err);
+	free(err);
+	/* A restart makes a new DB, says so, and works. */
+	cr_assert_eq(truncate(errf, 0), 0);
+	pid = start_daemon();
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.91", "a", 5);
+	/* No saved position: the log is read from its start again, which
+	 * rebuilds what it can of the lost record. */
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.90,203.0.113.91\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "did not exist: created a new, empty one") != NULL, "%s", err);
+	free(err);
+}
+
 Test(operator, status_bans_history_on_a_known_db)
 {
 	char sample[600], *out;
