@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -677,6 +678,111 @@ Test(daemon, database_deleted_while_running_stops_it_and_a_restart_recreates)
 	err = tu_sh_output("cat '%s'", errf);
 	cr_assert(strstr(err, "did not exist: created a new, empty one") != NULL, "%s", err);
 	free(err);
+}
+
+/* append_raw - bytes as they are (NULs too) */
+static void
+append_raw(const char *path, const void *buf, size_t len)
+{
+	FILE *fp = fopen(path, "a");
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(fwrite(buf, 1, len, fp), len);
+	cr_assert_eq(fclose(fp), 0);
+}
+
+/* append_garbage - what a broken or hostile writer can put in a log: NUL
+ * bytes inside a matching line, invalid UTF-8, a 1 MiB line, 8 KiB of
+ * binary (fixed pseudo-random bytes), stamps from 1970 and 2100 */
+static void
+append_garbage(const char *path)
+{
+	static const char nul[] = "Nov 22 10:00:01 mx postfix/smtpd[1]: warning: "
+	    "unknown[192.0.2.201]\0: SASL LOGIN authentication failed: x\n";
+	static const char utf8[] = "Nov 22 10:00:01 mx postfix/smtpd[1]: warning: "
+	    "unknown[192.0.2.202]: SASL LOGIN authentication failed: \xff\xfe\xc3\n";
+	char *big = malloc(1024 * 1024 + 1);
+	unsigned char bin[8192];
+	uint32_t x = 2463534242u;
+
+	cr_assert_not_null(big);
+	memset(big, 'A', 1024 * 1024);
+	big[1024 * 1024] = '\n';
+	for (size_t i = 0; i < sizeof(bin); i++) {
+		x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+		bin[i] = (unsigned char)x;
+	}
+	append_raw(path, nul, sizeof(nul) - 1);
+	append_raw(path, utf8, sizeof(utf8) - 1);
+	append_raw(path, big, 1024 * 1024 + 1);
+	append_raw(path, bin, sizeof(bin));
+	append_raw(path, "\n", 1);
+	for (int i = 0; i < 6; i++) {
+		char line[300];
+		int n = snprintf(line, sizeof(line), "1970-01-01T00:00:0%dZ mx postfix/smtpd[1]: "
+		    "warning: unknown[192.0.2.203]: SASL LOGIN authentication failed: x\n"
+		    "2100-01-01T00:00:0%dZ mx postfix/smtpd[1]: warning: unknown[192.0.2.204]: "
+		    "SASL LOGIN authentication failed: x\n", i, i);
+		append_raw(path, line, (size_t)n);
+	}
+	free(big);
+}
+
+Test(daemon, garbage_in_the_log_is_counted_and_skipped)
+{
+	char sum[700], *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.110", "a", 2);
+	append_garbage(logf);
+	append_failures(logf, "203.0.113.110", "a", 3);
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = '203.0.113.110'", "1\n"),
+	    "the good lines around the garbage still ban");
+	/* 5 good lines, 6 from 1970 and 6 from 2100 are events; the NUL and
+	 * UTF-8 lines, the long line and the binary are not. */
+	cr_assert(wait_for("SELECT count(*) FROM events", "17\n"));
+	out = count_now("SELECT count(*) FROM events WHERE ip IN ('192.0.2.201', "
+	    "'192.0.2.202')");
+	cr_assert_str_eq(out, "0\n", "no event from a line with NUL or bad UTF-8");
+	free(out);
+	/* 1970 is outside every window: counted, never a ban. */
+	out = count_now("SELECT count(*) FROM bans WHERE target = '192.0.2.203'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+	/* 2100: the stamp is the log's word (syslog writes it, not the
+	 * client); six in a minute make a ban starting now, like any. */
+	out = count_now("SELECT count(*) FROM bans WHERE target = '192.0.2.204'");
+	cr_assert_str_eq(out, "1\n");
+	free(out);
+	cr_assert_eq(kill(pid, 0), 0, "still running");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "longer than 65536 bytes, skipped") != NULL, "%s", out);
+	free(out);
+	/* The log becomes a directory, then a FIFO, then a file again. */
+	cr_assert_eq(tu_sh("mv '%s' '%s.1' && mkdir '%s'", logf, logf, logf), 0);
+	cr_assert(err_has("not a regular file, treated as missing"));
+	cr_assert_eq(tu_sh("rmdir '%s' && mkfifo '%s'", logf, logf), 0);
+	usleep(1500000);
+	cr_assert_eq(kill(pid, 0), 0, "alive with a FIFO at the path");
+	cr_assert_eq(tu_sh("rm '%s'", logf), 0);
+	append_failures(logf, "203.0.113.111", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = '203.0.113.111'", "1\n"),
+	    "the file that comes back is followed");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	/* replay counts what it skipped, and agrees on the events. */
+	snprintf(sum, sizeof(sum), "%s/sum.txt", dir);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run -c '%s' --db '%s/r.db' '%s.1' >'%s' 2>/dev/null",
+	    bin, cfg, dir, logf, sum), 0);
+	out = tu_sh_output("head -1 '%s'", sum);
+	cr_assert(strstr(out, ": 17 events,") != NULL, "%s", out);
+	cr_assert(strstr(out, " 0 bad lines") == NULL, "bad lines are counted: %s", out);
+	free(out);
+	fprintf(stderr, "[info] garbage: NUL, bad UTF-8, 1 MiB line, 8 KiB binary, 1970/2100, "
+	    "directory, FIFO: survived\n");
 }
 
 Test(operator, status_bans_history_on_a_known_db)
