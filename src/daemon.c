@@ -83,6 +83,7 @@ backends_init(struct backend_set *b, struct app *a, bool dry_run)
 struct reapply_ctx {
 	struct pipeline *p;
 	size_t n;
+	bool failed;
 };
 
 static int
@@ -101,7 +102,8 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 	v.started_at = sb->started_at;
 	v.expires_at = sb->expires_at;
 	/* A failure is logged by the backend; keep restoring the others. */
-	(void)pipeline_enforce(c->p, &v);
+	if (pipeline_enforce(c->p, &v) != 0)
+		c->failed = true;
 	c->n++;
 	return 0;
 }
@@ -110,7 +112,7 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 static int
 reapply_active(struct pipeline *p, struct store *st)
 {
-	struct reapply_ctx c = { p, 0 };
+	struct reapply_ctx c = { p, 0, false };
 	struct timespec t0, t1;
 	int rc;
 
@@ -119,6 +121,8 @@ reapply_active(struct pipeline *p, struct store *st)
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
+	if (c.failed)
+		rc = -1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (c.n > 0)
 		log_info("restored %zu active bans in %.1f ms", c.n,
@@ -178,6 +182,7 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 		app_free(&n);
 		return;
 	}
+	np.enforce_failed = p->enforce_failed;
 	pipeline_fini(p);
 	enforce_close(b);
 	a->store = NULL;
@@ -189,10 +194,22 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	    rules_count(a->rules), jails_count(a->jails));
 }
 
-/* reconcile - if the nft table was flushed from outside, put it all back */
+/* Re-applying after a failed enforcement backs off up to this (a permanent
+ * refusal, e.g. an address the admin's own element overlaps, must not make
+ * us re-send every ban every few seconds forever). */
+#define REAPPLY_BACKOFF_MAX 300
+
+/*
+ * reconcile - if the nft table was flushed from outside, put it all back;
+ * if a verdict did not reach a backend (netlink error, map write failure),
+ * re-apply every active ban, backing off while that keeps failing.  Bans are
+ * in the DB before any backend sees them, so this loses none.
+ */
 static void
-reconcile(struct pipeline *p, struct store *st)
+reconcile(struct pipeline *p, struct store *st, time_t now)
 {
+	static time_t next_retry;
+	static int backoff = RECONCILE_SECS;
 	bool gone = false;
 
 	for (size_t i = 0; i < p->nbackends; i++) {
@@ -204,8 +221,23 @@ reconcile(struct pipeline *p, struct store *st)
 			gone = true;
 		}
 	}
-	if (gone && reapply_active(p, st) != 0)
-		log_warnx("restoring active bans failed; will retry");
+	if (!gone && (!p->enforce_failed || now < next_retry))
+		return;
+	if (!gone)
+		log_warnx("some bans did not reach the kernel or the maps (see above): "
+		    "re-applying every active ban");
+	p->enforce_failed = false;
+	if (reapply_active(p, st) != 0) {
+		p->enforce_failed = true;
+		next_retry = now + backoff;
+		log_warnx("restoring active bans failed; will retry in %d s", backoff);
+		if ((backoff *= 2) > REAPPLY_BACKOFF_MAX)
+			backoff = REAPPLY_BACKOFF_MAX;
+		return;
+	}
+	backoff = RECONCILE_SECS;
+	if (!gone)
+		log_info("active bans re-applied");
 }
 
 /* pause_secs - sleep, but come back at once on a signal */
@@ -231,11 +263,13 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
     struct follow *f)
 {
 	struct log_position pos;
+	bool enforce_failed = p->enforce_failed;
 
 	pipeline_fini(p);
 	jails_clear_state(a->jails);
 	if (start_pipeline(p, a, b) != 0)
 		return -1;
+	p->enforce_failed = enforce_failed;
 	for (size_t i = 0; i < follow_count(f); i++) {
 		int found;
 
@@ -298,8 +332,10 @@ daemon_run(const struct daemon_options *o)
 		goto out;
 	}
 	pipeline_up = true;
-	if (reapply_active(&p, a.store) != 0)
+	if (reapply_active(&p, a.store) != 0) {
 		log_warnx("some active bans could not be restored; will retry");
+		p.enforce_failed = true;
+	}
 	if (follow_open(&f, true) != 0)
 		goto out;
 	for (size_t i = 0; i < a.cfg.nlogs; i++) {
@@ -372,7 +408,7 @@ daemon_run(const struct daemon_options *o)
 				log_warnx("database %s; stopping", err);
 				goto out;
 			}
-			reconcile(&p, a.store);
+			reconcile(&p, a.store, now);
 			next_reconcile = now + RECONCILE_SECS;
 		}
 		if (now >= next_expire) {

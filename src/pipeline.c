@@ -292,9 +292,11 @@ pipeline_commit(struct pipeline *p, struct follow *f)
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
-	/* An enforcement failure is logged by the backend and repaired by the
-	 * next restore; the batch itself is safely recorded. */
-	(void)rc;
+	/* An enforcement failure is logged by the backend (naming the
+	 * element); the batch itself is safely recorded, and the daemon
+	 * re-applies every active ban until that works. */
+	if (rc != 0)
+		p->enforce_failed = true;
 	return 0;
 fail:
 	(void)store_rollback(p->store);

@@ -56,6 +56,8 @@ struct pipeline {
 	size_t npending, cap;
 	bool in_tx;
 	bool failed;               /* a DB write of the open batch failed */
+	bool enforce_failed;       /* a committed verdict did not reach a backend:
+	                            * the caller re-applies the active bans */
 	struct pipeline_saved {    /* positions as last committed, per log */
 		uint64_t inode, offset, first_hash;
 	} *saved;
