@@ -12,4 +12,5 @@ apt-get install -y -qq --no-install-recommends \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
+    clang libclang-rt-14-dev valgrind \
     postfix postfix-sqlite >/dev/null
