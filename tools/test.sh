@@ -17,5 +17,5 @@ if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
 fi
 rm -rf build-vg
 meson setup build-vg -Dtests=disabled >/dev/null
-meson compile -C build-vg mailjail >/dev/null
+meson compile -C build-vg mailjail:executable >/dev/null
 bash tools/valgrind-daemon.sh build-vg
