@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -35,6 +36,9 @@
 #define EXPIRE_SECS 10
 /* Events are kept for the longest window, and never less than this. */
 #define EVENTS_KEEP_MIN (2 * 86400)
+/* After the database refused a batch (disk full, locked for over a minute,
+ * I/O error), wait this long before reading it again. */
+#define DB_RETRY_SECS 2
 
 static volatile sig_atomic_t sig_stop, sig_reload, sig_reopen;
 
@@ -82,6 +86,7 @@ backends_init(struct backend_set *b, struct app *a, bool dry_run)
 struct reapply_ctx {
 	struct pipeline *p;
 	size_t n;
+	bool failed;
 };
 
 static int
@@ -100,7 +105,8 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 	v.started_at = sb->started_at;
 	v.expires_at = sb->expires_at;
 	/* A failure is logged by the backend; keep restoring the others. */
-	(void)pipeline_enforce(c->p, &v);
+	if (pipeline_enforce(c->p, &v) != 0)
+		c->failed = true;
 	c->n++;
 	return 0;
 }
@@ -109,7 +115,7 @@ reapply_ban_cb(void *arg, const struct stored_ban *sb)
 static int
 reapply_active(struct pipeline *p, struct store *st)
 {
-	struct reapply_ctx c = { p, 0 };
+	struct reapply_ctx c = { p, 0, false };
 	struct timespec t0, t1;
 	int rc;
 
@@ -118,6 +124,8 @@ reapply_active(struct pipeline *p, struct store *st)
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
+	if (c.failed)
+		rc = -1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (c.n > 0)
 		log_info("restored %zu active bans in %.1f ms", c.n,
@@ -177,6 +185,7 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 		app_free(&n);
 		return;
 	}
+	np.enforce_failed = p->enforce_failed;
 	pipeline_fini(p);
 	enforce_close(b);
 	a->store = NULL;
@@ -253,10 +262,22 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
 	return 0;
 }
 
-/* reconcile - if the nft table was flushed from outside, put it all back */
+/* Re-applying after a failed enforcement backs off up to this (a permanent
+ * refusal, e.g. an address the admin's own element overlaps, must not make
+ * us re-send every ban every few seconds forever). */
+#define REAPPLY_BACKOFF_MAX 300
+
+/*
+ * reconcile - if the nft table was flushed from outside, put it all back;
+ * if a verdict did not reach a backend (netlink error, map write failure),
+ * re-apply every active ban, backing off while that keeps failing.  Bans are
+ * in the DB before any backend sees them, so this loses none.
+ */
 static void
-reconcile(struct pipeline *p, struct store *st)
+reconcile(struct pipeline *p, struct store *st, time_t now)
 {
+	static time_t next_retry;
+	static int backoff = RECONCILE_SECS;
 	bool gone = false;
 
 	for (size_t i = 0; i < p->nbackends; i++) {
@@ -268,8 +289,71 @@ reconcile(struct pipeline *p, struct store *st)
 			gone = true;
 		}
 	}
-	if (gone && reapply_active(p, st) != 0)
-		log_warnx("restoring active bans failed; will retry");
+	if (!gone && (!p->enforce_failed || now < next_retry))
+		return;
+	if (!gone)
+		log_warnx("some bans did not reach the kernel or the maps (see above): "
+		    "re-applying every active ban");
+	p->enforce_failed = false;
+	if (reapply_active(p, st) != 0) {
+		p->enforce_failed = true;
+		next_retry = now + backoff;
+		log_warnx("restoring active bans failed; will retry in %d s", backoff);
+		if ((backoff *= 2) > REAPPLY_BACKOFF_MAX)
+			backoff = REAPPLY_BACKOFF_MAX;
+		return;
+	}
+	backoff = RECONCILE_SECS;
+	if (!gone)
+		log_info("active bans re-applied");
+}
+
+/* pause_secs - sleep, but come back at once on a signal */
+static void
+pause_secs(int secs)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+	for (int i = 0; i < secs * 10 && !sig_stop; i++)
+		(void)nanosleep(&ts, NULL);
+}
+
+/*
+ * rewind_batch - the database refused a batch (it was rolled back whole).
+ * Its lines were counted in the jails but are in no table, so forget the
+ * in-memory state, rebuild it from the store as at start, and move every log
+ * back to the position saved with the last good commit: the same lines come
+ * again, are counted once, and decide the same bans.  Journal sources go
+ * back to their last committed cursor the same way.  Returns 0, or -1 if
+ * the store cannot even be read yet (the caller waits and tries again).
+ */
+static int
+rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
+    struct follow *f, struct journal **js, size_t nj)
+{
+	struct log_position pos;
+	bool enforce_failed = p->enforce_failed;
+
+	pipeline_fini(p);
+	jails_clear_state(a->jails);
+	if (start_pipeline(p, a, b) != 0)
+		return -1;
+	p->enforce_failed = enforce_failed;
+	for (size_t i = 0; i < follow_count(f); i++) {
+		int found;
+
+		follow_position(f, i, &pos);
+		found = store_get_position(a->store, pos.path, &pos);
+		if (found < 0)
+			return -1;
+		if (found == 0)
+			pos.inode = pos.offset = pos.first_hash = 0;
+		(void)follow_rewind(f, i, &pos);
+	}
+	for (size_t i = 0; i < nj; i++)
+		if (journal_rewind(js[i]) != 0)
+			return -1;
+	return 0;
 }
 
 int
@@ -285,6 +369,7 @@ daemon_run(const struct daemon_options *o)
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
+	unsigned db_failures = 0;   /* batches refused in a row */
 
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
@@ -298,8 +383,18 @@ daemon_run(const struct daemon_options *o)
 		return EXIT_USAGE;
 	}
 	diag_free(&d);
-	if (app_open_store(&a, o->db, true) != 0)
-		goto out;
+	{
+		const char *path = o->db ? o->db : a.cfg.db;
+		bool existed = access(path, F_OK) == 0;
+
+		/* The first start makes the DB; later a missing one means it
+		 * was deleted, and the history with it: say so. */
+		if (app_open_store(&a, o->db, true) != 0)
+			goto out;
+		if (!existed)
+			log_warnx("database %s did not exist: created a new, empty one "
+			    "(first start, or the old one was deleted)", a.db_path);
+	}
 	if (install_signals() != 0) {
 		log_warn("sigaction");
 		goto out;
@@ -311,8 +406,10 @@ daemon_run(const struct daemon_options *o)
 		goto out;
 	}
 	pipeline_up = true;
-	if (reapply_active(&p, a.store) != 0)
+	if (reapply_active(&p, a.store) != 0) {
 		log_warnx("some active bans could not be restored; will retry");
+		p.enforce_failed = true;
+	}
 	if (follow_open(&f, true) != 0)
 		goto out;
 	for (size_t i = 0; i < a.cfg.nlogs; i++) {
@@ -363,9 +460,23 @@ daemon_run(const struct daemon_options *o)
 		if ((m = journals_read(js, nj, &p, a.cfg.batch_lines)) < 0)
 			goto out;
 		if (pipeline_commit_sources(&p, f, js, nj) != 0) {
-			log_warnx("database %s: cannot commit: %s", a.db_path,
-			    store_errmsg(a.store));
-			goto out;
+			if (db_failures++ == 0)
+				log_warnx("database %s: cannot commit: %s; the batch is "
+				    "rolled back and will be read again from the saved "
+				    "log positions (retrying every %d s)", a.db_path,
+				    store_errmsg(a.store), DB_RETRY_SECS);
+			/* A pipeline that failed to rebuild is zeroed: fini and
+			 * the next rewind handle that. */
+			do
+				pause_secs(DB_RETRY_SECS);
+			while (!sig_stop && rewind_batch(&a, &p, &b, f, js, nj) != 0);
+			continue;
+		}
+		if (db_failures > 0 && p.commits > 0) {
+			log_info("database %s: writes work again after %u refused "
+			    "batch%s; resumed from the saved log positions", a.db_path,
+			    db_failures, db_failures == 1 ? "" : "es");
+			db_failures = 0;
 		}
 		if (sig_reopen) {
 			sig_reopen = 0;
@@ -380,7 +491,15 @@ daemon_run(const struct daemon_options *o)
 		}
 		now = time(NULL);
 		if (now >= next_reconcile) {
-			reconcile(&p, a.store);
+			char err[600];
+			/* Writing on into a deleted file would lose it all at the
+			 * next restart: stop now, loudly (systemd restarts us on a
+			 * new DB, and the kernel keeps the bans meanwhile). */
+			if (store_check_file(a.store, err, sizeof(err)) != 0) {
+				log_warnx("database %s; stopping", err);
+				goto out;
+			}
+			reconcile(&p, a.store, now);
 			next_reconcile = now + RECONCILE_SECS;
 		}
 		if (now >= next_expire) {

@@ -522,6 +522,32 @@ follow_position(const struct follow *f, size_t i, struct log_position *out)
 	out->first_hash = fl->first_hash;
 }
 
+/* follow_rewind - see follow.h */
+int
+follow_rewind(struct follow *f, size_t i, const struct log_position *pos)
+{
+	struct ffile *fl = &f->files[i];
+
+	f->more = true;   /* follow_wait must not sleep on lines to re-read */
+	if (fl->fd >= 0 && pos->inode == fl->inode && pos->offset <= fl->rd_off) {
+		if (lseek(fl->fd, (off_t)pos->offset, SEEK_SET) == -1) {
+			log_warn("lseek %s", fl->path);
+			close_file(f, fl);
+			return -1;
+		}
+		fl->rd_off = fl->pos_off = pos->offset;
+		fl->first_hash = pos->first_hash;
+		fl->start = fl->end = 0;
+		fl->skipping = false;
+		return 0;
+	}
+	close_file(f, fl);
+	reset_reading(fl);
+	fl->resume = *pos;
+	fl->has_resume = pos->offset > 0;
+	return 0;
+}
+
 /* skipped_first_hash - hash a too-long first line straight from the file */
 static void
 skipped_first_hash(struct ffile *fl)

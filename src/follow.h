@@ -87,6 +87,17 @@ size_t follow_count(const struct follow *f);
 /* Position after the last delivered line of file i. */
 void follow_position(const struct follow *f, size_t i, struct log_position *out);
 
+/*
+ * Go back to pos (a position follow_position gave earlier for file i, e.g.
+ * the last one committed) so the lines after it are delivered again: after
+ * a batch the database refused.  If the file open now is the one pos names,
+ * the same descriptor seeks back (a rename since does not matter);
+ * otherwise (the batch crossed a rotation) the file is closed and pos is
+ * applied as a resume position when the path is next opened, as at start.
+ * Returns 0, or -1 on error (the file is then closed and reopened later).
+ */
+int follow_rewind(struct follow *f, size_t i, const struct log_position *pos);
+
 /* Lines skipped because they were longer than FOLLOW_LINE_MAX. */
 uint64_t follow_skipped_lines(const struct follow *f);
 

@@ -959,6 +959,16 @@ jails_free(struct jailset *js)
 	free(js);
 }
 
+void
+jails_clear_state(struct jailset *js)
+{
+	for (size_t i = 0; i < js->n; i++) {
+		htab_free(&js->jails[i]->counters);
+		htab_free(&js->jails[i]->bans);
+	}
+	htab_free(&js->pending);
+}
+
 int
 jails_check_events(const struct jailset *js,
     bool (*known)(void *arg, const char *event), void *arg, struct diag *d)

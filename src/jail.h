@@ -86,6 +86,11 @@ int jail_manual_verdict(struct jailset *js, const char *jail, const char *target
  * jail NULL: in every jail.  Returns how many active bans were lifted. */
 int jail_lift(struct jailset *js, const char *jail, const char *target, int64_t now);
 
+/* Forget every counter and ban kept in memory (the configuration stays):
+ * before jail_restore_* rebuild it, e.g. after a batch that never reached
+ * the store was counted. */
+void jails_clear_state(struct jailset *js);
+
 /* Drop state that can no longer matter at time now. */
 void jails_expire(struct jailset *js, int64_t now);
 

@@ -53,6 +53,10 @@ struct journal {
 	char *line;                /* FOLLOW_LINE_MAX + 1 bytes */
 	char *cursor;              /* of the last entry delivered (or the start) */
 	bool dirty;                /* cursor not yet saved */
+	/* Where the last commit left the source (may be the same string as
+	 * cursor): journal_rewind goes back there. */
+	char *committed;
+	bool committed_in_db;      /* else: the start, not yet saved */
 	bool have_current;         /* positioned on an entry not yet delivered */
 	uint64_t skipped;
 };
@@ -240,44 +244,25 @@ add_matches(sd_journal *sj, const struct match *m)
 }
 
 /*
- * position - make the next entry read the first one after at (a saved
- * cursor, or NULL: after the newest entry in the journal now), and add the
- * matches.  Returns 0 or a negative errno; *what says which step failed.
+ * seek_after - make the next entry read the first one after cursor at
+ * (NULL: the journal's head).  saved says at came from the database, for
+ * the message when that entry is gone.  Returns 0 or a negative errno.
  */
 static int
-position(struct journal *j, const struct match *m, const char *saved, const char **what)
+seek_after(struct journal *j, const char *at, bool saved)
 {
-	char *tail = NULL;
-	const char *at = saved;
 	int r;
 
-	if (saved == NULL) {
-		/* Before the matches: the newest entry of any kind. */
-		*what = "finding the newest entry";
-		if ((r = sd_journal_seek_tail(j->j)) < 0 ||
-		    (r = sd_journal_previous(j->j)) < 0)
-			goto out;
-		if (r > 0 && (r = sd_journal_get_cursor(j->j, &tail)) < 0)
-			goto out;
-		at = tail;
-	}
-	*what = "adding the match";
-	if ((r = add_matches(j->j, m)) < 0)
-		goto out;
-	if (at == NULL) {
-		/* An empty journal: whatever comes is new. */
-		*what = "seeking to the start";
-		r = sd_journal_seek_head(j->j);
-		goto out;
-	}
-	*what = saved ? "seeking to the saved cursor" : "seeking to the newest entry";
+	j->have_current = false;
+	if (at == NULL)
+		return sd_journal_seek_head(j->j);
 	if ((r = sd_journal_seek_cursor(j->j, at)) < 0 || (r = sd_journal_next(j->j)) < 0)
-		goto out;
+		return r;
 	if (r > 0) {
 		/* The entry at the cursor if it is still there and matches (done
 		 * already), else the first matching one after it (new). */
 		if ((r = sd_journal_test_cursor(j->j, at)) < 0)
-			goto out;
+			return r;
 		if (r == 0) {
 			j->have_current = true;
 			if (saved)
@@ -288,15 +273,42 @@ position(struct journal *j, const struct match *m, const char *saved, const char
 	}
 	/* r == 0: nothing after the cursor yet; sd_journal_next finds what
 	 * comes later. */
-	r = 0;
-	if (tail != NULL) {
-		j->cursor = tail;
-		tail = NULL;
-		j->dirty = true;
+	return 0;
+}
+
+/*
+ * position - make the next entry read the first one after saved (a cursor
+ * from the database, or NULL: after the newest entry in the journal now),
+ * and add the matches.  Returns 0 or a negative errno; *what says which
+ * step failed.
+ */
+static int
+position(struct journal *j, const struct match *m, const char *saved, const char **what)
+{
+	int r;
+
+	if (saved != NULL) {
+		if ((j->committed = strdup(saved)) == NULL)
+			return -ENOMEM;
+		j->committed_in_db = true;
+	} else {
+		/* Before the matches: the newest entry of any kind.  Its cursor
+		 * is the start, to be saved at the first commit. */
+		*what = "finding the newest entry";
+		if ((r = sd_journal_seek_tail(j->j)) < 0 ||
+		    (r = sd_journal_previous(j->j)) < 0)
+			return r;
+		if (r > 0 && (r = sd_journal_get_cursor(j->j, &j->cursor)) < 0)
+			return r;
+		j->committed = j->cursor;
+		j->dirty = j->cursor != NULL;
 	}
-out:
-	free(tail);
-	return r;
+	*what = "adding the match";
+	if ((r = add_matches(j->j, m)) < 0)
+		return r;
+	/* An empty journal (no cursor): whatever comes is new. */
+	*what = saved ? "seeking to the saved cursor" : "seeking to the newest entry";
+	return seek_after(j, j->committed, saved != NULL);
 }
 
 int
@@ -363,6 +375,8 @@ journal_close(struct journal *j)
 		return;
 	if (j->j)
 		sd_journal_close(j->j);
+	if (j->committed != j->cursor)
+		free(j->committed);
 	free(j->cursor);
 	free(j->line);
 	free(j->source);
@@ -554,11 +568,29 @@ journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 			log_warnx("%s: cursor: %s", j->source, strerror(-r));
 			return -1;
 		}
-		free(j->cursor);
+		if (j->cursor != j->committed)
+			free(j->cursor);
 		j->cursor = c;
 		j->dirty = true;
 	}
 	return count;
+}
+
+int
+journal_rewind(struct journal *j)
+{
+	int r;
+
+	if ((r = seek_after(j, j->committed, j->committed_in_db)) < 0) {
+		log_warnx("%s: going back to the last committed entry: %s", j->source,
+		    strerror(-r));
+		return -1;
+	}
+	if (j->cursor != j->committed)
+		free(j->cursor);
+	j->cursor = j->committed;
+	j->dirty = j->cursor != NULL && !j->committed_in_db;
+	return 0;
 }
 
 int
@@ -612,6 +644,12 @@ journal_pending_cursor(const struct journal *j)
 void
 journal_saved(struct journal *j)
 {
+	if (!j->dirty)
+		return;
+	if (j->committed != j->cursor)
+		free(j->committed);
+	j->committed = j->cursor;
+	j->committed_in_db = true;
 	j->dirty = false;
 }
 

@@ -107,6 +107,9 @@ int journal_process(struct journal *j);
 const char *journal_pending_cursor(const struct journal *j);
 /* The pending cursor was committed. */
 void journal_saved(struct journal *j);
+/* The database refused the batch: read again from the last committed
+ * entry (or from where reading started).  Returns 0, or -1 (logged). */
+int journal_rewind(struct journal *j);
 
 /* Entries skipped: no MESSAGE, or the line longer than FOLLOW_LINE_MAX. */
 uint64_t journal_skipped(const struct journal *j);

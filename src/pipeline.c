@@ -41,6 +41,7 @@ pipeline_fini(struct pipeline *p)
 	free(p->st.rule_hits);
 	free(p->st.jail_verdicts);
 	free(p->pending);
+	free(p->saved);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -165,23 +166,28 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 		return 0;
 	if (!p->in_tx) {
 		if (store_begin(p->store) != 0)
-			return -1;
+			goto fail;
 		p->in_tx = true;
 	}
 	if (store_add_event(p->store, &ev) != 0)
-		return -1;
+		goto fail;
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
-		return -1;
+		goto fail;
 	for (int i = 0; i < n; i++) {
 		p->st.verdicts++;
 		count_jail_verdict(p, &v[i]);
 		if (store_add_ban(p->store, &v[i], NULL) != 0 || pending_push(p, &v[i]) != 0)
-			return -1;
+			goto fail;
 		if (p->verbose_verdicts)
 			log_verdict(&v[i]);
 	}
 	return 0;
+fail:
+	/* SQLite may have undone just the statement: the batch must not
+	 * commit without this line's writes. */
+	p->failed = true;
+	return -1;
 }
 
 int
@@ -206,6 +212,50 @@ pipeline_enforce(struct pipeline *p, const struct verdict *v)
 	return rc;
 }
 
+/* positions_moved - has any log's position changed since the last commit? */
+static bool
+positions_moved(const struct pipeline *p, struct follow *f)
+{
+	struct log_position pos;
+
+	if (f == NULL)
+		return false;
+	if (follow_count(f) != p->nsaved)
+		return true;
+	for (size_t i = 0; i < p->nsaved; i++) {
+		follow_position(f, i, &pos);
+		if (pos.inode != p->saved[i].inode || pos.offset != p->saved[i].offset ||
+		    pos.first_hash != p->saved[i].first_hash)
+			return true;
+	}
+	return false;
+}
+
+/* remember_positions - what was just committed (best effort: on no memory,
+ * the next commit simply saves again) */
+static void
+remember_positions(struct pipeline *p, struct follow *f)
+{
+	struct log_position pos;
+	size_t n = f ? follow_count(f) : 0;
+	struct pipeline_saved *s;
+
+	if (n != p->nsaved) {
+		if ((s = realloc(p->saved, (n ? n : 1) * sizeof(*s))) == NULL) {
+			p->nsaved = 0;
+			return;
+		}
+		p->saved = s;
+	}
+	for (size_t i = 0; i < n; i++) {
+		follow_position(f, i, &pos);
+		p->saved[i].inode = pos.inode;
+		p->saved[i].offset = pos.offset;
+		p->saved[i].first_hash = pos.first_hash;
+	}
+	p->nsaved = n;
+}
+
 int
 pipeline_commit(struct pipeline *p, struct follow *f)
 {
@@ -222,16 +272,18 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 
 	if (p->store == NULL)
 		return 0;
+	if (p->failed)
+		goto fail;
 	for (size_t i = 0; i < nj; i++)
 		if (journal_pending_cursor(js[i]) != NULL)
 			cursors = true;
 	if (!p->in_tx) {
 		/* No event in this batch, but the logs moved on: save that too,
 		 * or a restart would re-read (not re-count) these lines. */
-		if ((f == NULL || follow_count(f) == 0) && !cursors)
+		if (!positions_moved(p, f) && !cursors)
 			return 0;
 		if (store_begin(p->store) != 0)
-			return -1;
+			goto fail;
 		p->in_tx = true;
 	}
 	for (size_t i = 0; f && i < follow_count(f); i++) {
@@ -247,8 +299,10 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	if (store_commit(p->store) != 0)
 		goto fail;
 	p->in_tx = false;
+	p->commits++;
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
+	remember_positions(p, f);
 
 	for (size_t i = 0; i < p->npending; i++)
 		if (pipeline_enforce(p, &p->pending[i]) != 0)
@@ -257,13 +311,16 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
-	/* An enforcement failure is logged by the backend and repaired by the
-	 * next restore; the batch itself is safely recorded. */
-	(void)rc;
+	/* An enforcement failure is logged by the backend (naming the
+	 * element); the batch itself is safely recorded, and the daemon
+	 * re-applies every active ban until that works. */
+	if (rc != 0)
+		p->enforce_failed = true;
 	return 0;
 fail:
 	(void)store_rollback(p->store);
 	p->in_tx = false;
+	p->failed = false;
 	p->npending = 0;
 	return -1;
 }

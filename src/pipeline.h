@@ -57,6 +57,14 @@ struct pipeline {
 	struct verdict *pending;   /* verdicts of the open batch */
 	size_t npending, cap;
 	bool in_tx;
+	bool failed;               /* a DB write of the open batch failed */
+	bool enforce_failed;       /* a committed verdict did not reach a backend:
+	                            * the caller re-applies the active bans */
+	struct pipeline_saved {    /* positions as last committed, per log */
+		uint64_t inode, offset, first_hash;
+	} *saved;
+	size_t nsaved;
+	uint64_t commits;          /* batches committed since pipeline_init */
 	int64_t last_time;         /* newest event time seen */
 	struct pipeline_stats st;
 };
@@ -77,8 +85,11 @@ int pipeline_line(struct pipeline *p, const char *line, size_t len);
 int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
 
 /* Save positions of every log in f (may be NULL), commit, enforce.
- * Returns 0, or -1 if the commit failed (the batch was rolled back: the
- * caller must re-read from the saved positions or stop). */
+ * Nothing is written when the batch has no event and no log moved since the
+ * last commit (an idle daemon does not write).  Returns 0, or -1 if the
+ * commit or any write of the batch failed (the batch was rolled back whole:
+ * the caller must re-read from the saved positions with jail state rebuilt
+ * from the store, or stop). */
 int pipeline_commit(struct pipeline *p, struct follow *f);
 /* The same, also saving the cursor of each journal source in js[0..nj)
  * that moved (journal_pending_cursor) in the same transaction. */

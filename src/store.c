@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,15 +101,104 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
 	bool in_tx;
+	char *path;
+	char lasterr[512];         /* the last failure, kept past a rollback */
+	char logged[512];          /* the last failure logged: repeats are not */
+	struct timespec busy_since;
+	bool busy_warned;
+	dev_t dev;                 /* the file opened, for store_check_file */
+	ino_t ino;
 };
 
-/* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not. */
+/* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not:
+ * then the write fails with SQLITE_BUSY and the caller retries the batch. */
 #define STORE_BUSY_MS 60000
+/* A wait this long is worth a warning (once per wait). */
+#define STORE_BUSY_WARN_MS 2000
 
 const char *
 store_errmsg(const struct store *st)
 {
-	return sqlite3_errmsg(st->db);
+	return st->lasterr[0] ? st->lasterr : sqlite3_errmsg(st->db);
+}
+
+/* note_error - keep SQLite's words for the failure (and say what a full
+ * disk means); logged once here, with the file named */
+/* disk_full - did the last failure come from a full filesystem?  SQLite
+ * says SQLITE_FULL for its files' growth, but a plain "disk I/O error" when
+ * the -shm or -wal file cannot be made: the OS error tells. */
+static bool
+disk_full(sqlite3 *db)
+{
+	int sys = sqlite3_system_errno(db);
+
+	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL || sys == ENOSPC ||
+	    sys == EDQUOT;
+}
+
+static void
+note_error(struct store *st)
+{
+	if (disk_full(st->db))
+		snprintf(st->lasterr, sizeof(st->lasterr), "%s (disk full: no space "
+		    "left for %s or its -wal file)", sqlite3_errmsg(st->db), st->path);
+	else
+		snprintf(st->lasterr, sizeof(st->lasterr), "%s", sqlite3_errmsg(st->db));
+	/* A retried batch failing the same way is not news until it works. */
+	if (strcmp(st->logged, st->lasterr) == 0)
+		return;
+	snprintf(st->logged, sizeof(st->logged), "%s", st->lasterr);
+	log_warnx("database %s: %s", st->path, st->lasterr);
+}
+
+static double
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * busy_wait - SQLite's busy handler: another process (a sqlite3 shell in a
+ * transaction, a backup) holds the lock.  Sleep and try again, warn once if
+ * it lasts, give up after STORE_BUSY_MS.  Replaces sqlite3_busy_timeout so
+ * the wait is visible in the log.
+ */
+static int
+busy_wait(void *arg, int count)
+{
+	struct store *st = arg;
+	double waited;
+
+	if (count == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &st->busy_since);
+		st->busy_warned = false;
+	}
+	waited = ms_since(&st->busy_since);
+	if (waited >= STORE_BUSY_MS)
+		return 0;
+	if (!st->busy_warned && waited >= STORE_BUSY_WARN_MS) {
+		log_warnx("database %s: locked by another process for %.0f s (a sqlite3 "
+		    "shell in a transaction?); waiting up to %d s", st->path, waited / 1e3,
+		    STORE_BUSY_MS / 1000);
+		st->busy_warned = true;
+	}
+	usleep(count < 10 ? 1000u * (unsigned)(count + 1) : 20000u);
+	return 1;
+}
+
+/* busy_done - after a statement that may have waited: say the wait is over */
+static void
+busy_done(struct store *st)
+{
+	if (!st->busy_warned)
+		return;
+	st->busy_warned = false;
+	log_info("database %s: lock released after %.1f s, going on", st->path,
+	    ms_since(&st->busy_since) / 1e3);
 }
 
 /* exec_simple - run SQL without results, reporting into err */
@@ -118,7 +208,8 @@ exec_simple(sqlite3 *db, const char *sql, char *err, size_t errlen)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		snprintf(err, errlen, "%s%s", msg ? msg : sqlite3_errmsg(db),
+		    disk_full(db) ? " (disk full)" : "");
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -182,8 +273,9 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
-	if ((st = calloc(1, sizeof(*st))) == NULL) {
+	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		free(st);
 		return -1;
 	}
 	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
@@ -192,7 +284,7 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	sqlite3_busy_handler(st->db, busy_wait, st);
 	/* A file that is not a database fails here, with SQLite's own words. */
 	if (exec_simple(st->db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
@@ -201,6 +293,15 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 		goto fail_prefix;
 	if (store_migrate(st->db, err, errlen) != 0)
 		goto fail_prefix;
+	{
+		struct stat sb;
+		if (stat(path, &sb) != 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		st->dev = sb.st_dev;
+		st->ino = sb.st_ino;
+	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &st->stmt[i], NULL) != SQLITE_OK) {
@@ -221,6 +322,24 @@ fail:
 	return -1;
 }
 
+int
+store_check_file(const struct store *st, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(st->path, &sb) != 0) {
+		if (errno != ENOENT)
+			return 0;   /* cannot look (permissions): not a finding */
+		snprintf(err, errlen, "%s: deleted while open", st->path);
+		return -1;
+	}
+	if (sb.st_dev != st->dev || sb.st_ino != st->ino) {
+		snprintf(err, errlen, "%s: replaced by another file while open", st->path);
+		return -1;
+	}
+	return 0;
+}
+
 void
 store_close(struct store *st)
 {
@@ -229,6 +348,7 @@ store_close(struct store *st)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
+	free(st->path);
 	free(st);
 }
 
@@ -238,18 +358,19 @@ run_done(struct store *st, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 
+	/* The error is the step's: read it before reset can change it. */
+	if (rc != SQLITE_DONE)
+		note_error(st);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_DONE) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
-		return -1;
-	}
-	return 0;
+	busy_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int
 store_begin(struct store *st)
 {
+	st->lasterr[0] = '\0';
 	if (run_done(st, st->stmt[ST_BEGIN]) != 0)
 		return -1;
 	st->in_tx = true;
@@ -262,6 +383,7 @@ store_commit(struct store *st)
 	if (run_done(st, st->stmt[ST_COMMIT]) != 0)
 		return -1;
 	st->in_tx = false;
+	st->logged[0] = '\0';
 	return 0;
 }
 
@@ -300,7 +422,7 @@ store_add_event(struct store *st, const struct event *ev)
 	    bind_text_or_null(s, 7, ev->qid) != SQLITE_OK ||
 	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, 8, ev->nrcpt)
 	                    : sqlite3_bind_null(s, 8)) != SQLITE_OK) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -360,7 +482,7 @@ store_add_ban(struct store *st, const struct verdict *v, int64_t *id)
 	    bind_text_or_null(s, 7, (v->actions & ACTION_REJECT) ? v->reply : NULL) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -406,7 +528,7 @@ store_get_position(struct store *st, const char *path, struct log_position *out)
 	} else if (rc == SQLITE_DONE) {
 		found = 0;
 	} else {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 	}
 out:
 	sqlite3_reset(s);
@@ -545,7 +667,7 @@ store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void 
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		ret = -1;
 	}
 out:
@@ -579,7 +701,7 @@ each_ban_rows(struct store *st, sqlite3_stmt *s, store_ban_cb cb, void *arg)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		ret = -1;
 	}
 out:
@@ -630,7 +752,7 @@ store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, voi
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		ret = -1;
 	}
 out:
@@ -657,7 +779,7 @@ store_each_position(struct store *st, store_position_cb cb, void *arg)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		ret = -1;
 	}
 out:
@@ -699,7 +821,7 @@ store_newest_time(struct store *st, int64_t *out)
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		return -1;
 	}
 	return 0;
@@ -721,7 +843,7 @@ store_account_qids(struct store *st, const char *account, char (*qids)[MJ_QID_MA
 		if (copy_col(s, 0, qids[n], MJ_QID_MAX) == 0)
 			n++;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		note_error(st);
 		n = -1;
 	}
 out:

@@ -26,6 +26,10 @@ struct store;
 int store_open(const char *path, bool create, struct store **out, char *err,
     size_t errlen);
 void store_close(struct store *st);
+/* Is the file at the path still the one open?  0 yes; -1 if it was deleted
+ * or replaced (what is written goes to a file nobody will open again), with
+ * the reason in err. */
+int store_check_file(const struct store *st, char *err, size_t errlen);
 const char *store_errmsg(const struct store *st);
 
 int store_begin(struct store *st);

@@ -32,6 +32,7 @@ setup(void)
 static void
 teardown(void)
 {
+	tu_kill_children();
 	tu_rmrf(dir);
 }
 
@@ -65,7 +66,7 @@ big_log(int n)
 static pid_t
 spawn(const char *const argv[])
 {
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
@@ -120,7 +121,7 @@ Test(crash, replay_killed_at_random_points_matches_one_run)
 			if (kill(pid, SIGKILL) == 0)
 				kills++;
 		}
-		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert_eq(tu_waitpid(pid, &st), pid);
 		if (WIFEXITED(st)) {
 			cr_assert_eq(WEXITSTATUS(st), 0);
 			done = kills >= KILLS_MIN;
@@ -177,7 +178,7 @@ Test(crash, run_killed_at_random_points_matches_one_run)
 	pid = spawn(argv_ref);
 	wait_caught_up(ref);
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, NULL), pid);
 
 	srand(1122);
 	for (int i = 0; i < KILLS_MIN; i++) {
@@ -185,12 +186,12 @@ Test(crash, run_killed_at_random_points_matches_one_run)
 		usleep((useconds_t)(5000 + rand() % 40000 + i * 3000));
 		if (kill(pid, SIGKILL) == 0)
 			kills++;
-		cr_assert_eq(waitpid(pid, NULL, 0), pid);
+		cr_assert_eq(tu_waitpid(pid, NULL), pid);
 	}
 	pid = spawn(argv);
 	wait_caught_up(db);
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, NULL), pid);
 	a = digest(ref, false);
 	b = digest(db, false);
 	fprintf(stderr, "[info] run: %d kill -9 survived\n", kills);
@@ -281,7 +282,7 @@ rotation_test(bool copytruncate)
 		if (strcmp(out, both) == 0) {
 			free(out);
 			kill(pid, SIGTERM);
-			cr_assert_eq(waitpid(pid, NULL, 0), pid);
+			cr_assert_eq(tu_waitpid(pid, NULL), pid);
 			return;
 		}
 		if (i == 299)

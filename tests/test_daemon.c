@@ -4,10 +4,13 @@
  * and the operator commands on a known database.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,10 +33,43 @@ setup(void)
 static void
 teardown(void)
 {
+	tu_kill_children();
 	tu_rmrf(dir);
 }
 
 TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The disk-full cases: the DB on a 2 MiB tmpfs mounted in a mount namespace
+ * of this test process only (the daemon and sqlite3 inherit it; nothing
+ * reaches the host, and the mount goes when the test ends). */
+static char fs[300];
+
+static void
+setup_small_fs(void)
+{
+	setup();
+	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
+	if (unshare(CLONE_NEWNS) != 0)
+		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
+		    "this machine cannot run the disk-full tests");
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+	    "make / private in the namespace");
+	snprintf(fs, sizeof(fs), "%s/fs", dir);
+	cr_assert_eq(mkdir(fs, 0755), 0);
+	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
+	    0, "mount a small tmpfs on %s", fs);
+	snprintf(db, sizeof(db), "%s/mj.db", fs);
+}
+
+static void
+teardown_small_fs(void)
+{
+	tu_kill_children();
+	(void)umount2(fs, MNT_DETACH);
+	tu_rmrf(dir);
+}
+
+TestSuite(diskfull, .init = setup_small_fs, .fini = teardown_small_fs, .timeout = 120);
 TestSuite(operator, .init = setup, .fini = teardown, .timeout = 60);
 
 /* write_config - logs is a comma list; jails a directory or file */
@@ -51,7 +87,7 @@ write_config(const char *logs, const char *jails, const char *user)
 static pid_t
 start_daemon(void)
 {
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
@@ -69,7 +105,7 @@ stop_daemon(pid_t pid, int sig)
 	int st;
 
 	kill(pid, sig);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -159,7 +195,7 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
 	/* A writer appends 30 copies of the sample while the daemon reads. */
-	writer = fork();
+	writer = tu_fork();
 	cr_assert_neq(writer, -1);
 	if (writer == 0) {
 		for (int i = 0; i < 30; i++) {
@@ -175,7 +211,7 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	}
 	usleep(250000);
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0, "clean stop mid-stream");
-	cr_assert_eq(waitpid(writer, NULL, 0), writer);
+	cr_assert_eq(tu_waitpid(writer, NULL), writer);
 	pid = start_daemon();
 	/* Wait until the restarted daemon has read everything. */
 	{
@@ -286,7 +322,7 @@ Test(daemon, unknown_user_is_fatal)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "no-such-user-mailjail");
 	pid = start_daemon();
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "fail closed");
 }
 
@@ -300,7 +336,7 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	snprintf(moved, sizeof(moved), "%s.1", out);
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
-	if ((pid = fork()) == 0) {
+	if ((pid = tu_fork()) == 0) {
 		execl(bin, "mailjail", "run", "--dry-run", "--log-file", out, "-c", cfg,
 		    (char *)NULL);
 		_exit(127);
@@ -315,7 +351,7 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	append_failures(logf, "203.0.113.61", "a", 5);
 	cr_assert(wait_for("SELECT count(*) FROM bans", "2\n"));
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	text = tu_sh_output("cat '%s'", out);
 	cr_assert(strstr(text, "203.0.113.61") != NULL, "new file has the new ban: %s", text);
 	cr_assert(strstr(text, "203.0.113.60") == NULL, "%s", text);
@@ -324,6 +360,429 @@ Test(daemon, sigusr1_reopens_the_log_file)
 	cr_assert(strstr(text, "ban ip 203.0.113.60 jail=sasl-bruteforce level=1") != NULL,
 	    "one line per ban with jail, target, level: %s", text);
 	free(text);
+}
+
+/*
+ * hold_db - an admin's sqlite3 shell: runs sql (e.g. "BEGIN IMMEDIATE;"),
+ * touches marker once it is done (-bail: only if it worked), keeps the
+ * transaction open for secs seconds, then touches marker.done and ends it.
+ * Returns once marker exists, i.e. while the lock or snapshot is held.
+ */
+static pid_t
+hold_db(const char *sql, int secs, const char *marker)
+{
+	char cmd[3000];
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd), "(echo '.timeout 10000'; echo \"%s\"; "
+	    "echo '.system touch %s'; sleep %d; echo '.system touch %s.done'; "
+	    "echo 'COMMIT;') | exec sqlite3 -bail '%s'", sql, marker, secs, marker, db);
+	if ((pid = tu_fork()) == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && access(marker, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(marker, F_OK), 0, "sqlite3 got its lock: %s", sql);
+	return pid;
+}
+
+/* count_now - one query, now */
+static char *
+count_now(const char *sql)
+{
+	return tu_sh_output("sqlite3 '%s' \"%s\" 2>&1", db, sql);
+}
+
+/* write_lock_case - the daemon waits for a shell holding the write lock,
+ * says so, and then records every line */
+static void
+write_lock_case(const char *begin)
+{
+	char marker[700], done[800], *err, *out;
+	pid_t pid, cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/locked", dir);
+	snprintf(done, sizeof(done), "%s.done", marker);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	/* The first commit saves the (empty) log's position. */
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	cli = hold_db(begin, 4, marker);
+	append_failures(logf, "203.0.113.70", "a", 5);
+	append_failures(logf, "203.0.113.71", "a", 5);
+	usleep(1500000);
+	/* Still held: nothing can be in the DB yet, and the daemon lives. */
+	cr_assert_neq(access(done, F_OK), 0, "the test was too slow to check");
+	out = count_now("SELECT count(*) FROM events");
+	cr_assert_str_eq(out, "0\n", "blocked while the lock is held: %s", out);
+	free(out);
+	cr_assert_eq(kill(pid, 0), 0, "still running while locked out");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the shell's transaction worked");
+	cr_assert(wait_for("SELECT count(*) FROM events", "10\n"), "nothing lost");
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.70,203.0.113.71\n"), "both banned, once");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "cannot commit") == NULL, "waited, no error: %s", err);
+	cr_assert(strstr(err, "mj.db: locked by another process") != NULL,
+	    "the wait is logged: %s", err);
+	cr_assert(strstr(err, "lock released after") != NULL, "and its end: %s", err);
+	free(err);
+}
+
+Test(daemon, waits_for_a_sqlite3_cli_holding_the_write_lock)
+{
+	write_lock_case("BEGIN IMMEDIATE;");
+}
+
+Test(daemon, waits_for_a_sqlite3_cli_holding_an_exclusive_lock)
+{
+	/* In WAL mode EXCLUSIVE excludes writers only: same wait. */
+	write_lock_case("BEGIN EXCLUSIVE;");
+}
+
+Test(daemon, a_long_read_transaction_does_not_stop_the_daemon)
+{
+	char marker[700], done[800], *out;
+	pid_t pid, cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/reading", dir);
+	snprintf(done, sizeof(done), "%s.done", marker);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	/* A reader's snapshot: in WAL mode it does not block the writer (it
+	 * only keeps checkpoints from going past it). */
+	cli = hold_db("BEGIN; SELECT count(*) FROM events;", 6, marker);
+	for (int k = 0; k < 20; k++)
+		append_failures(logf, "203.0.113.72", "b", 10);
+	cr_assert(wait_for("SELECT count(*) FROM events", "200\n"), "written meanwhile");
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_neq(access(done, F_OK), 0, "while the reader still held its snapshot");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* After the reader: the daemon still writes, the DB is sound. */
+	append_failures(logf, "203.0.113.73", "b", 5);
+	cr_assert(wait_for("SELECT count(*) FROM events", "205\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	out = count_now("PRAGMA integrity_check");
+	cr_assert_str_eq(out, "ok\n");
+	free(out);
+}
+
+Test(daemon, replay_waits_for_a_held_write_lock)
+{
+	char sample[600], marker[700], *out, *ref;
+	pid_t cli;
+	int st;
+
+	snprintf(marker, sizeof(marker), "%s/locked", dir);
+	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
+	write_config(sample, jails_dir(), "root");
+	/* The reference: the same replay into another DB, unlocked. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s/ref.db' '%s'",
+	    bin, cfg, dir, sample), 0);
+	ref = tu_sh_output("sqlite3 '%s/ref.db' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", dir);
+	/* The DB exists (schema applied) before the shell locks it. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' /dev/null 2>/dev/null; "
+	    "sqlite3 '%s' 'SELECT 1' >/dev/null", bin, cfg, db), 0);
+	cli = hold_db("BEGIN IMMEDIATE;", 3, marker);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s' 2>'%s'", bin, cfg,
+	    sample, errf), 0, "replay waited and finished");
+	cr_assert_eq(tu_waitpid(cli, &st), cli);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", db);
+	cr_assert_str_eq(out, ref, "same events and bans as unlocked: %s vs %s", out, ref);
+	free(out);
+	free(ref);
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "locked by another process") != NULL, "%s", out);
+	free(out);
+}
+
+Test(daemon, corrupt_database_at_start_is_a_clear_error)
+{
+	pid_t pid;
+	int st;
+	char *err;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	tu_write(dir, "mj.db", "this is not an SQLite database, but it is long enough to "
+	    "look like one to a careless reader\n", db, sizeof(db));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit 1");
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "mj.db") != NULL && strstr(err, "not a database") != NULL,
+	    "names the file and the problem: %s", err);
+	free(err);
+}
+
+/* fill_fs - take every free block of the small filesystem */
+static void
+fill_fs(void)
+{
+	char *out;
+
+	(void)tu_sh("dd if=/dev/zero of='%s/filler' bs=4096 2>/dev/null", fs);
+	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", fs);
+	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
+	free(out);
+}
+
+/* err_has - wait until the daemon's stderr says s (or 15 s pass) */
+static bool
+err_has(const char *s)
+{
+	for (int i = 0; i < 300; i++) {
+		char *text = tu_sh_output("cat '%s'", errf);
+		bool ok = strstr(text, s) != NULL;
+		free(text);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+Test(diskfull, daemon_waits_for_space_and_loses_nothing)
+{
+	char *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	append_failures(logf, "203.0.113.80", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	/* Restart, so the -wal file starts empty and the next batch needs
+	 * new blocks. */
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
+	usleep(300000);
+	fill_fs();
+	for (int k = 0; k < 20; k++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + k);
+		append_failures(logf, ip, "b", 5);
+	}
+	cr_assert(err_has("disk full"), "a clear error");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "database ") != NULL && strstr(out, "/fs/mj.db") != NULL,
+	    "names the DB: %s", out);
+	cr_assert(strstr(out, "will be read again") != NULL, "%s", out);
+	free(out);
+	usleep(2500000);   /* at least one retry, still full */
+	cr_assert_eq(kill(pid, 0), 0, "still running while the disk is full");
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events; "
+	    "SELECT count(*) FROM bans;");
+	cr_assert_str_eq(out, "ok\n5\n1\n", "no partial batch, DB sound: %s", out);
+	free(out);
+	/* Space comes back: every line is recorded exactly once. */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT ip) FROM events",
+	    "105 21\n"), "every line once");
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT target) FROM bans",
+	    "21 21\n"), "one ban per address");
+	cr_assert(err_has("writes work again"), "recovery is logged");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	out = count_now("PRAGMA integrity_check");
+	cr_assert_str_eq(out, "ok\n");
+	free(out);
+	fprintf(stderr, "[info] disk full: daemon recovered, 105 events, 21 bans\n");
+}
+
+Test(diskfull, replay_stops_cleanly_and_resumes)
+{
+	char sample[600], *out, *ref;
+	int rc;
+
+	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
+	write_config(sample, jails_dir(), "root");
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s/ref.db' '%s'",
+	    bin, cfg, dir, sample), 0);
+	ref = tu_sh_output("sqlite3 '%s/ref.db' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", dir);
+	/* The DB exists (schema applied), then the disk fills. */
+	(void)tu_sh("'%s' replay --dry-run --quiet -c '%s' /dev/null 2>/dev/null", bin, cfg);
+	fill_fs();
+	rc = tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s' 2>'%s'", bin, cfg, sample, errf);
+	cr_assert_eq(rc, 1, "runtime error, exit 1");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "/fs/mj.db") != NULL && strstr(out, "disk full") != NULL,
+	    "names the DB and the cause: %s", out);
+	free(out);
+	/* (While it is full, no reader can open the WAL-mode DB either: the
+	 * -shm file cannot be made.) */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events;");
+	cr_assert_str_eq(out, "ok\n0\n", "nothing half-written: %s", out);
+	free(out);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, sample), 0);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), (SELECT count(*) FROM bans) "
+	    "FROM events'", db);
+	cr_assert_str_eq(out, ref, "the re-run records all: %s vs %s", out, ref);
+	free(out);
+	free(ref);
+}
+
+Test(daemon, database_deleted_while_running_stops_it_and_a_restart_recreates)
+{
+	pid_t pid;
+	int st;
+	char *err;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	/* (Not sqlite3 first: it would create the file.) */
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.90", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "did not exist: created") != NULL, "first start: %s", err);
+	free(err);
+	cr_assert_eq(tu_sh("rm -f '%s' '%s-wal' '%s-shm'", db, db, db), 0);
+	/* Found on the next reconcile tick (every 5 s). */
+	for (int i = 0; i < 200 && tu_sh("kill -0 %d 2>/dev/null", (int)pid) == 0; i++) {
+		int r = waitpid(pid, &st, WNOHANG);
+		if (r == pid) {
+			tu_reaped(pid);
+			break;
+		}
+		usleep(50000);
+	}
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "stopped with exit 1");
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "mj.db: deleted while open; stopping") != NULL, "%s", err);
+	free(err);
+	/* A restart makes a new DB, says so, and works. */
+	cr_assert_eq(truncate(errf, 0), 0);
+	pid = start_daemon();
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.91", "a", 5);
+	/* No saved position: the log is read from its start again, which
+	 * rebuilds what it can of the lost record. */
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.90,203.0.113.91\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "did not exist: created a new, empty one") != NULL, "%s", err);
+	free(err);
+}
+
+/* append_raw - bytes as they are (NULs too) */
+static void
+append_raw(const char *path, const void *buf, size_t len)
+{
+	FILE *fp = fopen(path, "a");
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(fwrite(buf, 1, len, fp), len);
+	cr_assert_eq(fclose(fp), 0);
+}
+
+/* append_garbage - what a broken or hostile writer can put in a log: NUL
+ * bytes inside a matching line, invalid UTF-8, a 1 MiB line, 8 KiB of
+ * binary (fixed pseudo-random bytes), stamps from 1970 and 2100 */
+static void
+append_garbage(const char *path)
+{
+	static const char nul[] = "Nov 22 10:00:01 mx postfix/smtpd[1]: warning: "
+	    "unknown[192.0.2.201]\0: SASL LOGIN authentication failed: x\n";
+	static const char utf8[] = "Nov 22 10:00:01 mx postfix/smtpd[1]: warning: "
+	    "unknown[192.0.2.202]: SASL LOGIN authentication failed: \xff\xfe\xc3\n";
+	char *big = malloc(1024 * 1024 + 1);
+	unsigned char bin[8192];
+	uint32_t x = 2463534242u;
+
+	cr_assert_not_null(big);
+	memset(big, 'A', 1024 * 1024);
+	big[1024 * 1024] = '\n';
+	for (size_t i = 0; i < sizeof(bin); i++) {
+		x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+		bin[i] = (unsigned char)x;
+	}
+	append_raw(path, nul, sizeof(nul) - 1);
+	append_raw(path, utf8, sizeof(utf8) - 1);
+	append_raw(path, big, 1024 * 1024 + 1);
+	append_raw(path, bin, sizeof(bin));
+	append_raw(path, "\n", 1);
+	for (int i = 0; i < 6; i++) {
+		char line[300];
+		int n = snprintf(line, sizeof(line), "1970-01-01T00:00:0%dZ mx postfix/smtpd[1]: "
+		    "warning: unknown[192.0.2.203]: SASL LOGIN authentication failed: x\n"
+		    "2100-01-01T00:00:0%dZ mx postfix/smtpd[1]: warning: unknown[192.0.2.204]: "
+		    "SASL LOGIN authentication failed: x\n", i, i);
+		append_raw(path, line, (size_t)n);
+	}
+	free(big);
+}
+
+Test(daemon, garbage_in_the_log_is_counted_and_skipped)
+{
+	char sum[700], *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(err_has("running:"));
+	append_failures(logf, "203.0.113.110", "a", 2);
+	append_garbage(logf);
+	append_failures(logf, "203.0.113.110", "a", 3);
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = '203.0.113.110'", "1\n"),
+	    "the good lines around the garbage still ban");
+	/* 5 good lines, 6 from 1970 and 6 from 2100 are events; the NUL and
+	 * UTF-8 lines, the long line and the binary are not. */
+	cr_assert(wait_for("SELECT count(*) FROM events", "17\n"));
+	out = count_now("SELECT count(*) FROM events WHERE ip IN ('192.0.2.201', "
+	    "'192.0.2.202')");
+	cr_assert_str_eq(out, "0\n", "no event from a line with NUL or bad UTF-8");
+	free(out);
+	/* 1970 is outside every window: counted, never a ban. */
+	out = count_now("SELECT count(*) FROM bans WHERE target = '192.0.2.203'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+	/* 2100: the stamp is the log's word (syslog writes it, not the
+	 * client); six in a minute make a ban starting now, like any. */
+	out = count_now("SELECT count(*) FROM bans WHERE target = '192.0.2.204'");
+	cr_assert_str_eq(out, "1\n");
+	free(out);
+	cr_assert_eq(kill(pid, 0), 0, "still running");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "longer than 65536 bytes, skipped") != NULL, "%s", out);
+	free(out);
+	/* The log becomes a directory, then a FIFO, then a file again. */
+	cr_assert_eq(tu_sh("mv '%s' '%s.1' && mkdir '%s'", logf, logf, logf), 0);
+	cr_assert(err_has("not a regular file, treated as missing"));
+	cr_assert_eq(tu_sh("rmdir '%s' && mkfifo '%s'", logf, logf), 0);
+	usleep(1500000);
+	cr_assert_eq(kill(pid, 0), 0, "alive with a FIFO at the path");
+	cr_assert_eq(tu_sh("rm '%s'", logf), 0);
+	append_failures(logf, "203.0.113.111", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = '203.0.113.111'", "1\n"),
+	    "the file that comes back is followed");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	/* replay counts what it skipped, and agrees on the events. */
+	snprintf(sum, sizeof(sum), "%s/sum.txt", dir);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run -c '%s' --db '%s/r.db' '%s.1' >'%s' 2>/dev/null",
+	    bin, cfg, dir, logf, sum), 0);
+	out = tu_sh_output("head -1 '%s'", sum);
+	cr_assert(strstr(out, ": 17 events,") != NULL, "%s", out);
+	cr_assert(strstr(out, " 0 bad lines") == NULL, "bad lines are counted: %s", out);
+	free(out);
+	fprintf(stderr, "[info] garbage: NUL, bad UTF-8, 1 MiB line, 8 KiB binary, 1970/2100, "
+	    "directory, FIFO: survived\n");
 }
 
 Test(operator, status_bans_history_on_a_known_db)

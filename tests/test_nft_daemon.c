@@ -55,6 +55,7 @@ setup(void)
 static void
 teardown(void)
 {
+	tu_kill_children();
 	tu_rmrf(dir);
 }
 
@@ -63,7 +64,7 @@ TestSuite(nft_daemon, .init = setup, .fini = teardown, .timeout = 120);
 static pid_t
 start_daemon(void)
 {
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
@@ -81,7 +82,7 @@ stop_daemon(pid_t pid)
 	int st;
 
 	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit");
 }
 
@@ -169,4 +170,53 @@ Test(nft_daemon, manual_ban_and_unban_reach_the_kernel)
 	cr_assert_not(in_set("banned_ipv4", "192.0.2.0/24"), "gone from the set");
 	cr_assert_eq(tu_sh("'%s' unban 192.0.2.9 -c '%s' 2>/dev/null", bin, cfg), 1,
 	    "unknown IP: exit 1");
+}
+
+/* err_has - wait until the daemon's stderr says s (or 15 s pass) */
+static bool
+err_has(const char *s)
+{
+	for (int i = 0; i < 150; i++) {
+		char *text = tu_sh_output("cat '%s'", errf);
+		bool ok = strstr(text, s) != NULL;
+		free(text);
+		if (ok)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+Test(nft_daemon, table_deleted_or_blocked_under_it_no_ban_is_lost)
+{
+	pid_t pid = start_daemon();
+	char *out;
+
+	for (int i = 0; i < 50 && tu_sh("nft list table inet mailjail >/dev/null 2>&1") != 0; i++)
+		usleep(100000);
+	/* Deleted: found on the next reconcile, re-made, and the ban lands. */
+	cr_assert_eq(tu_sh("nft delete table inet mailjail"), 0);
+	append_failures("203.0.113.50", 5);
+	cr_assert(wait_in_set("banned_ipv4", "203.0.113.50", 150), "ban after the deletion");
+	cr_assert(err_has("our table is gone"));
+
+	/* Replaced, in one transaction, by a table with a foreign chain of our
+	 * name: mailjail refuses to touch it, the ban fails with its element
+	 * named, and stays recorded as active. */
+	cr_assert_eq(tu_sh("printf 'delete table inet mailjail\\nadd table inet mailjail\\n"
+	    "add chain inet mailjail input\\n' | nft -f -"), 0);
+	append_failures("203.0.113.51", 5);
+	cr_assert(err_has("nft: adding 203.0.113.51: "), "the element is named");
+	cr_assert(err_has("cannot re-create the table"), "the refusal is logged");
+	out = tu_sh_output("sqlite3 '%s' \"SELECT count(*) FROM active_bans WHERE "
+	    "target = '203.0.113.51'\"", db);
+	cr_assert_str_eq(out, "1\n", "the ban is recorded meanwhile: %s", out);
+	free(out);
+	cr_assert_eq(kill(pid, 0), 0, "still running");
+
+	/* The admin removes the foreign table: both bans are back. */
+	cr_assert_eq(tu_sh("nft delete table inet mailjail"), 0);
+	cr_assert(wait_in_set("banned_ipv4", "203.0.113.51", 150), "the failed ban landed");
+	cr_assert(wait_in_set("banned_ipv4", "203.0.113.50", 10));
+	stop_daemon(pid);
 }

@@ -8,7 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+/* Children of this test process not yet reaped (criterion: one process
+ * per test, so this is per test). */
+#define TU_CHILDREN_MAX 64
+static pid_t tu_children[TU_CHILDREN_MAX];
 
 void
 tu_mkdtemp(char *buf, size_t len)
@@ -100,4 +108,60 @@ tu_sh_output(const char *fmt, ...)
 		buf = calloc(1, 1);
 	buf[len] = '\0';
 	return buf;
+}
+
+pid_t
+tu_fork(void)
+{
+	pid_t parent = getpid(), pid;
+
+	fflush(NULL);
+	pid = fork();
+	cr_assert_neq(pid, -1, "fork");
+	if (pid == 0) {
+		/* Dies with the test; if the test died before this line ran,
+		 * go now. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(126);
+		return 0;
+	}
+	for (int i = 0; i < TU_CHILDREN_MAX; i++) {
+		if (tu_children[i] == 0) {
+			tu_children[i] = pid;
+			return pid;
+		}
+	}
+	kill(pid, SIGKILL);
+	cr_assert_fail("more than %d children", TU_CHILDREN_MAX);
+	return -1;
+}
+
+void
+tu_reaped(pid_t pid)
+{
+	for (int i = 0; i < TU_CHILDREN_MAX; i++)
+		if (tu_children[i] == pid)
+			tu_children[i] = 0;
+}
+
+pid_t
+tu_waitpid(pid_t pid, int *st)
+{
+	pid_t r = waitpid(pid, st, 0);
+
+	if (r == pid)
+		tu_reaped(pid);
+	return r;
+}
+
+void
+tu_kill_children(void)
+{
+	for (int i = 0; i < TU_CHILDREN_MAX; i++) {
+		if (tu_children[i] <= 0)
+			continue;
+		kill(tu_children[i], SIGKILL);
+		(void)waitpid(tu_children[i], NULL, 0);
+		tu_children[i] = 0;
+	}
 }

@@ -6,6 +6,7 @@
 #define MAILJAIL_TESTUTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* A fresh directory under $TMPDIR (or /tmp); the path is static storage
  * per call site's buffer. */
@@ -20,5 +21,19 @@ const char *tu_builddir(void);
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Daemons a test forks must die with the test, even when an assertion
+ * fails: a leaked daemon keeps meson's output pipe open and hangs the run.
+ * tu_fork() forks and records the child (which gets SIGKILL if the test
+ * process dies first: PR_SET_PDEATHSIG, kept across exec until a uid
+ * change); tu_waitpid() reaps one and forgets it; the suite's
+ * .fini calls tu_kill_children(), which SIGKILLs and reaps what is left.
+ */
+pid_t tu_fork(void);
+void tu_reaped(pid_t pid);
+/* waitpid(pid, st, 0), then tu_reaped(pid). */
+pid_t tu_waitpid(pid_t pid, int *st);
+void tu_kill_children(void);
 
 #endif

@@ -13,4 +13,5 @@ apt-get install -y -qq --no-install-recommends \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
+    clang libclang-rt-14-dev valgrind \
     postfix postfix-sqlite >/dev/null

@@ -31,7 +31,7 @@ done
 sleep 3
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
-grep -E 'definitely lost|indirectly lost|possibly lost|ERROR SUMMARY' "$T/vg.log"
+grep -E 'in use at exit|All heap blocks|definitely lost|indirectly lost|possibly lost|ERROR SUMMARY' "$T/vg.log"
 events=$(sqlite3 "$T/mj.db" 'select count(*) from events')
 echo "events recorded: $events (exit $rc)"
 [ "$rc" = 0 ]
