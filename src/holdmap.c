@@ -44,6 +44,15 @@
 #define HOLDMAP_BUSY_MS 5000
 #define QID_MAX         64
 
+/*
+ * SQLite's lock bytes on a database file (the "lock-byte page" of the file
+ * format, the same in every version): readers hold a read lock on the
+ * SHARED range.  Only ever queried with F_GETLK here, never locked.
+ */
+#define SQLITE_PENDING_BYTE 0x40000000
+#define SQLITE_SHARED_FIRST (SQLITE_PENDING_BYTE + 2)
+#define SQLITE_SHARED_SIZE  510
+
 enum map_type { MAP_SQLITE, MAP_HASH };
 
 struct entry {
@@ -64,6 +73,7 @@ struct holdmap {
 	struct entry *ents;
 	size_t nents, cap;
 	bool dirty;
+	int lockfd;             /* sqlite: read-only fd for peeking at locks */
 };
 
 /*
@@ -453,6 +463,93 @@ write_cf(struct holdmap *m, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * readers_present - does another process hold SQLite's shared lock on the
+ * map, i.e. is a lookup running?  Asks the kernel (F_GETLK), takes no lock.
+ */
+static bool
+readers_present(const struct holdmap *m)
+{
+	struct flock fl;
+
+	if (m->lockfd == -1)
+		return false;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = SQLITE_SHARED_FIRST;
+	fl.l_len = SQLITE_SHARED_SIZE;
+	if (fcntl(m->lockfd, F_GETLK, &fl) == -1)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+/*
+ * step_busy - sqlite3_step, retried while the file is busy.
+ *
+ * Postfix's dict_sqlite sets no busy timeout and treats SQLITE_BUSY as
+ * fatal: the smtpd doing the lookup exits and its client's session is lost.
+ * A reader gets BUSY whenever a writer holds the PENDING or EXCLUSIVE lock.
+ * SQLite's own busy handler waits for readers to leave while *holding*
+ * PENDING, so each write that met a lookup made every other lookup in the
+ * next milliseconds fatal (the e2e test caught smtpd dying this way).  With
+ * no busy handler, a write that meets a reader fails at once, SQLite rolls
+ * the autocommit statement back and drops its locks, and we wait here
+ * holding none.  A write does not even try while a lookup holds its lock
+ * (each try takes PENDING for an instant; `writes` says the statement
+ * changes the map, the set-up statements mostly do not).  What is left is the instant
+ * between that check and the lock, and the EXCLUSIVE window of the write
+ * itself, a few page writes (synchronous = OFF keeps fsync out of it).
+ */
+static int
+step_busy(struct holdmap *m, sqlite3_stmt *st, bool writes)
+{
+	const struct timespec pause = { 0, 1000 * 1000 };
+	int rc;
+
+	for (int waited = 0;; waited++) {
+		if (writes && waited < HOLDMAP_BUSY_MS && readers_present(m)) {
+			(void)nanosleep(&pause, NULL);
+			continue;
+		}
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_BUSY || waited >= HOLDMAP_BUSY_MS)
+			return rc;
+		sqlite3_reset(st);
+		(void)nanosleep(&pause, NULL);
+	}
+}
+
+/* prepare_busy - sqlite3_prepare_v3, retried while the schema is busy */
+static int
+prepare_busy(sqlite3 *db, const char *sql, unsigned flags, sqlite3_stmt **st)
+{
+	const struct timespec pause = { 0, 2 * 1000 * 1000 };
+	int rc;
+
+	for (int waited = 0;; waited += 2) {
+		rc = sqlite3_prepare_v3(db, sql, -1, flags, st, NULL);
+		if (rc != SQLITE_BUSY || waited >= HOLDMAP_BUSY_MS)
+			return rc;
+		(void)nanosleep(&pause, NULL);
+	}
+}
+
+/* exec_busy - one statement without parameters or rows, via step_busy */
+static int
+exec_busy(struct holdmap *m, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (prepare_busy(m->db, sql, 0, &st) != SQLITE_OK)
+		return -1;
+	while ((rc = step_busy(m, st, false)) == SQLITE_ROW)
+		;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* open_sqlite - create or open the map file in rollback-journal mode */
 static int
 open_sqlite(struct holdmap *m, char *err, size_t errlen)
@@ -467,14 +564,22 @@ open_sqlite(struct holdmap *m, char *err, size_t errlen)
 		    m->db ? sqlite3_errmsg(m->db) : "out of memory");
 		goto out;
 	}
-	sqlite3_busy_timeout(m->db, HOLDMAP_BUSY_MS);
+	/*
+	 * No busy handler: step_busy() and prepare_busy() retry themselves,
+	 * holding no lock while they wait (see step_busy).
+	 */
+	sqlite3_busy_timeout(m->db, 0);
+	if ((m->lockfd = open(m->path, O_RDONLY | O_CLOEXEC)) == -1) {
+		seterr(err, errlen, "%s: %s", m->path, strerror(errno));
+		goto out;
+	}
 	/*
 	 * Refuse a WAL file rather than convert it: it is most likely the
 	 * daemon's own database named by mistake, and Postfix could not read
 	 * it anyway without write access.
 	 */
-	if (sqlite3_prepare_v2(m->db, "PRAGMA journal_mode", -1, &st, NULL)
-	    != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+	if (prepare_busy(m->db, "PRAGMA journal_mode", 0, &st) != SQLITE_OK
+	    || step_busy(m, st, false) != SQLITE_ROW) {
 		seterr(err, errlen, "%s: %s", m->path, sqlite3_errmsg(m->db));
 		goto out;
 	}
@@ -487,8 +592,8 @@ open_sqlite(struct holdmap *m, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(m->db, "PRAGMA journal_mode = DELETE", -1, &st,
-	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+	if (prepare_busy(m->db, "PRAGMA journal_mode = DELETE", 0, &st)
+	    != SQLITE_OK || step_busy(m, st, false) != SQLITE_ROW) {
 		seterr(err, errlen, "%s: %s", m->path, sqlite3_errmsg(m->db));
 		goto out;
 	}
@@ -500,14 +605,23 @@ open_sqlite(struct holdmap *m, char *err, size_t errlen)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_exec(m->db, sql_create[m->kind], NULL, NULL, NULL)
-	    != SQLITE_OK
-	    || sqlite3_prepare_v3(m->db, sql_add[m->kind], -1,
-	    SQLITE_PREPARE_PERSISTENT, &m->st_add, NULL) != SQLITE_OK
-	    || sqlite3_prepare_v3(m->db, sql_del[m->kind], -1,
-	    SQLITE_PREPARE_PERSISTENT, &m->st_del, NULL) != SQLITE_OK
-	    || sqlite3_prepare_v3(m->db, sql_expire[m->kind], -1,
-	    SQLITE_PREPARE_PERSISTENT, &m->st_expire, NULL) != SQLITE_OK) {
+	/*
+	 * No fsync while the EXCLUSIVE lock is held: every Postfix lookup in
+	 * that window dies (see step_busy).  The map is derived data: the
+	 * daemon writes every active ban back into it at start, so an OS
+	 * crash costs nothing that is not rebuilt.
+	 */
+	if (exec_busy(m, "PRAGMA synchronous = OFF") != 0
+	    || exec_busy(m, sql_create[m->kind]) != 0) {
+		seterr(err, errlen, "%s: %s", m->path, sqlite3_errmsg(m->db));
+		goto out;
+	}
+	if (prepare_busy(m->db, sql_add[m->kind], SQLITE_PREPARE_PERSISTENT,
+	    &m->st_add) != SQLITE_OK
+	    || prepare_busy(m->db, sql_del[m->kind], SQLITE_PREPARE_PERSISTENT,
+	    &m->st_del) != SQLITE_OK
+	    || prepare_busy(m->db, sql_expire[m->kind],
+	    SQLITE_PREPARE_PERSISTENT, &m->st_expire) != SQLITE_OK) {
 		seterr(err, errlen, "%s: %s", m->path, sqlite3_errmsg(m->db));
 		goto out;
 	}
@@ -528,7 +642,7 @@ out:
 static int
 step_done(struct holdmap *m, sqlite3_stmt *st)
 {
-	int rc = sqlite3_step(st);
+	int rc = step_busy(m, st, true);
 
 	if (rc != SQLITE_DONE)
 		log_warnx("%s: %s", m->path, sqlite3_errmsg(m->db));
@@ -816,8 +930,12 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 	}
 	if (parse_spec(spec, &type, &path, err, errlen) == -1)
 		goto out;
-	if ((m = calloc(1, sizeof(*m))) == NULL
-	    || (m->path = strdup(path)) == NULL
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		seterr(err, errlen, "%s: out of memory", spec);
+		goto out;
+	}
+	m->lockfd = -1;
+	if ((m->path = strdup(path)) == NULL
 	    || (postfix_config_dir != NULL
 	    && (m->confdir = strdup(postfix_config_dir)) == NULL)) {
 		seterr(err, errlen, "%s: out of memory", spec);
@@ -869,6 +987,10 @@ holdmap_close(struct holdmap *m)
 	sqlite3_finalize(m->st_expire);
 	if (m->db != NULL)
 		sqlite3_close(m->db);
+	/* Only now: closing any fd of the file drops this process's POSIX
+	 * locks on it, SQLite's included. */
+	if (m->lockfd != -1)
+		(void)close(m->lockfd);
 	for (size_t i = 0; i < m->nents; i++) {
 		free(m->ents[i].key);
 		free(m->ents[i].value);

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,124 @@ Test(holdmap, sqlite_crafted_keys_are_harmless)
 	cr_assert_eq(holdmap_add(m, "", "HOLD x", exp), -1);
 	cr_assert_eq(holdmap_add(m, "eve", "HOLD x\nvictim HOLD", exp), -1);
 	holdmap_close(m);
+}
+
+/*
+ * Postfix's dict_sqlite sets no busy timeout and exits on SQLITE_BUSY (the
+ * smtpd dies, its client's session is lost).  A write that has to wait for a
+ * reader must not lock out the lookups that come while it waits: SQLite's own
+ * busy handler would sleep holding the PENDING lock.  A reader process keeps
+ * a read transaction open, a writer process's holdmap_add waits for it, and
+ * lookups made meanwhile the way Postfix makes them (fresh handle, no busy
+ * timeout) must all succeed; then the reader ends and the write goes through.
+ * (Each SQLite user is its own process: a handle must not cross a fork.)
+ */
+static pid_t
+spawn_reader(const char *path, int *ready, int *go)
+{
+	int r[2], g[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(r), 0);
+	cr_assert_eq(pipe(g), 0);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		sqlite3 *db;
+		char c;
+
+		close(r[0]);
+		close(g[1]);
+		if (sqlite3_open(path, &db) != SQLITE_OK
+		    || sqlite3_exec(db, "BEGIN; SELECT count(*) FROM hold", NULL,
+		    NULL, NULL) != SQLITE_OK)
+			_exit(2);
+		(void)!write(r[1], "r", 1);
+		(void)!read(g[0], &c, 1);
+		_exit(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+		    && sqlite3_close(db) == SQLITE_OK ? 0 : 1);
+	}
+	close(r[1]);
+	close(g[0]);
+	*ready = r[0];
+	*go = g[1];
+	return pid;
+}
+
+static pid_t
+spawn_writer(int *ready)
+{
+	int r[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(r), 0);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		struct holdmap *m;
+		char err[512];
+		int rc;
+
+		close(r[0]);
+		if (holdmap_open(&m, spec, HOLDMAP_HOLD, confdir, err,
+		    sizeof(err)) != 0)
+			_exit(2);
+		(void)!write(r[1], "w", 1);
+		rc = holdmap_add(m, "alice", "HOLD waited", time(NULL) + 3600);
+		holdmap_close(m);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	close(r[1]);
+	*ready = r[0];
+	return pid;
+}
+
+Test(holdmap, sqlite_waiting_write_does_not_lock_out_postfix)
+{
+	const char *path = spec + 7;
+	int rready, rgo, wready, status, busy = 0, rows = 0;
+	pid_t reader, writer;
+	char c;
+
+	holdmap_close(open_map(spec, HOLDMAP_HOLD));
+	reader = spawn_reader(path, &rready, &rgo);
+	cr_assert_eq(read(rready, &c, 1), 1, "the reader holds its lock");
+	writer = spawn_writer(&wready);
+	cr_assert_eq(read(wready, &c, 1), 1, "the writer opened the map");
+	/* 300 ms of lookups while the writer waits for the reader. */
+	for (int i = 0; i < 150; i++) {
+		sqlite3 *db;
+		sqlite3_stmt *st = NULL;
+		int rc;
+
+		cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+		rc = sqlite3_prepare_v2(db, "SELECT value FROM hold WHERE key = "
+		    "'alice'", -1, &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		if (rc == SQLITE_BUSY)
+			busy++;
+		else
+			cr_assert(rc == SQLITE_DONE || rc == SQLITE_ROW, "lookup: %d", rc);
+		if (rc == SQLITE_ROW)
+			rows++;
+		usleep(2000);
+	}
+	cr_assert_eq(write(rgo, "g", 1), 1);
+	cr_assert_eq(waitpid(reader, &status, 0), reader);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader %d", status);
+	cr_assert_eq(waitpid(writer, &status, 0), writer);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "holdmap_add succeeded once the reader left (status %d)", status);
+	cr_assert_eq(busy, 0, "%d of 150 Postfix-style lookups got SQLITE_BUSY "
+	    "while a write waited", busy);
+	cr_assert_eq(rows, 0, "a write cannot commit while another reads");
+	expect_hit("alice", cf, "HOLD waited");
+	close(rready);
+	close(rgo);
+	close(wready);
 }
 
 Test(holdmap, sqlite_reject_map)

@@ -3,8 +3,11 @@
 # Run as root (or through sudo).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-# Postfix's tools (postmap, postqueue) for the map tests; "No configuration"
-# installs them without setting up or starting a system mail server.
+# Postfix's tools (postmap, postqueue) for the map tests, and Postfix, Dovecot
+# (SASL), swaks and nc for the e2e suite, which runs its own instances in a
+# temporary directory; "No configuration" installs Postfix without setting up
+# a system mail server.  A system Dovecot, if the package starts one, does not
+# matter: the test's Dovecot has its own base_dir and listens on no port.
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
@@ -14,4 +17,5 @@ apt-get install -y -qq --no-install-recommends \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
-    postfix postfix-sqlite >/dev/null
+    postfix postfix-sqlite \
+    dovecot-core swaks libsasl2-modules netcat-openbsd >/dev/null
