@@ -43,6 +43,7 @@
 #define POSTSUPER_PATH  "/usr/sbin/postsuper"
 #define HOLDMAP_BUSY_MS 5000
 #define QID_MAX         64
+#define MAP_CORRUPT     (-2)    /* open_sqlite: damaged pages (reopen_corrupt) */
 
 /*
  * SQLite's lock bytes on a database file (the "lock-byte page" of the file
@@ -635,6 +636,47 @@ open_sqlite(struct holdmap *m, char *err, size_t errlen)
 	rc = 0;
 out:
 	sqlite3_finalize(st);
+	if (rc != 0 && m->db != NULL && (sqlite3_errcode(m->db) & 0xff) == SQLITE_CORRUPT)
+		rc = MAP_CORRUPT;
+	return rc;
+}
+
+/*
+ * reopen_corrupt - the map file is an SQLite file with damaged pages (an
+ * OS crash while synchronous = OFF, see open_sqlite).  The map is derived
+ * data, rebuilt from the daemon's database at start, so set the damaged
+ * file aside (kept for the admin, never deleted) and start a new one.  A
+ * file that is not SQLite at all is left alone: it may be something else
+ * named by mistake.
+ */
+static int
+reopen_corrupt(struct holdmap *m, char *err, size_t errlen)
+{
+	char *aside;
+	int rc = -1;
+
+	sqlite3_finalize(m->st_add);
+	sqlite3_finalize(m->st_del);
+	sqlite3_finalize(m->st_expire);
+	m->st_add = m->st_del = m->st_expire = NULL;
+	sqlite3_close(m->db);
+	m->db = NULL;
+	(void)close(m->lockfd);
+	m->lockfd = -1;
+	if ((aside = xasprintf("%s.corrupt", m->path)) == NULL) {
+		seterr(err, errlen, "%s: out of memory", m->path);
+		return -1;
+	}
+	if (rename(m->path, aside) == -1) {
+		seterr(err, errlen, "%s is damaged, and moving it to %s failed: %s",
+		    m->path, aside, strerror(errno));
+		goto out;
+	}
+	log_warnx("%s: the map file was damaged; kept it as %s and started a new "
+	    "one (the active bans are written back into it)", m->path, aside);
+	rc = open_sqlite(m, err, errlen) == 0 ? 0 : -1;
+out:
+	free(aside);
 	return rc;
 }
 
@@ -921,7 +963,7 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 	const char *path;
 	char *db = NULL;
 	struct stat sb;
-	int rc = -1;
+	int rc = -1, orc;
 
 	*out = NULL;
 	if (kind != HOLDMAP_HOLD && kind != HOLDMAP_REJECT) {
@@ -948,7 +990,9 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 			seterr(err, errlen, "%s: out of memory", spec);
 			goto out;
 		}
-		if (open_sqlite(m, err, errlen) == -1)
+		if ((orc = open_sqlite(m, err, errlen)) == MAP_CORRUPT)
+			orc = reopen_corrupt(m, err, errlen);
+		if (orc != 0)
 			goto out;
 	} else {
 		if ((m->exppath = xasprintf("%s.expires", m->path)) == NULL

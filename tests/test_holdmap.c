@@ -185,6 +185,50 @@ Test(holdmap, sqlite_file_is_rollback_journal_0644_with_cf)
 	holdmap_close(m);
 }
 
+/* An OS crash with synchronous = OFF can leave damaged pages: the map is
+ * rebuilt from the daemon's DB, so the damaged file is set aside, not fatal.
+ * A file that is not SQLite at all is refused and left as it is. */
+Test(holdmap, damaged_sqlite_map_is_set_aside_other_files_refused)
+{
+	struct holdmap *m;
+	char path[600], aside[700], err[512], *out;
+	struct stat sb;
+	FILE *fp;
+
+	m = open_map(spec, HOLDMAP_HOLD);
+	cr_assert_eq(holdmap_add(m, "alice", "HOLD x", time(NULL) + 60), 0);
+	holdmap_close(m);
+	snprintf(path, sizeof(path), "%s/hold.db", dir);
+	snprintf(aside, sizeof(aside), "%s.corrupt", path);
+	/* Page 1's b-tree header (after the 100-byte file header) overwritten. */
+	cr_assert_not_null(fp = fopen(path, "r+"));
+	cr_assert_eq(fseek(fp, 100, SEEK_SET), 0);
+	for (int i = 0; i < 400; i++)
+		fputc(0xA5, fp);
+	cr_assert_eq(fclose(fp), 0);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*) FROM hold' 2>&1", path);
+	cr_assert(strstr(out, "malformed") != NULL, "really damaged: %s", out);
+	free(out);
+
+	m = open_map(spec, HOLDMAP_HOLD);
+	cr_assert_eq(stat(aside, &sb), 0, "the damaged file is kept as %s", aside);
+	expect_miss("alice", cf);
+	cr_assert_eq(holdmap_add(m, "bob", "HOLD y", time(NULL) + 60), 0);
+	expect_hit("bob", cf, "HOLD y");
+	holdmap_close(m);
+
+	/* Not SQLite: an error, and the file is untouched. */
+	cr_assert_eq(unlink(aside), 0);
+	tu_write(dir, "hold.db", "smtpd_banner = this is not a map\n", path,
+	    sizeof(path));
+	cr_assert_neq(holdmap_open(&m, spec, HOLDMAP_HOLD, confdir, err, sizeof(err)), 0);
+	cr_assert(strstr(err, path) != NULL, "names the file: %s", err);
+	cr_assert_neq(stat(aside, &sb), 0, "nothing set aside");
+	out = tu_sh_output("cat '%s'", path);
+	cr_assert_str_eq(out, "smtpd_banner = this is not a map\n");
+	free(out);
+}
+
 Test(holdmap, sqlite_crafted_keys_are_harmless)
 {
 	static const char *const keys[] = {
