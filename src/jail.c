@@ -31,7 +31,8 @@
  *
  * Memory.  Times are stored as uint32 Unix seconds (good until 2106).  Every
  * tracked key is one malloc'd block: a 16-byte header, the key string, and a
- * ring of uint32 times (plus uint32 weights for count = recipients) that grows
+ * ring of uint32 times kept in time order, so the count in a window is two
+ * binary searches (plus uint32 weights for count = recipients), that grows
  * by doubling up to maxretry (failure jails) or largest limit + 1 (quota
  * jails), referenced from an open-addressing table of pointers (load <= 3/4).
  * An IPv4 key in a maxretry-5 jail is a 64-byte heap chunk plus 11-21 bytes
@@ -331,14 +332,26 @@ ent_lookup(struct htab *t, const char *key)
 	return s ? *s : NULL;
 }
 
-/* ent_push - append (time, weight) to e's ring, growing it up to max entries
- * and dropping the oldest beyond; may move e (the table slot is updated) */
+/* ring_pos - the slot of the i-th oldest entry of e's ring (no division:
+ * this runs for every entry a window looks at) */
+static inline uint32_t
+ring_pos(const struct ent *e, uint32_t i)
+{
+	uint32_t k = (uint32_t)e->head + i;
+
+	return k >= e->cap ? k - e->cap : k;
+}
+
+/* ent_push - insert (time, weight) into e's ring, kept in time order (an
+ * event from a second log may be older than the last one), growing it up to
+ * max entries; when full the oldest time is dropped, which is the new one if
+ * it is older than all.  May move e (the table slot is updated). */
 static int
 ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
     uint16_t max, bool weighted)
 {
 	struct ent *e = *ep;
-	uint32_t *r, *w;
+	uint32_t *r, *w, i;
 
 	if (e->n == e->cap && e->cap < max) {
 		uint16_t ncap = e->cap * 2 > max ? max : (uint16_t)(e->cap * 2);
@@ -347,8 +360,8 @@ ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
 		if (ne == NULL)
 			return -1;
 		ne->t32 = e->t32;
-		for (uint16_t i = 0; i < e->n; i++) {
-			uint16_t k = (uint16_t)((e->head + i) % e->cap);
+		for (i = 0; i < e->n; i++) {
+			uint32_t k = ring_pos(e, i);
 			ent_ring(ne)[i] = ent_ring(e)[k];
 			if (weighted)
 				ent_ring(ne)[ncap + i] = ent_ring(e)[e->cap + k];
@@ -362,40 +375,66 @@ ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
 	r = ent_ring(e);
 	w = r + e->cap;
 	if (e->n == e->cap) {
-		e->head = (uint16_t)((e->head + 1) % e->cap);
+		if (time < r[e->head])
+			return 0;
+		e->head = (uint16_t)ring_pos(e, 1);
 		e->n--;
 	}
-	r[(e->head + e->n) % e->cap] = time;
+	/* Shift newer entries up one; none, when the logs are in time order. */
+	for (i = e->n; i > 0 && r[ring_pos(e, i - 1)] > time; i--) {
+		r[ring_pos(e, i)] = r[ring_pos(e, i - 1)];
+		if (weighted)
+			w[ring_pos(e, i)] = w[ring_pos(e, i - 1)];
+	}
+	r[ring_pos(e, i)] = time;
 	if (weighted)
-		w[(e->head + e->n) % e->cap] = weight;
+		w[ring_pos(e, i)] = weight;
 	e->n++;
 	return 0;
 }
 
-/* ent_prune - drop ring entries with time <= cut (the ring is oldest first) */
+/* ent_prune - drop ring entries with time <= cut (the oldest come first) */
 static void
 ent_prune(struct ent *e, int64_t cut)
 {
 	uint32_t *r = ent_ring(e);
 
 	while (e->n > 0 && (int64_t)r[e->head] <= cut) {
-		e->head = (uint16_t)((e->head + 1) % e->cap);
+		e->head = (uint16_t)ring_pos(e, 1);
 		e->n--;
 	}
 }
 
-/* ent_sum - weight of ring entries with time in (t - w, t] */
+/* ent_rank - how many ring entries have time <= x (binary search) */
+static uint32_t
+ent_rank(struct ent *e, int64_t x)
+{
+	const uint32_t *r = ent_ring(e);
+	uint32_t lo = 0, hi = e->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)r[ring_pos(e, mid)] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ent_sum - weight of ring entries with time in (t - w, t]: O(log n) for
+ * counts, so a quota with thousands of messages in its day costs little */
 static uint64_t
 ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
 {
-	uint32_t *r = ent_ring(e);
+	uint32_t lo = ent_rank(e, t - w), hi = ent_rank(e, t);
+	const uint32_t *wt = ent_ring(e) + e->cap;
 	uint64_t s = 0;
 
-	for (uint16_t i = 0; i < e->n; i++) {
-		uint16_t k = (uint16_t)((e->head + i) % e->cap);
-		if ((int64_t)r[k] > t - w && (int64_t)r[k] <= t)
-			s += weighted ? r[e->cap + k] : 1;
-	}
+	if (!weighted)
+		return hi - lo;
+	for (uint32_t i = lo; i < hi; i++)
+		s += wt[ring_pos(e, i)];
 	return s;
 }
 
@@ -1141,12 +1180,8 @@ ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 
 	if (b == NULL)
 		return 1;
-	for (uint16_t i = 0; i < b->n; i++) {
-		int64_t s = ent_ring(b)[(b->head + i) % b->cap];
-		if (s > now - js->span && s <= now)
-			level++;
-	}
-	return level;
+	/* starts are kept in time order: count those in (now - span, now] */
+	return level + (int)(ent_rank(b, now) - ent_rank(b, now - js->span));
 }
 
 static int64_t

@@ -165,6 +165,25 @@ Test(jail, fifth_within_window_fires)
 	jails_free(js);
 }
 
+/* A second log can deliver an older line after newer ones: a full ring
+ * drops the oldest time, not the line that came first, and sums stay exact. */
+Test(jail, out_of_order_event_keeps_newest_times)
+{
+	struct jailset *js = load_text(
+	    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 3\n"
+	    "action = nft\nbantime = 1h\n");
+
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1000, "192.0.2.9", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1001, "192.0.2.9", NULL), 0);
+	/* 700 s older than the others: alone in its own window */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 300, "192.0.2.9", NULL), 0);
+	/* three within 10m: 1000, 1001, 1002 */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1002, "192.0.2.9", NULL), 1);
+	check_verdict(&out[0], "sasl", "192.0.2.9", 1, T0 + 1002, T0 + 1002 + 3600);
+	cr_assert_str_eq(out[0].reason, "3 auth_failure in 10m (rule test-rule)");
+	jails_free(js);
+}
+
 /* ban - make 5 failures at t..t+4 and return the verdict count of the last */
 static int
 ban5(struct jailset *js, int64_t t, const char *ip)
