@@ -58,6 +58,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
+
 #define DEFAULT_REPLY "450 4.7.1 Too many errors from your address, try again later"
 #define TEN_YEARS ((int64_t)10 * 366 * 86400)
 #define MIN_HISTORY_SPAN ((int64_t)30 * 86400)
@@ -501,7 +503,7 @@ format_cidr(const struct cidr *c, char *out, size_t len)
 	char a[MJ_IP_MAX];
 	int max = c->family == AF_INET ? 32 : 128;
 
-	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
+	if (addr_format(c->family, c->addr, a, sizeof(a)) != 0)
 		a[0] = '\0';
 	if (c->len == max)
 		snprintf(out, len, "%s", a);

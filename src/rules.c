@@ -7,7 +7,7 @@
  * distinct tag: a mail log has a few dozen), skipping a rule at once when
  * its anchored pattern's first character differs from the message's.
  * Captures are copied into the event's fixed buffers; an ip must survive
- * inet_pton and is stored as inet_ntop prints it.
+ * inet_pton and is stored as inet_ntop prints it (addr_format, no printf).
  *
  * Memory: the ruleset owns names, globs, compiled patterns, one match data
  * block and one match context (match and depth limits: a pathological
@@ -23,6 +23,8 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+
+#include "addr.h"
 
 #define RULES_MATCH_LIMIT 100000
 #define RULES_DEPTH_LIMIT 1000
@@ -438,8 +440,8 @@ copy_group(struct ruleset *rs, const struct rule *r, enum group g, const char *m
 	return 0;
 }
 
-/* canonical_ip - inet_pton, then inet_ntop; IPv4-mapped IPv6 becomes IPv4 so
- * one client has one key */
+/* canonical_ip - inet_pton, then back to text; IPv4-mapped IPv6 becomes
+ * IPv4 so one client has one key */
 static int
 canonical_ip(char *ip, size_t len)
 {
@@ -447,12 +449,12 @@ canonical_ip(char *ip, size_t len)
 	static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 
 	if (inet_pton(AF_INET, ip, bin) == 1)
-		return inet_ntop(AF_INET, bin, ip, (socklen_t)len) ? 0 : -1;
+		return addr_format(AF_INET, bin, ip, len);
 	if (inet_pton(AF_INET6, ip, bin) != 1)
 		return -1;
 	if (memcmp(bin, mapped, 12) == 0)
-		return inet_ntop(AF_INET, bin + 12, ip, (socklen_t)len) ? 0 : -1;
-	return inet_ntop(AF_INET6, bin, ip, (socklen_t)len) ? 0 : -1;
+		return addr_format(AF_INET, bin + 12, ip, len);
+	return addr_format(AF_INET6, bin, ip, len);
 }
 
 /* fill_event - the captures of rule r into ev; -1 if any is invalid */
