@@ -88,11 +88,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " coalesce((SELECT max(started_at) FROM bans), 0))",
 };
 
+/* Events are written EVENT_ROWS at a time with one multi-row INSERT: one
+ * statement run per row cost more than the row itself (cursor set-up,
+ * record buffers and statement end, each with its mallocs). */
+#define EVENT_ROWS 64
+#define EVENT_COLS 8
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
+	sqlite3_stmt *add_events;            /* EVENT_ROWS rows */
+	struct event pending[EVENT_ROWS];    /* added, not yet written */
+	size_t npending;
 	bool in_tx;
 };
+
+static int flush_events(struct store *st);
 
 /* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not. */
 #define STORE_BUSY_MS 60000
@@ -161,6 +172,28 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
 	return 0;
 }
 
+/* prepare_add_events - the EVENT_ROWS-row INSERT, columns as ST_ADD_EVENT */
+static int
+prepare_add_events(struct store *st)
+{
+	static const char head[] =
+	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt) VALUES ";
+	static const char row[] = "(?,?,?,?,?,?,?,?)";
+	char sql[sizeof(head) + EVENT_ROWS * sizeof(row)];
+	size_t off = sizeof(head) - 1;
+
+	memcpy(sql, head, off);
+	for (int i = 0; i < EVENT_ROWS; i++) {
+		if (i)
+			sql[off++] = ',';
+		memcpy(sql + off, row, sizeof(row) - 1);
+		off += sizeof(row) - 1;
+	}
+	sql[off] = '\0';
+	return sqlite3_prepare_v3(st->db, sql, (int)off, SQLITE_PREPARE_PERSISTENT,
+	    &st->add_events, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 int
 store_open(const char *path, bool create, struct store **out, char *err, size_t errlen)
 {
@@ -200,6 +233,10 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 			goto fail;
 		}
 	}
+	if (prepare_add_events(st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
 	*out = st;
 	return 0;
 
@@ -220,6 +257,7 @@ store_close(struct store *st)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	sqlite3_finalize(st->add_events);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -251,7 +289,7 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
-	if (run_done(st, st->stmt[ST_COMMIT]) != 0)
+	if (flush_events(st) != 0 || run_done(st, st->stmt[ST_COMMIT]) != 0)
 		return -1;
 	st->in_tx = false;
 	return 0;
@@ -260,6 +298,7 @@ store_commit(struct store *st)
 int
 store_rollback(struct store *st)
 {
+	st->npending = 0;
 	if (!st->in_tx)
 		return 0;
 	st->in_tx = false;
@@ -278,25 +317,77 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 	return sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
 }
 
+/* bind_text_len - a NUL-terminated text that outlives the statement run */
+static int
+bind_text_len(sqlite3_stmt *s, int i, const char *v)
+{
+	return sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
+}
+
+/* bind_event - ev into parameters base+1 .. base+EVENT_COLS (every one is
+ * bound, so no sqlite3_clear_bindings is needed between runs) */
+static int
+bind_event(sqlite3_stmt *s, int base, const struct event *ev)
+{
+	if (sqlite3_bind_int64(s, base + 1, ev->time) != SQLITE_OK ||
+	    bind_text_len(s, base + 2, ev->rule) != SQLITE_OK ||
+	    bind_text_len(s, base + 3, ev->type) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 4, ev->ip) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 5, ev->user) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 6, ev->sender) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 7, ev->qid) != SQLITE_OK ||
+	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, base + 8, ev->nrcpt)
+	                    : sqlite3_bind_null(s, base + 8)) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
+/* write_rows - one run of s with rows ev[0..n) bound */
+static int
+write_rows(struct store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0) {
+			log_warnx("database: %s", sqlite3_errmsg(st->db));
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* flush_events - write the events added since the last flush: a full
+ * buffer in one statement, a partial one (the end of a batch) row by row */
+static int
+flush_events(struct store *st)
+{
+	size_t n = st->npending;
+
+	st->npending = 0;
+	if (n == EVENT_ROWS)
+		return write_rows(st, st->add_events, st->pending, n);
+	for (size_t i = 0; i < n; i++)
+		if (write_rows(st, st->stmt[ST_ADD_EVENT], &st->pending[i], 1) != 0)
+			return -1;
+	return 0;
+}
+
 int
 store_add_event(struct store *st, const struct event *ev)
 {
-	sqlite3_stmt *s = st->stmt[ST_ADD_EVENT];
-
-	if (sqlite3_bind_int64(s, 1, ev->time) != SQLITE_OK ||
-	    sqlite3_bind_text(s, 2, ev->rule, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(s, 3, ev->type, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    bind_text_or_null(s, 4, ev->ip) != SQLITE_OK ||
-	    bind_text_or_null(s, 5, ev->user) != SQLITE_OK ||
-	    bind_text_or_null(s, 6, ev->sender) != SQLITE_OK ||
-	    bind_text_or_null(s, 7, ev->qid) != SQLITE_OK ||
-	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, 8, ev->nrcpt)
-	                    : sqlite3_bind_null(s, 8)) != SQLITE_OK) {
-		log_warnx("database: %s", sqlite3_errmsg(st->db));
-		sqlite3_reset(s);
-		return -1;
-	}
-	return run_done(st, s);
+	st->pending[st->npending++] = *ev;
+	/* Outside a transaction the row is written (and committed) at once. */
+	if (st->npending == EVENT_ROWS || !st->in_tx)
+		return flush_events(st);
+	return 0;
 }
 
 /* actions_text - "nft,hold" for the actions column */
@@ -449,6 +540,8 @@ store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void 
 	char rule[256], type[64];
 	int rc, ret = 0;
 
+	if (flush_events(st) != 0)
+		return -1;
 	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
 		ret = -1;
 		goto out;
@@ -546,6 +639,8 @@ store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, voi
 	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
 	int rc, ret = 0;
 
+	if (flush_events(st) != 0)
+		return -1;
 	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
 		ret = -1;
 		goto out;
@@ -608,6 +703,8 @@ store_purge_events(struct store *st, int64_t before)
 {
 	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS];
 
+	if (flush_events(st) != 0)
+		return -1;
 	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK) {
 		sqlite3_reset(s);
 		return -1;
@@ -619,8 +716,11 @@ int
 store_newest_time(struct store *st, int64_t *out)
 {
 	sqlite3_stmt *s = st->stmt[ST_NEWEST];
-	int rc = sqlite3_step(s);
+	int rc;
 
+	if (flush_events(st) != 0)
+		return -1;
+	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
@@ -638,6 +738,8 @@ store_account_qids(struct store *st, const char *account, char (*qids)[MJ_QID_MA
 	sqlite3_stmt *s = st->stmt[ST_ACCOUNT_QIDS];
 	int rc, n = 0;
 
+	if (flush_events(st) != 0)
+		return -1;
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)max) != SQLITE_OK) {
 		n = -1;

@@ -32,6 +32,10 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
 
+/* Inside a transaction the event is copied and written with the next
+ * EVENT_ROWS, at store_commit() at the latest (reads of events in the same
+ * transaction see it); ev->rule and ev->type must stay valid until then.
+ * An error writing it may surface from a later call (add or commit). */
 int store_add_event(struct store *st, const struct event *ev);
 /* Records a ban; *id (may be NULL) gets its row id. */
 int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);

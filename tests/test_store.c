@@ -254,3 +254,58 @@ Test(store, events_and_bans_read_back_for_restore)
 	cr_assert_eq(c.n, 1);
 	store_close(st);
 }
+
+static int
+count_event(void *arg, const struct event *ev)
+{
+	int64_t *n = arg;
+
+	(void)ev;
+	(*n)++;
+	return 0;
+}
+
+/* Events are written in multi-row INSERTs: a batch that is not a multiple
+ * of the row count, reads inside the transaction, rollback and commit all
+ * see exactly the events added. */
+Test(store, buffered_events_exactly_once)
+{
+	struct store *st;
+	struct event e = { .rule = "r", .type = "auth_failure", .time = 1000,
+	    .ip = "192.0.2.1", .nrcpt = -1 };
+	char err[256], *out;
+	int64_t n = 0, newest = 0;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 150; i++) {
+		e.time = 1000 + i;
+		snprintf(e.qid, sizeof(e.qid), "Q%d", i);
+		cr_assert_eq(store_add_event(st, &e), 0);
+	}
+	cr_assert_eq(store_newest_time(st, &newest), 0);
+	cr_assert_eq(newest, 1149, "a read in the transaction sees every event added");
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_each_event_since(st, 0, count_event, &n), 0);
+	cr_assert_eq(n, 0, "rolled back, including rows not yet written");
+
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 131; i++) {
+		e.time = 2000 + i;
+		snprintf(e.qid, sizeof(e.qid), "Q%d", i);
+		cr_assert_eq(store_add_event(st, &e), 0);
+	}
+	cr_assert_eq(store_commit(st), 0);
+	/* outside a transaction: written at once */
+	e.time = 5000;
+	cr_assert_eq(store_add_event(st, &e), 0);
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), count(DISTINCT qid), min(time),"
+	    " max(time), sum(ip = \"192.0.2.1\"), sum(nrcpt IS NULL) FROM events'", db);
+	cr_assert_str_eq(out, "132|131|2000|5000|132|132\n");
+	free(out);
+}
