@@ -194,6 +194,22 @@ prepare_add_events(struct store *st)
 	    &st->add_events, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* tune_library - once per process, before SQLite initialises itself: no
+ * memory statistics, which take a global mutex around every malloc (and
+ * Debian's SQLite, built without lookaside, mallocs every record buffer).
+ * If SQLite is already initialised (another module opened a database
+ * first) the call is refused and the statistics simply stay on. */
+static void
+tune_library(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 store_open(const char *path, bool create, struct store **out, char *err, size_t errlen)
 {
@@ -207,6 +223,7 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
+	tune_library();
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
