@@ -60,7 +60,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " first_hash = excluded.first_hash, updated_at = excluded.updated_at",
 	[ST_EVENTS_SINCE] =
 	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt FROM events"
-	    " WHERE time >= ?1 ORDER BY time, id",
+	    " WHERE time >= ?1 ORDER BY id",
 	[ST_BANS_SINCE] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans WHERE started_at >= ?1"

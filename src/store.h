@@ -57,8 +57,10 @@ struct stored_ban {
 typedef int (*store_ban_cb)(void *arg, const struct stored_ban *b);
 typedef int (*store_event_cb)(void *arg, const struct event *ev);
 
-/* Events with time >= since, in time order.  Returns 0, or the first non-zero
- * callback result, or -1 on a DB error. */
+/* Events with time >= since, in the order they were added: the order the
+ * jails counted them when they were live, so a restart rebuilds the same
+ * state (one pass over the table, no index, no sort).  Returns 0, or the
+ * first non-zero callback result, or -1 on a DB error. */
 int store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg);
 /* Bans started at or after since, oldest first. */
 int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void *arg);

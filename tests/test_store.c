@@ -55,11 +55,68 @@ Test(store, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n1\n");
+	cr_assert_str_eq(out, "wal\n3\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
+}
+
+static int
+count_event(void *arg, const struct event *ev)
+{
+	int64_t *n = arg;
+
+	(void)ev;
+	(*n)++;
+	return 0;
+}
+
+struct two_events {
+	int n;
+	struct event ev[2];
+};
+
+/* keep_two - the first two events read (their rule/type are not kept) */
+static int
+keep_two(void *arg, const struct event *ev)
+{
+	struct two_events *t = arg;
+
+	if (t->n < 2)
+		t->ev[t->n++] = *ev;
+	return 0;
+}
+
+/* A database made by the first schema (with its index on events(time)) is
+ * migrated: the index goes, the rows stay and are read back in order. */
+Test(store, version_1_database_is_migrated)
+{
+	struct store *st;
+	struct two_events seen = { .n = 0 };
+	int64_t n = 0;
+	char err[256], *out;
+
+	cr_assert_eq(tu_sh("sqlite3 '%s' < '%s/schemas/001-initial.sql' && sqlite3 '%s' "
+	    "\"PRAGMA user_version = 1; INSERT INTO events(time, rule, event, ip) VALUES"
+	    " (20, 'r', 'auth_failure', '192.0.2.1'), (10, 'r', 'auth_failure', '192.0.2.2')\"",
+	    db, tu_srcdir(), db), 0);
+	out = tu_sh_output("sqlite3 '%s' \"SELECT name FROM sqlite_master WHERE type = 'index'"
+	    " AND tbl_name = 'events'\"", db);
+	cr_assert_str_eq(out, "events_time\n");
+	free(out);
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_each_event_since(st, 0, keep_two, &seen), 0);
+	cr_assert_eq(store_each_event_since(st, 0, count_event, &n), 0);
+	store_close(st);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(seen.n, 2);
+	cr_assert_eq(seen.ev[0].time, 20, "in the order added");
+	cr_assert_str_eq(seen.ev[1].ip, "192.0.2.2");
+	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
+	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events'\"", db);
+	cr_assert_str_eq(out, "3\n0\n");
+	free(out);
 }
 
 Test(store, missing_db_without_create_is_an_error)
@@ -219,12 +276,13 @@ Test(store, events_and_bans_read_back_for_restore)
 
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
 	cr_assert_eq(c.n, 2);
-	cr_assert_eq(c.ev[0].time, 100, "time order");
-	cr_assert_str_eq(c.ev[0].ip, "2001:db8::1");
-	cr_assert_eq(c.ev[0].nrcpt, -1);
-	cr_assert_str_eq(c.type[1], "queued");
-	cr_assert_str_eq(c.ev[1].qid, "ABC123");
-	cr_assert_eq(c.ev[1].nrcpt, 3);
+	/* in the order added (the order they were counted), not by time */
+	cr_assert_str_eq(c.type[0], "queued");
+	cr_assert_str_eq(c.ev[0].qid, "ABC123");
+	cr_assert_eq(c.ev[0].nrcpt, 3);
+	cr_assert_eq(c.ev[1].time, 100);
+	cr_assert_str_eq(c.ev[1].ip, "2001:db8::1");
+	cr_assert_eq(c.ev[1].nrcpt, -1);
 	c.n = 0;
 	cr_assert_eq(store_each_event_since(st, 150, collect_event, &c), 0);
 	cr_assert_eq(c.n, 1);
@@ -253,16 +311,6 @@ Test(store, events_and_bans_read_back_for_restore)
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
 	cr_assert_eq(c.n, 1);
 	store_close(st);
-}
-
-static int
-count_event(void *arg, const struct event *ev)
-{
-	int64_t *n = arg;
-
-	(void)ev;
-	(*n)++;
-	return 0;
 }
 
 /* Events are written in multi-row INSERTs: a batch that is not a multiple
