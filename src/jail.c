@@ -1062,8 +1062,6 @@ jails_tracked_keys(const struct jailset *js, size_t i)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* ip_key - the key (and target) for address ip in jail j; false if ip is not
- * an address or is ignored */
 /* copy_key - s into out; false if it does not fit (no key then) */
 static bool
 copy_key(char *out, size_t len, const char *s)
@@ -1076,20 +1074,33 @@ copy_key(char *out, size_t len, const char *s)
 	return true;
 }
 
+/* An event's address, parsed once however many jails key on it. */
+struct ipmemo {
+	const char *ip;
+	int state;               /* 0: not parsed yet, 1: c holds it, -1: no address */
+	struct cidr c;
+};
+
+/* ip_key - the key (and target) for the address in m in jail j; false if it
+ * is not an address or is ignored */
 static bool
-ip_key(const struct jail *j, const char *ip, char *out, size_t len)
+ip_key(const struct jail *j, struct ipmemo *m, char *out, size_t len)
 {
 	struct cidr c;
 
-	if (ip[0] == '\0' || strchr(ip, '/') != NULL || parse_cidr(ip, &c) != 0)
+	if (m->state == 0)
+		m->state = m->ip[0] != '\0' && strchr(m->ip, '/') == NULL &&
+		    parse_cidr(m->ip, &m->c) == 0 ? 1 : -1;
+	if (m->state < 0)
 		return false;
+	c = m->c;
 	for (size_t i = 0; i < j->ncidrs; i++)
 		if (cidr_match(&j->cidrs[i], c.family, c.addr))
 			return false;
 	/* Event addresses are canonical already (rules.c): an exact key is the
 	 * address as it is, with no formatting on the hot path. */
 	if (j->key != KEY_PREFIX)
-		return copy_key(out, len, ip);
+		return copy_key(out, len, m->ip);
 	{
 		int max = c.family == AF_INET ? 32 : 128;
 		if (j->prefix <= max) {
@@ -1114,14 +1125,15 @@ name_ignored(const struct jail *j, const char *name)
 /* event_key - the key of ev in j; false if ev lacks the field or it is
  * ignored */
 static bool
-event_key(const struct jail *j, const struct event *ev, char *out, size_t len)
+event_key(const struct jail *j, const struct event *ev, struct ipmemo *m, char *out,
+    size_t len)
 {
 	const char *at;
 
 	switch (j->key) {
 	case KEY_IP:
 	case KEY_PREFIX:
-		return ip_key(j, ev->ip, out, len);
+		return ip_key(j, m, out, len);
 	case KEY_ACCOUNT:
 		if (ev->user[0] == '\0' || !copy_key(out, len, ev->user))
 			return false;
@@ -1155,8 +1167,10 @@ target_key(const struct jail *j, const char *target, enum target_kind kind,
 	if (kind == TARGET_IP) {
 		if (!key_is_ip(j))
 			return false;
-		if (strchr(target, '/') == NULL)
-			return ip_key(j, target, out, len);
+		if (strchr(target, '/') == NULL) {
+			struct ipmemo m = { .ip = target };
+			return ip_key(j, &m, out, len);
+		}
 		if (parse_cidr(target, &c) != 0)
 			return false;
 		for (size_t i = 0; i < j->ncidrs; i++)
@@ -1332,11 +1346,11 @@ defers(const struct jail *j, const struct event *ev)
 
 static int
 count_event(struct jailset *js, struct jail *j, const struct event *ev,
-    uint32_t weight, int64_t now, struct sink *sk)
+    struct ipmemo *m, uint32_t weight, int64_t now, struct sink *sk)
 {
 	char key[MJ_TARGET_MAX];
 
-	if (!event_key(j, ev, key, sizeof(key)))
+	if (!event_key(j, ev, m, key, sizeof(key)))
 		return 0;
 	return count_key(js, j, key, ev->time, weight, ev, now, sk);
 }
@@ -1374,17 +1388,19 @@ pending_take(struct jailset *js, const struct event *ev, struct event *m)
 	size_t qlen = strlen(ev->qid);
 	struct ent **s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
 	const char *p;
+	bool ok;
 
 	if (s == NULL || *s == NULL)
 		return false;
 	*m = *ev;
 	m->type = "submission";
 	m->time = (*s)->t32;
+	/* both fitted the event's buffers when pending_put stored them */
 	p = (const char *)ent_ring(*s);
-	snprintf(m->ip, sizeof(m->ip), "%s", p);
-	snprintf(m->user, sizeof(m->user), "%s", p + strlen(p) + 1);
+	ok = copy_key(m->ip, sizeof(m->ip), p) &&
+	    copy_key(m->user, sizeof(m->user), p + strlen(p) + 1);
 	htab_del(&js->pending, s);
-	return true;
+	return ok;
 }
 
 static int
@@ -1392,6 +1408,7 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 {
 	bool submission = ev->type && strcmp(ev->type, "submission") == 0;
 	bool queued = ev->type && strcmp(ev->type, "queued") == 0;
+	struct ipmemo am = { .ip = ev->ip }, mm = { .ip = NULL };
 	struct event m;
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
@@ -1404,11 +1421,12 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 			continue;
 		if (submission && defers(j, ev))
 			continue;
-		if (count_event(js, j, ev, 1, now, sk) != 0)
+		if (count_event(js, j, ev, &am, 1, now, sk) != 0)
 			return -1;
 	}
 	if (!queued || !js->need_pending || ev->qid[0] == '\0' || !pending_take(js, ev, &m))
 		return 0;
+	mm.ip = m.ip;
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
 		uint32_t w = 1;
@@ -1416,7 +1434,7 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 			continue;
 		if (j->count_rcpt && ev->nrcpt > 1)
 			w = ev->nrcpt > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)ev->nrcpt;
-		if (count_event(js, j, &m, w, now, sk) != 0)
+		if (count_event(js, j, &m, &mm, w, now, sk) != 0)
 			return -1;
 	}
 	return 0;
