@@ -615,18 +615,19 @@ text_ok(const unsigned char *s, size_t len)
 	return true;
 }
 
-/* tag_rules - applies[i] says whether rule i's glob matches the tag */
+#define TAG_HASH_INIT 2166136261u   /* FNV-1a over the tag's bytes */
+#define TAG_HASH_STEP(h, c) (((h) ^ (unsigned char)(c)) * 16777619u)
+
+/* tag_rules - applies[i] says whether rule i's glob matches the tag; h is
+ * the tag's hash (computed while the header was scanned) */
 static const unsigned char *
-tag_rules(struct ruleset *rs, const char *tag, size_t len)
+tag_rules(struct ruleset *rs, const char *tag, size_t len, uint32_t h)
 {
 	char buf[TAG_MAX];
-	uint32_t h = 2166136261u;
 	unsigned char *applies;
 
 	if (len >= TAG_MAX)
 		return NULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)tag[i]) * 16777619u;
 	for (size_t probe = 0; probe < TAG_CACHE_SIZE; probe++) {
 		struct tag_entry *e = &rs->cache[(h + probe) & (TAG_CACHE_SIZE - 1)];
 		if (e->used && e->len == len && memcmp(e->tag, tag, len) == 0)
@@ -735,6 +736,7 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 	const char *p, *end = line + len, *tag, *msg;
 	const unsigned char *applies;
 	size_t used, taglen, msglen;
+	uint32_t h;
 	int64_t t;
 
 	if (!text_ok((const unsigned char *)line, len))
@@ -751,8 +753,11 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 		return RULES_BADLINE;
 	/* program[pid]: message */
 	tag = ++p;
-	while (p < end && *p != '[' && *p != ':' && *p != ' ')
+	h = TAG_HASH_INIT;
+	while (p < end && *p != '[' && *p != ':' && *p != ' ') {
+		h = TAG_HASH_STEP(h, *p);
 		p++;
+	}
 	taglen = (size_t)(p - tag);
 	if (p >= end || taglen == 0)
 		return RULES_BADLINE;
@@ -768,7 +773,7 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 	msg = p + 2;
 	msglen = (size_t)(end - msg);
 
-	if ((applies = tag_rules(rs, tag, taglen)) == NULL)
+	if ((applies = tag_rules(rs, tag, taglen, h)) == NULL)
 		return RULES_NOMATCH;
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->rules[i];
