@@ -35,10 +35,12 @@
  * binary searches (plus uint32 weights for count = recipients), that grows
  * by doubling up to maxretry (failure jails) or largest limit + 1 (quota
  * jails), referenced from an open-addressing table of pointers (load <= 3/4).
- * An IPv4 key in a maxretry-5 jail is a 64-byte heap chunk plus 11-21 bytes
- * of table (8-byte slots, load 3/8..3/4): ~85 bytes per tracked key, 100,000
- * keys ~8.5 MB (measured with mallinfo2; a quota key with 100+ messages in its
- * window holds up to 4 bytes per message, 8 with recipients).  Ban history
+ * A new key's ring has room for 2 times (most keys never see a third), so an
+ * IPv4 key is a 48-byte heap chunk and an account like user123@example.org a
+ * 64-byte one, plus 11-21 bytes of table (8-byte slots, load 3/8..3/4):
+ * 60-85 bytes per tracked key, 100,000 keys (half each) ~7.7 MB (massif,
+ * bench/genkeys.py; a quota key with 100+ messages in its window holds up to
+ * 4 bytes per message, 8 with recipients).  Ban history
  * (per jail and target: last ban end and the start times within the history
  * span, at most BAN_STARTS_MAX) uses the same block layout in its own table.
  * Pending queue ids (recipients join) are bounded by PENDING_MAX.
@@ -1274,7 +1276,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 
 	if (b != NULL && t < (int64_t)b->t32)
 		return 0;   /* banned then: not counted, see top */
-	if ((c = ent_get(&j->counters, key, j->ringmax < 4 ? j->ringmax : 4, j->count_rcpt)) == NULL)
+	if ((c = ent_get(&j->counters, key, j->ringmax < 2 ? j->ringmax : 2, j->count_rcpt)) == NULL)
 		return -1;
 	ent_prune(c, t - j->window);
 	if (ent_push(&j->counters, &c, t32(t), weight, j->ringmax, j->count_rcpt) != 0)

@@ -235,11 +235,15 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
-	/* A file that is not a database fails here, with SQLite's own words. */
+	/* A file that is not a database fails here, with SQLite's own words.
+	 * The page cache is 512 KiB, not SQLite's 2 MiB: the daemon appends
+	 * (the rightmost pages) and reads the window back once at start, so a
+	 * bigger cache bought no speed, only 1.6 MB of RSS. */
 	if (exec_simple(st->db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA foreign_keys = ON", err, errlen) != 0 ||
-	    exec_simple(st->db, "PRAGMA temp_store = MEMORY", err, errlen) != 0)
+	    exec_simple(st->db, "PRAGMA temp_store = MEMORY", err, errlen) != 0 ||
+	    exec_simple(st->db, "PRAGMA cache_size = -512", err, errlen) != 0)
 		goto fail_prefix;
 	if (store_migrate(st->db, err, errlen) != 0)
 		goto fail_prefix;
