@@ -64,7 +64,7 @@ struct rule {
 struct tag_entry {
 	char tag[TAG_MAX];
 	size_t len;
-	unsigned char *applies;      /* nrules bytes: 1 if the glob matches */
+	uint32_t *applies;           /* [0]: n, [1..n]: rules whose glob matches */
 	bool used;
 };
 
@@ -75,7 +75,7 @@ struct ruleset {
 	pcre2_match_context *mctx;
 	struct tag_entry cache[TAG_CACHE_SIZE];
 	size_t cache_used;
-	unsigned char *scratch;      /* applies[] for uncached tags */
+	uint32_t *scratch;           /* applies[] for uncached tags */
 	uint64_t limit_hits;
 	/* loading state */
 	const char *cur_file;
@@ -551,7 +551,7 @@ rules_load(const char *path, struct ruleset **out, struct diag *d)
 		goto fail;
 	rs->md = pcre2_match_data_create((uint32_t)maxgroups + 1, NULL);
 	rs->mctx = pcre2_match_context_create(NULL);
-	rs->scratch = malloc(rs->n);
+	rs->scratch = calloc(rs->n + 1, sizeof(*rs->scratch));
 	if (rs->md == NULL || rs->mctx == NULL || rs->scratch == NULL) {
 		diag_add(d, path, 0, "out of memory");
 		goto fail;
@@ -618,13 +618,14 @@ text_ok(const unsigned char *s, size_t len)
 #define TAG_HASH_INIT 2166136261u   /* FNV-1a over the tag's bytes */
 #define TAG_HASH_STEP(h, c) (((h) ^ (unsigned char)(c)) * 16777619u)
 
-/* tag_rules - applies[i] says whether rule i's glob matches the tag; h is
- * the tag's hash (computed while the header was scanned) */
-static const unsigned char *
+/* tag_rules - the rules whose glob matches the tag: [0] how many, then
+ * their indexes in order; h is the tag's hash (computed while the header was
+ * scanned) */
+static const uint32_t *
 tag_rules(struct ruleset *rs, const char *tag, size_t len, uint32_t h)
 {
 	char buf[TAG_MAX];
-	unsigned char *applies;
+	uint32_t *applies;
 
 	if (len >= TAG_MAX)
 		return NULL;
@@ -647,7 +648,8 @@ tag_rules(struct ruleset *rs, const char *tag, size_t len, uint32_t h)
 			if (!e->used)
 				break;
 		}
-		if (e && !e->used && (e->applies = malloc(rs->n ? rs->n : 1)) != NULL) {
+		if (e && !e->used &&
+		    (e->applies = calloc(rs->n + 1, sizeof(*e->applies))) != NULL) {
 			memcpy(e->tag, tag, len);
 			e->len = len;
 			e->used = true;
@@ -655,8 +657,10 @@ tag_rules(struct ruleset *rs, const char *tag, size_t len, uint32_t h)
 			applies = e->applies;
 		}
 	}
+	applies[0] = 0;
 	for (size_t i = 0; i < rs->n; i++)
-		applies[i] = fnmatch(rs->rules[i].program, buf, 0) == 0;
+		if (fnmatch(rs->rules[i].program, buf, 0) == 0)
+			applies[++applies[0]] = (uint32_t)i;
 	return applies;
 }
 
@@ -734,7 +738,7 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
     struct event *ev, size_t *rule_index)
 {
 	const char *p, *end = line + len, *tag, *msg;
-	const unsigned char *applies;
+	const uint32_t *applies;
 	size_t used, taglen, msglen;
 	uint32_t h;
 	int64_t t;
@@ -775,12 +779,11 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 
 	if ((applies = tag_rules(rs, tag, taglen, h)) == NULL)
 		return RULES_NOMATCH;
-	for (size_t i = 0; i < rs->n; i++) {
+	for (uint32_t k = 1; k <= applies[0]; k++) {
+		size_t i = applies[k];
 		const struct rule *r = &rs->rules[i];
 		int rc;
 
-		if (!applies[i])
-			continue;
 		if (r->first_unit >= 0 && (msglen == 0 || (unsigned char)msg[0] != r->first_unit))
 			continue;
 		if (!literal_in(&r->literal, msg, msglen))
