@@ -1405,6 +1405,25 @@ pending_take(struct jailset *js, const struct event *ev, struct event *m)
 	return ok;
 }
 
+bool
+jails_want_event(struct jailset *js, const struct event *ev)
+{
+	size_t qlen;
+	struct ent **s;
+
+	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
+		return false;
+	for (size_t i = 0; i < js->n; i++)
+		if (!js->jails[i]->recidive && jail_has_event(js->jails[i], ev->type))
+			return true;
+	/* a queued line that a jail is about to join to its submission */
+	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
+		return false;
+	qlen = strlen(ev->qid);
+	s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
+	return s != NULL && *s != NULL;
+}
+
 static int
 dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *sk)
 {

@@ -32,6 +32,7 @@ enum stmt_id {
 	ST_GET_POS, ST_SAVE_POS,
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
 	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS, ST_ACCOUNT_QIDS,
+	ST_ADD_COUNT, ST_PURGE_COUNTS,
 	ST_COUNT
 };
 
@@ -70,6 +71,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " started_at, expires_at, lifted_at FROM bans WHERE lifted_at IS NULL"
 	    " AND expires_at > ?1 ORDER BY started_at, id",
 	[ST_PURGE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+	[ST_PURGE_COUNTS] = "DELETE FROM event_counts WHERE minute < ?1",
+	[ST_ADD_COUNT] =
+	    "INSERT INTO event_counts(minute, rule, event, n) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT(minute, rule) DO UPDATE SET n = n + excluded.n",
 	[ST_BANS_FILTER] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans"
@@ -77,7 +82,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " AND (?3 = 0 OR (lifted_at IS NULL AND expires_at > ?4))"
 	    " ORDER BY started_at DESC, id DESC",
 	[ST_EVENT_COUNTS] =
-	    "SELECT event, count(*) FROM events WHERE time >= ?1 GROUP BY event ORDER BY event",
+	    "SELECT event, sum(n) FROM event_counts WHERE minute >= ?1"
+	    " GROUP BY event ORDER BY event",
 	[ST_POSITIONS] =
 	    "SELECT path, inode, offset, first_hash, updated_at FROM log_position ORDER BY path",
 	[ST_ACCOUNT_QIDS] =
@@ -94,16 +100,29 @@ static const char *const stmt_sql[ST_COUNT] = {
 #define EVENT_ROWS 64
 #define EVENT_COLS 8
 
+/* Every event adds 1 to its (minute, rule) row of event_counts.  The open
+ * transaction's counts are summed here and written at flush: a batch of
+ * 20,000 lines spans about an hour of log, ~600 rows. */
+#define COUNT_SLOTS 1024     /* a power of two; written out when 3/4 full */
+
+struct count_slot {
+	int64_t minute;
+	const char *rule, *event;    /* borrowed, like a pending row's */
+	uint32_t n;                  /* 0: a free slot */
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
 	sqlite3_stmt *add_events;            /* EVENT_ROWS rows */
 	struct event pending[EVENT_ROWS];    /* added, not yet written */
 	size_t npending;
+	struct count_slot counts[COUNT_SLOTS];
+	size_t ncounts;
 	bool in_tx;
 };
 
-static int flush_events(struct store *st);
+static int flush_pending(struct store *st);
 
 /* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not. */
 #define STORE_BUSY_MS 60000
@@ -298,6 +317,16 @@ run_done(struct store *st, sqlite3_stmt *s)
 	return 0;
 }
 
+static void
+clear_counts(struct store *st)
+{
+	if (st->ncounts == 0)
+		return;
+	for (size_t i = 0; i < COUNT_SLOTS; i++)
+		st->counts[i].n = 0;
+	st->ncounts = 0;
+}
+
 int
 store_begin(struct store *st)
 {
@@ -310,7 +339,7 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
-	if (flush_events(st) != 0 || run_done(st, st->stmt[ST_COMMIT]) != 0)
+	if (flush_pending(st) != 0 || run_done(st, st->stmt[ST_COMMIT]) != 0)
 		return -1;
 	st->in_tx = false;
 	return 0;
@@ -320,6 +349,7 @@ int
 store_rollback(struct store *st)
 {
 	st->npending = 0;
+	clear_counts(st);
 	if (!st->in_tx)
 		return 0;
 	st->in_tx = false;
@@ -401,9 +431,93 @@ flush_events(struct store *st)
 	return 0;
 }
 
+/* minute_of - Unix seconds to minutes, rounding down */
+static int64_t
+minute_of(int64_t t)
+{
+	return t >= 0 ? t / 60 : -((-t + 59) / 60);
+}
+
+/* flush_counts - add the summed counts to event_counts */
+static int
+flush_counts(struct store *st)
+{
+	sqlite3_stmt *s = st->stmt[ST_ADD_COUNT];
+
+	for (size_t i = 0; i < COUNT_SLOTS && st->ncounts > 0; i++) {
+		struct count_slot *c = &st->counts[i];
+		if (c->n == 0)
+			continue;
+		if (sqlite3_bind_int64(s, 1, c->minute) != SQLITE_OK ||
+		    bind_text_len(s, 2, c->rule) != SQLITE_OK ||
+		    bind_text_len(s, 3, c->event) != SQLITE_OK ||
+		    sqlite3_bind_int64(s, 4, c->n) != SQLITE_OK) {
+			log_warnx("database: %s", sqlite3_errmsg(st->db));
+			sqlite3_reset(s);
+			clear_counts(st);
+			return -1;
+		}
+		if (run_done(st, s) != 0) {
+			clear_counts(st);
+			return -1;
+		}
+		c->n = 0;
+		st->ncounts--;
+	}
+	return 0;
+}
+
+/* flush_pending - write the rows and counts not written yet */
+static int
+flush_pending(struct store *st)
+{
+	int rc = flush_events(st);
+
+	if (flush_counts(st) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* count_event - 1 for ev's (minute, rule), in memory until flushed */
+static int
+count_event(struct store *st, const struct event *ev)
+{
+	int64_t minute = minute_of(ev->time);
+	/* the rule name is owned by the ruleset: its address identifies it */
+	uint64_t h = ((uint64_t)minute * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)ev->rule;
+	size_t i = (size_t)(h ^ (h >> 29)) & (COUNT_SLOTS - 1);
+
+	for (;; i = (i + 1) & (COUNT_SLOTS - 1)) {
+		struct count_slot *c = &st->counts[i];
+		if (c->n == 0) {
+			c->minute = minute;
+			c->rule = ev->rule;
+			c->event = ev->type;
+			c->n = 1;
+			st->ncounts++;
+			break;
+		}
+		if (c->minute == minute && c->rule == ev->rule) {
+			c->n++;
+			break;
+		}
+	}
+	if (st->ncounts * 4 >= COUNT_SLOTS * 3 || !st->in_tx)
+		return flush_counts(st);
+	return 0;
+}
+
+int
+store_count_event(struct store *st, const struct event *ev)
+{
+	return count_event(st, ev);
+}
+
 int
 store_add_event(struct store *st, const struct event *ev)
 {
+	if (count_event(st, ev) != 0)
+		return -1;
 	st->pending[st->npending++] = *ev;
 	/* Outside a transaction the row is written (and committed) at once. */
 	if (st->npending == EVENT_ROWS || !st->in_tx)
@@ -561,7 +675,7 @@ store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void 
 	char rule[256], type[64];
 	int rc, ret = 0;
 
-	if (flush_events(st) != 0)
+	if (flush_pending(st) != 0)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
 		ret = -1;
@@ -660,9 +774,10 @@ store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, voi
 	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
 	int rc, ret = 0;
 
-	if (flush_events(st) != 0)
+	if (flush_pending(st) != 0)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
+	/* the minute holding since counts whole: at most 59 s more */
+	if (sqlite3_bind_int64(s, 1, minute_of(since)) != SQLITE_OK) {
 		ret = -1;
 		goto out;
 	}
@@ -722,15 +837,22 @@ store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg)
 int
 store_purge_events(struct store *st, int64_t before)
 {
-	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS];
+	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS], *c = st->stmt[ST_PURGE_COUNTS];
 
-	if (flush_events(st) != 0)
+	if (flush_pending(st) != 0)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK) {
 		sqlite3_reset(s);
 		return -1;
 	}
-	return run_done(st, s);
+	if (run_done(st, s) != 0)
+		return -1;
+	/* counts go with the minutes wholly before it */
+	if (sqlite3_bind_int64(c, 1, minute_of(before)) != SQLITE_OK) {
+		sqlite3_reset(c);
+		return -1;
+	}
+	return run_done(st, c);
 }
 
 int
@@ -739,7 +861,7 @@ store_newest_time(struct store *st, int64_t *out)
 	sqlite3_stmt *s = st->stmt[ST_NEWEST];
 	int rc;
 
-	if (flush_events(st) != 0)
+	if (flush_pending(st) != 0)
 		return -1;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
@@ -759,7 +881,7 @@ store_account_qids(struct store *st, const char *account, char (*qids)[MJ_QID_MA
 	sqlite3_stmt *s = st->stmt[ST_ACCOUNT_QIDS];
 	int rc, n = 0;
 
-	if (flush_events(st) != 0)
+	if (flush_pending(st) != 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)max) != SQLITE_OK) {

@@ -32,11 +32,18 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
 
-/* Inside a transaction the event is copied and written with the next
- * EVENT_ROWS, at store_commit() at the latest (reads of events in the same
- * transaction see it); ev->rule and ev->type must stay valid until then.
- * An error writing it may surface from a later call (add or commit). */
+/*
+ * Events.  store_add_event keeps ev as a row of events (for the jails'
+ * restore, release's queue ids) and counts it; store_count_event only
+ * counts it in event_counts (per minute and rule: status, the truth check).
+ * Inside a transaction both are buffered and written with the next
+ * EVENT_ROWS rows, at store_commit() at the latest (reads of events in the
+ * same transaction see them); ev->rule and ev->type must stay valid until
+ * then (the rule name's address identifies the rule).  An error writing
+ * may surface from a later call (add, count or commit).
+ */
 int store_add_event(struct store *st, const struct event *ev);
+int store_count_event(struct store *st, const struct event *ev);
 /* Records a ban; *id (may be NULL) gets its row id. */
 int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);
 /* Lift the active bans of target (jail NULL: any jail) at time now.
@@ -76,7 +83,8 @@ struct ban_filter {
 };
 int store_each_ban(struct store *st, const struct ban_filter *f, store_ban_cb cb, void *arg);
 
-/* Events per event name with time >= since. */
+/* Events counted per event name in the minutes from the one holding since
+ * (stored as rows or not). */
 typedef int (*store_count_cb)(void *arg, const char *name, int64_t count);
 int store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, void *arg);
 
@@ -93,7 +101,8 @@ int store_account_qids(struct store *st, const char *account,
 /* Newest time recorded: max of event times and ban starts (0 if none). */
 int store_newest_time(struct store *st, int64_t *out);
 
-/* Delete events older than before; bans are kept (the history is the point). */
+/* Delete events older than before, and the counts of the minutes before
+ * its minute; bans are kept (the history is the point). */
 int store_purge_events(struct store *st, int64_t before);
 
 #endif

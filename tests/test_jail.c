@@ -729,3 +729,34 @@ Test(jail, config_errors_with_file_line)
 		    c->needle);
 	}
 }
+
+/* What a restart needs kept: the kinds a jail counts, and a queued line only
+ * while a submission waits for it (the join then happens in record). */
+Test(jail, want_event_is_what_restore_needs)
+{
+	struct jailset *js = load_text(
+	    "[rcpt]\nevents = submission\nkey = account\nlimits = 10/1h\ncount = recipients\n"
+	    "action = hold\nbantime = 1d\n"
+	    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 5\n"
+	    "action = nft\n"
+	    "[recidive]\nevents = ban\nkey = ip\nfindtime = 1d\nmaxretry = 3\naction = nft\n");
+	struct event e = mkev("auth_failure", T0, "192.0.2.1", NULL);
+	struct event sub = mkev("submission", T0, "198.51.100.4", "alice");
+	struct event q = mkev("queued", T0 + 1, NULL, NULL);
+
+	cr_assert(jails_want_event(js, &e));
+	e.type = "auth_disconnect";
+	cr_assert(!jails_want_event(js, &e), "no jail counts it");
+	e.type = "ban";
+	cr_assert(!jails_want_event(js, &e), "bans reach recidive from verdicts, not lines");
+	snprintf(sub.qid, sizeof(sub.qid), "AAA1");
+	snprintf(q.qid, sizeof(q.qid), "AAA1");
+	q.nrcpt = 3;
+	cr_assert(!jails_want_event(js, &q), "no submission waits for it yet");
+	cr_assert(jails_want_event(js, &sub));
+	cr_assert_eq(jail_record_event(js, &sub, T0, out, JAIL_VERDICTS_MAX), 0);
+	cr_assert(jails_want_event(js, &q), "its submission waits");
+	cr_assert_eq(jail_record_event(js, &q, T0 + 1, out, JAIL_VERDICTS_MAX), 0);
+	cr_assert(!jails_want_event(js, &q), "joined once: a retry's line is not needed");
+	jails_free(js);
+}

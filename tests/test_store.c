@@ -114,8 +114,9 @@ Test(store, version_1_database_is_migrated)
 	cr_assert_eq(seen.ev[0].time, 20, "in the order added");
 	cr_assert_str_eq(seen.ev[1].ip, "192.0.2.2");
 	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
-	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events'\"", db);
-	cr_assert_str_eq(out, "3\n0\n");
+	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
+	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
+	cr_assert_str_eq(out, "3\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
@@ -355,5 +356,50 @@ Test(store, buffered_events_exactly_once)
 	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), count(DISTINCT qid), min(time),"
 	    " max(time), sum(ip = \"192.0.2.1\"), sum(nrcpt IS NULL) FROM events'", db);
 	cr_assert_str_eq(out, "132|131|2000|5000|132|132\n");
+	free(out);
+}
+
+static int
+collect_count(void *arg, const char *name, int64_t n)
+{
+	char *buf = arg;
+
+	snprintf(buf + strlen(buf), 256 - strlen(buf), "%s=%lld ", name, (long long)n);
+	return 0;
+}
+
+/* Counted-only events: summed per minute and rule, exactly once through
+ * rollback and commit, read by minute, purged with their minutes. */
+Test(store, counted_events_per_minute)
+{
+	struct store *st;
+	struct event e = { .rule = "postscreen-dnsbl", .type = "postscreen_dnsbl",
+	    .time = 6000, .ip = "192.0.2.1", .nrcpt = -1 };
+	struct event f = { .rule = "sasl-auth-failed", .type = "auth_failure",
+	    .time = 6030, .ip = "192.0.2.2", .nrcpt = -1 };
+	char err[256], buf[256] = "", *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_count_event(st, &e), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 3000; i++) {
+		e.time = 6000 + i;             /* minutes 100 .. 149: one slot each */
+		cr_assert_eq(store_count_event(st, &e), 0);
+	}
+	cr_assert_eq(store_add_event(st, &f), 0);
+	cr_assert_eq(store_event_counts_since(st, 0, collect_count, buf), 0);
+	cr_assert_str_eq(buf, "auth_failure=1 postscreen_dnsbl=3000 ", "seen in the transaction");
+	cr_assert_eq(store_commit(st), 0);
+	buf[0] = '\0';
+	/* since 8939 is in minute 148: minutes 148 and 149 */
+	cr_assert_eq(store_event_counts_since(st, 8939, collect_count, buf), 0);
+	cr_assert_str_eq(buf, "postscreen_dnsbl=120 ");
+	cr_assert_eq(store_purge_events(st, 6061), 0);   /* minute 101: 100 goes */
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), sum(n), min(minute) FROM event_counts;"
+	    " SELECT count(*) FROM events'", db);
+	cr_assert_str_eq(out, "49|2940|101\n0\n", "%s", out);
 	free(out);
 }
