@@ -128,6 +128,7 @@ struct jail {
 	uint16_t ringmax;        /* entries kept per key */
 	/* lines of keys seen, for checks after the section is read */
 	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
+	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
 	struct htab counters;
 	struct htab bans;
 };
@@ -136,6 +137,11 @@ struct jailset {
 	struct jail **jails;
 	size_t n, cap;
 	bool need_pending;
+	/* The event kinds the jails count, named once: an event is looked up
+	 * here once, not in every jail's list (see kind_of). */
+	const char **kinds;      /* borrowed from the jails' events lists */
+	size_t nkinds;
+	int kind_submission;     /* index of "submission", or -1 */
 	struct htab pending;
 	int64_t span;
 	/* load state */
@@ -531,6 +537,7 @@ jail_free(struct jail *j)
 		free(j->names[i]);
 	free(j->names);
 	free(j->reply);
+	free(j->counts_kind);
 	htab_free(&j->counters);
 	htab_free(&j->bans);
 	free(j);
@@ -941,6 +948,46 @@ finish_jail(struct jailset *js, struct jail *j)
 	}
 }
 
+/* kind_of - the index of event kind type among those the jails count, or -1 */
+static int
+kind_of(const struct jailset *js, const char *type)
+{
+	for (size_t i = 0; i < js->nkinds; i++)
+		if (js->kinds[i][0] == type[0] && strcmp(js->kinds[i], type) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* index_kinds - name each kind the (non-recidive) jails count once, and
+ * mark in each jail which it counts */
+static int
+index_kinds(struct jailset *js)
+{
+	size_t max = 0;
+
+	for (size_t i = 0; i < js->n; i++)
+		max += js->jails[i]->nevents;
+	if ((js->kinds = calloc(max ? max : 1, sizeof(*js->kinds))) == NULL)
+		return -1;
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if (j->recidive)
+			continue;
+		for (size_t e = 0; e < j->nevents; e++)
+			if (kind_of(js, j->events[e]) < 0)
+				js->kinds[js->nkinds++] = j->events[e];
+	}
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if ((j->counts_kind = calloc(js->nkinds ? js->nkinds : 1, 1)) == NULL)
+			return -1;
+		for (size_t e = 0; e < j->nevents && !j->recidive; e++)
+			j->counts_kind[kind_of(js, j->events[e])] = 1;
+	}
+	js->kind_submission = kind_of(js, "submission");
+	return 0;
+}
+
 int
 jails_load(const char *path, struct jailset **out, struct diag *d)
 {
@@ -975,6 +1022,10 @@ jails_load(const char *path, struct jailset **out, struct diag *d)
 			js->need_pending = true;
 	}
 	js->n = k;
+	if (index_kinds(js) != 0) {
+		diag_add(d, path, 0, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
 	js->d = NULL;
@@ -998,6 +1049,7 @@ jails_free(struct jailset *js)
 	for (size_t i = 0; i < js->n; i++)
 		jail_free(js->jails[i]);
 	free(js->jails);
+	free(js->kinds);
 	htab_free(&js->pending);
 	free(js);
 }
@@ -1413,9 +1465,8 @@ jails_want_event(struct jailset *js, const struct event *ev)
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return false;
-	for (size_t i = 0; i < js->n; i++)
-		if (!js->jails[i]->recidive && jail_has_event(js->jails[i], ev->type))
-			return true;
+	if (kind_of(js, ev->type) >= 0)
+		return true;
 	/* a queued line that a jail is about to join to its submission */
 	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
 		return false;
@@ -1431,14 +1482,16 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 	bool queued = ev->type && strcmp(ev->type, "queued") == 0;
 	struct ipmemo am = { .ip = ev->ip }, mm = { .ip = NULL };
 	struct event m;
+	int kind;
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return 0;   /* bans reach recidive jails from verdicts only */
+	kind = kind_of(js, ev->type);
 	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
 		return -1;
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
-		if (j->recidive || !jail_has_event(j, ev->type))
+		if (kind < 0 || !j->counts_kind[kind])
 			continue;
 		if (submission && defers(j, ev))
 			continue;
@@ -1451,7 +1504,8 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
 		uint32_t w = 1;
-		if (j->recidive || !jail_has_event(j, "submission") || !defers(j, &m))
+		if (js->kind_submission < 0 || !j->counts_kind[js->kind_submission] ||
+		    !defers(j, &m))
 			continue;
 		if (j->count_rcpt && ev->nrcpt > 1)
 			w = ev->nrcpt > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)ev->nrcpt;
