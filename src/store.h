@@ -3,9 +3,10 @@
  * PRAGMA user_version, compiled into the binary), WAL mode, prepared
  * statements, one transaction per batch, and the history views.
  *
- * Everything a batch of lines causes (events, bans, the log positions after
- * those lines) is written between store_begin() and store_commit(), so a
- * crash loses or repeats nothing.  All SQL uses bound parameters.
+ * Everything a batch of lines causes (event rows and per-minute event
+ * counts, bans, the log positions after those lines) is written between
+ * store_begin() and store_commit(), so a crash loses or repeats nothing.
+ * All SQL uses bound parameters.
  *
  * Memory: struct store owns the connection and its statements.  Strings
  * passed to callbacks are valid during the call only.
