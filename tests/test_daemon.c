@@ -365,6 +365,33 @@ Test(operator, status_bans_history_on_a_known_db)
 	free(out);
 }
 
+/* status counts every kind recognised in the last hour, also those no jail
+ * counts (they are not rows of events, only counted per minute). */
+Test(operator, status_counts_events_the_jails_do_not_keep)
+{
+	FILE *fp;
+	char stamp[32], *out;
+	time_t now = time(NULL);
+
+	write_config(logf, jails_dir(), "root");
+	append_failures(logf, "203.0.113.50", "admin", 3);
+	fp = fopen(logf, "a");
+	cr_assert_not_null(fp);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", localtime(&now));
+	for (int i = 0; i < 4; i++)
+		fprintf(fp, "%s mx postfix/postscreen[9]: DNSBL rank 3 for [198.51.100.%d]:4000\n",
+		    stamp, i + 1);
+	fclose(fp);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, logf), 0);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT event, count(*) FROM events GROUP BY event'", db);
+	cr_assert_str_eq(out, "auth_failure|3\n", "only what a jail counts is a row");
+	free(out);
+	out = tu_sh_output("'%s' status -c '%s'", bin, cfg);
+	cr_assert(strstr(out, "events in the last hour:\n  auth_failure             3\n"
+	    "  postscreen_dnsbl         4\n") != NULL, "%s", out);
+	free(out);
+}
+
 Test(operator, manual_ban_and_unban_in_dry_run)
 {
 	char *out;
