@@ -104,6 +104,7 @@ static const char *const stmt_sql[ST_COUNT] = {
  * transaction's counts are summed here and written at flush: a batch of
  * 20,000 lines spans about an hour of log, ~600 rows. */
 #define COUNT_SLOTS 1024     /* a power of two; written out when 3/4 full */
+#define COUNT_ROWS 32        /* counts per multi-row upsert */
 
 struct count_slot {
 	int64_t minute;
@@ -115,6 +116,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
 	sqlite3_stmt *add_events;            /* EVENT_ROWS rows */
+	sqlite3_stmt *add_counts;            /* COUNT_ROWS rows */
 	struct event pending[EVENT_ROWS];    /* added, not yet written */
 	size_t npending;
 	struct count_slot counts[COUNT_SLOTS];
@@ -191,26 +193,41 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
 	return 0;
 }
 
-/* prepare_add_events - the EVENT_ROWS-row INSERT, columns as ST_ADD_EVENT */
+/* prepare_rows - head, then nrows copies of row, comma-separated, then tail */
 static int
-prepare_add_events(struct store *st)
+prepare_rows(struct store *st, const char *head, const char *row, int nrows,
+    const char *tail, sqlite3_stmt **out)
 {
-	static const char head[] =
-	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt) VALUES ";
-	static const char row[] = "(?,?,?,?,?,?,?,?)";
-	char sql[sizeof(head) + EVENT_ROWS * sizeof(row)];
-	size_t off = sizeof(head) - 1;
+	size_t hl = strlen(head), rl = strlen(row), tl = strlen(tail);
+	size_t len = hl + (size_t)nrows * (rl + 1) + tl + 1, off = hl;
+	char *sql = malloc(len);
+	int rc;
 
-	memcpy(sql, head, off);
-	for (int i = 0; i < EVENT_ROWS; i++) {
+	if (sql == NULL)
+		return -1;
+	memcpy(sql, head, hl);
+	for (int i = 0; i < nrows; i++) {
 		if (i)
 			sql[off++] = ',';
-		memcpy(sql + off, row, sizeof(row) - 1);
-		off += sizeof(row) - 1;
+		memcpy(sql + off, row, rl);
+		off += rl;
 	}
-	sql[off] = '\0';
-	return sqlite3_prepare_v3(st->db, sql, (int)off, SQLITE_PREPARE_PERSISTENT,
-	    &st->add_events, NULL) == SQLITE_OK ? 0 : -1;
+	memcpy(sql + off, tail, tl + 1);
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+	free(sql);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* prepare_multi - the multi-row forms of ST_ADD_EVENT and ST_ADD_COUNT */
+static int
+prepare_multi(struct store *st)
+{
+	if (prepare_rows(st, "INSERT INTO events(time, rule, event, ip, account, sender,"
+	    " qid, nrcpt) VALUES ", "(?,?,?,?,?,?,?,?)", EVENT_ROWS, "", &st->add_events) != 0)
+		return -1;
+	return prepare_rows(st, "INSERT INTO event_counts(minute, rule, event, n) VALUES ",
+	    "(?,?,?,?)", COUNT_ROWS, " ON CONFLICT(minute, rule) DO UPDATE SET n = n + excluded.n",
+	    &st->add_counts);
 }
 
 /* tune_library - once per process, before SQLite initialises itself: no
@@ -273,7 +290,7 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 			goto fail;
 		}
 	}
-	if (prepare_add_events(st) != 0) {
+	if (prepare_multi(st) != 0) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
@@ -298,6 +315,7 @@ store_close(struct store *st)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_finalize(st->add_events);
+	sqlite3_finalize(st->add_counts);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -438,33 +456,54 @@ minute_of(int64_t t)
 	return t >= 0 ? t / 60 : -((-t + 59) / 60);
 }
 
-/* flush_counts - add the summed counts to event_counts */
+/* write_counts - one run of s with count rows c[0..n) bound */
+static int
+write_counts(struct store *st, sqlite3_stmt *s, struct count_slot *const *c, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		int b = (int)i * 4;
+		if (sqlite3_bind_int64(s, b + 1, c[i]->minute) != SQLITE_OK ||
+		    bind_text_len(s, b + 2, c[i]->rule) != SQLITE_OK ||
+		    bind_text_len(s, b + 3, c[i]->event) != SQLITE_OK ||
+		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK) {
+			log_warnx("database: %s", sqlite3_errmsg(st->db));
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* flush_counts - add the summed counts to event_counts, COUNT_ROWS per
+ * statement, the rest one by one; the slots are free afterwards */
 static int
 flush_counts(struct store *st)
 {
-	sqlite3_stmt *s = st->stmt[ST_ADD_COUNT];
+	struct count_slot *batch[COUNT_ROWS];
+	size_t nb = 0;
+	int rc = 0;
 
-	for (size_t i = 0; i < COUNT_SLOTS && st->ncounts > 0; i++) {
-		struct count_slot *c = &st->counts[i];
-		if (c->n == 0)
+	for (size_t i = 0; i < COUNT_SLOTS && st->ncounts > 0 && rc == 0; i++) {
+		if (st->counts[i].n == 0)
 			continue;
-		if (sqlite3_bind_int64(s, 1, c->minute) != SQLITE_OK ||
-		    bind_text_len(s, 2, c->rule) != SQLITE_OK ||
-		    bind_text_len(s, 3, c->event) != SQLITE_OK ||
-		    sqlite3_bind_int64(s, 4, c->n) != SQLITE_OK) {
-			log_warnx("database: %s", sqlite3_errmsg(st->db));
-			sqlite3_reset(s);
-			clear_counts(st);
-			return -1;
+		batch[nb++] = &st->counts[i];
+		if (nb == COUNT_ROWS) {
+			rc = write_counts(st, st->add_counts, batch, nb);
+			nb = 0;
 		}
-		if (run_done(st, s) != 0) {
-			clear_counts(st);
-			return -1;
-		}
-		c->n = 0;
-		st->ncounts--;
 	}
-	return 0;
+	for (size_t i = 0; i < nb && rc == 0; i++)
+		rc = write_counts(st, st->stmt[ST_ADD_COUNT], &batch[i], 1);
+	clear_counts(st);
+	return rc;
 }
 
 /* flush_pending - write the rows and counts not written yet */
