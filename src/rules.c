@@ -35,13 +35,14 @@
 #define TAG_CACHE_SIZE 256          /* power of two */
 #define TAG_MAX 64
 #define LITERAL_MAX 32              /* longest required literal kept */
-#define LITERAL_MIN 3               /* shorter ones are not worth a memmem */
+#define LITERAL_MIN 3               /* shorter ones are not worth the search */
 
 enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_COUNT };
 static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt" };
 
 /* A text every match contains: at the start of the message (after '^';
- * checked with memcmp) or anywhere in it (memmem). */
+ * compared in place) or anywhere in it (memchr for its rarest byte, then
+ * memcmp: see literal_in). */
 struct literal {
 	char text[LITERAL_MAX];
 	size_t len;              /* 0: none */

@@ -99,7 +99,9 @@ int store_each_position(struct store *st, store_position_cb cb, void *arg);
 int store_account_qids(struct store *st, const char *account,
     char (*qids)[MJ_QID_MAX], size_t max);
 
-/* Newest time recorded: max of event times and ban starts (0 if none). */
+/* Newest time recorded: max of event row times and ban starts (0 if none);
+ * events only counted are not rows, so this may be a little early: a
+ * restore from it reads a little more, never less. */
 int store_newest_time(struct store *st, int64_t *out);
 
 /* Delete events older than before, and the counts of the minutes before
