@@ -17,4 +17,12 @@
 int addr_canonical(const char *in, char *out, size_t outlen);
 bool addr_is_ip(const char *s);   /* an address or prefix addr_canonical accepts */
 
+/*
+ * The text glibc's inet_ntop writes for a binary address (4 bytes for
+ * AF_INET, 16 for AF_INET6: RFC 5952 zero compression, lowercase hex, the
+ * ::a.b.c.d and ::ffff:a.b.c.d forms), without printf: this runs for every
+ * address a log line yields.  Returns 0, or -1 if it does not fit in len.
+ */
+int addr_format(int family, const unsigned char *bin, char *out, size_t len);
+
 #endif

@@ -31,13 +31,16 @@
  *
  * Memory.  Times are stored as uint32 Unix seconds (good until 2106).  Every
  * tracked key is one malloc'd block: a 16-byte header, the key string, and a
- * ring of uint32 times (plus uint32 weights for count = recipients) that grows
+ * ring of uint32 times kept in time order, so the count in a window is two
+ * binary searches (plus uint32 weights for count = recipients), that grows
  * by doubling up to maxretry (failure jails) or largest limit + 1 (quota
  * jails), referenced from an open-addressing table of pointers (load <= 3/4).
- * An IPv4 key in a maxretry-5 jail is a 64-byte heap chunk plus 11-21 bytes
- * of table (8-byte slots, load 3/8..3/4): ~85 bytes per tracked key, 100,000
- * keys ~8.5 MB (measured with mallinfo2; a quota key with 100+ messages in its
- * window holds up to 4 bytes per message, 8 with recipients).  Ban history
+ * A new key's ring has room for 2 times (most keys never see a third), so an
+ * IPv4 key is a 48-byte heap chunk and an account like user123@example.org a
+ * 64-byte one, plus 11-21 bytes of table (8-byte slots, load 3/8..3/4):
+ * 60-85 bytes per tracked key, 100,000 keys (half each) ~7.7 MB (massif,
+ * bench/genkeys.py; a quota key with 100+ messages in its window holds up to
+ * 4 bytes per message, 8 with recipients).  Ban history
  * (per jail and target: last ban end and the start times within the history
  * span, at most BAN_STARTS_MAX) uses the same block layout in its own table.
  * Pending queue ids (recipients join) are bounded by PENDING_MAX.
@@ -56,6 +59,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "addr.h"
 
 #define DEFAULT_REPLY "450 4.7.1 Too many errors from your address, try again later"
 #define TEN_YEARS ((int64_t)10 * 366 * 86400)
@@ -123,6 +128,7 @@ struct jail {
 	uint16_t ringmax;        /* entries kept per key */
 	/* lines of keys seen, for checks after the section is read */
 	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
+	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
 	struct htab counters;
 	struct htab bans;
 };
@@ -131,6 +137,11 @@ struct jailset {
 	struct jail **jails;
 	size_t n, cap;
 	bool need_pending;
+	/* The event kinds the jails count, named once: an event is looked up
+	 * here once, not in every jail's list (see kind_of). */
+	const char **kinds;      /* borrowed from the jails' events lists */
+	size_t nkinds;
+	int kind_submission;     /* index of "submission", or -1 */
 	struct htab pending;
 	int64_t span;
 	/* load state */
@@ -331,14 +342,26 @@ ent_lookup(struct htab *t, const char *key)
 	return s ? *s : NULL;
 }
 
-/* ent_push - append (time, weight) to e's ring, growing it up to max entries
- * and dropping the oldest beyond; may move e (the table slot is updated) */
+/* ring_pos - the slot of the i-th oldest entry of e's ring (no division:
+ * this runs for every entry a window looks at) */
+static inline uint32_t
+ring_pos(const struct ent *e, uint32_t i)
+{
+	uint32_t k = (uint32_t)e->head + i;
+
+	return k >= e->cap ? k - e->cap : k;
+}
+
+/* ent_push - insert (time, weight) into e's ring, kept in time order (an
+ * event from a second log may be older than the last one), growing it up to
+ * max entries; when full the oldest time is dropped, which is the new one if
+ * it is older than all.  May move e (the table slot is updated). */
 static int
 ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
     uint16_t max, bool weighted)
 {
 	struct ent *e = *ep;
-	uint32_t *r, *w;
+	uint32_t *r, *w, i;
 
 	if (e->n == e->cap && e->cap < max) {
 		uint16_t ncap = e->cap * 2 > max ? max : (uint16_t)(e->cap * 2);
@@ -347,8 +370,8 @@ ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
 		if (ne == NULL)
 			return -1;
 		ne->t32 = e->t32;
-		for (uint16_t i = 0; i < e->n; i++) {
-			uint16_t k = (uint16_t)((e->head + i) % e->cap);
+		for (i = 0; i < e->n; i++) {
+			uint32_t k = ring_pos(e, i);
 			ent_ring(ne)[i] = ent_ring(e)[k];
 			if (weighted)
 				ent_ring(ne)[ncap + i] = ent_ring(e)[e->cap + k];
@@ -362,40 +385,66 @@ ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
 	r = ent_ring(e);
 	w = r + e->cap;
 	if (e->n == e->cap) {
-		e->head = (uint16_t)((e->head + 1) % e->cap);
+		if (time < r[e->head])
+			return 0;
+		e->head = (uint16_t)ring_pos(e, 1);
 		e->n--;
 	}
-	r[(e->head + e->n) % e->cap] = time;
+	/* Shift newer entries up one; none, when the logs are in time order. */
+	for (i = e->n; i > 0 && r[ring_pos(e, i - 1)] > time; i--) {
+		r[ring_pos(e, i)] = r[ring_pos(e, i - 1)];
+		if (weighted)
+			w[ring_pos(e, i)] = w[ring_pos(e, i - 1)];
+	}
+	r[ring_pos(e, i)] = time;
 	if (weighted)
-		w[(e->head + e->n) % e->cap] = weight;
+		w[ring_pos(e, i)] = weight;
 	e->n++;
 	return 0;
 }
 
-/* ent_prune - drop ring entries with time <= cut (the ring is oldest first) */
+/* ent_prune - drop ring entries with time <= cut (the oldest come first) */
 static void
 ent_prune(struct ent *e, int64_t cut)
 {
 	uint32_t *r = ent_ring(e);
 
 	while (e->n > 0 && (int64_t)r[e->head] <= cut) {
-		e->head = (uint16_t)((e->head + 1) % e->cap);
+		e->head = (uint16_t)ring_pos(e, 1);
 		e->n--;
 	}
 }
 
-/* ent_sum - weight of ring entries with time in (t - w, t] */
+/* ent_rank - how many ring entries have time <= x (binary search) */
+static uint32_t
+ent_rank(struct ent *e, int64_t x)
+{
+	const uint32_t *r = ent_ring(e);
+	uint32_t lo = 0, hi = e->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)r[ring_pos(e, mid)] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ent_sum - weight of ring entries with time in (t - w, t]: O(log n) for
+ * counts, so a quota with thousands of messages in its day costs little */
 static uint64_t
 ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
 {
-	uint32_t *r = ent_ring(e);
+	uint32_t lo = ent_rank(e, t - w), hi = ent_rank(e, t);
+	const uint32_t *wt = ent_ring(e) + e->cap;
 	uint64_t s = 0;
 
-	for (uint16_t i = 0; i < e->n; i++) {
-		uint16_t k = (uint16_t)((e->head + i) % e->cap);
-		if ((int64_t)r[k] > t - w && (int64_t)r[k] <= t)
-			s += weighted ? r[e->cap + k] : 1;
-	}
+	if (!weighted)
+		return hi - lo;
+	for (uint32_t i = lo; i < hi; i++)
+		s += wt[ring_pos(e, i)];
 	return s;
 }
 
@@ -462,7 +511,7 @@ format_cidr(const struct cidr *c, char *out, size_t len)
 	char a[MJ_IP_MAX];
 	int max = c->family == AF_INET ? 32 : 128;
 
-	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
+	if (addr_format(c->family, c->addr, a, sizeof(a)) != 0)
 		a[0] = '\0';
 	if (c->len == max)
 		snprintf(out, len, "%s", a);
@@ -488,6 +537,7 @@ jail_free(struct jail *j)
 		free(j->names[i]);
 	free(j->names);
 	free(j->reply);
+	free(j->counts_kind);
 	htab_free(&j->counters);
 	htab_free(&j->bans);
 	free(j);
@@ -898,6 +948,46 @@ finish_jail(struct jailset *js, struct jail *j)
 	}
 }
 
+/* kind_of - the index of event kind type among those the jails count, or -1 */
+static int
+kind_of(const struct jailset *js, const char *type)
+{
+	for (size_t i = 0; i < js->nkinds; i++)
+		if (js->kinds[i][0] == type[0] && strcmp(js->kinds[i], type) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* index_kinds - name each kind the (non-recidive) jails count once, and
+ * mark in each jail which it counts */
+static int
+index_kinds(struct jailset *js)
+{
+	size_t max = 0;
+
+	for (size_t i = 0; i < js->n; i++)
+		max += js->jails[i]->nevents;
+	if ((js->kinds = calloc(max ? max : 1, sizeof(*js->kinds))) == NULL)
+		return -1;
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if (j->recidive)
+			continue;
+		for (size_t e = 0; e < j->nevents; e++)
+			if (kind_of(js, j->events[e]) < 0)
+				js->kinds[js->nkinds++] = j->events[e];
+	}
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if ((j->counts_kind = calloc(js->nkinds ? js->nkinds : 1, 1)) == NULL)
+			return -1;
+		for (size_t e = 0; e < j->nevents && !j->recidive; e++)
+			j->counts_kind[kind_of(js, j->events[e])] = 1;
+	}
+	js->kind_submission = kind_of(js, "submission");
+	return 0;
+}
+
 int
 jails_load(const char *path, struct jailset **out, struct diag *d)
 {
@@ -932,6 +1022,10 @@ jails_load(const char *path, struct jailset **out, struct diag *d)
 			js->need_pending = true;
 	}
 	js->n = k;
+	if (index_kinds(js) != 0) {
+		diag_add(d, path, 0, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
 	js->d = NULL;
@@ -955,6 +1049,7 @@ jails_free(struct jailset *js)
 	for (size_t i = 0; i < js->n; i++)
 		jail_free(js->jails[i]);
 	free(js->jails);
+	free(js->kinds);
 	htab_free(&js->pending);
 	free(js);
 }
@@ -1031,8 +1126,6 @@ jails_tracked_keys(const struct jailset *js, size_t i)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* ip_key - the key (and target) for address ip in jail j; false if ip is not
- * an address or is ignored */
 /* copy_key - s into out; false if it does not fit (no key then) */
 static bool
 copy_key(char *out, size_t len, const char *s)
@@ -1045,20 +1138,33 @@ copy_key(char *out, size_t len, const char *s)
 	return true;
 }
 
+/* An event's address, parsed once however many jails key on it. */
+struct ipmemo {
+	const char *ip;
+	int state;               /* 0: not parsed yet, 1: c holds it, -1: no address */
+	struct cidr c;
+};
+
+/* ip_key - the key (and target) for the address in m in jail j; false if it
+ * is not an address or is ignored */
 static bool
-ip_key(const struct jail *j, const char *ip, char *out, size_t len)
+ip_key(const struct jail *j, struct ipmemo *m, char *out, size_t len)
 {
 	struct cidr c;
 
-	if (ip[0] == '\0' || strchr(ip, '/') != NULL || parse_cidr(ip, &c) != 0)
+	if (m->state == 0)
+		m->state = m->ip[0] != '\0' && strchr(m->ip, '/') == NULL &&
+		    parse_cidr(m->ip, &m->c) == 0 ? 1 : -1;
+	if (m->state < 0)
 		return false;
+	c = m->c;
 	for (size_t i = 0; i < j->ncidrs; i++)
 		if (cidr_match(&j->cidrs[i], c.family, c.addr))
 			return false;
 	/* Event addresses are canonical already (rules.c): an exact key is the
 	 * address as it is, with no formatting on the hot path. */
 	if (j->key != KEY_PREFIX)
-		return copy_key(out, len, ip);
+		return copy_key(out, len, m->ip);
 	{
 		int max = c.family == AF_INET ? 32 : 128;
 		if (j->prefix <= max) {
@@ -1083,14 +1189,15 @@ name_ignored(const struct jail *j, const char *name)
 /* event_key - the key of ev in j; false if ev lacks the field or it is
  * ignored */
 static bool
-event_key(const struct jail *j, const struct event *ev, char *out, size_t len)
+event_key(const struct jail *j, const struct event *ev, struct ipmemo *m, char *out,
+    size_t len)
 {
 	const char *at;
 
 	switch (j->key) {
 	case KEY_IP:
 	case KEY_PREFIX:
-		return ip_key(j, ev->ip, out, len);
+		return ip_key(j, m, out, len);
 	case KEY_ACCOUNT:
 		if (ev->user[0] == '\0' || !copy_key(out, len, ev->user))
 			return false;
@@ -1124,8 +1231,10 @@ target_key(const struct jail *j, const char *target, enum target_kind kind,
 	if (kind == TARGET_IP) {
 		if (!key_is_ip(j))
 			return false;
-		if (strchr(target, '/') == NULL)
-			return ip_key(j, target, out, len);
+		if (strchr(target, '/') == NULL) {
+			struct ipmemo m = { .ip = target };
+			return ip_key(j, &m, out, len);
+		}
 		if (parse_cidr(target, &c) != 0)
 			return false;
 		for (size_t i = 0; i < j->ncidrs; i++)
@@ -1151,12 +1260,8 @@ ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 
 	if (b == NULL)
 		return 1;
-	for (uint16_t i = 0; i < b->n; i++) {
-		int64_t s = ent_ring(b)[(b->head + i) % b->cap];
-		if (s > now - js->span && s <= now)
-			level++;
-	}
-	return level;
+	/* starts are kept in time order: count those in (now - span, now] */
+	return level + (int)(ent_rank(b, now) - ent_rank(b, now - js->span));
 }
 
 static int64_t
@@ -1233,7 +1338,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 
 	if (b != NULL && t < (int64_t)b->t32)
 		return 0;   /* banned then: not counted, see top */
-	if ((c = ent_get(&j->counters, key, j->ringmax < 4 ? j->ringmax : 4, j->count_rcpt)) == NULL)
+	if ((c = ent_get(&j->counters, key, j->ringmax < 2 ? j->ringmax : 2, j->count_rcpt)) == NULL)
 		return -1;
 	ent_prune(c, t - j->window);
 	if (ent_push(&j->counters, &c, t32(t), weight, j->ringmax, j->count_rcpt) != 0)
@@ -1305,11 +1410,11 @@ defers(const struct jail *j, const struct event *ev)
 
 static int
 count_event(struct jailset *js, struct jail *j, const struct event *ev,
-    uint32_t weight, int64_t now, struct sink *sk)
+    struct ipmemo *m, uint32_t weight, int64_t now, struct sink *sk)
 {
 	char key[MJ_TARGET_MAX];
 
-	if (!event_key(j, ev, key, sizeof(key)))
+	if (!event_key(j, ev, m, key, sizeof(key)))
 		return 0;
 	return count_key(js, j, key, ev->time, weight, ev, now, sk);
 }
@@ -1347,17 +1452,37 @@ pending_take(struct jailset *js, const struct event *ev, struct event *m)
 	size_t qlen = strlen(ev->qid);
 	struct ent **s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
 	const char *p;
+	bool ok;
 
 	if (s == NULL || *s == NULL)
 		return false;
 	*m = *ev;
 	m->type = "submission";
 	m->time = (*s)->t32;
+	/* both fitted the event's buffers when pending_put stored them */
 	p = (const char *)ent_ring(*s);
-	snprintf(m->ip, sizeof(m->ip), "%s", p);
-	snprintf(m->user, sizeof(m->user), "%s", p + strlen(p) + 1);
+	ok = copy_key(m->ip, sizeof(m->ip), p) &&
+	    copy_key(m->user, sizeof(m->user), p + strlen(p) + 1);
 	htab_del(&js->pending, s);
-	return true;
+	return ok;
+}
+
+bool
+jails_want_event(struct jailset *js, const struct event *ev)
+{
+	size_t qlen;
+	struct ent **s;
+
+	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
+		return false;
+	if (kind_of(js, ev->type) >= 0)
+		return true;
+	/* a queued line that a jail is about to join to its submission */
+	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
+		return false;
+	qlen = strlen(ev->qid);
+	s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
+	return s != NULL && *s != NULL;
 }
 
 static int
@@ -1365,31 +1490,36 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 {
 	bool submission = ev->type && strcmp(ev->type, "submission") == 0;
 	bool queued = ev->type && strcmp(ev->type, "queued") == 0;
+	struct ipmemo am = { .ip = ev->ip }, mm = { .ip = NULL };
 	struct event m;
+	int kind;
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return 0;   /* bans reach recidive jails from verdicts only */
+	kind = kind_of(js, ev->type);
 	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
 		return -1;
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
-		if (j->recidive || !jail_has_event(j, ev->type))
+		if (kind < 0 || !j->counts_kind[kind])
 			continue;
 		if (submission && defers(j, ev))
 			continue;
-		if (count_event(js, j, ev, 1, now, sk) != 0)
+		if (count_event(js, j, ev, &am, 1, now, sk) != 0)
 			return -1;
 	}
 	if (!queued || !js->need_pending || ev->qid[0] == '\0' || !pending_take(js, ev, &m))
 		return 0;
+	mm.ip = m.ip;
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
 		uint32_t w = 1;
-		if (j->recidive || !jail_has_event(j, "submission") || !defers(j, &m))
+		if (js->kind_submission < 0 || !j->counts_kind[js->kind_submission] ||
+		    !defers(j, &m))
 			continue;
 		if (j->count_rcpt && ev->nrcpt > 1)
 			w = ev->nrcpt > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)ev->nrcpt;
-		if (count_event(js, j, &m, w, now, sk) != 0)
+		if (count_event(js, j, &m, &mm, w, now, sk) != 0)
 			return -1;
 	}
 	return 0;

@@ -67,6 +67,12 @@ size_t jails_tracked_keys(const struct jailset *js, size_t i);
 int jail_record_event(struct jailset *js, const struct event *ev, int64_t now,
     struct verdict *out, size_t max);
 
+/* Whether ev must be kept for a restart: some jail counts its kind, or it
+ * is the queued line of a submission a jail waits to join (then ask before
+ * jail_record_event, which makes the join).  jail_restore_event needs
+ * exactly these events, in the order they were recorded. */
+bool jails_want_event(struct jailset *js, const struct event *ev);
+
 /* Restart: rebuild counters from stored events (no verdicts), and levels and
  * active bans from stored bans (lifted_at 0 when not lifted).  Unknown jail
  * names are ignored (a jail removed from the config). */

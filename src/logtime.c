@@ -91,15 +91,13 @@ month_number(const char *s)
 	return 0;
 }
 
-/* parse_syslog - "Nov 22 10:00:01" or "Aug  3 10:00:01" (15 bytes) */
+/* parse_syslog_full - parse_syslog for a new hour; caches it */
 static int
-parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
+parse_syslog_full(struct logtime *lt, const char *s, int64_t *t, size_t *used)
 {
 	int mon, mday, h, m, sec, year;
 	int64_t v;
 
-	if (len < 15 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':')
-		return -1;
 	if ((mon = month_number(s)) == 0)
 		return -1;
 	if (s[4] == ' ')
@@ -117,7 +115,9 @@ parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *
 	/* Feb 29 in a non-leap reference year belongs to an earlier leap year. */
 	while (mday > days_in_month(year, mon))
 		year--;
-	v = local_hour(lt, year, mon, mday, h) + m * 60 + sec;
+	memcpy(lt->s_prefix, s, sizeof(lt->s_prefix));
+	lt->s_base = local_hour(lt, year, mon, mday, h);
+	v = lt->s_base + m * 60 + sec;
 	/* No year in the stamp: this year, unless that is in the future. */
 	if (v > lt->ref + 86400) {
 		year--;
@@ -130,9 +130,32 @@ parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *
 	return 0;
 }
 
+/* parse_syslog - "Nov 22 10:00:01" or "Aug  3 10:00:01" (15 bytes) */
+static int
+parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
+{
+	int m, sec;
+	int64_t v;
+
+	if (len < 15 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':')
+		return -1;
+	if (memcmp(s, lt->s_prefix, sizeof(lt->s_prefix)) != 0)
+		return parse_syslog_full(lt, s, t, used);
+	m = digits(s + 10, 2);
+	sec = digits(s + 13, 2);
+	if (m < 0 || m > 59 || sec < 0 || sec > 60)
+		return -1;
+	v = lt->s_base + m * 60 + sec;
+	if (v > lt->ref + 86400)
+		return parse_syslog_full(lt, s, t, used);   /* last year's */
+	*t = v;
+	*used = 15;
+	return 0;
+}
+
 /* parse_rfc3339 - "2026-11-22T10:00:01[.frac](Z|+hh:mm|-hh:mm)" */
 static int
-parse_rfc3339(const char *s, size_t len, int64_t *t, size_t *used)
+parse_rfc3339(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
 {
 	int y, mo, d, h, mi, sec, oh, om;
 	size_t i = 19;
@@ -141,14 +164,20 @@ parse_rfc3339(const char *s, size_t len, int64_t *t, size_t *used)
 	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
 	    s[13] != ':' || s[16] != ':')
 		return -1;
-	y = digits(s, 4);
-	mo = digits(s + 5, 2);
-	d = digits(s + 8, 2);
-	h = digits(s + 11, 2);
+	if (memcmp(s, lt->r_prefix, sizeof(lt->r_prefix)) != 0) {
+		y = digits(s, 4);
+		mo = digits(s + 5, 2);
+		d = digits(s + 8, 2);
+		h = digits(s + 11, 2);
+		if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 ||
+		    d > days_in_month(y, mo))
+			return -1;
+		memcpy(lt->r_prefix, s, sizeof(lt->r_prefix));
+		lt->r_base = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600;
+	}
 	mi = digits(s + 14, 2);
 	sec = digits(s + 17, 2);
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 ||
-	    mi > 59 || sec < 0 || sec > 60 || d > days_in_month(y, mo))
+	if (mi < 0 || mi > 59 || sec < 0 || sec > 60)
 		return -1;
 	if (s[i] == '.') {
 		size_t start = ++i;
@@ -169,8 +198,7 @@ parse_rfc3339(const char *s, size_t len, int64_t *t, size_t *used)
 	} else {
 		return -1;
 	}
-	*t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-	    sec - off;
+	*t = lt->r_base + mi * 60 + sec - off;
 	*used = i;
 	return 0;
 }
@@ -181,6 +209,6 @@ logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t 
 	if (len == 0)
 		return -1;
 	if (s[0] >= '0' && s[0] <= '9')
-		return parse_rfc3339(s, len, t, used);
+		return parse_rfc3339(lt, s, len, t, used);
 	return parse_syslog(lt, s, len, t, used);
 }

@@ -10,6 +10,8 @@
  * Converting local time with mktime() per line is slow (glibc stat()s
  * /etc/localtime each call when TZ is unset), so the result of mktime() is
  * cached per (year, month, day, hour); RFC 3339 needs no mktime at all.
+ * A stamp in the same hour as the last one of its format (almost every line)
+ * reuses that hour's time and parses only minutes, seconds and offset.
  * A struct logtime is caller-owned, holds no pointers, and is not thread-safe.
  */
 #ifndef MAILJAIL_LOGTIME_H
@@ -24,6 +26,12 @@ struct logtime {
 	/* cache of the last local hour converted */
 	int c_year, c_mon, c_mday, c_hour;
 	int64_t c_epoch;
+	/* the date and hour of the last stamp of each format, and their time:
+	 * a line in the same hour as the one before parses only the rest */
+	char s_prefix[9];        /* syslog "Nov 22 10" */
+	int64_t s_base;          /* its local hour in the reference year */
+	char r_prefix[13];       /* RFC 3339 "2026-11-22T10" */
+	int64_t r_base;          /* its hour, before the UTC offset */
 };
 
 /* Initialise with the reference time (the wall clock, normally). */

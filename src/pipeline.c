@@ -169,7 +169,9 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 			goto fail;
 		p->in_tx = true;
 	}
-	if (store_add_event(p->store, &ev) != 0)
+	/* Only what the jails need for a restart is a row; every event counts. */
+	if ((jails_want_event(p->jails, &ev) ? store_add_event(p->store, &ev)
+	    : store_count_event(p->store, &ev)) != 0)
 		goto fail;
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)

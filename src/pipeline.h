@@ -2,8 +2,9 @@
  * pipeline - one batch of lines through rules, jails and the store, then
  * enforcement.  Shared by replay and run so both behave the same.
  *
- *   pipeline_line()    match, store the event, count it in the jails, store
- *                      the verdicts (inside the batch's transaction)
+ *   pipeline_line()    match, store the event (a row if a jail needs it for
+ *                      a restart, else only counted), count it in the jails,
+ *                      store the verdicts (inside the batch's transaction)
  *   pipeline_commit()  save every log's position (and journal cursor),
  *                      COMMIT, then hand the batch's verdicts to the
  *                      enforcement backends

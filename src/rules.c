@@ -5,9 +5,12 @@
  * parse the stamp and the "host program[pid]: " header, then try only the
  * rules whose program glob matches the tag (the answer is cached per
  * distinct tag: a mail log has a few dozen), skipping a rule at once when
- * its anchored pattern's first character differs from the message's.
+ * its anchored pattern's first character differs from the message's, or
+ * when the message lacks a literal every match must contain (read off the
+ * pattern at load: required_literal).  A JIT-compiled pattern runs with
+ * pcre2_jit_match.
  * Captures are copied into the event's fixed buffers; an ip must survive
- * inet_pton and is stored as inet_ntop prints it.
+ * inet_pton and is stored as inet_ntop prints it (addr_format, no printf).
  *
  * Memory: the ruleset owns names, globs, compiled patterns, one match data
  * block and one match context (match and depth limits: a pathological
@@ -16,6 +19,7 @@
 #include "rules.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +28,27 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "addr.h"
+
 #define RULES_MATCH_LIMIT 100000
 #define RULES_DEPTH_LIMIT 1000
 #define TAG_CACHE_SIZE 256          /* power of two */
 #define TAG_MAX 64
+#define LITERAL_MAX 32              /* longest required literal kept */
+#define LITERAL_MIN 3               /* shorter ones are not worth the search */
 
 enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_COUNT };
 static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt" };
+
+/* A text every match contains: at the start of the message (after '^';
+ * compared in place) or anywhere in it (memchr for its rarest byte, then
+ * memcmp: see literal_in). */
+struct literal {
+	char text[LITERAL_MAX];
+	size_t len;              /* 0: none */
+	size_t rare;             /* index of its byte least common in logs */
+	bool at_start;
+};
 
 struct rule {
 	char *name, *event, *program, *pattern;
@@ -40,12 +58,14 @@ struct rule {
 	pcre2_code *re;
 	int group[G_COUNT];          /* capture number, or 0 */
 	int first_unit;              /* required first byte of MESSAGE, or -1 */
+	struct literal literal;      /* every match contains it */
+	bool jit;                    /* JIT-compiled: pcre2_jit_match */
 };
 
 struct tag_entry {
 	char tag[TAG_MAX];
 	size_t len;
-	unsigned char *applies;      /* nrules bytes: 1 if the glob matches */
+	uint32_t *applies;           /* [0]: n, [1..n]: rules whose glob matches */
 	bool used;
 };
 
@@ -56,7 +76,7 @@ struct ruleset {
 	pcre2_match_context *mctx;
 	struct tag_entry cache[TAG_CACHE_SIZE];
 	size_t cache_used;
-	unsigned char *scratch;      /* applies[] for uncached tags */
+	uint32_t *scratch;           /* applies[] for uncached tags */
 	uint64_t limit_hits;
 	/* loading state */
 	const char *cur_file;
@@ -225,6 +245,224 @@ rules_handler(void *arg, const char *file, const char *section, int section_line
 	return 0;
 }
 
+/* byte_rarity - how rare c is in a mail log's messages (higher: rarer) */
+static int
+byte_rarity(unsigned char c)
+{
+	if (c == ' ')
+		return 0;
+	if (c >= 'a' && c <= 'z')
+		return 1;
+	if ((c >= '0' && c <= '9') || c == '.' || c == ':' || c == '-')
+		return 2;
+	if (c == '=' || c == ',')
+		return 3;
+	if (c >= 'A' && c <= 'Z')
+		return 4;
+	return 5;
+}
+
+/* skip_class - p at '[': the byte after the class's ']', or NULL */
+static const char *
+skip_class(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;             /* a ']' first is a member */
+	while (*p != ']') {
+		if (*p == '\0' || (p[0] == '\\' && (p[1] == 'Q' || p[1] == '\0')))
+			return NULL;
+		if (*p == '\\') {
+			p += 2;
+		} else if (p[0] == '[' && p[1] == ':') {
+			if ((p = strstr(p + 2, ":]")) == NULL)   /* [:alpha:] */
+				return NULL;
+			p += 2;
+		} else {
+			p++;
+		}
+	}
+	return p + 1;
+}
+
+/* skip_group - p at '(': the byte after its ')', or NULL (also for \Q
+ * quoting, whose text this reading would take as syntax) */
+static const char *
+skip_group(const char *p)
+{
+	int depth = 0;
+
+	if (strncmp(p, "(?#", 3) == 0) {   /* a comment ends at the first ')' */
+		const char *e = strchr(p, ')');
+		return e ? e + 1 : NULL;
+	}
+	while (*p != '\0') {
+		if (*p == '\\') {
+			if (p[1] == 'Q' || p[1] == '\0')
+				return NULL;
+			p += 2;
+		} else if (*p == '[') {
+			if ((p = skip_class(p)) == NULL)
+				return NULL;
+		} else if (strncmp(p, "(?#", 3) == 0) {
+			if ((p = skip_group(p)) == NULL)
+				return NULL;
+		} else {
+			if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth == 0)
+				return p + 1;
+			p++;
+		}
+	}
+	return NULL;
+}
+
+/* skip_quantifier - past a quantifier at p (? * + {n} {n,} {n,m} and a lazy
+ * or possessive suffix); p itself when there is none; NULL if unsure */
+static const char *
+skip_quantifier(const char *p)
+{
+	if (*p == '?' || *p == '*' || *p == '+') {
+		p++;
+	} else if (*p == '{') {
+		const char *q = p + 1;
+		while ((*q >= '0' && *q <= '9') || *q == ',')
+			q++;
+		if (*q != '}')
+			return NULL;     /* a literal '{' or a form not handled here */
+		p = q + 1;
+	} else {
+		return p;
+	}
+	return (*p == '+' || *p == '?') ? p + 1 : p;
+}
+
+/*
+ * required_literal - a run of plain characters every match of pat must
+ * contain, so a line without it is skipped before PCRE2 runs: characters
+ * at the top level of the pattern (outside groups, classes and
+ * alternatives), not followed by a quantifier.  The longest run after the
+ * start is preferred (PCRE2 fails fast on a wrong start by itself), else the
+ * run right after '^'.  Any syntax this reading is not sure of (a top-level
+ * '|' or option setting, a verb, \Q, an escape with an argument) gives no
+ * literal: the pattern then always runs.
+ */
+static void
+required_literal(const char *pat, struct literal *out)
+{
+	struct literal lead = { .len = 0 }, inner = { .len = 0 };
+	char run[LITERAL_MAX];
+	size_t n = 0;
+	bool run_lead = false;
+	const char *p = pat, *q;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		struct literal *best = run_lead ? &lead : &inner;
+		const char *atom = p;
+		char lit = 0;
+		bool is_lit = false;
+
+		if (n > best->len) {
+			memcpy(best->text, run, n);
+			best->len = n;
+		}
+		if (*p == '\0')
+			break;
+		if (*p == '\\') {
+			char e = p[1];
+			if (e == '\0')
+				return;
+			if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
+				if (strchr("dDsSwWbBhHvVRXAzZGKnrtfe", e) == NULL)
+					return;
+				p += 2;
+			} else if (e >= '0' && e <= '9') {
+				for (p++; *p >= '0' && *p <= '9'; p++)
+					;
+			} else {
+				lit = e;
+				is_lit = true;
+				p += 2;
+			}
+		} else if (*p == '(') {
+			if (p[1] == '*')
+				return;
+			if (p[1] == '?') {
+				/* (?i) and friends change the rest of the pattern */
+				for (q = p + 2; (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+				    *q == '-' || *q == '^'; q++)
+					;
+				if (*q == ')')
+					return;
+			}
+			if ((p = skip_group(p)) == NULL)
+				return;
+		} else if (*p == '[') {
+			if ((p = skip_class(p)) == NULL)
+				return;
+		} else if (*p == '|' || *p == ')') {
+			return;
+		} else if (*p == '.' || *p == '^' || *p == '$') {
+			p++;
+		} else if (*p == '?' || *p == '*' || *p == '+' || *p == '{') {
+			return;      /* a quantifier with nothing before it */
+		} else {
+			lit = *p++;
+			is_lit = true;
+		}
+		/* the atom just read: a quantifier makes it optional or repeated */
+		if ((q = skip_quantifier(p)) == NULL)
+			return;
+		if (q != p || !is_lit) {
+			p = q;
+			n = 0;
+			continue;
+		}
+		if (n == 0)
+			run_lead = pat[0] == '^' && atom == pat + 1;
+		if (n < sizeof(run))
+			run[n++] = lit;
+	}
+	if (inner.len >= LITERAL_MIN) {
+		*out = inner;
+	} else if (lead.len >= LITERAL_MIN) {
+		*out = lead;
+		out->at_start = true;
+	}
+	for (size_t i = 1; i < out->len; i++)
+		if (byte_rarity((unsigned char)out->text[i]) >
+		    byte_rarity((unsigned char)out->text[out->rare]))
+			out->rare = i;
+}
+
+/* literal_in - whether msg can match as far as l tells.  glibc's memmem is
+ * not vectorised; memchr for the literal's rarest byte, then memcmp, is. */
+static bool
+literal_in(const struct literal *l, const char *msg, size_t len)
+{
+	const char *p, *end;
+
+	if (l->len == 0)
+		return true;
+	if (len < l->len)
+		return false;
+	if (l->at_start)
+		return memcmp(msg, l->text, l->len) == 0;
+	/* the rare byte of a match starting at s is at s + rare, s <= len - l->len */
+	p = msg + l->rare;
+	end = msg + (len - l->len) + l->rare + 1;
+	while (p < end && (p = memchr(p, l->text[l->rare], (size_t)(end - p))) != NULL) {
+		if (memcmp(p - l->rare, l->text, l->len) == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
 /* compile_rule - PCRE2 + JIT, named groups checked; diags on failure */
 static int
 compile_rule(struct ruleset *rs, struct rule *r)
@@ -244,7 +482,8 @@ compile_rule(struct ruleset *rs, struct rule *r)
 		return -1;
 	}
 	/* JIT is 2-3x faster; without it (no executable memory) it still works. */
-	(void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE);
+	r->jit = pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
+	required_literal(r->pattern, &r->literal);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMECOUNT, &namecount);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMEENTRYSIZE, &entry_size);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMETABLE, &table);
@@ -268,7 +507,11 @@ compile_rule(struct ruleset *rs, struct rule *r)
 	pcre2_pattern_info(r->re, PCRE2_INFO_ALLOPTIONS, &options);
 	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODETYPE, &first_type);
 	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODEUNIT, &first_unit);
-	if ((options & PCRE2_ANCHORED) && first_type == 1 && !(options & PCRE2_CASELESS))
+	/* PCRE2 does not say whether its first code unit is caseless, as in
+	 * ^(?i:warning): a letter is used only when the pattern starts with it. */
+	if ((options & PCRE2_ANCHORED) && first_type == 1 && !(options & PCRE2_CASELESS) &&
+	    (!isalpha((int)first_unit) ||
+	    (r->pattern[0] == '^' && (unsigned char)r->pattern[1] == first_unit)))
 		r->first_unit = (int)first_unit;
 	return ngroups;
 }
@@ -309,7 +552,7 @@ rules_load(const char *path, struct ruleset **out, struct diag *d)
 		goto fail;
 	rs->md = pcre2_match_data_create((uint32_t)maxgroups + 1, NULL);
 	rs->mctx = pcre2_match_context_create(NULL);
-	rs->scratch = malloc(rs->n);
+	rs->scratch = calloc(rs->n + 1, sizeof(*rs->scratch));
 	if (rs->md == NULL || rs->mctx == NULL || rs->scratch == NULL) {
 		diag_add(d, path, 0, "out of memory");
 		goto fail;
@@ -373,18 +616,20 @@ text_ok(const unsigned char *s, size_t len)
 	return true;
 }
 
-/* tag_rules - applies[i] says whether rule i's glob matches the tag */
-static const unsigned char *
-tag_rules(struct ruleset *rs, const char *tag, size_t len)
+#define TAG_HASH_INIT 2166136261u   /* FNV-1a over the tag's bytes */
+#define TAG_HASH_STEP(h, c) (((h) ^ (unsigned char)(c)) * 16777619u)
+
+/* tag_rules - the rules whose glob matches the tag: [0] how many, then
+ * their indexes in order; h is the tag's hash (computed while the header was
+ * scanned) */
+static const uint32_t *
+tag_rules(struct ruleset *rs, const char *tag, size_t len, uint32_t h)
 {
 	char buf[TAG_MAX];
-	uint32_t h = 2166136261u;
-	unsigned char *applies;
+	uint32_t *applies;
 
 	if (len >= TAG_MAX)
 		return NULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)tag[i]) * 16777619u;
 	for (size_t probe = 0; probe < TAG_CACHE_SIZE; probe++) {
 		struct tag_entry *e = &rs->cache[(h + probe) & (TAG_CACHE_SIZE - 1)];
 		if (e->used && e->len == len && memcmp(e->tag, tag, len) == 0)
@@ -404,7 +649,8 @@ tag_rules(struct ruleset *rs, const char *tag, size_t len)
 			if (!e->used)
 				break;
 		}
-		if (e && !e->used && (e->applies = malloc(rs->n ? rs->n : 1)) != NULL) {
+		if (e && !e->used &&
+		    (e->applies = calloc(rs->n + 1, sizeof(*e->applies))) != NULL) {
 			memcpy(e->tag, tag, len);
 			e->len = len;
 			e->used = true;
@@ -412,8 +658,10 @@ tag_rules(struct ruleset *rs, const char *tag, size_t len)
 			applies = e->applies;
 		}
 	}
+	applies[0] = 0;
 	for (size_t i = 0; i < rs->n; i++)
-		applies[i] = fnmatch(rs->rules[i].program, buf, 0) == 0;
+		if (fnmatch(rs->rules[i].program, buf, 0) == 0)
+			applies[++applies[0]] = (uint32_t)i;
 	return applies;
 }
 
@@ -438,8 +686,8 @@ copy_group(struct ruleset *rs, const struct rule *r, enum group g, const char *m
 	return 0;
 }
 
-/* canonical_ip - inet_pton, then inet_ntop; IPv4-mapped IPv6 becomes IPv4 so
- * one client has one key */
+/* canonical_ip - inet_pton, then back to text; IPv4-mapped IPv6 becomes
+ * IPv4 so one client has one key */
 static int
 canonical_ip(char *ip, size_t len)
 {
@@ -447,12 +695,12 @@ canonical_ip(char *ip, size_t len)
 	static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 
 	if (inet_pton(AF_INET, ip, bin) == 1)
-		return inet_ntop(AF_INET, bin, ip, (socklen_t)len) ? 0 : -1;
+		return addr_format(AF_INET, bin, ip, len);
 	if (inet_pton(AF_INET6, ip, bin) != 1)
 		return -1;
 	if (memcmp(bin, mapped, 12) == 0)
-		return inet_ntop(AF_INET, bin + 12, ip, (socklen_t)len) ? 0 : -1;
-	return inet_ntop(AF_INET6, bin, ip, (socklen_t)len) ? 0 : -1;
+		return addr_format(AF_INET, bin + 12, ip, len);
+	return addr_format(AF_INET6, bin, ip, len);
 }
 
 /* fill_event - the captures of rule r into ev; -1 if any is invalid */
@@ -491,8 +739,9 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
     struct event *ev, size_t *rule_index)
 {
 	const char *p, *end = line + len, *tag, *msg;
-	const unsigned char *applies;
+	const uint32_t *applies;
 	size_t used, taglen, msglen;
+	uint32_t h;
 	int64_t t;
 
 	if (!text_ok((const unsigned char *)line, len))
@@ -509,8 +758,11 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 		return RULES_BADLINE;
 	/* program[pid]: message */
 	tag = ++p;
-	while (p < end && *p != '[' && *p != ':' && *p != ' ')
+	h = TAG_HASH_INIT;
+	while (p < end && *p != '[' && *p != ':' && *p != ' ') {
+		h = TAG_HASH_STEP(h, *p);
 		p++;
+	}
 	taglen = (size_t)(p - tag);
 	if (p >= end || taglen == 0)
 		return RULES_BADLINE;
@@ -526,17 +778,23 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 	msg = p + 2;
 	msglen = (size_t)(end - msg);
 
-	if ((applies = tag_rules(rs, tag, taglen)) == NULL)
+	if ((applies = tag_rules(rs, tag, taglen, h)) == NULL)
 		return RULES_NOMATCH;
-	for (size_t i = 0; i < rs->n; i++) {
+	for (uint32_t k = 1; k <= applies[0]; k++) {
+		size_t i = applies[k];
 		const struct rule *r = &rs->rules[i];
 		int rc;
 
-		if (!applies[i])
-			continue;
 		if (r->first_unit >= 0 && (msglen == 0 || (unsigned char)msg[0] != r->first_unit))
 			continue;
-		rc = pcre2_match(r->re, (PCRE2_SPTR)msg, msglen, 0, 0, rs->md, rs->mctx);
+		if (!literal_in(&r->literal, msg, msglen))
+			continue;
+		/* pcre2_jit_match skips pcre2_match's checks of what was checked
+		 * at load: same result, less work per line */
+		if (r->jit)
+			rc = pcre2_jit_match(r->re, (PCRE2_SPTR)msg, msglen, 0, 0, rs->md, rs->mctx);
+		else
+			rc = pcre2_match(r->re, (PCRE2_SPTR)msg, msglen, 0, 0, rs->md, rs->mctx);
 		if (rc == PCRE2_ERROR_NOMATCH)
 			continue;
 		if (rc < 0) {

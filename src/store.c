@@ -34,6 +34,7 @@ enum stmt_id {
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
 	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS, ST_ACCOUNT_QIDS,
 	ST_GET_CURSOR, ST_SAVE_CURSOR, ST_CURSORS,
+	ST_ADD_COUNT, ST_PURGE_COUNTS,
 	ST_COUNT
 };
 
@@ -62,7 +63,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " first_hash = excluded.first_hash, updated_at = excluded.updated_at",
 	[ST_EVENTS_SINCE] =
 	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt FROM events"
-	    " WHERE time >= ?1 ORDER BY time, id",
+	    " WHERE time >= ?1 ORDER BY id",
 	[ST_BANS_SINCE] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans WHERE started_at >= ?1"
@@ -72,6 +73,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " started_at, expires_at, lifted_at FROM bans WHERE lifted_at IS NULL"
 	    " AND expires_at > ?1 ORDER BY started_at, id",
 	[ST_PURGE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+	[ST_PURGE_COUNTS] = "DELETE FROM event_counts WHERE minute < ?1",
+	[ST_ADD_COUNT] =
+	    "INSERT INTO event_counts(minute, rule, event, n) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT(minute, rule) DO UPDATE SET n = n + excluded.n",
 	[ST_BANS_FILTER] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans"
@@ -79,7 +84,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " AND (?3 = 0 OR (lifted_at IS NULL AND expires_at > ?4))"
 	    " ORDER BY started_at DESC, id DESC",
 	[ST_EVENT_COUNTS] =
-	    "SELECT event, count(*) FROM events WHERE time >= ?1 GROUP BY event ORDER BY event",
+	    "SELECT event, sum(n) FROM event_counts WHERE minute >= ?1"
+	    " GROUP BY event ORDER BY event",
 	[ST_POSITIONS] =
 	    "SELECT path, inode, offset, first_hash, updated_at FROM log_position ORDER BY path",
 	[ST_ACCOUNT_QIDS] =
@@ -97,9 +103,33 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " coalesce((SELECT max(started_at) FROM bans), 0))",
 };
 
+/* Events are written EVENT_ROWS at a time with one multi-row INSERT: one
+ * statement run per row cost more than the row itself (cursor set-up,
+ * record buffers and statement end, each with its mallocs). */
+#define EVENT_ROWS 64
+#define EVENT_COLS 8
+
+/* Every event adds 1 to its (minute, rule) row of event_counts.  The open
+ * transaction's counts are summed here and written at flush: a batch of
+ * 20,000 lines spans about an hour of log, ~600 rows. */
+#define COUNT_SLOTS 1024     /* a power of two; written out when 3/4 full */
+#define COUNT_ROWS 32        /* counts per multi-row upsert */
+
+struct count_slot {
+	int64_t minute;
+	const char *rule, *event;    /* borrowed, like a pending row's */
+	uint32_t n;                  /* 0: a free slot */
+};
+
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
+	sqlite3_stmt *add_events;            /* EVENT_ROWS rows */
+	sqlite3_stmt *add_counts;            /* COUNT_ROWS rows */
+	struct event pending[EVENT_ROWS];    /* added, not yet written */
+	size_t npending;
+	struct count_slot counts[COUNT_SLOTS];
+	size_t ncounts;
 	bool in_tx;
 	char *path;
 	char lasterr[512];         /* the last failure, kept past a rollback */
@@ -109,6 +139,8 @@ struct store {
 	dev_t dev;                 /* the file opened, for store_check_file */
 	ino_t ino;
 };
+
+static int flush_pending(struct store *st);
 
 /* Waiting for a sqlite3 CLI that holds a lock is normal; a minute is not:
  * then the write fails with SQLITE_BUSY and the caller retries the batch. */
@@ -260,6 +292,59 @@ store_migrate(sqlite3 *db, char *err, size_t errlen)
 	return 0;
 }
 
+/* prepare_rows - head, then nrows copies of row, comma-separated, then tail */
+static int
+prepare_rows(struct store *st, const char *head, const char *row, int nrows,
+    const char *tail, sqlite3_stmt **out)
+{
+	size_t hl = strlen(head), rl = strlen(row), tl = strlen(tail);
+	size_t len = hl + (size_t)nrows * (rl + 1) + tl + 1, off = hl;
+	char *sql = malloc(len);
+	int rc;
+
+	if (sql == NULL)
+		return -1;
+	memcpy(sql, head, hl);
+	for (int i = 0; i < nrows; i++) {
+		if (i)
+			sql[off++] = ',';
+		memcpy(sql + off, row, rl);
+		off += rl;
+	}
+	memcpy(sql + off, tail, tl + 1);
+	rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+	free(sql);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* prepare_multi - the multi-row forms of ST_ADD_EVENT and ST_ADD_COUNT */
+static int
+prepare_multi(struct store *st)
+{
+	if (prepare_rows(st, "INSERT INTO events(time, rule, event, ip, account, sender,"
+	    " qid, nrcpt) VALUES ", "(?,?,?,?,?,?,?,?)", EVENT_ROWS, "", &st->add_events) != 0)
+		return -1;
+	return prepare_rows(st, "INSERT INTO event_counts(minute, rule, event, n) VALUES ",
+	    "(?,?,?,?)", COUNT_ROWS, " ON CONFLICT(minute, rule) DO UPDATE SET n = n + excluded.n",
+	    &st->add_counts);
+}
+
+/* tune_library - once per process, before SQLite initialises itself: no
+ * memory statistics, which take a global mutex around every malloc (and
+ * Debian's SQLite, built without lookaside, mallocs every record buffer).
+ * If SQLite is already initialised (another module opened a database
+ * first) the call is refused and the statistics simply stay on. */
+static void
+tune_library(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 store_open(const char *path, bool create, struct store **out, char *err, size_t errlen)
 {
@@ -273,6 +358,7 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
+	tune_library();
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		free(st);
@@ -285,11 +371,15 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_handler(st->db, busy_wait, st);
-	/* A file that is not a database fails here, with SQLite's own words. */
+	/* A file that is not a database fails here, with SQLite's own words.
+	 * The page cache is 512 KiB, not SQLite's 2 MiB: the daemon appends
+	 * (the rightmost pages) and reads the window back once at start, so a
+	 * bigger cache bought no speed, only 1.6 MB of RSS. */
 	if (exec_simple(st->db, "PRAGMA journal_mode = WAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA synchronous = NORMAL", err, errlen) != 0 ||
 	    exec_simple(st->db, "PRAGMA foreign_keys = ON", err, errlen) != 0 ||
-	    exec_simple(st->db, "PRAGMA temp_store = MEMORY", err, errlen) != 0)
+	    exec_simple(st->db, "PRAGMA temp_store = MEMORY", err, errlen) != 0 ||
+	    exec_simple(st->db, "PRAGMA cache_size = -512", err, errlen) != 0)
 		goto fail_prefix;
 	if (store_migrate(st->db, err, errlen) != 0)
 		goto fail_prefix;
@@ -308,6 +398,10 @@ store_open(const char *path, bool create, struct store **out, char *err, size_t 
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
 			goto fail;
 		}
+	}
+	if (prepare_multi(st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
 	}
 	*out = st;
 	return 0;
@@ -347,6 +441,8 @@ store_close(struct store *st)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	sqlite3_finalize(st->add_events);
+	sqlite3_finalize(st->add_counts);
 	sqlite3_close(st->db);
 	free(st->path);
 	free(st);
@@ -367,6 +463,16 @@ run_done(struct store *st, sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static void
+clear_counts(struct store *st)
+{
+	if (st->ncounts == 0)
+		return;
+	for (size_t i = 0; i < COUNT_SLOTS; i++)
+		st->counts[i].n = 0;
+	st->ncounts = 0;
+}
+
 int
 store_begin(struct store *st)
 {
@@ -380,7 +486,7 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
-	if (run_done(st, st->stmt[ST_COMMIT]) != 0)
+	if (flush_pending(st) != 0 || run_done(st, st->stmt[ST_COMMIT]) != 0)
 		return -1;
 	st->in_tx = false;
 	st->logged[0] = '\0';
@@ -390,6 +496,8 @@ store_commit(struct store *st)
 int
 store_rollback(struct store *st)
 {
+	st->npending = 0;
+	clear_counts(st);
 	if (!st->in_tx)
 		return 0;
 	st->in_tx = false;
@@ -408,25 +516,182 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 	return sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
 }
 
+/* bind_text_len - a NUL-terminated text that outlives the statement run */
+static int
+bind_text_len(sqlite3_stmt *s, int i, const char *v)
+{
+	return sqlite3_bind_text(s, i, v, (int)strlen(v), SQLITE_STATIC);
+}
+
+/* bind_event - ev into parameters base+1 .. base+EVENT_COLS (every one is
+ * bound, so no sqlite3_clear_bindings is needed between runs) */
+static int
+bind_event(sqlite3_stmt *s, int base, const struct event *ev)
+{
+	if (sqlite3_bind_int64(s, base + 1, ev->time) != SQLITE_OK ||
+	    bind_text_len(s, base + 2, ev->rule) != SQLITE_OK ||
+	    bind_text_len(s, base + 3, ev->type) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 4, ev->ip) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 5, ev->user) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 6, ev->sender) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 7, ev->qid) != SQLITE_OK ||
+	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, base + 8, ev->nrcpt)
+	                    : sqlite3_bind_null(s, base + 8)) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
+/* write_rows - one run of s with rows ev[0..n) bound */
+static int
+write_rows(struct store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0) {
+			note_error(st);
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	rc = sqlite3_step(s);
+	/* The error is the step's: read it before reset can change it. */
+	if (rc != SQLITE_DONE)
+		note_error(st);
+	sqlite3_reset(s);
+	busy_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* flush_events - write the events added since the last flush: a full
+ * buffer in one statement, a partial one (the end of a batch) row by row */
+static int
+flush_events(struct store *st)
+{
+	size_t n = st->npending;
+
+	st->npending = 0;
+	if (n == EVENT_ROWS)
+		return write_rows(st, st->add_events, st->pending, n);
+	for (size_t i = 0; i < n; i++)
+		if (write_rows(st, st->stmt[ST_ADD_EVENT], &st->pending[i], 1) != 0)
+			return -1;
+	return 0;
+}
+
+/* minute_of - Unix seconds to minutes, rounding down */
+static int64_t
+minute_of(int64_t t)
+{
+	return t >= 0 ? t / 60 : -((-t + 59) / 60);
+}
+
+/* write_counts - one run of s with count rows c[0..n) bound */
+static int
+write_counts(struct store *st, sqlite3_stmt *s, struct count_slot *const *c, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		int b = (int)i * 4;
+		if (sqlite3_bind_int64(s, b + 1, c[i]->minute) != SQLITE_OK ||
+		    bind_text_len(s, b + 2, c[i]->rule) != SQLITE_OK ||
+		    bind_text_len(s, b + 3, c[i]->event) != SQLITE_OK ||
+		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK) {
+			note_error(st);
+			sqlite3_reset(s);
+			return -1;
+		}
+	}
+	rc = sqlite3_step(s);
+	/* The error is the step's: read it before reset can change it. */
+	if (rc != SQLITE_DONE)
+		note_error(st);
+	sqlite3_reset(s);
+	busy_done(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* flush_counts - add the summed counts to event_counts, COUNT_ROWS per
+ * statement, the rest one by one; the slots are free afterwards */
+static int
+flush_counts(struct store *st)
+{
+	struct count_slot *batch[COUNT_ROWS];
+	size_t nb = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < COUNT_SLOTS && st->ncounts > 0 && rc == 0; i++) {
+		if (st->counts[i].n == 0)
+			continue;
+		batch[nb++] = &st->counts[i];
+		if (nb == COUNT_ROWS) {
+			rc = write_counts(st, st->add_counts, batch, nb);
+			nb = 0;
+		}
+	}
+	for (size_t i = 0; i < nb && rc == 0; i++)
+		rc = write_counts(st, st->stmt[ST_ADD_COUNT], &batch[i], 1);
+	clear_counts(st);
+	return rc;
+}
+
+/* flush_pending - write the rows and counts not written yet */
+static int
+flush_pending(struct store *st)
+{
+	int rc = flush_events(st);
+
+	if (flush_counts(st) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* count_event - 1 for ev's (minute, rule), in memory until flushed */
+static int
+count_event(struct store *st, const struct event *ev)
+{
+	int64_t minute = minute_of(ev->time);
+	/* the rule name is owned by the ruleset: its address identifies it */
+	uint64_t h = ((uint64_t)minute * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)ev->rule;
+	size_t i = (size_t)(h ^ (h >> 29)) & (COUNT_SLOTS - 1);
+
+	for (;; i = (i + 1) & (COUNT_SLOTS - 1)) {
+		struct count_slot *c = &st->counts[i];
+		if (c->n == 0) {
+			c->minute = minute;
+			c->rule = ev->rule;
+			c->event = ev->type;
+			c->n = 1;
+			st->ncounts++;
+			break;
+		}
+		if (c->minute == minute && c->rule == ev->rule) {
+			c->n++;
+			break;
+		}
+	}
+	if (st->ncounts * 4 >= COUNT_SLOTS * 3 || !st->in_tx)
+		return flush_counts(st);
+	return 0;
+}
+
+int
+store_count_event(struct store *st, const struct event *ev)
+{
+	return count_event(st, ev);
+}
+
 int
 store_add_event(struct store *st, const struct event *ev)
 {
-	sqlite3_stmt *s = st->stmt[ST_ADD_EVENT];
-
-	if (sqlite3_bind_int64(s, 1, ev->time) != SQLITE_OK ||
-	    sqlite3_bind_text(s, 2, ev->rule, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(s, 3, ev->type, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    bind_text_or_null(s, 4, ev->ip) != SQLITE_OK ||
-	    bind_text_or_null(s, 5, ev->user) != SQLITE_OK ||
-	    bind_text_or_null(s, 6, ev->sender) != SQLITE_OK ||
-	    bind_text_or_null(s, 7, ev->qid) != SQLITE_OK ||
-	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, 8, ev->nrcpt)
-	                    : sqlite3_bind_null(s, 8)) != SQLITE_OK) {
-		note_error(st);
-		sqlite3_reset(s);
+	if (count_event(st, ev) != 0)
 		return -1;
-	}
-	return run_done(st, s);
+	st->pending[st->npending++] = *ev;
+	/* Outside a transaction the row is written (and committed) at once. */
+	if (st->npending == EVENT_ROWS || !st->in_tx)
+		return flush_events(st);
+	return 0;
 }
 
 /* actions_text - "nft,hold" for the actions column */
@@ -645,6 +910,8 @@ store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void 
 	char rule[256], type[64];
 	int rc, ret = 0;
 
+	if (flush_pending(st) != 0)
+		return -1;
 	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
 		ret = -1;
 		goto out;
@@ -742,7 +1009,10 @@ store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, voi
 	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
 	int rc, ret = 0;
 
-	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
+	if (flush_pending(st) != 0)
+		return -1;
+	/* the minute holding since counts whole: at most 59 s more */
+	if (sqlite3_bind_int64(s, 1, minute_of(since)) != SQLITE_OK) {
 		ret = -1;
 		goto out;
 	}
@@ -802,21 +1072,33 @@ store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg)
 int
 store_purge_events(struct store *st, int64_t before)
 {
-	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS];
+	sqlite3_stmt *s = st->stmt[ST_PURGE_EVENTS], *c = st->stmt[ST_PURGE_COUNTS];
 
+	if (flush_pending(st) != 0)
+		return -1;
 	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK) {
 		sqlite3_reset(s);
 		return -1;
 	}
-	return run_done(st, s);
+	if (run_done(st, s) != 0)
+		return -1;
+	/* counts go with the minutes wholly before it */
+	if (sqlite3_bind_int64(c, 1, minute_of(before)) != SQLITE_OK) {
+		sqlite3_reset(c);
+		return -1;
+	}
+	return run_done(st, c);
 }
 
 int
 store_newest_time(struct store *st, int64_t *out)
 {
 	sqlite3_stmt *s = st->stmt[ST_NEWEST];
-	int rc = sqlite3_step(s);
+	int rc;
 
+	if (flush_pending(st) != 0)
+		return -1;
+	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
@@ -834,6 +1116,8 @@ store_account_qids(struct store *st, const char *account, char (*qids)[MJ_QID_MA
 	sqlite3_stmt *s = st->stmt[ST_ACCOUNT_QIDS];
 	int rc, n = 0;
 
+	if (flush_pending(st) != 0)
+		return -1;
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)max) != SQLITE_OK) {
 		n = -1;

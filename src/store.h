@@ -3,9 +3,10 @@
  * PRAGMA user_version, compiled into the binary), WAL mode, prepared
  * statements, one transaction per batch, and the history views.
  *
- * Everything a batch of lines causes (events, bans, the log positions or
- * journal cursors after those lines) is written between store_begin() and store_commit(), so a
- * crash loses or repeats nothing.  All SQL uses bound parameters.
+ * Everything a batch of lines causes (event rows and per-minute event
+ * counts, bans, the log positions or journal cursors after those lines)
+ * is written between store_begin() and store_commit(), so a crash loses or
+ * repeats nothing.  All SQL uses bound parameters.
  *
  * Memory: struct store owns the connection and its statements.  Strings
  * passed to callbacks are valid during the call only.
@@ -36,7 +37,18 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
 
+/*
+ * Events.  store_add_event keeps ev as a row of events (for the jails'
+ * restore, release's queue ids) and counts it; store_count_event only
+ * counts it in event_counts (per minute and rule: status, the truth check).
+ * Inside a transaction both are buffered and written with the next
+ * EVENT_ROWS rows, at store_commit() at the latest (reads of events in the
+ * same transaction see them); ev->rule and ev->type must stay valid until
+ * then (the rule name's address identifies the rule).  An error writing
+ * may surface from a later call (add, count or commit).
+ */
 int store_add_event(struct store *st, const struct event *ev);
+int store_count_event(struct store *st, const struct event *ev);
 /* Records a ban; *id (may be NULL) gets its row id. */
 int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);
 /* Lift the active bans of target (jail NULL: any jail) at time now.
@@ -66,8 +78,10 @@ struct stored_ban {
 typedef int (*store_ban_cb)(void *arg, const struct stored_ban *b);
 typedef int (*store_event_cb)(void *arg, const struct event *ev);
 
-/* Events with time >= since, in time order.  Returns 0, or the first non-zero
- * callback result, or -1 on a DB error. */
+/* Events with time >= since, in the order they were added: the order the
+ * jails counted them when they were live, so a restart rebuilds the same
+ * state (one pass over the table, no index, no sort).  Returns 0, or the
+ * first non-zero callback result, or -1 on a DB error. */
 int store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg);
 /* Bans started at or after since, oldest first. */
 int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void *arg);
@@ -83,7 +97,8 @@ struct ban_filter {
 };
 int store_each_ban(struct store *st, const struct ban_filter *f, store_ban_cb cb, void *arg);
 
-/* Events per event name with time >= since. */
+/* Events counted per event name in the minutes from the one holding since
+ * (stored as rows or not). */
 typedef int (*store_count_cb)(void *arg, const char *name, int64_t count);
 int store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, void *arg);
 
@@ -97,10 +112,13 @@ int store_each_position(struct store *st, store_position_cb cb, void *arg);
 int store_account_qids(struct store *st, const char *account,
     char (*qids)[MJ_QID_MAX], size_t max);
 
-/* Newest time recorded: max of event times and ban starts (0 if none). */
+/* Newest time recorded: max of event row times and ban starts (0 if none);
+ * events only counted are not rows, so this may be a little early: a
+ * restore from it reads a little more, never less. */
 int store_newest_time(struct store *st, int64_t *out);
 
-/* Delete events older than before; bans are kept (the history is the point). */
+/* Delete events older than before, and the counts of the minutes before
+ * its minute; bans are kept (the history is the point). */
 int store_purge_events(struct store *st, int64_t before);
 
 #endif

@@ -79,13 +79,16 @@ spawn(const char *const argv[])
 	return pid;
 }
 
-/* digest - events (count, distinct) and bans; with_times false for run mode,
- * where a ban starts at the wall clock of the run that made it */
+/* digest - events (rows, counts per kind, distinct rows) and bans; with_times
+ * false for run mode, where a ban starts at the wall clock of the run that
+ * made it */
 static char *
 digest(const char *db, bool with_times)
 {
 	return tu_sh_output("sqlite3 '%s' \"SELECT (SELECT count(*) FROM events) || "
-	    "' events, ' || (SELECT count(DISTINCT time || rule || coalesce(ip,'') || "
+	    "' events, ' || coalesce((SELECT group_concat(c, ' ') FROM (SELECT event || '=' || "
+	    "sum(n) AS c FROM event_counts GROUP BY event ORDER BY event)), '') || ' counted, ' || "
+	    "(SELECT count(DISTINCT time || rule || coalesce(ip,'') || "
 	    "coalesce(account,'') || coalesce(qid,'')) FROM events) || ' distinct; bans: ' "
 	    "|| (SELECT coalesce(group_concat(b, ' '), '') FROM (SELECT jail || '/' || target "
 	    "|| '/' || level %s AS b FROM bans ORDER BY jail, target, level))\"", db,

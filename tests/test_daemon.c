@@ -165,7 +165,8 @@ Test(daemon, bans_the_true_client_of_appended_lines)
 	    "brute-forcer banned");
 	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = '198.51.100.77'", "1\n"),
 	    "true client banned");
-	cr_assert(wait_for("SELECT count(*) FROM events", "18\n"));
+	cr_assert(wait_for("SELECT count(*) || ' ' || (SELECT sum(n) FROM event_counts) FROM events",
+	    "18 18\n"));
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
 	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target IN ('192.0.2.66', "
 	    "'127.0.0.1')", "0\n"), "never the spoofed address, never loopback");
@@ -187,8 +188,10 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 {
 	char sample[600], whole[700], *a, *b;
 	pid_t pid, writer;
-	const char *count = "SELECT count(*) || char(32) || count(DISTINCT time || rule || "
-	    "coalesce(ip, '') || coalesce(account, '') || coalesce(qid, '')) FROM events";
+	/* every line recognised (event_counts), and the rows kept for the jails */
+	const char *count = "SELECT (SELECT sum(n) FROM event_counts) || char(32) || count(*) "
+	    "|| char(32) || count(DISTINCT time || rule || coalesce(ip, '') || "
+	    "coalesce(account, '') || coalesce(qid, '')) FROM events";
 
 	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
@@ -229,7 +232,8 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	    whole, logf), 0);
 	b = tu_sh_output("sqlite3 '%s' \"%s\"", whole, count);
 	cr_assert_str_eq(a, b, "run+SIGTERM+run: %s, one replay: %s", a, b);
-	cr_assert_str_eq(a, "9960 332\n", "30 copies x 332 events, 332 distinct (the copies repeat)");
+	cr_assert_str_eq(a, "9960 8640 288\n", "30 copies x 332 events, of which 288 the jails "
+	    "count are rows, 288 distinct (the copies repeat)");
 	free(a);
 	free(b);
 }
@@ -817,6 +821,33 @@ Test(operator, status_bans_history_on_a_known_db)
 	cr_assert(strstr(out, "daemon: not running") != NULL, "%s", out);
 	cr_assert(strstr(out, "sasl-bruteforce") != NULL, "%s", out);
 	cr_assert(strstr(out, "sample-mail.log: offset") != NULL, "%s", out);
+	free(out);
+}
+
+/* status counts every kind recognised in the last hour, also those no jail
+ * counts (they are not rows of events, only counted per minute). */
+Test(operator, status_counts_events_the_jails_do_not_keep)
+{
+	FILE *fp;
+	char stamp[32], *out;
+	time_t now = time(NULL);
+
+	write_config(logf, jails_dir(), "root");
+	append_failures(logf, "203.0.113.50", "admin", 3);
+	fp = fopen(logf, "a");
+	cr_assert_not_null(fp);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", localtime(&now));
+	for (int i = 0; i < 4; i++)
+		fprintf(fp, "%s mx postfix/postscreen[9]: DNSBL rank 3 for [198.51.100.%d]:4000\n",
+		    stamp, i + 1);
+	fclose(fp);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, logf), 0);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT event, count(*) FROM events GROUP BY event'", db);
+	cr_assert_str_eq(out, "auth_failure|3\n", "only what a jail counts is a row");
+	free(out);
+	out = tu_sh_output("'%s' status -c '%s'", bin, cfg);
+	cr_assert(strstr(out, "events in the last hour:\n  auth_failure             3\n"
+	    "  postscreen_dnsbl         4\n") != NULL, "%s", out);
 	free(out);
 }
 

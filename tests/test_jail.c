@@ -165,6 +165,25 @@ Test(jail, fifth_within_window_fires)
 	jails_free(js);
 }
 
+/* A second log can deliver an older line after newer ones: a full ring
+ * drops the oldest time, not the line that came first, and sums stay exact. */
+Test(jail, out_of_order_event_keeps_newest_times)
+{
+	struct jailset *js = load_text(
+	    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 3\n"
+	    "action = nft\nbantime = 1h\n");
+
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1000, "192.0.2.9", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1001, "192.0.2.9", NULL), 0);
+	/* 700 s older than the others: alone in its own window */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 300, "192.0.2.9", NULL), 0);
+	/* three within 10m: 1000, 1001, 1002 */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 1002, "192.0.2.9", NULL), 1);
+	check_verdict(&out[0], "sasl", "192.0.2.9", 1, T0 + 1002, T0 + 1002 + 3600);
+	cr_assert_str_eq(out[0].reason, "3 auth_failure in 10m (rule test-rule)");
+	jails_free(js);
+}
+
 /* ban - make 5 failures at t..t+4 and return the verdict count of the last */
 static int
 ban5(struct jailset *js, int64_t t, const char *ip)
@@ -709,4 +728,35 @@ Test(jail, config_errors_with_file_line)
 		cr_assert(strstr(msg, c->needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, msg,
 		    c->needle);
 	}
+}
+
+/* What a restart needs kept: the kinds a jail counts, and a queued line only
+ * while a submission waits for it (the join then happens in record). */
+Test(jail, want_event_is_what_restore_needs)
+{
+	struct jailset *js = load_text(
+	    "[rcpt]\nevents = submission\nkey = account\nlimits = 10/1h\ncount = recipients\n"
+	    "action = hold\nbantime = 1d\n"
+	    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 5\n"
+	    "action = nft\n"
+	    "[recidive]\nevents = ban\nkey = ip\nfindtime = 1d\nmaxretry = 3\naction = nft\n");
+	struct event e = mkev("auth_failure", T0, "192.0.2.1", NULL);
+	struct event sub = mkev("submission", T0, "198.51.100.4", "alice");
+	struct event q = mkev("queued", T0 + 1, NULL, NULL);
+
+	cr_assert(jails_want_event(js, &e));
+	e.type = "auth_disconnect";
+	cr_assert(!jails_want_event(js, &e), "no jail counts it");
+	e.type = "ban";
+	cr_assert(!jails_want_event(js, &e), "bans reach recidive from verdicts, not lines");
+	snprintf(sub.qid, sizeof(sub.qid), "AAA1");
+	snprintf(q.qid, sizeof(q.qid), "AAA1");
+	q.nrcpt = 3;
+	cr_assert(!jails_want_event(js, &q), "no submission waits for it yet");
+	cr_assert(jails_want_event(js, &sub));
+	cr_assert_eq(jail_record_event(js, &sub, T0, out, JAIL_VERDICTS_MAX), 0);
+	cr_assert(jails_want_event(js, &q), "its submission waits");
+	cr_assert_eq(jail_record_event(js, &q, T0 + 1, out, JAIL_VERDICTS_MAX), 0);
+	cr_assert(!jails_want_event(js, &q), "joined once: a retry's line is not needed");
+	jails_free(js);
 }

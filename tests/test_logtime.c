@@ -96,3 +96,26 @@ Test(logtime, junk_is_refused)
 		    "accepted \"%s\"", bad[i]);
 	}
 }
+
+/* Each format caches its last hour: within one hour the year inference
+ * still works minute by minute, and the two formats do not mix. */
+Test(logtime, hour_cache_keeps_year_inference_and_formats_apart)
+{
+	struct logtime lt;
+
+	logtime_init(&lt, 1767225600 + 1800);          /* 2026-01-01T00:30:00Z */
+	/* ref + 1 day is 2026-01-02T00:30: 00:10 is this year, 00:40 last year */
+	cr_assert_eq(parse(&lt, "Jan  2 00:10:00", NULL), 1767225600 + 86400 + 600);
+	cr_assert_eq(parse(&lt, "2025-06-01T10:00:00Z", NULL), 1748772000);
+	cr_assert_eq(parse(&lt, "Jan  2 00:40:00", NULL), 1735776000 + 2400, "2025-01-02");
+	cr_assert_eq(parse(&lt, "Jan  2 00:10:00", NULL), 1767225600 + 86400 + 600);
+	cr_assert_eq(parse(&lt, "2025-06-01T10:59:59+02:00", NULL), 1748772000 + 3599 - 7200);
+	cr_assert_eq(parse(&lt, "2025-06-01T10:00:00Z", NULL), 1748772000);
+	/* a bad minute in a cached hour is still refused */
+	{
+		int64_t t;
+		size_t u;
+		cr_assert_eq(logtime_parse(&lt, "Jan  2 00:60:00", 15, &t, &u), -1);
+		cr_assert_eq(logtime_parse(&lt, "2025-06-01T10:61:00Z", 20, &t, &u), -1);
+	}
+}

@@ -211,3 +211,64 @@ Test(rules, catastrophic_pattern_is_bounded)
 	diag_free(&d);
 	tu_rmrf(dir);
 }
+
+/* The literal prefilter (a text every match must contain, read off the
+ * pattern) must never skip a line the pattern matches: patterns whose
+ * naive reading gives a wrong literal, each with a line it matches. */
+Test(rules, literal_prefilter_never_hides_a_match)
+{
+	static const char *const cases[][2] = {
+		{ "^ab?cde", "acde" },                      /* b is optional */
+		{ "^xy(?i)ABCD", "xyabcd" },                /* caseless from here on */
+		{ "^(?i:abcd)efg", "ABCDefg" },
+		{ "^fooo|barbaz", "barbaz" },               /* top-level alternative */
+		{ "^a\\Q|(b\\Ecdef", "a|(bcdef" },          /* quoted syntax */
+		{ "^a[)(]bcd", "a)bcd" },
+		{ "^k\\x{41}BCDE", "kABCDE" },              /* escape with an argument */
+		{ "^q{2}rst", "qqrst" },
+		{ "^mm(?#c(x)pqrs", "mmpqrs" },             /* a comment ends at the first ")" */
+		{ "^[[:digit:]]+ END", "12 END" },
+		{ "^p(x)?yes", "pyes" },
+		{ "^z\\d{1,3}zzz", "z5zzz" },
+		{ "^wx*yzz", "wyzz" },                      /* x may be absent */
+		{ "^s[]a]+ tail", "s]a] tail" },              /* ']' first in a class */
+		{ "^t[^]x] \\[lit\\]", "ty [lit]" },
+		{ "^head (?<ip>[0-9.]+)]: tailtext", "head 192.0.2.1]: tailtext" },
+		{ "^lead only here", "lead only here" },
+		{ "x{,2}yzw", "x{,2}yzw" },                 /* {,n}: literal before PCRE2 10.43 */
+	};
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+	char dir[256], path[512], text[8192], line[256];
+	size_t off = 0;
+	struct ruleset *rs = NULL;
+	struct logtime lt;
+	struct event ev;
+	struct diag d;
+	size_t rule;
+
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+		    "[r%zu]\nprogram = p%zu\nevent = e%zu\npattern = %s\n", i, i, i, cases[i][0]);
+	tu_mkdtemp(dir, sizeof(dir));
+	tu_write(dir, "lit.rules", text, path, sizeof(path));
+	diag_init(&d);
+	if (rules_load(path, &rs, &d) != 0)
+		diag_print(&d);
+	cr_assert_not_null(rs);
+	logtime_init(&lt, 1795339200);
+	for (size_t i = 0; i < n; i++) {
+		int len = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p%zu[1]: %s", i,
+		    cases[i][1]);
+		cr_assert_eq(rules_match(rs, &lt, line, (size_t)len, &ev, &rule), RULES_MATCH,
+		    "pattern %s missed \"%s\"", cases[i][0], cases[i][1]);
+		cr_assert_eq(rule, i);
+	}
+	/* and a line without the literal still does not match */
+	{
+		int len = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p15[1]: head 1]: tail");
+		cr_assert_eq(rules_match(rs, &lt, line, (size_t)len, &ev, NULL), RULES_NOMATCH);
+	}
+	rules_free(rs);
+	diag_free(&d);
+	tu_rmrf(dir);
+}

@@ -55,7 +55,7 @@ Test(store, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n2\n");
+	cr_assert_str_eq(out, "wal\n3\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
@@ -84,7 +84,65 @@ Test(store, version_1_db_gains_journal_cursors_and_keeps_positions)
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
 	    "log_position; SELECT count(*) FROM journal_cursor'", db);
-	cr_assert_str_eq(out, "2\n42\n1\n");
+	cr_assert_str_eq(out, "3\n42\n1\n");
+	free(out);
+}
+
+static int
+count_event(void *arg, const struct event *ev)
+{
+	int64_t *n = arg;
+
+	(void)ev;
+	(*n)++;
+	return 0;
+}
+
+struct two_events {
+	int n;
+	struct event ev[2];
+};
+
+/* keep_two - the first two events read (their rule/type are not kept) */
+static int
+keep_two(void *arg, const struct event *ev)
+{
+	struct two_events *t = arg;
+
+	if (t->n < 2)
+		t->ev[t->n++] = *ev;
+	return 0;
+}
+
+/* A database made by the first schema (with its index on events(time)) is
+ * migrated: the index goes, the rows stay and are read back in order. */
+Test(store, version_1_database_is_migrated)
+{
+	struct store *st;
+	struct two_events seen = { .n = 0 };
+	int64_t n = 0;
+	char err[256], *out;
+
+	cr_assert_eq(tu_sh("sqlite3 '%s' < '%s/schemas/001-initial.sql' && sqlite3 '%s' "
+	    "\"PRAGMA user_version = 1; INSERT INTO events(time, rule, event, ip) VALUES"
+	    " (20, 'r', 'auth_failure', '192.0.2.1'), (10, 'r', 'auth_failure', '192.0.2.2')\"",
+	    db, tu_srcdir(), db), 0);
+	out = tu_sh_output("sqlite3 '%s' \"SELECT name FROM sqlite_master WHERE type = 'index'"
+	    " AND tbl_name = 'events'\"", db);
+	cr_assert_str_eq(out, "events_time\n");
+	free(out);
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_each_event_since(st, 0, keep_two, &seen), 0);
+	cr_assert_eq(store_each_event_since(st, 0, count_event, &n), 0);
+	store_close(st);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(seen.n, 2);
+	cr_assert_eq(seen.ev[0].time, 20, "in the order added");
+	cr_assert_str_eq(seen.ev[1].ip, "192.0.2.2");
+	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
+	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
+	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
+	cr_assert_str_eq(out, "3\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
@@ -245,12 +303,13 @@ Test(store, events_and_bans_read_back_for_restore)
 
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
 	cr_assert_eq(c.n, 2);
-	cr_assert_eq(c.ev[0].time, 100, "time order");
-	cr_assert_str_eq(c.ev[0].ip, "2001:db8::1");
-	cr_assert_eq(c.ev[0].nrcpt, -1);
-	cr_assert_str_eq(c.type[1], "queued");
-	cr_assert_str_eq(c.ev[1].qid, "ABC123");
-	cr_assert_eq(c.ev[1].nrcpt, 3);
+	/* in the order added (the order they were counted), not by time */
+	cr_assert_str_eq(c.type[0], "queued");
+	cr_assert_str_eq(c.ev[0].qid, "ABC123");
+	cr_assert_eq(c.ev[0].nrcpt, 3);
+	cr_assert_eq(c.ev[1].time, 100);
+	cr_assert_str_eq(c.ev[1].ip, "2001:db8::1");
+	cr_assert_eq(c.ev[1].nrcpt, -1);
 	c.n = 0;
 	cr_assert_eq(store_each_event_since(st, 150, collect_event, &c), 0);
 	cr_assert_eq(c.n, 1);
@@ -279,4 +338,94 @@ Test(store, events_and_bans_read_back_for_restore)
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
 	cr_assert_eq(c.n, 1);
 	store_close(st);
+}
+
+/* Events are written in multi-row INSERTs: a batch that is not a multiple
+ * of the row count, reads inside the transaction, rollback and commit all
+ * see exactly the events added. */
+Test(store, buffered_events_exactly_once)
+{
+	struct store *st;
+	struct event e = { .rule = "r", .type = "auth_failure", .time = 1000,
+	    .ip = "192.0.2.1", .nrcpt = -1 };
+	char err[256], *out;
+	int64_t n = 0, newest = 0;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 150; i++) {
+		e.time = 1000 + i;
+		snprintf(e.qid, sizeof(e.qid), "Q%d", i);
+		cr_assert_eq(store_add_event(st, &e), 0);
+	}
+	cr_assert_eq(store_newest_time(st, &newest), 0);
+	cr_assert_eq(newest, 1149, "a read in the transaction sees every event added");
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_each_event_since(st, 0, count_event, &n), 0);
+	cr_assert_eq(n, 0, "rolled back, including rows not yet written");
+
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 131; i++) {
+		e.time = 2000 + i;
+		snprintf(e.qid, sizeof(e.qid), "Q%d", i);
+		cr_assert_eq(store_add_event(st, &e), 0);
+	}
+	cr_assert_eq(store_commit(st), 0);
+	/* outside a transaction: written at once */
+	e.time = 5000;
+	cr_assert_eq(store_add_event(st, &e), 0);
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), count(DISTINCT qid), min(time),"
+	    " max(time), sum(ip = \"192.0.2.1\"), sum(nrcpt IS NULL) FROM events'", db);
+	cr_assert_str_eq(out, "132|131|2000|5000|132|132\n");
+	free(out);
+}
+
+static int
+collect_count(void *arg, const char *name, int64_t n)
+{
+	char *buf = arg;
+
+	snprintf(buf + strlen(buf), 256 - strlen(buf), "%s=%lld ", name, (long long)n);
+	return 0;
+}
+
+/* Counted-only events: summed per minute and rule, exactly once through
+ * rollback and commit, read by minute, purged with their minutes. */
+Test(store, counted_events_per_minute)
+{
+	struct store *st;
+	struct event e = { .rule = "postscreen-dnsbl", .type = "postscreen_dnsbl",
+	    .time = 6000, .ip = "192.0.2.1", .nrcpt = -1 };
+	struct event f = { .rule = "sasl-auth-failed", .type = "auth_failure",
+	    .time = 6030, .ip = "192.0.2.2", .nrcpt = -1 };
+	char err[256], buf[256] = "", *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_count_event(st, &e), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	for (int i = 0; i < 3000; i++) {
+		e.time = 6000 + i;             /* minutes 100 .. 149: one slot each */
+		cr_assert_eq(store_count_event(st, &e), 0);
+	}
+	cr_assert_eq(store_add_event(st, &f), 0);
+	cr_assert_eq(store_event_counts_since(st, 0, collect_count, buf), 0);
+	cr_assert_str_eq(buf, "auth_failure=1 postscreen_dnsbl=3000 ", "seen in the transaction");
+	cr_assert_eq(store_commit(st), 0);
+	buf[0] = '\0';
+	/* since 8939 is in minute 148: minutes 148 and 149 */
+	cr_assert_eq(store_event_counts_since(st, 8939, collect_count, buf), 0);
+	cr_assert_str_eq(buf, "postscreen_dnsbl=120 ");
+	cr_assert_eq(store_purge_events(st, 6061), 0);   /* minute 101: 100 goes */
+	store_close(st);
+	out = tu_sh_output("sqlite3 '%s' 'SELECT count(*), sum(n), min(minute) FROM event_counts;"
+	    " SELECT count(*) FROM events'", db);
+	cr_assert_str_eq(out, "49|2940|101\n0\n", "%s", out);
+	free(out);
 }

@@ -32,6 +32,7 @@ sleep 3
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
 grep -E 'in use at exit|All heap blocks|definitely lost|indirectly lost|possibly lost|ERROR SUMMARY' "$T/vg.log"
-events=$(sqlite3 "$T/mj.db" 'select count(*) from events')
-echo "events recorded: $events (exit $rc)"
+events=$(sqlite3 "$T/mj.db" 'select sum(n) from event_counts')
+rows=$(sqlite3 "$T/mj.db" 'select count(*) from events')
+echo "events recorded: $events, $rows of them kept as rows for the jails (exit $rc)"
 [ "$rc" = 0 ]
