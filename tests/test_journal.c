@@ -16,6 +16,7 @@
  * refuses is read again from the journal (journal_rewind) and counted once.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -82,6 +83,20 @@ TestSuite(journal, .init = setup, .fini = teardown, .timeout = 120);
  * inherit it; nothing reaches the host, and the mount goes when the test
  * ends).  The journal files stay outside it, in dir/journal. */
 static char fs[300];
+static pid_t holder_pid = -1;   /* hold_db's sqlite3 */
+static int holder_fd = -1;      /* its stdin */
+
+/* release_db - hold_db's sqlite3 reads EOF and goes */
+static void
+release_db(void)
+{
+	if (holder_fd >= 0)
+		(void)close(holder_fd);
+	holder_fd = -1;
+	if (holder_pid > 0)
+		(void)waitpid(holder_pid, NULL, 0);
+	holder_pid = -1;
+}
 
 static void
 setup_small_fs(void)
@@ -98,12 +113,17 @@ setup_small_fs(void)
 	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
 	    0, "mount a small tmpfs on %s", fs);
 	snprintf(db, sizeof(db), "%s/mj.db", fs);
+	holder_pid = -1;
+	holder_fd = -1;
 }
 
 static void
 teardown_small_fs(void)
 {
 	kill_daemon();
+	if (holder_pid > 0)
+		kill(holder_pid, SIGKILL);
+	release_db();
 	(void)umount2(fs, MNT_DETACH);
 	tu_rmrf(dir);
 }
@@ -615,16 +635,20 @@ count_now(const char *sql)
  * empty, so its next batch needs new blocks; the disk fills and nips
  * addresses fail 5 times each in the journal.  The batch is refused and read
  * again every 2 s until the filler goes; then every entry counts once.
- * before: the events, bans and saved cursors already in the DB.
+ * filled: the disk is full already.  before: the events, bans and saved
+ * cursors already in the DB.
  */
 static void
-full_then_space(int nth, int nips, int events_before, int bans_before, int cursors_before)
+full_then_space(int nth, bool filled, int nips, int events_before, int bans_before,
+    int cursors_before)
 {
 	char want[64], *out;
 	int st, events = events_before + 5 * nips, bans = bans_before + nips;
 
-	usleep(300000);
-	fill_fs();
+	if (!filled) {
+		usleep(300000);
+		fill_fs();
+	}
 	for (int k = 0; k < nips; k++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + k);
@@ -685,7 +709,7 @@ Test(jdiskfull, daemon_waits_for_space_and_loses_nothing)
 	 * blocks; the cursor in the DB is the last entry's. */
 	stop_daemon();
 	start_daemon(2);
-	full_then_space(2, 20, 5, 1, 1);
+	full_then_space(2, false, 20, 5, 1, 1);
 	fprintf(stderr, "[info] journal disk full: daemon recovered, 106 events, 21 bans\n");
 }
 
@@ -704,5 +728,93 @@ Test(jdiskfull, first_commit_refused_rereads_from_the_start)
 	cr_assert_str_eq(out, "0\n", "no cursor saved yet: %s", out);
 	free(out);
 	start_daemon(2);
-	full_then_space(2, 4, 0, 0, 0);
+	full_then_space(2, false, 4, 0, 0, 0);
+}
+
+/* hold_db - a sqlite3 that keeps the DB open, so its -wal and -shm files
+ * stay (made and their blocks allocated while there is space): a daemon
+ * can then start on a full disk, as one that was running would be */
+static void
+hold_db(void)
+{
+	char shm[700];
+	int p[2];
+
+	/* Close-on-exec: no daemon or journal writer forked later keeps its
+	 * stdin open. */
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	holder_pid = fork();
+	cr_assert_neq(holder_pid, -1);
+	if (holder_pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dup2(p[0], 0) < 0 || nul < 0 || dup2(nul, 1) < 0)
+			_exit(127);
+		close(p[0]);
+		close(p[1]);
+		execlp("sqlite3", "sqlite3", db, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	holder_fd = p[1];
+	cr_assert(write(holder_fd, "SELECT count(*) FROM events;\n", 29) == 29);
+	snprintf(shm, sizeof(shm), "%s-shm", db);
+	for (int i = 0; i < 300 && access(shm, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(shm, F_OK), 0, "sqlite3 holds %s open", db);
+}
+
+/*
+ * start_on_full_disk - the DB exists (schema applied) but holds no cursor;
+ * the journal's newest entry at the start (not to be counted) is the start,
+ * and the commit that would save it is refused: the disk is full from the
+ * beginning.
+ */
+static void
+start_on_full_disk(const char *start_ip)
+{
+	char empty[700], *out;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	tu_write(dir, "empty.log", "", empty, sizeof(empty));
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, empty), 0);
+	failures("a.journal", SUBMISSION, NULL, 2, start_ip, 1);
+	hold_db();
+	fill_fs();
+	start_daemon(1);
+	cr_assert(err_has("disk full"), "the start cursor is refused: %s",
+	    tu_sh_output("cat '%s'", errf));
+	out = count_now("SELECT count(*) FROM journal_cursor");
+	cr_assert_str_eq(out, "0\n", "%s", out);
+	free(out);
+}
+
+Test(jdiskfull, start_cursor_refused_then_entries_read_after_the_start)
+{
+	start_on_full_disk("192.0.2.15");
+	full_then_space(1, true, 4, 0, 0, 0);
+	release_db();
+}
+
+Test(jdiskfull, start_cursor_refused_is_saved_once_space_returns)
+{
+	int st;
+
+	start_on_full_disk("192.0.2.16");
+	usleep(2500000);   /* at least one retry */
+	cr_assert_eq(waitpid(daemon_pid, &st, WNOHANG), 0, "still running");
+	/* No entry comes: the start alone is committed when space returns ... */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	cr_assert(err_has("writes work again"), "the start cursor is committed: %s",
+	    tu_sh_output("cat '%s'", errf));
+	cr_assert(wait_for("SELECT count(*) FROM journal_cursor", "1\n"));
+	stop_daemon();
+	/* ... so what comes while the daemon is stopped is read at the next
+	 * start, not skipped as older than a new start. */
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.90", 5);
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "%s", query(EVENTS_OK));
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.90\n"));
+	stop_daemon();
+	release_db();
 }
