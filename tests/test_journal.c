@@ -683,6 +683,10 @@ full_then_space(int nth, bool filled, int nips, int events_before, int bans_befo
 	free(out);
 	cr_assert(err_has("writes work again"), "recovery is logged");
 	stop_daemon();
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "no longer in the journal") == NULL, "no entry was vacuumed, "
+	    "and going back says nothing of it: %s", out);
+	free(out);
 	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM journal_cursor;");
 	cr_assert_str_eq(out, "ok\n1\n", "sound, the cursor saved: %s", out);
 	free(out);
@@ -731,6 +735,25 @@ Test(jdiskfull, first_commit_refused_rereads_from_the_start)
 	full_then_space(2, false, 4, 0, 0, 0);
 }
 
+Test(jdiskfull, refused_batch_after_a_saved_start)
+{
+	char *out;
+
+	/* The saved cursor is the start: the newest entry when the daemon first
+	 * started, one the match does not take (sshd).  A refused batch goes
+	 * back there. */
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", "sshd", NULL, 4, "192.0.2.17", 1);
+	start_daemon(1);
+	cr_assert(wait_for("SELECT count(*) FROM journal_cursor", "1\n"));
+	stop_daemon();
+	start_daemon(2);
+	full_then_space(2, false, 4, 0, 0, 1);
+	out = query("SELECT count(*) FROM events WHERE ip = '192.0.2.17'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+}
+
 /* hold_db - a sqlite3 that keeps the DB open, so its -wal and -shm files
  * stay (made and their blocks allocated while there is space): a daemon
  * can then start on a full disk, as one that was running would be */
@@ -766,19 +789,20 @@ hold_db(void)
 
 /*
  * start_on_full_disk - the DB exists (schema applied) but holds no cursor;
- * the journal's newest entry at the start (not to be counted) is the start,
+ * the journal's newest entry at the start (not to be counted; from ident,
+ * which the match may or may not take) is the start,
  * and the commit that would save it is refused: the disk is full from the
  * beginning.
  */
 static void
-start_on_full_disk(const char *start_ip)
+start_on_full_disk(const char *ident, const char *start_ip)
 {
 	char empty[700], *out;
 
 	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
 	tu_write(dir, "empty.log", "", empty, sizeof(empty));
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, empty), 0);
-	failures("a.journal", SUBMISSION, NULL, 2, start_ip, 1);
+	failures("a.journal", ident, NULL, 2, start_ip, 1);
 	hold_db();
 	fill_fs();
 	start_daemon(1);
@@ -791,16 +815,17 @@ start_on_full_disk(const char *start_ip)
 
 Test(jdiskfull, start_cursor_refused_then_entries_read_after_the_start)
 {
-	start_on_full_disk("192.0.2.15");
+	start_on_full_disk(SUBMISSION, "192.0.2.15");
 	full_then_space(1, true, 4, 0, 0, 0);
 	release_db();
 }
 
 Test(jdiskfull, start_cursor_refused_is_saved_once_space_returns)
 {
+	char *out;
 	int st;
 
-	start_on_full_disk("192.0.2.16");
+	start_on_full_disk("sshd", "192.0.2.16");
 	usleep(2500000);   /* at least one retry */
 	cr_assert_eq(waitpid(daemon_pid, &st, WNOHANG), 0, "still running");
 	/* No entry comes: the start alone is committed when space returns ... */
@@ -810,11 +835,39 @@ Test(jdiskfull, start_cursor_refused_is_saved_once_space_returns)
 	cr_assert(wait_for("SELECT count(*) FROM journal_cursor", "1\n"));
 	stop_daemon();
 	/* ... so what comes while the daemon is stopped is read at the next
-	 * start, not skipped as older than a new start. */
+	 * start, not skipped as older than a new start.  The saved start is
+	 * an entry the match does not take, which is not one vacuumed away. */
 	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.90", 5);
 	start_daemon(2);
 	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "%s", query(EVENTS_OK));
 	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.90\n"));
 	stop_daemon();
 	release_db();
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "no longer in the journal") == NULL, "%s", out);
+	free(out);
+}
+
+Test(journal, saved_entry_vacuumed_resumes_after_where_it_was)
+{
+	char *err;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.42", 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"));
+	stop_daemon();
+	/* While stopped: later entries in a second file, and the file with the
+	 * saved entry goes (as journald's vacuuming removes old files). */
+	failures("b.journal", SUBMISSION, NULL, 2, "203.0.113.42", 3);
+	cr_assert_eq(tu_sh("rm '%s/a.journal'", jdir), 0);
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "%s", query(EVENTS_OK));
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.42\n"));
+	stop_daemon();
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "the saved entry is no longer in the journal (vacuumed?)")
+	    != NULL, "said once: %s", err);
+	cr_assert_eq(count_in_file(errf, "no longer in the journal"), 1, "%s", err);
+	free(err);
 }
