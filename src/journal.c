@@ -245,11 +245,10 @@ add_matches(sd_journal *sj, const struct match *m)
 
 /*
  * seek_after - make the next entry read the first one after cursor at
- * (NULL: the journal's head).  saved says at came from the database, for
- * the message when that entry is gone.  Returns 0 or a negative errno.
+ * (NULL: the journal's head).  Returns 0 or a negative errno.
  */
 static int
-seek_after(struct journal *j, const char *at, bool saved)
+seek_after(struct journal *j, const char *at)
 {
 	int r;
 
@@ -260,20 +259,34 @@ seek_after(struct journal *j, const char *at, bool saved)
 		return r;
 	if (r > 0) {
 		/* The entry at the cursor if it is still there and matches (done
-		 * already), else the first matching one after it (new). */
+		 * already), else the first matching one after it (new).  Not
+		 * matching is no sign of its being gone: the start is an entry
+		 * of any kind (see saved_gone). */
 		if ((r = sd_journal_test_cursor(j->j, at)) < 0)
 			return r;
-		if (r == 0) {
+		if (r == 0)
 			j->have_current = true;
-			if (saved)
-				log_info("%s: the saved entry is no longer in the journal "
-				    "(vacuumed?); resuming at the first entry after it",
-				    j->source);
-		}
 	}
 	/* r == 0: nothing after the cursor yet; sd_journal_next finds what
 	 * comes later. */
 	return 0;
+}
+
+/*
+ * saved_gone - before the matches are added: 1 if the entry at cursor at
+ * is no longer in the journal but later ones are (vacuumed), else 0, or a
+ * negative errno.
+ */
+static int
+saved_gone(struct journal *j, const char *at)
+{
+	int r;
+
+	if ((r = sd_journal_seek_cursor(j->j, at)) < 0 || (r = sd_journal_next(j->j)) <= 0)
+		return r;
+	if ((r = sd_journal_test_cursor(j->j, at)) < 0)
+		return r;
+	return r == 0;
 }
 
 /*
@@ -291,6 +304,12 @@ position(struct journal *j, const struct match *m, const char *saved, const char
 		if ((j->committed = strdup(saved)) == NULL)
 			return -ENOMEM;
 		j->committed_in_db = true;
+		*what = "seeking to the saved cursor";
+		if ((r = saved_gone(j, saved)) < 0)
+			return r;
+		if (r > 0)
+			log_info("%s: the saved entry is no longer in the journal "
+			    "(vacuumed?); resuming at the first entry after it", j->source);
 	} else {
 		/* Before the matches: the newest entry of any kind.  Its cursor
 		 * is the start, to be saved at the first commit. */
@@ -308,7 +327,7 @@ position(struct journal *j, const struct match *m, const char *saved, const char
 		return r;
 	/* An empty journal (no cursor): whatever comes is new. */
 	*what = saved ? "seeking to the saved cursor" : "seeking to the newest entry";
-	return seek_after(j, j->committed, saved != NULL);
+	return seek_after(j, j->committed);
 }
 
 int
@@ -581,7 +600,7 @@ journal_rewind(struct journal *j)
 {
 	int r;
 
-	if ((r = seek_after(j, j->committed, j->committed_in_db)) < 0) {
+	if ((r = seek_after(j, j->committed)) < 0) {
 		log_warnx("%s: going back to the last committed entry: %s", j->source,
 		    strerror(-r));
 		return -1;

@@ -10,13 +10,20 @@
  * Every daemon started is killed in the suite's .fini (and by
  * PR_SET_PDEATHSIG if this process dies), so a failed assertion never leaves
  * one holding meson's output pipe.
+ *
+ * The jdiskfull suite puts the DB on a 2 MiB tmpfs, as test_daemon's
+ * diskfull suite does for file logs, to prove that a batch the database
+ * refuses is read again from the journal (journal_rewind) and counted once.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -53,17 +60,75 @@ setup(void)
 }
 
 static void
-teardown(void)
+kill_daemon(void)
 {
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGKILL);
 		(void)waitpid(daemon_pid, NULL, 0);
 		daemon_pid = -1;
 	}
+}
+
+static void
+teardown(void)
+{
+	kill_daemon();
 	tu_rmrf(dir);
 }
 
 TestSuite(journal, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The disk-full cases: the DB on a 2 MiB tmpfs mounted in a mount namespace
+ * of this test process only (the daemon, sqlite3 and systemd-journal-remote
+ * inherit it; nothing reaches the host, and the mount goes when the test
+ * ends).  The journal files stay outside it, in dir/journal. */
+static char fs[300];
+static pid_t holder_pid = -1;   /* hold_db's sqlite3 */
+static int holder_fd = -1;      /* its stdin */
+
+/* release_db - hold_db's sqlite3 reads EOF and goes */
+static void
+release_db(void)
+{
+	if (holder_fd >= 0)
+		(void)close(holder_fd);
+	holder_fd = -1;
+	if (holder_pid > 0)
+		(void)waitpid(holder_pid, NULL, 0);
+	holder_pid = -1;
+}
+
+static void
+setup_small_fs(void)
+{
+	setup();
+	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
+	if (unshare(CLONE_NEWNS) != 0)
+		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
+		    "this machine cannot run the disk-full tests");
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+	    "make / private in the namespace");
+	snprintf(fs, sizeof(fs), "%s/fs", dir);
+	cr_assert_eq(mkdir(fs, 0755), 0);
+	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
+	    0, "mount a small tmpfs on %s", fs);
+	snprintf(db, sizeof(db), "%s/mj.db", fs);
+	holder_pid = -1;
+	holder_fd = -1;
+}
+
+static void
+teardown_small_fs(void)
+{
+	kill_daemon();
+	if (holder_pid > 0)
+		kill(holder_pid, SIGKILL);
+	release_db();
+	(void)umount2(fs, MNT_DETACH);
+	tu_rmrf(dir);
+}
+
+TestSuite(jdiskfull, .init = setup_small_fs, .fini = teardown_small_fs, .timeout = 120);
 
 /* One journal entry; NULL fields are left out. */
 struct jentry {
@@ -527,4 +592,282 @@ Test(journal, lines_have_the_rules_format)
 	cr_assert(strstr(c.lines[0], "[1005]: connect from") != NULL, "%s", c.lines[0]);
 	journal_close(j);
 	free(cursor);
+}
+
+/* fill_fs - the small tmpfs full to the last block */
+static void
+fill_fs(void)
+{
+	char *out;
+
+	(void)tu_sh("dd if=/dev/zero of='%s/filler' bs=4096 2>/dev/null", fs);
+	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", fs);
+	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
+	free(out);
+}
+
+/* err_has - wait until the daemon's stderr says s (or 15 s pass) */
+static bool
+err_has(const char *s)
+{
+	for (int i = 0; i < 300; i++) {
+		char *text = tu_sh_output("cat '%s'", errf);
+		bool ok = strstr(text, s) != NULL;
+		free(text);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* count_now - one query, now, with sqlite3's errors in the output */
+static char *
+count_now(const char *sql)
+{
+	return tu_sh_output("sqlite3 '%s' \"%s\" 2>&1", db, sql);
+}
+
+#define BANS_OK "SELECT count(*) || ' ' || count(DISTINCT target) FROM bans"
+
+/*
+ * full_then_space - the daemon runs (started nth) on a DB whose -wal file is
+ * empty, so its next batch needs new blocks; the disk fills and nips
+ * addresses fail 5 times each in the journal.  The batch is refused and read
+ * again every 2 s until the filler goes; then every entry counts once.
+ * filled: the disk is full already.  before: the events, bans and saved
+ * cursors already in the DB.
+ */
+static void
+full_then_space(int nth, bool filled, int nips, int events_before, int bans_before,
+    int cursors_before)
+{
+	char want[64], *out;
+	int st, events = events_before + 5 * nips, bans = bans_before + nips;
+
+	if (!filled) {
+		usleep(300000);
+		fill_fs();
+	}
+	for (int k = 0; k < nips; k++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + k);
+		failures("a.journal", SUBMISSION, NULL, 2, ip, 5);
+	}
+	cr_assert(err_has("disk full"), "a clear error: %s", tu_sh_output("cat '%s'", errf));
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "/fs/mj.db") != NULL && strstr(out, "will be read again")
+	    != NULL, "names the DB and what happens: %s", out);
+	free(out);
+	usleep(2500000);   /* at least one retry (rewind, read again), still full */
+	cr_assert_eq(waitpid(daemon_pid, &st, WNOHANG), 0, "still running while the "
+	    "disk is full: %s", tu_sh_output("cat '%s'", errf));
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events; "
+	    "SELECT count(*) FROM bans; SELECT count(*) FROM journal_cursor;");
+	snprintf(want, sizeof(want), "ok\n%d\n%d\n%d\n", events_before, bans_before,
+	    cursors_before);
+	cr_assert_str_eq(out, want, "no partial batch, DB sound: %s", out);
+	free(out);
+
+	/* Space comes back: every entry is recorded exactly once (each has its
+	 * own account), and every address is banned once. */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	snprintf(want, sizeof(want), "%d %d\n", events, events);
+	cr_assert(wait_for(EVENTS_OK, want), "every entry once: %s", query(EVENTS_OK));
+	snprintf(want, sizeof(want), "%d %d\n", bans, bans);
+	cr_assert(wait_for(BANS_OK, want), "one ban per address: %s", query(BANS_OK));
+	snprintf(want, sizeof(want), "%d\n", nips);
+	out = query("SELECT count(*) FROM (SELECT ip FROM events WHERE ip LIKE "
+	    "'203.0.113.1__' GROUP BY ip HAVING count(*) = 5) JOIN bans ON target = ip");
+	cr_assert_str_eq(out, want, "each new address: 5 events and a ban: %s", out);
+	free(out);
+	cr_assert(err_has("writes work again"), "recovery is logged");
+	stop_daemon();
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "no longer in the journal") == NULL, "no entry was vacuumed, "
+	    "and going back says nothing of it: %s", out);
+	free(out);
+	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM journal_cursor;");
+	cr_assert_str_eq(out, "ok\n1\n", "sound, the cursor saved: %s", out);
+	free(out);
+
+	/* The cursor saved after the recovery is the last entry's: a restart
+	 * counts the next entry only. */
+	start_daemon(nth + 1);
+	failures("a.journal", SUBMISSION, NULL, 2, "198.51.100.90", 1);
+	snprintf(want, sizeof(want), "%d %d\n", events + 1, events + 1);
+	cr_assert(wait_for(EVENTS_OK, want), "restart resumes after the last entry: %s",
+	    query(EVENTS_OK));
+	stop_daemon();
+}
+
+Test(jdiskfull, daemon_waits_for_space_and_loses_nothing)
+{
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.14", 1);   /* before the start */
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.80", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"));
+	/* Restart, so the -wal file starts empty and the next batch needs new
+	 * blocks; the cursor in the DB is the last entry's. */
+	stop_daemon();
+	start_daemon(2);
+	full_then_space(2, false, 20, 5, 1, 1);
+	fprintf(stderr, "[info] journal disk full: daemon recovered, 106 events, 21 bans\n");
+}
+
+Test(jdiskfull, first_commit_refused_rereads_from_the_start)
+{
+	char *out;
+
+	/* An empty journal directory: no cursor to save, so the first start
+	 * commits nothing; the second start (empty -wal) still has none, and
+	 * its first commit, the one that would save the first cursor, is
+	 * refused. */
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	start_daemon(1);
+	stop_daemon();
+	out = query("SELECT count(*) FROM journal_cursor");
+	cr_assert_str_eq(out, "0\n", "no cursor saved yet: %s", out);
+	free(out);
+	start_daemon(2);
+	full_then_space(2, false, 4, 0, 0, 0);
+}
+
+Test(jdiskfull, refused_batch_after_a_saved_start)
+{
+	char *out;
+
+	/* The saved cursor is the start: the newest entry when the daemon first
+	 * started, one the match does not take (sshd).  A refused batch goes
+	 * back there. */
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	failures("a.journal", "sshd", NULL, 4, "192.0.2.17", 1);
+	start_daemon(1);
+	cr_assert(wait_for("SELECT count(*) FROM journal_cursor", "1\n"));
+	stop_daemon();
+	start_daemon(2);
+	full_then_space(2, false, 4, 0, 0, 1);
+	out = query("SELECT count(*) FROM events WHERE ip = '192.0.2.17'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+}
+
+/* hold_db - a sqlite3 that keeps the DB open, so its -wal and -shm files
+ * stay (made and their blocks allocated while there is space): a daemon
+ * can then start on a full disk, as one that was running would be */
+static void
+hold_db(void)
+{
+	char shm[700];
+	int p[2];
+
+	/* Close-on-exec: no daemon or journal writer forked later keeps its
+	 * stdin open. */
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	holder_pid = fork();
+	cr_assert_neq(holder_pid, -1);
+	if (holder_pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dup2(p[0], 0) < 0 || nul < 0 || dup2(nul, 1) < 0)
+			_exit(127);
+		close(p[0]);
+		close(p[1]);
+		execlp("sqlite3", "sqlite3", db, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	holder_fd = p[1];
+	cr_assert(write(holder_fd, "SELECT count(*) FROM events;\n", 29) == 29);
+	snprintf(shm, sizeof(shm), "%s-shm", db);
+	for (int i = 0; i < 300 && access(shm, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(shm, F_OK), 0, "sqlite3 holds %s open", db);
+}
+
+/*
+ * start_on_full_disk - the DB exists (schema applied) but holds no cursor;
+ * the journal's newest entry at the start (not to be counted; from ident,
+ * which the match may or may not take) is the start,
+ * and the commit that would save it is refused: the disk is full from the
+ * beginning.
+ */
+static void
+start_on_full_disk(const char *ident, const char *start_ip)
+{
+	char empty[700], *out;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	tu_write(dir, "empty.log", "", empty, sizeof(empty));
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, empty), 0);
+	failures("a.journal", ident, NULL, 2, start_ip, 1);
+	hold_db();
+	fill_fs();
+	start_daemon(1);
+	cr_assert(err_has("disk full"), "the start cursor is refused: %s",
+	    tu_sh_output("cat '%s'", errf));
+	out = count_now("SELECT count(*) FROM journal_cursor");
+	cr_assert_str_eq(out, "0\n", "%s", out);
+	free(out);
+}
+
+Test(jdiskfull, start_cursor_refused_then_entries_read_after_the_start)
+{
+	start_on_full_disk(SUBMISSION, "192.0.2.15");
+	full_then_space(1, true, 4, 0, 0, 0);
+	release_db();
+}
+
+Test(jdiskfull, start_cursor_refused_is_saved_once_space_returns)
+{
+	char *out;
+	int st;
+
+	start_on_full_disk("sshd", "192.0.2.16");
+	usleep(2500000);   /* at least one retry */
+	cr_assert_eq(waitpid(daemon_pid, &st, WNOHANG), 0, "still running");
+	/* No entry comes: the start alone is committed when space returns ... */
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	cr_assert(err_has("writes work again"), "the start cursor is committed: %s",
+	    tu_sh_output("cat '%s'", errf));
+	cr_assert(wait_for("SELECT count(*) FROM journal_cursor", "1\n"));
+	stop_daemon();
+	/* ... so what comes while the daemon is stopped is read at the next
+	 * start, not skipped as older than a new start.  The saved start is
+	 * an entry the match does not take, which is not one vacuumed away. */
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.90", 5);
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "%s", query(EVENTS_OK));
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.90\n"));
+	stop_daemon();
+	release_db();
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "no longer in the journal") == NULL, "%s", out);
+	free(out);
+}
+
+Test(journal, saved_entry_vacuumed_resumes_after_where_it_was)
+{
+	char *err;
+
+	write_config("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true);
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, NULL, 2, "203.0.113.42", 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"));
+	stop_daemon();
+	/* While stopped: later entries in a second file, and the file with the
+	 * saved entry goes (as journald's vacuuming removes old files). */
+	failures("b.journal", SUBMISSION, NULL, 2, "203.0.113.42", 3);
+	cr_assert_eq(tu_sh("rm '%s/a.journal'", jdir), 0);
+	start_daemon(2);
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "%s", query(EVENTS_OK));
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.42\n"));
+	stop_daemon();
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "the saved entry is no longer in the journal (vacuumed?)")
+	    != NULL, "said once: %s", err);
+	cr_assert_eq(count_in_file(errf, "no longer in the journal"), 1, "%s", err);
+	free(err);
 }
