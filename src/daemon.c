@@ -516,6 +516,9 @@ daemon_run(const struct daemon_options *o)
 				keep = EVENTS_KEEP_MIN;
 			if (store_purge_events(a.store, (int64_t)now - keep) != 0)
 				log_warnx("purging old events failed: %s", store_errmsg(a.store));
+			/* The counters in memory forget what the DB forgets, so
+			 * keys that went quiet do not pile up in a long run. */
+			jails_expire(a.jails, (int64_t)now);
 			next_purge = now + PURGE_SECS;
 		}
 		if (n > 0 || m > 0)

@@ -1689,7 +1689,10 @@ jails_expire(struct jailset *js, int64_t now)
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
 		s.now = now;
-		s.cut = now - j->window;
+		/* Two windows, not one: a late line (a log read behind the clock)
+		 * at now - window + 1 may still issue, and its window reaches back
+		 * to now - 2 * window. */
+		s.cut = now - 2 * j->window;
 		htab_sweep(&j->counters, keep_counter, &s);
 		s.cut = now - js->span;
 		htab_sweep(&j->bans, keep_ban, &s);

@@ -620,6 +620,24 @@ Test(jail, manual_verdict_and_lift)
 	jails_free(js);
 }
 
+/* Expiry keeps what a late line (read behind the clock, still inside its
+ * window) counts back to. */
+Test(jail, expire_keeps_what_a_late_line_needs)
+{
+	struct jailset *js = load_text(SASL);
+	struct event e;
+
+	for (int k = 0; k < 4; k++)
+		cr_assert_eq(rec(js, "auth_failure", T0 + k, "192.0.2.9", NULL), 0);
+	jails_expire(js, T0 + 700);
+	cr_assert_eq(jails_tracked_keys(js, 0), 1);
+	/* Stamped T0 + 300, seen at T0 + 700: inside the 10m window of now. */
+	e = mkev("auth_failure", T0 + 300, "192.0.2.9", NULL);
+	cr_assert_eq(jail_record_event(js, &e, T0 + 700, out, JAIL_VERDICTS_MAX), 1,
+	    "the fifth failure within 10m bans");
+	jails_free(js);
+}
+
 Test(jail, expire_drops_keys)
 {
 	struct jailset *js = load_text(SASL);
@@ -630,7 +648,7 @@ Test(jail, expire_drops_keys)
 		cr_assert_eq(rec(js, "auth_failure", T0 + i, ip, NULL), 0);
 	}
 	cr_assert_eq(jails_tracked_keys(js, 0), 1000);
-	jails_expire(js, T0 + 600 + 499);
+	jails_expire(js, T0 + 2 * 600 + 499);
 	cr_assert_eq(jails_tracked_keys(js, 0), 500);
 	/* survivors are still found after the table was rebuilt */
 	for (int i = 500; i < 1000; i++) {
