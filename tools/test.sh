@@ -2,8 +2,8 @@
 # Install, build with AddressSanitizer + UBSan, and run every test suite,
 # then a short fuzzing run of each libFuzzer harness (FUZZ_SECONDS, default
 # 30; 0 skips it) and the daemon's steady state under valgrind (a plain
-# build: valgrind and ASan do not mix).  This is README's test command, and exactly what CI
-# (.ci/run) runs.
+# build: valgrind and ASan do not mix).  This is README's test command, and
+# exactly what CI (.ci/run) runs.
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/deps.sh
@@ -19,3 +19,10 @@ rm -rf build-vg
 meson setup build-vg -Dtests=disabled >/dev/null
 meson compile -C build-vg mailjail:executable >/dev/null
 bash tools/valgrind-daemon.sh build-vg
+# The closing line: meson's tests (each a criterion suite or a script).
+python3 - build-test/meson-logs/testlog.json <<'PY'
+import json, sys
+results = [json.loads(line)["result"] for line in open(sys.argv[1])]
+ok = sum(r == "OK" for r in results)
+print("tests: %d passed, %d failed" % (ok, len(results) - ok))
+PY
