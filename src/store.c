@@ -545,8 +545,6 @@ bind_event(sqlite3_stmt *s, int base, const struct event *ev)
 static int
 write_rows(struct store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
 {
-	int rc;
-
 	for (size_t i = 0; i < n; i++) {
 		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0) {
 			note_error(st);
@@ -554,13 +552,7 @@ write_rows(struct store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
 			return -1;
 		}
 	}
-	rc = sqlite3_step(s);
-	/* The error is the step's: read it before reset can change it. */
-	if (rc != SQLITE_DONE)
-		note_error(st);
-	sqlite3_reset(s);
-	busy_done(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return run_done(st, s);
 }
 
 /* flush_events - write the events added since the last flush: a full
@@ -590,8 +582,6 @@ minute_of(int64_t t)
 static int
 write_counts(struct store *st, sqlite3_stmt *s, struct count_slot *const *c, size_t n)
 {
-	int rc;
-
 	for (size_t i = 0; i < n; i++) {
 		int b = (int)i * 4;
 		if (sqlite3_bind_int64(s, b + 1, c[i]->minute) != SQLITE_OK ||
@@ -603,13 +593,7 @@ write_counts(struct store *st, sqlite3_stmt *s, struct count_slot *const *c, siz
 			return -1;
 		}
 	}
-	rc = sqlite3_step(s);
-	/* The error is the step's: read it before reset can change it. */
-	if (rc != SQLITE_DONE)
-		note_error(st);
-	sqlite3_reset(s);
-	busy_done(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return run_done(st, s);
 }
 
 /* flush_counts - add the summed counts to event_counts, COUNT_ROWS per

@@ -113,15 +113,7 @@ stop_daemon(pid_t pid, int sig)
 static bool
 wait_for(const char *sql, const char *want)
 {
-	for (int i = 0; i < 300; i++) {
-		char *out = tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
-		bool ok = strcmp(out, want) == 0;
-		free(out);
-		if (ok)
-			return true;
-		usleep(50000);
-	}
-	return false;
+	return tu_wait_sql(db, sql, want);
 }
 
 /* append_failures - n SASL failures from ip, stamped now (local time) */
@@ -534,27 +526,14 @@ Test(daemon, corrupt_database_at_start_is_a_clear_error)
 static void
 fill_fs(void)
 {
-	char *out;
-
-	(void)tu_sh("dd if=/dev/zero of='%s/filler' bs=4096 2>/dev/null", fs);
-	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", fs);
-	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
-	free(out);
+	tu_fill_fs(fs);
 }
 
 /* err_has - wait until the daemon's stderr says s (or 15 s pass) */
 static bool
 err_has(const char *s)
 {
-	for (int i = 0; i < 300; i++) {
-		char *text = tu_sh_output("cat '%s'", errf);
-		bool ok = strstr(text, s) != NULL;
-		free(text);
-		if (ok)
-			return true;
-		usleep(50000);
-	}
-	return false;
+	return tu_wait_file_has(errf, s);
 }
 
 Test(diskfull, daemon_waits_for_space_and_loses_nothing)

@@ -176,15 +176,7 @@ Test(nft_daemon, manual_ban_and_unban_reach_the_kernel)
 static bool
 err_has(const char *s)
 {
-	for (int i = 0; i < 150; i++) {
-		char *text = tu_sh_output("cat '%s'", errf);
-		bool ok = strstr(text, s) != NULL;
-		free(text);
-		if (ok)
-			return true;
-		usleep(100000);
-	}
-	return false;
+	return tu_wait_file_has(errf, s);
 }
 
 Test(nft_daemon, table_deleted_or_blocked_under_it_no_ban_is_lost)

@@ -165,3 +165,42 @@ tu_kill_children(void)
 		tu_children[i] = 0;
 	}
 }
+
+bool
+tu_wait_sql(const char *db, const char *sql, const char *want)
+{
+	for (int i = 0; i < 300; i++) {
+		char *out = tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
+		bool ok = strcmp(out, want) == 0;
+		free(out);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+bool
+tu_wait_file_has(const char *path, const char *s)
+{
+	for (int i = 0; i < 300; i++) {
+		char *text = tu_sh_output("cat '%s' 2>/dev/null", path);
+		bool ok = strstr(text, s) != NULL;
+		free(text);
+		if (ok)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+void
+tu_fill_fs(const char *dir)
+{
+	char *out;
+
+	(void)tu_sh("dd if=/dev/zero of='%s/filler' bs=4096 2>/dev/null", dir);
+	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", dir);
+	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
+	free(out);
+}

@@ -5,6 +5,7 @@
 #ifndef MAILJAIL_TESTUTIL_H
 #define MAILJAIL_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -21,6 +22,14 @@ const char *tu_builddir(void);
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Poll "sqlite3 db sql" until it prints want exactly (15 s at most). */
+bool tu_wait_sql(const char *db, const char *sql, const char *want);
+/* Poll a file until it contains s (15 s at most). */
+bool tu_wait_file_has(const char *path, const char *s);
+/* Fill the filesystem holding dir (a small tmpfs) with dir/filler, to the
+ * last block; asserts that nothing is left. */
+void tu_fill_fs(const char *dir);
 
 /*
  * Daemons a test forks must die with the test, even when an assertion
