@@ -153,7 +153,7 @@ parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *
 	return 0;
 }
 
-/* parse_rfc3339 - "2026-11-22T10:00:01[.frac](Z|+hh:mm|-hh:mm)" */
+/* parse_rfc3339 - "2026-11-22T10:00:01[.frac](Z|+hh:mm|-hh:mm|+hhmm|-hhmm)" */
 static int
 parse_rfc3339(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
 {
@@ -195,6 +195,15 @@ parse_rfc3339(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t 
 			return -1;
 		off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
 		i += 6;
+	} else if (i + 5 <= len && (s[i] == '+' || s[i] == '-') &&
+	    (i + 5 == len || s[i + 5] < '0' || s[i + 5] > '9')) {
+		/* ISO 8601's basic offset, as journalctl -o short-iso writes it. */
+		oh = digits(s + i + 1, 2);
+		om = digits(s + i + 3, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -1;
+		off = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+		i += 5;
 	} else {
 		return -1;
 	}
