@@ -171,7 +171,8 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	diag_free(&d);
 	/* The DB and the logs stay as they are: changing them needs a restart. */
 	n.store = a->store;
-	n.db_path = a->db_path;
+	/* Not a->db_path: it may point into the old config, freed below. */
+	n.db_path = store_path(a->store);
 	if (backends_init(&nb, &n, o->dry_run) != 0) {
 		log_warnx("reload refused: enforcement cannot be set up");
 		n.store = NULL;

@@ -149,6 +149,12 @@ static int flush_pending(struct store *st);
 #define STORE_BUSY_WARN_MS 2000
 
 const char *
+store_path(const struct store *st)
+{
+	return st->path;
+}
+
+const char *
 store_errmsg(const struct store *st)
 {
 	return st->lasterr[0] ? st->lasterr : sqlite3_errmsg(st->db);

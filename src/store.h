@@ -32,6 +32,8 @@ void store_close(struct store *st);
  * the reason in err. */
 int store_check_file(const struct store *st, char *err, size_t errlen);
 const char *store_errmsg(const struct store *st);
+/* The file opened (owned by the store, valid until store_close). */
+const char *store_path(const struct store *st);
 
 int store_begin(struct store *st);
 int store_commit(struct store *st);
