@@ -131,6 +131,10 @@ struct store {
 	struct count_slot counts[COUNT_SLOTS];
 	size_t ncounts;
 	bool in_tx;
+	/* SQLite rolled the open transaction back by itself (IOERR, some FULL,
+	 * NOMEM, INTERRUPT): every write until store_rollback would commit on
+	 * its own, outside the batch, so none is made. */
+	bool tx_lost;
 	char *path;
 	char lasterr[512];         /* the last failure, kept past a rollback */
 	char logged[512];          /* the last failure logged: repeats are not */
@@ -160,8 +164,6 @@ store_errmsg(const struct store *st)
 	return st->lasterr[0] ? st->lasterr : sqlite3_errmsg(st->db);
 }
 
-/* note_error - keep SQLite's words for the failure (and say what a full
- * disk means); logged once here, with the file named */
 /* disk_full - did the last failure come from a full filesystem?  SQLite
  * says SQLITE_FULL for its files' growth, but a plain "disk I/O error" when
  * the -shm or -wal file cannot be made: the OS error tells. */
@@ -174,9 +176,13 @@ disk_full(sqlite3 *db)
 	    sys == EDQUOT;
 }
 
+/* note_error - keep SQLite's words for the failure (and say what a full
+ * disk means); logged once here, with the file named */
 static void
 note_error(struct store *st)
 {
+	if (st->in_tx && sqlite3_get_autocommit(st->db))
+		st->tx_lost = true;
 	if (disk_full(st->db))
 		snprintf(st->lasterr, sizeof(st->lasterr), "%s (disk full: no space "
 		    "left for %s or its -wal file)", sqlite3_errmsg(st->db), st->path);
@@ -458,7 +464,13 @@ store_close(struct store *st)
 static int
 run_done(struct store *st, sqlite3_stmt *s)
 {
-	int rc = sqlite3_step(s);
+	int rc;
+
+	if (st->tx_lost) {
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	rc = sqlite3_step(s);
 
 	/* The error is the step's: read it before reset can change it. */
 	if (rc != SQLITE_DONE)
@@ -504,6 +516,7 @@ store_rollback(struct store *st)
 {
 	st->npending = 0;
 	clear_counts(st);
+	st->tx_lost = false;
 	if (!st->in_tx)
 		return 0;
 	st->in_tx = false;
