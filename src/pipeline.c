@@ -135,6 +135,13 @@ count_jail_verdict(struct pipeline *p, const struct verdict *v)
 	}
 }
 
+static bool
+is_submission(const struct event *ev)
+{
+	return ev->qid[0] != '\0' && ev->user[0] != '\0' &&
+	    strcmp(ev->type, "submission") == 0;
+}
+
 int
 pipeline_line(struct pipeline *p, const char *line, size_t len)
 {
@@ -169,9 +176,11 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 			goto fail;
 		p->in_tx = true;
 	}
-	/* Only what the jails need for a restart is a row; every event counts. */
-	if ((jails_want_event(p->jails, &ev) ? store_add_event(p->store, &ev)
-	    : store_count_event(p->store, &ev)) != 0)
+	/* A row for what the jails need at a restart, and for every submission:
+	 * "release --requeue" finds an account's held mail by its queue ids,
+	 * whether or not a jail counts submissions.  Every event counts. */
+	if ((jails_want_event(p->jails, &ev) || is_submission(&ev)
+	    ? store_add_event(p->store, &ev) : store_count_event(p->store, &ev)) != 0)
 		goto fail;
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)

@@ -199,3 +199,24 @@ Test(test_rules, counts_per_rule_with_samples)
 	cr_assert(strstr(out, "ip=192.0.2.66") == NULL, "never the spoofed address: %s", out);
 	free(out);
 }
+
+/* "release --requeue" finds held mail by the queue ids of the account's
+ * submissions: they are kept even when no jail counts submissions. */
+Test(replay, submissions_kept_for_release_without_a_quota_jail)
+{
+	char cfg[800], text[2048], *out;
+
+	snprintf(text, sizeof(text), "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\n"
+	    "jails = %s/jails/sasl-bruteforce.jail\nuser = root\n", sample, db,
+	    tu_srcdir(), tu_srcdir());
+	tu_write(dir, "only-sasl.conf", text, cfg, sizeof(cfg));
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg, sample), 0);
+	out = query("SELECT count(*) FROM events WHERE event = 'submission' "
+	    "AND account = 'newsletter@example.org' AND qid IS NOT NULL");
+	cr_assert_str_eq(out, "120\n", "every submission of the account is a row");
+	free(out);
+	out = query("SELECT count(*) FROM events WHERE event = 'postscreen_pregreet' "
+	    "OR event = 'auth_disconnect'");
+	cr_assert_str_eq(out, "0\n", "kinds nobody needs are only counted");
+	free(out);
+}
