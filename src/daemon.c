@@ -452,7 +452,10 @@ daemon_run(const struct daemon_options *o)
 
 	while (!sig_stop) {
 		time_t now;
-		long n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines), m;
+		long n, m;
+
+		pipeline_tick(&p, (int64_t)time(NULL));
+		n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines);
 
 		if (n < 0)
 			goto out;

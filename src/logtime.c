@@ -117,6 +117,7 @@ parse_syslog_full(struct logtime *lt, const char *s, int64_t *t, size_t *used)
 		year--;
 	memcpy(lt->s_prefix, s, sizeof(lt->s_prefix));
 	lt->s_base = local_hour(lt, year, mon, mday, h);
+	lt->s_next = INT64_MIN;
 	v = lt->s_base + m * 60 + sec;
 	/* No year in the stamp: this year, unless that is in the future. */
 	if (v > lt->ref + 86400) {
@@ -124,6 +125,14 @@ parse_syslog_full(struct logtime *lt, const char *s, int64_t *t, size_t *used)
 		while (mday > days_in_month(year, mon))
 			year--;
 		v = local_hour(lt, year, mon, mday, h) + m * 60 + sec;
+	} else if (v < lt->ref - 180 * 86400 && mday <= days_in_month(year + 1, mon)) {
+		/* Just past New Year for the writer, not yet for our clock
+		 * (skew, or a reference a little behind): next year's date. */
+		int64_t next = local_hour(lt, year + 1, mon, mday, h) + m * 60 + sec;
+		if (next <= lt->ref + 86400) {
+			v = next;
+			lt->s_next = v - m * 60 - sec;
+		}
 	}
 	*t = v;
 	*used = 15;
@@ -145,9 +154,15 @@ parse_syslog(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *
 	sec = digits(s + 13, 2);
 	if (m < 0 || m > 59 || sec < 0 || sec > 60)
 		return -1;
-	v = lt->s_base + m * 60 + sec;
-	if (v > lt->ref + 86400)
-		return parse_syslog_full(lt, s, t, used);   /* last year's */
+	if (lt->s_next != INT64_MIN) {
+		v = lt->s_next + m * 60 + sec;
+		if (v > lt->ref + 86400)
+			return parse_syslog_full(lt, s, t, used);
+	} else {
+		v = lt->s_base + m * 60 + sec;
+		if (v > lt->ref + 86400)
+			return parse_syslog_full(lt, s, t, used);   /* last year's */
+	}
 	*t = v;
 	*used = 15;
 	return 0;

@@ -30,6 +30,7 @@ struct logtime {
 	 * a line in the same hour as the one before parses only the rest */
 	char s_prefix[9];        /* syslog "Nov 22 10" */
 	int64_t s_base;          /* its local hour in the reference year */
+	int64_t s_next;          /* or in the next (just past New Year), else INT64_MIN */
 	char r_prefix[13];       /* RFC 3339 "2026-11-22T10" */
 	int64_t r_base;          /* its hour, before the UTC offset */
 };

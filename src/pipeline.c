@@ -135,6 +135,15 @@ count_jail_verdict(struct pipeline *p, const struct verdict *v)
 	}
 }
 
+void
+pipeline_tick(struct pipeline *p, int64_t wall_now)
+{
+	/* Once a minute is plenty (the inference has a day of slack); it
+	 * also drops the stamp caches, which is cheap. */
+	if (!p->log_clock && (wall_now - p->lt.ref >= 60 || wall_now < p->lt.ref))
+		logtime_init(&p->lt, wall_now);
+}
+
 static bool
 is_submission(const struct event *ev)
 {

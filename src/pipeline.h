@@ -80,6 +80,11 @@ int pipeline_add_backend(struct pipeline *p, const struct enforcer_ops *ops, voi
  * the log clock, from the newest event stored. */
 int pipeline_restore(struct pipeline *p, int64_t wall_now);
 
+/* The daemon's wall clock, before each read: syslog stamps carry no year,
+ * which is inferred from "now", so a daemon that runs across New Year must
+ * not keep the year it started in.  (Replay keeps its start time.) */
+void pipeline_tick(struct pipeline *p, int64_t wall_now);
+
 /* One line (no newline); opens the batch transaction if needed. */
 int pipeline_line(struct pipeline *p, const char *line, size_t len);
 /* follow_line_cb adapter: arg is the pipeline. */

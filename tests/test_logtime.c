@@ -53,6 +53,18 @@ Test(logtime, year_is_inferred_backwards_across_new_year)
 	cr_assert_eq(parse(&lt, "Jan  1 12:00:00", NULL), 1767225600 + 43200);
 }
 
+Test(logtime, year_is_inferred_forwards_just_after_new_year)
+{
+	struct logtime lt;
+
+	logtime_init(&lt, 1798761600 - 30);            /* 2026-12-31T23:59:30Z */
+	cr_assert_eq(parse(&lt, "Jan  1 00:00:10", NULL), 1798761610, "2027-01-01, not 2026");
+	cr_assert_eq(parse(&lt, "Jan  1 00:00:20", NULL), 1798761620, "the cached hour too");
+	cr_assert_eq(parse(&lt, "Dec 31 23:59:00", NULL), 1798761540);
+	/* long past, not just ahead: this year's */
+	cr_assert_eq(parse(&lt, "Jan  5 00:00:00", NULL), 1767571200, "2026-01-05");
+}
+
 Test(logtime, feb_29_goes_to_a_leap_year)
 {
 	struct logtime lt;
