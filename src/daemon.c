@@ -430,7 +430,15 @@ daemon_run(const struct daemon_options *o)
 	 * root or group systemd-journal/adm).  From here on, only CAP_NET_ADMIN. */
 	{
 		char err[512];
-		if (privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
+		const char *files[ENFORCE_FILES_MAX];
+		size_t nfiles = enforce_files(&b, files, sizeof(files) / sizeof(files[0]));
+		bool chowned = true;
+
+		/* The maps too: a reload reopens them as the user. */
+		for (size_t i = 0; i < nfiles && chowned; i++)
+			chowned = privdrop_chown(a.cfg.user, files[i], err, sizeof(err)) == 0;
+		if (!chowned ||
+		    privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
 		    (o->log_file &&
 		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
 		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {

@@ -68,6 +68,7 @@ struct holdmap {
 	char *path;             /* sqlite: the .db; hash: the text source */
 	char *cfpath;           /* sqlite: postfix-hold.cf / postfix-reject.cf */
 	char *exppath;          /* hash: the expiry sidecar */
+	char *hashdb;           /* hash: path.db, what postmap makes */
 	char *confdir;          /* Postfix config dir for postmap, or NULL */
 	sqlite3 *db;
 	sqlite3_stmt *st_add, *st_del, *st_expire;
@@ -961,7 +962,6 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 	struct holdmap *m = NULL;
 	enum map_type type;
 	const char *path;
-	char *db = NULL;
 	struct stat sb;
 	int rc = -1, orc;
 
@@ -996,14 +996,14 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 			goto out;
 	} else {
 		if ((m->exppath = xasprintf("%s.expires", m->path)) == NULL
-		    || (db = xasprintf("%s.db", m->path)) == NULL) {
+		    || (m->hashdb = xasprintf("%s.db", m->path)) == NULL) {
 			seterr(err, errlen, "%s: out of memory", spec);
 			goto out;
 		}
 		if (load_hash(m, err, errlen) == -1)
 			goto out;
 		/* Postfix reads path.db: make sure it exists from the start. */
-		if (stat(db, &sb) == -1)
+		if (stat(m->hashdb, &sb) == -1)
 			m->dirty = true;
 		if (m->dirty && sync_hash(m) == -1) {
 			seterr(err, errlen, "%s: cannot write or compile the map "
@@ -1016,7 +1016,6 @@ holdmap_open(struct holdmap **out, const char *spec, enum holdmap_kind kind,
 	rc = 0;
 out:
 	holdmap_close(m);
-	free(db);
 	return rc;
 }
 
@@ -1043,8 +1042,24 @@ holdmap_close(struct holdmap *m)
 	free(m->path);
 	free(m->cfpath);
 	free(m->exppath);
+	free(m->hashdb);
 	free(m->confdir);
 	free(m);
+}
+
+size_t
+holdmap_files(const struct holdmap *m, const char *out[HOLDMAP_FILES_MAX])
+{
+	size_t n = 0;
+
+	out[n++] = m->path;
+	if (m->type == MAP_SQLITE) {
+		out[n++] = m->cfpath;
+	} else {
+		out[n++] = m->exppath;
+		out[n++] = m->hashdb;
+	}
+	return n;
 }
 
 /* holdmap_add - add or replace key until expires_at */

@@ -62,6 +62,12 @@ int holdmap_expire(struct holdmap *m, int64_t now);
 /* Make pending changes visible to Postfix (hash: rewrite + postmap). */
 int holdmap_sync(struct holdmap *m);
 
+/* The files the map writes (the .db, the .cf; hash: the text, its .db and
+ * the expiry sidecar), for giving them to the user the daemon drops to.
+ * The strings are m's.  Returns how many. */
+#define HOLDMAP_FILES_MAX 3
+size_t holdmap_files(const struct holdmap *m, const char *out[HOLDMAP_FILES_MAX]);
+
 /* Can Postfix read the map?  Checks that the file (and .cf) exist and are
  * readable by user "postfix" (permissions of the file and of each directory
  * on the way).  0 yes; -1 with the reason in err. */

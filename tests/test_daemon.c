@@ -84,6 +84,18 @@ write_config(const char *logs, const char *jails, const char *user)
 	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
 }
 
+static const char *
+maps_db(const char *maps)
+{
+	static char p[800];
+
+	snprintf(p, sizeof(p), "%s/hold.db", maps);
+	return p;
+}
+
+/* Cleared by a test that enforces for real (maps only: no kernel needed). */
+static bool dry_run = true;
+
 static pid_t
 start_daemon(void)
 {
@@ -93,7 +105,10 @@ start_daemon(void)
 	if (pid == 0) {
 		FILE *e = freopen(errf, "a", stderr);
 		(void)e;
-		execl(bin, "mailjail", "run", "--dry-run", "-c", cfg, (char *)NULL);
+		if (dry_run)
+			execl(bin, "mailjail", "run", "--dry-run", "-c", cfg, (char *)NULL);
+		else
+			execl(bin, "mailjail", "run", "-c", cfg, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
@@ -305,6 +320,53 @@ Test(daemon, runs_without_root_keeping_only_cap_net_admin)
 	cr_assert(strstr(out, "CapEff:\t0000000000001000") != NULL, "only CAP_NET_ADMIN: %s", out);
 	cr_assert(strstr(out, "CapPrm:\t0000000000001000") != NULL, "%s", out);
 	cr_assert(strstr(out, "NoNewPrivs:\t1") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+}
+
+/* The maps are written by the dropped user, and a reload reopens them as
+ * that user: they are handed over at start like the database. */
+Test(daemon, hold_map_still_written_after_the_drop_and_a_reload)
+{
+	char maps[700], jail[700], text[4096], *out;
+	FILE *fp;
+	pid_t pid;
+
+	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
+	cr_assert_eq(chmod(dir, 0777), 0);
+	snprintf(maps, sizeof(maps), "%s/maps", dir);
+	cr_assert_eq(mkdir(maps, 0755), 0);
+	cr_assert_eq(chown(maps, 65534, 65534), 0);
+	tu_write(dir, "quota.jail", "[quota]\nevents = submission\nkey = account\n"
+	    "limits = 3/1h\naction = hold\nbantime = 1h\n", jail, sizeof(jail));
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	snprintf(text, sizeof(text), "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\n"
+	    "jails = %s\nuser = nobody\n[hold]\nmap = sqlite:%s/hold.db\n", logf, db,
+	    tu_srcdir(), jail, maps);
+	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
+	dry_run = false;
+	pid = start_daemon();
+	cr_assert(tu_wait_file_has(errf, "running:"), "started");
+	kill(pid, SIGHUP);
+	cr_assert(tu_wait_file_has(errf, "reloaded"), "the reload takes, as the dropped user");
+	fp = fopen(logf, "a");
+	cr_assert_not_null(fp);
+	for (int i = 0; i < 4; i++) {
+		char stamp[32];
+		time_t now = time(NULL);
+		strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", localtime(&now));
+		fprintf(fp, "%s mx postfix/submission/smtpd[%d]: 4F%06X: client=c.example[192.0.2.%d], "
+		    "sasl_method=PLAIN, sasl_username=alice\n", stamp, 300 + i, i, 10 + i);
+	}
+	fclose(fp);
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target = 'alice'", "1\n"));
+	cr_assert(tu_wait_sql(maps_db(maps), "SELECT count(*) FROM hold WHERE key = 'alice'", "1\n"),
+	    "alice is on the HOLD map");
+	out = tu_sh_output("stat -c %%u '%s/hold.db' '%s/postfix-hold.cf'", maps, maps);
+	cr_assert_str_eq(out, "65534\n65534\n", "the map files belong to the user");
+	free(out);
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "reload refused") == NULL, "%s", out);
 	free(out);
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
 }
