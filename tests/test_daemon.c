@@ -780,6 +780,11 @@ Test(diskfull, db_deleted_while_the_disk_is_full_stops_the_daemon)
 	fill_fs();
 	append_failures(logf, "203.0.113.81", "b", 5);
 	cr_assert(err_has("disk full"), "the batch is refused");
+	/* The outage does not stop the loop: a reload and a reopen are done
+	 * now, not once writes work again. */
+	kill(pid, SIGHUP);
+	cr_assert(err_has("reloaded"), "SIGHUP during the outage");
+	cr_assert_eq(kill(pid, 0), 0, "still running");
 	/* The admin frees space by deleting the big DB: the daemon holds it
 	 * open, so no block comes free; retrying would go on for ever. */
 	cr_assert_eq(unlink(db), 0);
