@@ -353,8 +353,8 @@ struct db_outage {
  * db_refused - the database refused a batch (already rolled back), or
  * reading the state back for its retry failed (what says which).  Returns
  * 0 if the failure may clear (retry later), after logging it (the first
- * refused batch, then every DB_WARN_SECS) and telling systemd in STATUS; -1 if it
- * will not, after saying why the daemon stops.
+ * refused batch, then every DB_WARN_SECS) and telling systemd in STATUS;
+ * -1 if it will not, after saying why the daemon stops.
  */
 static int
 db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
@@ -552,10 +552,12 @@ daemon_run(const struct daemon_options *o)
 				(void)sd_notify(0, "STATUS=");
 				outage.failures = 0;
 			}
-		} else if (time(NULL) >= db_retry_at) {
-			/* Forget the refusal: a failure now may not be the DB's.  A
-			 * pipeline that failed to rebuild is zeroed: fini and the
-			 * next rewind handle that. */
+		} else if (time(NULL) >= db_retry_at ||
+		    db_retry_at - time(NULL) > DB_RETRY_SECS) {
+			/* (Due, or the clock was set back.)  Forget the refusal:
+			 * a failure now may not be the DB's.  A pipeline that
+			 * failed to rebuild is zeroed: fini and the next rewind
+			 * handle that. */
 			store_clear_error(a.store);
 			if (rewind_batch(&a, &p, &b, f, js, nj) == 0) {
 				db_retry_at = 0;
