@@ -5,6 +5,13 @@
  * a batch is always committed whole.  follow_wait() returns early on a
  * signal.  Timers (reconcile, purge) are checked once per loop turn; the wait
  * never exceeds the nearest of them.
+ *
+ * A batch the database refused for a reason that may clear (disk full, a
+ * lock held too long) sets db_retry_at: until then no source is read, but
+ * the loop goes on turning (signals, the deleted-file check, reconcile,
+ * map expiry), then the batch is rewound and read again.  Any other refusal
+ * (corrupt file, read-only, constraint, no memory) stops the daemon with
+ * exit 1, so systemd's restart loop shows it.
  */
 #include "daemon.h"
 
@@ -37,8 +44,11 @@
 /* Events are kept for the longest window, and never less than this. */
 #define EVENTS_KEEP_MIN (2 * 86400)
 /* After the database refused a batch (disk full, locked for over a minute,
- * I/O error), wait this long before reading it again. */
+ * a temporary I/O error), wait this long before reading it again. */
 #define DB_RETRY_SECS 2
+/* While it keeps refusing, say so again this often (the first refusal is
+ * logged at once, the recovery too). */
+#define DB_WARN_SECS 300
 
 static volatile sig_atomic_t sig_stop, sig_reload, sig_reopen;
 
@@ -225,13 +235,15 @@ journals_open(struct app *a, struct journal **js, size_t *nj)
 	return 0;
 }
 
-/* journals_read - up to batch entries from each journal source; -1 on error */
+/* journals_read - up to batch entries from each journal source; -1 on error.
+ * None once a write of the batch failed (in the files' lines or a journal
+ * before): it is rolled back anyway, and reading on only repeats work. */
 static long
 journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 {
 	long total = 0;
 
-	for (size_t i = 0; i < nj; i++) {
+	for (size_t i = 0; i < nj && !p->failed; i++) {
 		long n = journal_read(js[i], pipeline_follow_cb, p, batch);
 		if (n < 0)
 			return -1;
@@ -309,14 +321,73 @@ reconcile(struct pipeline *p, struct store *st, time_t now)
 		log_info("active bans re-applied");
 }
 
-/* pause_secs - sleep, but come back at once on a signal */
+/* pause_until - sleep until due, a second at most, and come back at once on
+ * a signal (the slices bound the delay of one that comes just before) */
 static void
-pause_secs(int secs)
+pause_until(time_t due)
 {
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
 
-	for (int i = 0; i < secs * 10 && !sig_stop; i++)
+	for (int i = 0; i < 10 && time(NULL) < due; i++) {
+		if (sig_stop || sig_reload || sig_reopen)
+			return;
 		(void)nanosleep(&ts, NULL);
+	}
+}
+
+/* pipeline_ready - false after a rewind could not rebuild it (zeroed) */
+static bool
+pipeline_ready(const struct pipeline *p)
+{
+	return p->rules != NULL;
+}
+
+/* The state of a database outage: refused batches in a row, since when,
+ * when it was last said. */
+struct db_outage {
+	unsigned failures;
+	time_t since, warned_at;
+};
+
+/*
+ * db_refused - the database refused a batch (already rolled back), or
+ * reading the state back for its retry failed (what says which).  Returns
+ * 0 if the failure may clear (retry later), after logging it (the first
+ * refused batch, then every DB_WARN_SECS) and telling systemd in STATUS;
+ * -1 if it will not, after saying why the daemon stops.
+ */
+static int
+db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
+    const char *what)
+{
+	char status[700];
+
+	if (!store_error_is_transient(st)) {
+		log_warnx("database %s: %s: %s; retrying cannot help: stopping (the "
+		    "next start reads the logs from the positions saved with the last "
+		    "good batch)", store_path(st), what, store_errmsg(st));
+		return -1;
+	}
+	/* (A read failing can only follow a refused batch.) */
+	if (batch && o->failures++ == 0) {
+		o->since = o->warned_at = now;
+		log_warnx("database %s: %s: %s; the batch is rolled back and will be "
+		    "read again from the saved log positions (retrying every %d s)",
+		    store_path(st), what, store_errmsg(st), DB_RETRY_SECS);
+	} else if (now - o->warned_at >= DB_WARN_SECS) {
+		o->warned_at = now;
+		log_warnx("database %s: still failing after %u refused batches in %ld s "
+		    "(%s: %s); nothing new is recorded or banned meanwhile (bans in "
+		    "force stay), retrying every %d s", store_path(st), o->failures,
+		    (long)(now - o->since), what, store_errmsg(st), DB_RETRY_SECS);
+	} else {
+		return 0;
+	}
+	snprintf(status, sizeof(status), "STATUS=database refuses writes since %ld s "
+	    "ago: %s; retrying every %d s", (long)(now - o->since), store_errmsg(st),
+	    DB_RETRY_SECS);
+	(void)sd_notify(0, status);
+	return 0;
 }
 
 /*
@@ -370,7 +441,8 @@ daemon_run(const struct daemon_options *o)
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
-	unsigned db_failures = 0;   /* batches refused in a row */
+	struct db_outage outage = { 0, 0, 0 };
+	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
 
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
@@ -400,6 +472,8 @@ daemon_run(const struct daemon_options *o)
 		log_warn("sigaction");
 		goto out;
 	}
+	/* A stop must not wait out a held lock (up to a minute per statement). */
+	store_set_stop_flag(a.store, &sig_stop);
 	if (backends_init(&b, &a, o->dry_run) != 0)
 		goto out;
 	if (start_pipeline(&p, &a, &b) != 0) {
@@ -460,35 +534,48 @@ daemon_run(const struct daemon_options *o)
 
 	while (!sig_stop) {
 		time_t now;
-		long n, m;
+		long n = 0, m = 0;
 
-		pipeline_tick(&p, (int64_t)time(NULL));
-		n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines);
-
-		if (n < 0)
-			goto out;
-		/* Each journal source reads up to a batch of its own into the same
-		 * transaction. */
-		if ((m = journals_read(js, nj, &p, a.cfg.batch_lines)) < 0)
-			goto out;
-		if (pipeline_commit_sources(&p, f, js, nj) != 0) {
-			if (db_failures++ == 0)
-				log_warnx("database %s: cannot commit: %s; the batch is "
-				    "rolled back and will be read again from the saved "
-				    "log positions (retrying every %d s)", a.db_path,
-				    store_errmsg(a.store), DB_RETRY_SECS);
-			/* A pipeline that failed to rebuild is zeroed: fini and
-			 * the next rewind handle that. */
-			do
-				pause_secs(DB_RETRY_SECS);
-			while (!sig_stop && rewind_batch(&a, &p, &b, f, js, nj) != 0);
-			continue;
-		}
-		if (db_failures > 0 && p.commits > 0) {
-			log_info("database %s: writes work again after %u refused "
-			    "batch%s; resumed from the saved log positions", a.db_path,
-			    db_failures, db_failures == 1 ? "" : "es");
-			db_failures = 0;
+		if (db_retry_at == 0) {
+			pipeline_tick(&p, (int64_t)time(NULL));
+			if ((n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines)) < 0)
+				goto out;
+			/* Each journal source reads up to a batch of its own into the
+			 * same transaction. */
+			if ((m = journals_read(js, nj, &p, a.cfg.batch_lines)) < 0)
+				goto out;
+			if (pipeline_commit_sources(&p, f, js, nj) != 0) {
+				/* A stop gives up waiting for a lock: the batch is
+				 * simply read again at the next start. */
+				if (sig_stop)
+					break;
+				if (db_refused(&outage, a.store, time(NULL), true, "cannot commit") != 0)
+					goto out;
+				db_retry_at = time(NULL) + DB_RETRY_SECS;
+				n = m = 0;
+			} else if (outage.failures > 0 && p.commits > 0) {
+				log_info("database %s: writes work again after %u refused "
+				    "batch%s in %ld s; resumed from the saved log positions",
+				    a.db_path, outage.failures, outage.failures == 1 ? "" : "es",
+				    (long)(time(NULL) - outage.since));
+				(void)sd_notify(0, "STATUS=");
+				outage.failures = 0;
+			}
+		} else if (time(NULL) >= db_retry_at ||
+		    db_retry_at - time(NULL) > DB_RETRY_SECS) {
+			/* (Due, or the clock was set back.)  Forget the refusal:
+			 * a failure now may not be the DB's.  A pipeline that
+			 * failed to rebuild is zeroed: fini and the next rewind
+			 * handle that. */
+			store_clear_error(a.store);
+			if (rewind_batch(&a, &p, &b, f, js, nj) == 0) {
+				db_retry_at = 0;
+				continue;   /* read the batch again at once */
+			}
+			if (db_refused(&outage, a.store, time(NULL), false,
+			    "cannot read the state back to retry the refused batch") != 0)
+				goto out;
+			db_retry_at = time(NULL) + DB_RETRY_SECS;
 		}
 		if (sig_reopen) {
 			sig_reopen = 0;
@@ -511,18 +598,24 @@ daemon_run(const struct daemon_options *o)
 				log_warnx("database %s; stopping", err);
 				goto out;
 			}
-			reconcile(&p, a.store, now);
+			/* Reading works while writes are refused (a full disk):
+			 * a flushed table gets its active bans back. */
+			if (pipeline_ready(&p))
+				reconcile(&p, a.store, now);
 			next_reconcile = now + RECONCILE_SECS;
 		}
 		if (now >= next_expire) {
-			for (size_t i = 0; i < p.nbackends; i++)
-				if (p.backend[i]->expire &&
-				    p.backend[i]->expire(p.backend_state[i], (int64_t)now) != 0)
+			/* From the backends themselves: the pipeline may be down
+			 * during an outage, and holds must still end on time. */
+			for (size_t i = 0; i < b.n; i++)
+				if (b.ops[i]->expire &&
+				    b.ops[i]->expire(b.state[i], (int64_t)now) != 0)
 					log_warnx("%s: removing expired entries failed",
-					    p.backend[i]->name);
+					    b.ops[i]->name);
 			next_expire = now + EXPIRE_SECS;
 		}
-		if (now >= next_purge) {
+		/* Purging is a write: it waits until the DB takes writes again. */
+		if (now >= next_purge && db_retry_at == 0) {
 			int64_t keep = jails_longest_window(a.jails);
 			if (keep < EVENTS_KEEP_MIN)
 				keep = EVENTS_KEEP_MIN;
@@ -543,6 +636,13 @@ daemon_run(const struct daemon_options *o)
 		{
 			time_t due = next_reconcile < next_expire ? next_reconcile : next_expire;
 			int wait_ms = due > now ? (int)(due - now) * 1000 : 100;
+
+			if (db_retry_at != 0) {
+				/* The logs are not read until the retry: a line
+				 * arriving must not wake us. */
+				pause_until(db_retry_at < due ? db_retry_at : due);
+				continue;
+			}
 			if (wait_ms > 1000)
 				wait_ms = 1000;
 			if (wait_sources(f, js, nj, wait_ms) < 0)

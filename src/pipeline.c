@@ -160,6 +160,10 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	int64_t now;
 	int n;
 
+	/* The batch is lost already (it will be rolled back): nothing more
+	 * goes into it, and above all no second wait for a locked DB. */
+	if (p->failed)
+		return -1;
 	p->st.lines++;
 	switch (rules_match(p->rules, &p->lt, line, len, &ev, &rule)) {
 	case RULES_NOMATCH:
@@ -199,8 +203,6 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 		count_jail_verdict(p, &v[i]);
 		if (store_add_ban(p->store, &v[i], NULL) != 0 || pending_push(p, &v[i]) != 0)
 			goto fail;
-		if (p->verbose_verdicts)
-			log_verdict(&v[i]);
 	}
 	return 0;
 fail:
@@ -324,9 +326,14 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 		journal_saved(js[i]);
 	remember_positions(p, f);
 
-	for (size_t i = 0; i < p->npending; i++)
+	/* Logged now, once: a batch the DB refused is read again and decides
+	 * the same verdicts, which were never made. */
+	for (size_t i = 0; i < p->npending; i++) {
+		if (p->verbose_verdicts)
+			log_verdict(&p->pending[i]);
 		if (pipeline_enforce(p, &p->pending[i]) != 0)
 			rc = -1;
+	}
 	p->npending = 0;
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)

@@ -51,7 +51,7 @@ struct pipeline {
 	struct store *store;       /* NULL: no DB (test-rules) */
 	struct logtime lt;
 	bool log_clock;            /* replay: the clock is the log's time */
-	bool verbose_verdicts;     /* log one line per verdict */
+	bool verbose_verdicts;     /* log one line per verdict, once committed */
 	const struct enforcer_ops *backend[PIPELINE_BACKENDS_MAX];
 	void *backend_state[PIPELINE_BACKENDS_MAX];
 	size_t nbackends;
@@ -85,7 +85,9 @@ int pipeline_restore(struct pipeline *p, int64_t wall_now);
  * not keep the year it started in.  (Replay keeps its start time.) */
 void pipeline_tick(struct pipeline *p, int64_t wall_now);
 
-/* One line (no newline); opens the batch transaction if needed. */
+/* One line (no newline); opens the batch transaction if needed.  Returns
+ * -1 once a write of the open batch failed, without looking at the line
+ * (the caller stops reading and commits, which rolls the batch back). */
 int pipeline_line(struct pipeline *p, const char *line, size_t len);
 /* follow_line_cb adapter: arg is the pipeline. */
 int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +139,11 @@ struct store {
 	char *path;
 	char lasterr[512];         /* the last failure, kept past a rollback */
 	char logged[512];          /* the last failure logged: repeats are not */
+	int errcode;               /* its extended code (0: none since begin) */
+	int errsys;                /* its OS errno, for IOERR and CANTOPEN */
 	struct timespec busy_since;
 	bool busy_warned;
+	const volatile sig_atomic_t *stop;   /* set: the busy wait gives up */
 	dev_t dev;                 /* the file opened, for store_check_file */
 	ino_t ino;
 };
@@ -161,7 +165,23 @@ store_path(const struct store *st)
 const char *
 store_errmsg(const struct store *st)
 {
-	return st->lasterr[0] ? st->lasterr : sqlite3_errmsg(st->db);
+	if (st->lasterr[0])
+		return st->lasterr;
+	/* A batch can fail before any SQL did (no memory for a verdict). */
+	if (sqlite3_errcode(st->db) == SQLITE_OK)
+		return "no database error (out of memory?)";
+	return sqlite3_errmsg(st->db);
+}
+
+/* os_errno - the OS error behind the connection's last failure, or 0.
+ * SQLite records it for IOERR and CANTOPEN only and never clears it, so for
+ * any other code it is a stale one from an earlier failure. */
+static int
+os_errno(sqlite3 *db)
+{
+	int code = sqlite3_extended_errcode(db) & 0xff;
+
+	return code == SQLITE_IOERR || code == SQLITE_CANTOPEN ? sqlite3_system_errno(db) : 0;
 }
 
 /* disk_full - did the last failure come from a full filesystem?  SQLite
@@ -170,19 +190,21 @@ store_errmsg(const struct store *st)
 static bool
 disk_full(sqlite3 *db)
 {
-	int sys = sqlite3_system_errno(db);
+	int sys = os_errno(db);
 
 	return (sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL || sys == ENOSPC ||
 	    sys == EDQUOT;
 }
 
-/* note_error - keep SQLite's words for the failure (and say what a full
- * disk means); logged once here, with the file named */
+/* note_error - keep SQLite's words and codes for the failure (and say what
+ * a full disk means); logged once here, with the file named */
 static void
 note_error(struct store *st)
 {
 	if (st->in_tx && sqlite3_get_autocommit(st->db))
 		st->tx_lost = true;
+	st->errcode = sqlite3_extended_errcode(st->db);
+	st->errsys = os_errno(st->db);
 	if (disk_full(st->db))
 		snprintf(st->lasterr, sizeof(st->lasterr), "%s (disk full: no space "
 		    "left for %s or its -wal file)", sqlite3_errmsg(st->db), st->path);
@@ -208,7 +230,8 @@ ms_since(const struct timespec *t0)
 /*
  * busy_wait - SQLite's busy handler: another process (a sqlite3 shell in a
  * transaction, a backup) holds the lock.  Sleep and try again, warn once if
- * it lasts, give up after STORE_BUSY_MS.  Replaces sqlite3_busy_timeout so
+ * it lasts, give up after STORE_BUSY_MS or when the stop flag is set (the
+ * sleep ends early on the signal that sets it).  Replaces sqlite3_busy_timeout so
  * the wait is visible in the log.
  */
 static int
@@ -222,8 +245,13 @@ busy_wait(void *arg, int count)
 		st->busy_warned = false;
 	}
 	waited = ms_since(&st->busy_since);
-	if (waited >= STORE_BUSY_MS)
+	/* A stop asked for (SIGTERM) must not wait out the minute: the
+	 * statement fails with SQLITE_BUSY, and the batch is read again at
+	 * the next start.  The failure is logged as such, not as a release. */
+	if (waited >= STORE_BUSY_MS || (st->stop != NULL && *st->stop)) {
+		st->busy_warned = false;
 		return 0;
+	}
 	if (!st->busy_warned && waited >= STORE_BUSY_WARN_MS) {
 		log_warnx("database %s: locked by another process for %.0f s (a sqlite3 "
 		    "shell in a transaction?); waiting up to %d s", st->path, waited / 1e3,
@@ -428,6 +456,56 @@ fail:
 	return -1;
 }
 
+void
+store_set_stop_flag(struct store *st, const volatile sig_atomic_t *flag)
+{
+	st->stop = flag;
+}
+
+/*
+ * store_error_is_transient - may the last failure clear by itself?
+ * Disk or quota full (the admin frees space), the lock held past the busy
+ * wait (a long sqlite3 session, a backup; SQLITE_BUSY and _LOCKED, and
+ * SQLITE_PROTOCOL, a lost race on the WAL locks), or an I/O error whose OS
+ * error says "try again" (EAGAIN, EINTR, ETIMEDOUT, ENOLCK: what a slow
+ * network filesystem returns).  Everything else does not: a corrupt file,
+ * a read-only file or filesystem, EIO from the disk, a constraint, no
+ * memory, or no DB error at all.
+ */
+bool
+store_error_is_transient(const struct store *st)
+{
+	switch (st->errcode & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_PROTOCOL:
+		return true;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		switch (st->errsys) {
+		case ENOSPC:
+		case EDQUOT:
+		case EAGAIN:
+		case EINTR:
+		case ETIMEDOUT:
+		case ENOLCK:
+			return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
+void
+store_clear_error(struct store *st)
+{
+	st->lasterr[0] = '\0';
+	st->errcode = 0;
+	st->errsys = 0;
+}
+
 int
 store_check_file(const struct store *st, char *err, size_t errlen)
 {
@@ -494,7 +572,7 @@ clear_counts(struct store *st)
 int
 store_begin(struct store *st)
 {
-	st->lasterr[0] = '\0';
+	store_clear_error(st);
 	if (run_done(st, st->stmt[ST_BEGIN]) != 0)
 		return -1;
 	st->in_tx = true;
@@ -523,6 +601,19 @@ store_rollback(struct store *st)
 	/* After some errors SQLite has already rolled back; that is fine. */
 	if (sqlite3_get_autocommit(st->db))
 		return 0;
+	/* The failure that caused the rollback is the one to report and
+	 * classify, not a failure of the rollback itself. */
+	if (st->errcode != 0) {
+		int code = st->errcode, sys = st->errsys, rc;
+		char msg[sizeof(st->lasterr)];
+
+		memcpy(msg, st->lasterr, sizeof(msg));
+		rc = run_done(st, st->stmt[ST_ROLLBACK]);
+		st->errcode = code;
+		st->errsys = sys;
+		memcpy(st->lasterr, msg, sizeof(msg));
+		return rc;
+	}
 	return run_done(st, st->stmt[ST_ROLLBACK]);
 }
 

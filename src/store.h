@@ -14,6 +14,7 @@
 #ifndef MAILJAIL_STORE_H
 #define MAILJAIL_STORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,17 @@ void store_close(struct store *st);
  * the reason in err. */
 int store_check_file(const struct store *st, char *err, size_t errlen);
 const char *store_errmsg(const struct store *st);
+/* Whether the last failure (since store_begin or store_clear_error) may
+ * clear by itself, so the work is worth trying again later: the disk or
+ * quota full, the DB locked past the busy wait, an I/O error the OS calls
+ * temporary.  False for the rest (corrupt, read-only, I/O error, constraint,
+ * out of memory) and when no DB call failed.  See store.c for the list. */
+bool store_error_is_transient(const struct store *st);
+/* Forget the last failure: before work whose failure may not be the DB's. */
+void store_clear_error(struct store *st);
+/* While *flag (set by a signal handler; may be NULL) is non-zero, waiting
+ * for a lock gives up at once: the statement fails with SQLITE_BUSY. */
+void store_set_stop_flag(struct store *st, const volatile sig_atomic_t *flag);
 /* The file opened (owned by the store, valid until store_close). */
 const char *store_path(const struct store *st);
 

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -436,6 +438,8 @@ hold_db(const char *sql, int secs, const char *marker)
 	    "echo '.system touch %s'; sleep %d; echo '.system touch %s.done'; "
 	    "echo 'COMMIT;') | exec sqlite3 -bail '%s'", sql, marker, secs, marker, db);
 	if ((pid = tu_fork()) == 0) {
+		/* Its own group: kill(-pid) ends the shell, sqlite3 and sleep. */
+		(void)setpgid(0, 0);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -598,10 +602,86 @@ err_has(const char *s)
 	return tu_wait_file_has(errf, s);
 }
 
+/* err_count - lines of the daemon's stderr holding s */
+static int
+err_count(const char *s)
+{
+	char *out = tu_sh_output("grep -c -F -- '%s' '%s'", s, errf);
+	int n = atoi(out);
+
+	free(out);
+	return n;
+}
+
+/* wait_exit - the daemon's exit status once it exits by itself, or -1 if
+ * it still runs after 20 s (the suite's .fini kills it) */
+static int
+wait_exit(pid_t pid)
+{
+	int st;
+
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			tu_reaped(pid);
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* notify_socket - systemd's side of sd_notify: a datagram socket whose
+ * path goes to the daemons started from now on in NOTIFY_SOCKET */
+static int
+notify_socket(void)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	cr_assert_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir),
+	    (int)sizeof(sa.sun_path));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+	return fd;
+}
+
+/* notify_wait - read messages (each line appended to log) until a line
+ * is want (whole, or only its start if prefix), or 15 s pass */
+static bool
+notify_wait(int fd, const char *want, bool prefix, char *log, size_t loglen)
+{
+	size_t wl = strlen(want);
+
+	for (int i = 0; i < 300; i++) {
+		char msg[1024];
+		ssize_t n;
+
+		while ((n = recv(fd, msg, sizeof(msg) - 1, 0)) > 0) {
+			char *save = NULL;
+
+			msg[n] = '\0';
+			/* one datagram may carry several lines */
+			for (char *l = strtok_r(msg, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+				size_t used = strlen(log);
+				snprintf(log + used, loglen - used, "%s\n", l);
+				if (strncmp(l, want, wl) == 0 && (prefix || l[wl] == '\0'))
+					return true;
+			}
+		}
+		usleep(50000);
+	}
+	return false;
+}
+
 Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 {
-	char *out;
+	char *out, notes[8192] = "";
+	const char *again;
 	pid_t pid;
+	int nfd = notify_socket();
 
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
@@ -626,7 +706,11 @@ Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 	    "names the DB: %s", out);
 	cr_assert(strstr(out, "will be read again") != NULL, "%s", out);
 	free(out);
-	usleep(2500000);   /* at least one retry, still full */
+	/* systemd is told what is going on (systemctl status shows it). */
+	cr_assert(notify_wait(nfd, "STATUS=database refuses writes", true, notes,
+	    sizeof(notes)), "%s", notes);
+	cr_assert(strstr(notes, "disk full") != NULL, "%s", notes);
+	usleep(4500000);   /* two retries at least, still full */
 	cr_assert_eq(kill(pid, 0), 0, "still running while the disk is full");
 	out = count_now("PRAGMA integrity_check; SELECT count(*) FROM events; "
 	    "SELECT count(*) FROM bans;");
@@ -639,10 +723,26 @@ Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT target) FROM bans",
 	    "21 21\n"), "one ban per address");
 	cr_assert(err_has("writes work again"), "recovery is logged");
+	cr_assert(notify_wait(nfd, "STATUS=", false, notes, sizeof(notes)),
+	    "the status is cleared: %s", notes);
 	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
 	out = count_now("PRAGMA integrity_check");
 	cr_assert_str_eq(out, "ok\n");
 	free(out);
+	/* Each ban is logged once, after its commit, though the batch that
+	 * decided it was refused (and decided it) several times. */
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert_not_null(again = strstr(out, "writes work again after "), "%s", out);
+	cr_assert_geq(atoi(again + strlen("writes work again after ")), 2,
+	    "the test did not see two refusals of the batch: %s", out);
+	free(out);
+	for (int k = 0; k < 20; k++) {
+		char line[64];
+		snprintf(line, sizeof(line), "ban ip 203.0.113.%d jail=", 100 + k);
+		cr_assert_eq(err_count(line), 1, "'%s' logged once", line);
+	}
+	cr_assert_eq(err_count("ban ip "), 21, "one line per ban");
+	close(nfd);
 	fprintf(stderr, "[info] disk full: daemon recovered, 105 events, 21 bans\n");
 }
 
@@ -723,6 +823,117 @@ Test(daemon, database_deleted_while_running_stops_it_and_a_restart_recreates)
 	err = tu_sh_output("cat '%s'", errf);
 	cr_assert(strstr(err, "did not exist: created a new, empty one") != NULL, "%s", err);
 	free(err);
+}
+
+Test(diskfull, db_deleted_while_the_disk_is_full_stops_the_daemon)
+{
+	char *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	append_failures(logf, "203.0.113.80", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	pid = start_daemon();   /* an empty -wal file: the next batch needs blocks */
+	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
+	usleep(300000);
+	fill_fs();
+	append_failures(logf, "203.0.113.81", "b", 5);
+	cr_assert(err_has("disk full"), "the batch is refused");
+	/* The outage does not stop the loop: a reload and a reopen are done
+	 * now, not once writes work again. */
+	kill(pid, SIGHUP);
+	cr_assert(err_has("reloaded"), "SIGHUP during the outage");
+	cr_assert_eq(kill(pid, 0), 0, "still running");
+	/* The admin frees space by deleting the big DB: the daemon holds it
+	 * open, so no block comes free; retrying would go on for ever. */
+	cr_assert_eq(unlink(db), 0);
+	cr_assert_eq(wait_exit(pid), 1, "exit 1 during the outage");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "mj.db: deleted while open; stopping") != NULL, "%s", out);
+	free(out);
+}
+
+/* refused_for_good - sql (run by an admin's sqlite3 on the running DB)
+ * makes every write of a batch fail for good: the daemon stops with exit 1
+ * and a clear message (want) instead of retrying, having recorded nothing
+ * of the batch. */
+static void
+refused_for_good(const char *sql, const char *want)
+{
+	char *out;
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	cr_assert_eq(tu_sh("sqlite3 '%s' \"%s\"", db, sql), 0, "%s", sql);
+	append_failures(logf, "203.0.113.82", "a", 5);
+	cr_assert_eq(wait_exit(pid), 1, "exit 1, not a retry loop (see %s)", errf);
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "mj.db: cannot commit: ") != NULL && strstr(out, want) != NULL &&
+	    strstr(out, "retrying cannot help: stopping") != NULL, "%s", out);
+	cr_assert(strstr(out, "will be read again") == NULL, "no retry: %s", out);
+	cr_assert(strstr(out, "ban ip 203.0.113.82") == NULL, "a ban never committed "
+	    "is not logged: %s", out);
+	free(out);
+}
+
+Test(daemon, a_constraint_that_refuses_every_ban_stops_the_daemon)
+{
+	char *out;
+
+	refused_for_good("CREATE TRIGGER refuse BEFORE INSERT ON bans BEGIN "
+	    "SELECT RAISE(ABORT, 'refused by the test'); END;", "refused by the test");
+	out = count_now("SELECT count(*) FROM events; SELECT count(*) FROM bans; "
+	    "SELECT offset FROM log_position;");
+	cr_assert_str_eq(out, "0\n0\n0\n", "the batch is not half-recorded: %s", out);
+	free(out);
+}
+
+Test(daemon, a_corrupt_database_stops_the_daemon)
+{
+	/* log_position's b-tree is now an index's: the next save of a position
+	 * finds the wrong kind of page (SQLITE_CORRUPT). */
+	refused_for_good("PRAGMA writable_schema = ON; UPDATE sqlite_schema SET rootpage = "
+	    "(SELECT rootpage FROM sqlite_schema WHERE name = 'events_time') "
+	    "WHERE name = 'log_position'; PRAGMA schema_version = 1000;",
+	    "malformed");
+}
+
+Test(daemon, sigterm_while_a_write_lock_is_held_stops_promptly)
+{
+	char marker[700], done[800], *out;
+	pid_t pid, cli;
+
+	snprintf(marker, sizeof(marker), "%s/locked", dir);
+	snprintf(done, sizeof(done), "%s.done", marker);
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT offset FROM log_position", "0\n"), "daemon up");
+	cli = hold_db("BEGIN EXCLUSIVE;", 30, marker);
+	append_failures(logf, "203.0.113.74", "a", 5);
+	append_failures(logf, "203.0.113.75", "a", 5);
+	cr_assert(err_has("locked by another process"), "the daemon waits for the lock");
+	/* The busy wait (up to 60 s) gives up on the stop. */
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0, "a clean stop");
+	cr_assert_neq(access(done, F_OK), 0, "stopped while the lock was still held");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "lock released") == NULL, "%s", out);
+	cr_assert(strstr(out, "stopping") != NULL, "%s", out);
+	free(out);
+	/* The shell goes; a restart records what the stopped daemon could not. */
+	cr_assert_eq(kill(-cli, SIGKILL), 0);
+	cr_assert_eq(tu_waitpid(cli, NULL), cli);
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT count(*) FROM events", "10\n"), "nothing lost");
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.74,203.0.113.75\n"), "both banned, once");
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
 }
 
 /* append_raw - bytes as they are (NULs too) */

@@ -246,6 +246,55 @@ Test(store, rollback_forgets_the_batch)
 	store_close(st);
 }
 
+/* A stop already asked for: the busy wait must not wait at all (without
+ * the flag this test would wait out STORE_BUSY_MS, a minute). */
+static volatile sig_atomic_t stop_now = 1;
+
+Test(store, a_lock_is_transient_and_a_stop_ends_the_wait, .timeout = 30)
+{
+	struct store *a, *b;
+	char err[256];
+
+	cr_assert_eq(store_open(db, true, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_open(db, false, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(a), 0, "a holds the write lock");
+	store_set_stop_flag(b, &stop_now);
+	cr_assert_eq(store_begin(b), -1, "b gives up at once");
+	cr_assert(store_error_is_transient(b), "locked: worth a retry (%s)", store_errmsg(b));
+	cr_assert(strstr(store_errmsg(b), "locked") != NULL, "%s", store_errmsg(b));
+	cr_assert_eq(store_rollback(a), 0);
+	store_set_stop_flag(b, NULL);
+	cr_assert_eq(store_begin(b), 0, "the lock is free again");
+	cr_assert(!store_error_is_transient(b), "begin forgets the last failure");
+	cr_assert_eq(store_rollback(b), 0);
+	store_close(a);
+	store_close(b);
+}
+
+Test(store, a_constraint_is_not_transient_and_survives_the_rollback)
+{
+	struct store *st;
+	struct verdict v = mkverdict("sasl", "192.0.2.9", 1, 1000, 600);
+	char err[256];
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(tu_sh("sqlite3 '%s' \"CREATE TRIGGER no BEFORE INSERT ON bans BEGIN "
+	    "SELECT RAISE(ABORT, 'no bans today'); END;\"", db), 0);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_ban(st, &v, NULL), -1);
+	cr_assert(!store_error_is_transient(st), "a constraint does not clear by itself");
+	/* The statement alone was undone: ROLLBACK runs, and the reason for it
+	 * is what stays reported. */
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert(!store_error_is_transient(st));
+	cr_assert(strstr(store_errmsg(st), "no bans today") != NULL, "%s", store_errmsg(st));
+	/* A failure that is no DB call's is not transient either. */
+	store_clear_error(st);
+	cr_assert(!store_error_is_transient(st));
+	cr_assert_str_eq(store_errmsg(st), "no database error (out of memory?)");
+	store_close(st);
+}
+
 struct collected {
 	int n;
 	struct event ev[8];
