@@ -5,10 +5,12 @@
  * parse the stamp and the "host program[pid]: " header, then try only the
  * rules whose program glob matches the tag (the answer is cached per
  * distinct tag: a mail log has a few dozen), skipping a rule at once when
- * its anchored pattern's first character differs from the message's, or
- * when the message lacks a literal every match must contain (read off the
- * pattern at load: required_literal).  A JIT-compiled pattern runs with
- * pcre2_jit_match.
+ * the message does not start with the character after its pattern's '^',
+ * or lacks a literal every match must contain.  Both are read off the
+ * pattern at load (required_literal) by a parser that knows a strict subset
+ * of PCRE2's syntax and gives up (the rule then always runs) on anything
+ * else: a prefilter may only skip lines PCRE2 would not match.  A
+ * JIT-compiled pattern runs with pcre2_jit_match.
  * Captures are copied into the event's fixed buffers; an ip must survive
  * inet_pton and is stored as inet_ntop prints it (addr_format, no printf).
  *
@@ -19,7 +21,6 @@
 #include "rules.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,24 +263,99 @@ byte_rarity(unsigned char c)
 	return 5;
 }
 
-/* skip_class - p at '[': the byte after the class's ']', or NULL */
-static const char *
-skip_class(const char *p)
+/*
+ * The literal prefilter reads the pattern with a small parser of its own,
+ * which knows only a strict subset of PCRE2's syntax (compiled with no
+ * options) and follows PCRE2's own reading of it:
+ *   - plain bytes (not one of \ ^ $ . [ | ( ) ? * + {), and a backslash
+ *     before ASCII punctuation or a space: literal characters;
+ *   - \d \D \s \S \w \W \h \H \v \V \R \N \X, \t \n \r \f \e \a, ., and the
+ *     assertions ^ $ \b \B \A \z \Z \G: items that are not literal;
+ *   - classes, ended the way PCRE2 ends them, holding bytes, the escapes
+ *     above (\b: backspace) and POSIX names "[:" "^"? [a-z]+ ":]";
+ *   - groups ( (?: (?<name> (?P<name> (?'name' (?= (?! (?<= (?<! and
+ *     (?flags: without x, whose content (same subset, '|' allowed) is
+ *     never literal;
+ *   - quantifiers ? * + {n} {n,} {n,m}, then + or ? at most.
+ * Anything else (\Q, \E, \c, \x, octal, back references, \K, \p, (?#,
+ * option settings (?i), (*VERB), callouts, conditions, recursion, atomic
+ * groups, (?|, a '{' that is not a quantifier, a '|' at the top level...)
+ * means no literal and no first byte: the pattern then always runs.  The
+ * whole pattern is read, groups included, so that nothing in a group can
+ * end a match early ((*ACCEPT)) or hide where the group ends (\c, (?x)).
+ * tests/test_rules.c checks this against PCRE2 on random patterns, and
+ * tests/fuzz/fuzz_prefilter.c under libFuzzer.
+ */
+#define SCAN_DEPTH_MAX 32
+
+struct lit_scan {
+	const char *pat;
+	struct literal lead, inner;   /* longest runs: right after '^', elsewhere */
+	char run[LITERAL_MAX];        /* the run of top-level literals being read */
+	size_t n;
+	bool run_lead;
+};
+
+static bool
+is_ascii_alnum(unsigned char c)
 {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* scan_escape - p at '\': past the escape, *lit its character (-1: not a
+ * literal item); NULL for an escape outside the subset */
+static const char *
+scan_escape(const char *p, bool in_class, int *lit)
+{
+	unsigned char c = (unsigned char)p[1];
+
+	*lit = -1;
+	if (c >= ' ' && c < 0x7f && !is_ascii_alnum(c)) {
+		*lit = c;                     /* \. \[ \\ and friends */
+		return p + 2;
+	}
+	if (c != '\0' && strchr("dDsSwWhHvVtnrfea", c) != NULL)
+		return p + 2;
+	if (in_class)
+		return c == 'b' ? p + 2 : NULL;   /* [\b] is a backspace */
+	if (c != '\0' && strchr("bBAzZGRX", c) != NULL)
+		return p + 2;
+	if (c == 'N' && p[2] != '{')          /* not \N{U+..} nor \N{n} */
+		return p + 2;
+	return NULL;
+}
+
+/* scan_class - p at '[': the byte after the class's ']', or NULL.  As in
+ * PCRE2, a ']' first is a member, and "[:" starts a POSIX name only when a
+ * ":]" comes before any ']': "[[:]" holds '[' and ':'.  Only well-formed
+ * names are taken; any other "[:" "[." "[=" is outside the subset. */
+static const char *
+scan_class(const char *p)
+{
+	int lit;
+
 	p++;
 	if (*p == '^')
 		p++;
 	if (*p == ']')
-		p++;             /* a ']' first is a member */
+		p++;
 	while (*p != ']') {
-		if (*p == '\0' || (p[0] == '\\' && (p[1] == 'Q' || p[1] == '\0')))
+		if (*p == '\0')
 			return NULL;
 		if (*p == '\\') {
-			p += 2;
-		} else if (p[0] == '[' && p[1] == ':') {
-			if ((p = strstr(p + 2, ":]")) == NULL)   /* [:alpha:] */
+			if ((p = scan_escape(p, true, &lit)) == NULL)
 				return NULL;
-			p += 2;
+		} else if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			const char *q = p + 2, *name;
+			if (p[1] != ':')
+				return NULL;
+			if (*q == '^')
+				q++;
+			for (name = q; *q >= 'a' && *q <= 'z'; q++)
+				;
+			if (q == name || q[0] != ':' || q[1] != ']')
+				return NULL;
+			p = q + 2;
 		} else {
 			p++;
 		}
@@ -287,150 +363,176 @@ skip_class(const char *p)
 	return p + 1;
 }
 
-/* skip_group - p at '(': the byte after its ')', or NULL (also for \Q
- * quoting, whose text this reading would take as syntax) */
+/* scan_group_open - p at '(': where the group's content starts, or NULL
+ * for a kind of group outside the subset */
 static const char *
-skip_group(const char *p)
+scan_group_open(const char *p)
 {
-	int depth = 0;
+	const char *q = p + 2;
+	char close = '>';
 
-	if (strncmp(p, "(?#", 3) == 0) {   /* a comment ends at the first ')' */
-		const char *e = strchr(p, ')');
-		return e ? e + 1 : NULL;
+	if (p[1] == '*')
+		return NULL;
+	if (p[1] != '?')
+		return p + 1;
+	switch (*q) {
+	case ':':
+	case '=':
+	case '!':
+		return q + 1;
+	case '<':
+		if (q[1] == '=' || q[1] == '!')
+			return q + 2;
+		q++;
+		break;
+	case 'P':
+		if (q[1] != '<')
+			return NULL;      /* (?P=name) (?P>name) */
+		q += 2;
+		break;
+	case '\'':
+		close = '\'';
+		q++;
+		break;
+	default:
+		/* (?flags: without x, which changes how the content reads */
+		while (*q != '\0' && strchr("imnsUJ-^", *q) != NULL)
+			q++;
+		return *q == ':' ? q + 1 : NULL;
 	}
-	while (*p != '\0') {
-		if (*p == '\\') {
-			if (p[1] == 'Q' || p[1] == '\0')
-				return NULL;
-			p += 2;
-		} else if (*p == '[') {
-			if ((p = skip_class(p)) == NULL)
-				return NULL;
-		} else if (strncmp(p, "(?#", 3) == 0) {
-			if ((p = skip_group(p)) == NULL)
-				return NULL;
-		} else {
-			if (*p == '(')
-				depth++;
-			else if (*p == ')' && --depth == 0)
-				return p + 1;
-			p++;
-		}
-	}
-	return NULL;
+	if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_'))
+		return NULL;
+	while (is_ascii_alnum((unsigned char)*q) || *q == '_')
+		q++;
+	return *q == close ? q + 1 : NULL;
 }
 
-/* skip_quantifier - past a quantifier at p (? * + {n} {n,} {n,m} and a lazy
- * or possessive suffix); p itself when there is none; NULL if unsure */
+/* scan_quantifier - past a quantifier at p; p itself when there is none;
+ * NULL if unsure (a '{' that is no quantifier in every PCRE2 version, as
+ * {,n}, or a quantifier after a quantifier) */
 static const char *
-skip_quantifier(const char *p)
+scan_quantifier(const char *p)
 {
 	if (*p == '?' || *p == '*' || *p == '+') {
 		p++;
 	} else if (*p == '{') {
 		const char *q = p + 1;
-		while ((*q >= '0' && *q <= '9') || *q == ',')
+		if (!(*q >= '0' && *q <= '9'))
+			return NULL;
+		while (*q >= '0' && *q <= '9')
 			q++;
+		if (*q == ',')
+			for (q++; *q >= '0' && *q <= '9'; q++)
+				;
 		if (*q != '}')
-			return NULL;     /* a literal '{' or a form not handled here */
+			return NULL;
 		p = q + 1;
 	} else {
 		return p;
 	}
-	return (*p == '+' || *p == '?') ? p + 1 : p;
+	if (*p == '+' || *p == '?')
+		p++;
+	if (*p == '?' || *p == '*' || *p == '+' || *p == '{')
+		return NULL;
+	return p;
 }
 
-/*
- * required_literal - a run of plain characters every match of pat must
- * contain, so a line without it is skipped before PCRE2 runs: characters
- * at the top level of the pattern (outside groups, classes and
- * alternatives), not followed by a quantifier.  The longest run after the
- * start is preferred (PCRE2 fails fast on a wrong start by itself), else the
- * run right after '^'.  Any syntax this reading is not sure of (a top-level
- * '|' or option setting, a verb, \Q, an escape with an argument) gives no
- * literal: the pattern then always runs.
- */
-static void
-required_literal(const char *pat, struct literal *out)
+/* scan_seq - the items from p to the ')' closing a group (depth > 0) or
+ * the end of the pattern (depth 0); the runs of top-level literals go to
+ * s.  Returns where it stopped, or NULL outside the subset. */
+static const char *
+scan_seq(struct lit_scan *s, const char *p, int depth)
 {
-	struct literal lead = { .len = 0 }, inner = { .len = 0 };
-	char run[LITERAL_MAX];
-	size_t n = 0;
-	bool run_lead = false;
-	const char *p = pat, *q;
+	bool top = depth == 0;
 
-	memset(out, 0, sizeof(*out));
+	if (depth > SCAN_DEPTH_MAX)
+		return NULL;
 	for (;;) {
-		struct literal *best = run_lead ? &lead : &inner;
-		const char *atom = p;
-		char lit = 0;
-		bool is_lit = false;
+		struct literal *best = s->run_lead ? &s->lead : &s->inner;
+		const char *atom = p, *q;
+		int lit = -1;
+		bool quantified;
 
-		if (n > best->len) {
-			memcpy(best->text, run, n);
-			best->len = n;
+		if (top && s->n > best->len) {
+			memcpy(best->text, s->run, s->n);
+			best->len = s->n;
 		}
 		if (*p == '\0')
-			break;
+			return top ? p : NULL;
+		if (*p == ')')
+			return top ? NULL : p;
+		if (*p == '|') {
+			if (top)
+				return NULL;   /* an alternative: nothing is required */
+			p++;
+			continue;
+		}
 		if (*p == '\\') {
-			char e = p[1];
-			if (e == '\0')
-				return;
-			if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z')) {
-				if (strchr("dDsSwWbBhHvVRXAzZGKnrtfe", e) == NULL)
-					return;
-				p += 2;
-			} else if (e >= '0' && e <= '9') {
-				for (p++; *p >= '0' && *p <= '9'; p++)
-					;
-			} else {
-				lit = e;
-				is_lit = true;
-				p += 2;
-			}
-		} else if (*p == '(') {
-			if (p[1] == '*')
-				return;
-			if (p[1] == '?') {
-				/* (?i) and friends change the rest of the pattern */
-				for (q = p + 2; (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-				    *q == '-' || *q == '^'; q++)
-					;
-				if (*q == ')')
-					return;
-			}
-			if ((p = skip_group(p)) == NULL)
-				return;
+			if ((p = scan_escape(p, false, &lit)) == NULL)
+				return NULL;
 		} else if (*p == '[') {
-			if ((p = skip_class(p)) == NULL)
-				return;
-		} else if (*p == '|' || *p == ')') {
-			return;
+			if ((p = scan_class(p)) == NULL)
+				return NULL;
+		} else if (*p == '(') {
+			if ((q = scan_group_open(p)) == NULL ||
+			    (q = scan_seq(s, q, depth + 1)) == NULL)
+				return NULL;
+			p = q + 1;         /* past its ')' */
 		} else if (*p == '.' || *p == '^' || *p == '$') {
 			p++;
 		} else if (*p == '?' || *p == '*' || *p == '+' || *p == '{') {
-			return;      /* a quantifier with nothing before it */
+			return NULL;       /* a quantifier with nothing before it */
 		} else {
-			lit = *p++;
-			is_lit = true;
+			lit = (unsigned char)*p++;
 		}
-		/* the atom just read: a quantifier makes it optional or repeated */
-		if ((q = skip_quantifier(p)) == NULL)
-			return;
-		if (q != p || !is_lit) {
-			p = q;
-			n = 0;
+		/* the item just read: a quantifier makes it optional or repeated */
+		if ((q = scan_quantifier(p)) == NULL)
+			return NULL;
+		quantified = q != p;
+		p = q;
+		if (!top)
+			continue;
+		if (quantified || lit < 0) {
+			s->n = 0;
 			continue;
 		}
-		if (n == 0)
-			run_lead = pat[0] == '^' && atom == pat + 1;
-		if (n < sizeof(run))
-			run[n++] = lit;
+		if (s->n == 0)
+			s->run_lead = s->pat[0] == '^' && atom == s->pat + 1;
+		if (s->n < sizeof(s->run))
+			s->run[s->n++] = (char)lit;
 	}
-	if (inner.len >= LITERAL_MIN) {
-		*out = inner;
-	} else if (lead.len >= LITERAL_MIN) {
-		*out = lead;
+}
+
+/*
+ * required_literal - a run of literal characters every match of pat must
+ * contain, so a line without it is skipped before PCRE2 runs: characters
+ * at the top level of the pattern (outside groups and classes), not
+ * followed by a quantifier, in a pattern wholly inside the subset above
+ * and without a top-level '|'.  The longest run after the start is
+ * preferred (PCRE2 fails fast on a wrong start by itself), else the run
+ * right after '^'.  *first is the byte every match starts with: the first
+ * of the run right after '^', or -1.  (PCRE2's PCRE2_INFO_FIRSTCODEUNIT is
+ * no substitute: it is documented for unanchored patterns only, and does
+ * not say when it is caseless, as for ^A?a(*ACCEPT), whose first code unit
+ * is "A (caseless)".)
+ */
+static void
+required_literal(const char *pat, struct literal *out, int *first)
+{
+	struct lit_scan s;
+
+	memset(out, 0, sizeof(*out));
+	*first = -1;
+	memset(&s, 0, sizeof(s));
+	s.pat = pat;
+	if (scan_seq(&s, pat, 0) == NULL)
+		return;
+	if (s.lead.len > 0)
+		*first = (unsigned char)s.lead.text[0];
+	if (s.inner.len >= LITERAL_MIN) {
+		*out = s.inner;
+	} else if (s.lead.len >= LITERAL_MIN) {
+		*out = s.lead;
 		out->at_start = true;
 	}
 	for (size_t i = 1; i < out->len; i++)
@@ -469,7 +571,7 @@ compile_rule(struct ruleset *rs, struct rule *r)
 {
 	PCRE2_SIZE erroff;
 	int errcode, ngroups, entry_size;
-	uint32_t namecount, first_type, first_unit, options;
+	uint32_t namecount;
 	PCRE2_SPTR table;
 	char msg[256];
 
@@ -483,7 +585,7 @@ compile_rule(struct ruleset *rs, struct rule *r)
 	}
 	/* JIT is 2-3x faster; without it (no executable memory) it still works. */
 	r->jit = pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
-	required_literal(r->pattern, &r->literal);
+	required_literal(r->pattern, &r->literal, &r->first_unit);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMECOUNT, &namecount);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMEENTRYSIZE, &entry_size);
 	pcre2_pattern_info(r->re, PCRE2_INFO_NAMETABLE, &table);
@@ -504,15 +606,6 @@ compile_rule(struct ruleset *rs, struct rule *r)
 		r->group[g] = num;
 	}
 	pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &ngroups);
-	pcre2_pattern_info(r->re, PCRE2_INFO_ALLOPTIONS, &options);
-	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODETYPE, &first_type);
-	pcre2_pattern_info(r->re, PCRE2_INFO_FIRSTCODEUNIT, &first_unit);
-	/* PCRE2 does not say whether its first code unit is caseless, as in
-	 * ^(?i:warning): a letter is used only when the pattern starts with it. */
-	if ((options & PCRE2_ANCHORED) && first_type == 1 && !(options & PCRE2_CASELESS) &&
-	    (!isalpha((int)first_unit) ||
-	    (r->pattern[0] == '^' && (unsigned char)r->pattern[1] == first_unit)))
-		r->first_unit = (int)first_unit;
 	return ngroups;
 }
 

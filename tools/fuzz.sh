@@ -1,8 +1,9 @@
 #!/bin/sh
-# Fuzz the line parser and the config parsers with libFuzzer (clang, ASan,
-# UBSan).  FUZZ_SECONDS per target (default 60); crashes land in
-# build-fuzz/crash-* and must become regression tests: copy the file into
-# tests/fuzz/regress/rules/ or .../config/, which `meson test` replays
+# Fuzz the line parser, the config parsers and the rules' prefilters (a
+# pattern and a message: rules_match must agree with PCRE2) with libFuzzer
+# (clang, ASan, UBSan).  FUZZ_SECONDS per target (default 60); crashes land
+# in build-fuzz/crash-* and must become regression tests: copy the file into
+# tests/fuzz/regress/rules/, .../config/ or .../prefilter/, which `meson test` replays
 # (fuzz_*_regress) and which seed the corpus here.  Exits 1 if a fuzzer
 # found anything.  tools/test.sh (CI) runs it with FUZZ_SECONDS=30.
 set -eu
@@ -12,9 +13,9 @@ if [ ! -d build-fuzz ]; then
     CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
         -Db_lundef=false -Dtests=disabled >/dev/null
 fi
-meson compile -C build-fuzz fuzz_rules fuzz_config >/dev/null
-rm -rf build-fuzz/corpus-rules build-fuzz/corpus-config
-mkdir -p build-fuzz/corpus-rules build-fuzz/corpus-config
+meson compile -C build-fuzz fuzz_rules fuzz_config fuzz_prefilter >/dev/null
+rm -rf build-fuzz/corpus-rules build-fuzz/corpus-config build-fuzz/corpus-prefilter
+mkdir -p build-fuzz/corpus-rules build-fuzz/corpus-config build-fuzz/corpus-prefilter
 # Seeds: every line of the real and shipped logs, one file each.
 n=0
 cat tests/data/*.log | while IFS= read -r line; do
@@ -23,10 +24,11 @@ done
 cp rules/*.rules jails/*.jail conf/mailjail.conf build-fuzz/corpus-config/
 cp tests/fuzz/regress/rules/* build-fuzz/corpus-rules/
 cp tests/fuzz/regress/config/* build-fuzz/corpus-config/
+cp tests/fuzz/regress/prefilter/* build-fuzz/corpus-prefilter/
 export MAILJAIL_RULES=$PWD/rules
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 status=0
-for t in rules config; do
+for t in rules config prefilter; do
     echo "fuzz_$t: ${SECONDS_EACH}s"
     rc=0
     (cd build-fuzz && ./fuzz_$t -max_total_time="$SECONDS_EACH" -max_len=4096 \
