@@ -305,6 +305,8 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
 	remember_positions(p, f);
+	if (f != NULL)
+		follow_committed(f);   /* a rotation may be crossed now */
 
 	for (size_t i = 0; i < p->npending; i++)
 		if (pipeline_enforce(p, &p->pending[i]) != 0)
