@@ -418,8 +418,10 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 		found = store_get_position(a->store, pos.path, &pos);
 		if (found < 0)
 			return -1;
+		/* Never saved: from the start of the file follow has open (a
+		 * rotation since would have waited for a commit). */
 		if (found == 0)
-			pos.inode = pos.offset = pos.first_hash = 0;
+			pos.offset = pos.first_hash = 0;
 		(void)follow_rewind(f, i, &pos);
 	}
 	for (size_t i = 0; i < nj; i++)
@@ -497,6 +499,7 @@ daemon_run(const struct daemon_options *o)
 		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
 			goto out;
 	}
+	follow_committed(f);   /* where it starts is saved (or nothing is) */
 	if (journals_open(&a, js, &nj) != 0)
 		goto out;
 	/* Everything that needs root is open: the DB, the netlink socket, the

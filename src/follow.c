@@ -28,10 +28,14 @@
  *   still has a name, we stay on the old one (the writer may not have
  *   reopened yet).  Once the new file has data (or the old one was deleted),
  *   the old one is read to its end, an unterminated tail of it is delivered
- *   as a last line (nobody will finish it), and the new file is read from 0.
+ *   as a last line (nobody will finish it), and the new file is read from 0
+ *   -- once follow_committed says the old one's lines are committed, if the
+ *   caller uses it: until then the old descriptor stays open, so a rewind
+ *   after a refused batch can still seek back in it.
  * - Truncation is seen as size < our read offset at end of file; a file
  *   truncated and refilled beyond our offset between two looks is not
- *   detected (the first-line hash is only checked on resume).
+ *   detected while reading (the first-line hash is checked on resume and
+ *   on rewind only).
  * - Lines longer than FOLLOW_LINE_MAX are skipped but count as consumed.
  */
 #include <dirent.h>
@@ -81,6 +85,13 @@ struct ffile {
 	bool warned_open;
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
+	/* Once follow_committed was called: the position it recorded. */
+	uint64_t c_inode, c_offset;
+	bool told_wait;           /* "rotated; waiting for a commit" said */
+	/* The file read before this one (set at a rotation), finished at
+	 * prev_end: a rewind there means offset 0 of this one. */
+	bool has_prev;
+	uint64_t prev_inode, prev_end, prev_hash;
 };
 
 struct follow {
@@ -90,6 +101,7 @@ struct follow {
 	size_t n, cap;
 	size_t next;              /* round-robin start for fairness */
 	bool more;                /* follow_read stopped early: data may wait */
+	bool tracking;            /* follow_committed was called */
 	uint64_t skipped;
 };
 
@@ -329,6 +341,7 @@ reset_reading(struct ffile *fl)
 	fl->first_hash = 0;
 	fl->start = fl->end = 0;
 	fl->skipping = false;
+	fl->told_wait = false;
 }
 
 /*
@@ -522,30 +535,86 @@ follow_position(const struct follow *f, size_t i, struct log_position *out)
 	out->first_hash = fl->first_hash;
 }
 
+/* seek_to - read the open file again from off (hash: of its first line) */
+static int
+seek_to(struct ffile *fl, uint64_t off, uint64_t hash)
+{
+	if (lseek(fl->fd, (off_t)off, SEEK_SET) == -1) {
+		log_warn("lseek %s", fl->path);
+		return -1;
+	}
+	fl->rd_off = fl->pos_off = off;
+	fl->first_hash = hash;
+	fl->start = fl->end = 0;
+	fl->skipping = false;
+	return 0;
+}
+
 /* follow_rewind - see follow.h */
 int
 follow_rewind(struct follow *f, size_t i, const struct log_position *pos)
 {
 	struct ffile *fl = &f->files[i];
+	struct stat st;
+	uint64_t h;
+	int rc = 0;
 
 	f->more = true;   /* follow_wait must not sleep on lines to re-read */
 	if (fl->fd >= 0 && pos->inode == fl->inode && pos->offset <= fl->rd_off) {
-		if (lseek(fl->fd, (off_t)pos->offset, SEEK_SET) == -1) {
-			log_warn("lseek %s", fl->path);
-			close_file(f, fl);
-			return -1;
+		uint64_t off = pos->offset, hash = pos->first_hash;
+
+		/*
+		 * The same inode may hold other bytes by now: copytruncate, and
+		 * the writer refilled it past pos while the batch waited.
+		 * Going to pos would skip the new bytes before it and start
+		 * mid-line; all of it is new, so read it from the start.
+		 */
+		if (off > 0) {
+			if (fstat(fl->fd, &st) == -1) {
+				log_warn("fstat %s", fl->path);
+				goto resume;
+			}
+			if (first_line_hash(fl, &h) == -1)
+				goto resume;
+			if ((uint64_t)st.st_size < off || h != pos->first_hash) {
+				log_warnx("%s: truncated or rewritten since the last "
+				    "saved position, reading from the start", fl->path);
+				off = hash = 0;
+			}
 		}
-		fl->rd_off = fl->pos_off = pos->offset;
-		fl->first_hash = pos->first_hash;
-		fl->start = fl->end = 0;
-		fl->skipping = false;
-		return 0;
+		if (seek_to(fl, off, hash) == 0)
+			return 0;
+		rc = -1;
+	} else if (fl->fd >= 0 && fl->has_prev && pos->inode == fl->prev_inode &&
+	    pos->offset == fl->prev_end && pos->first_hash == fl->prev_hash) {
+		/* The last commit finished the file before this one (a
+		 * rotation is only crossed once that is saved): the batch
+		 * began at this one's start. */
+		if (seek_to(fl, 0, 0) == 0)
+			return 0;
+		rc = -1;
 	}
+resume:
 	close_file(f, fl);
 	reset_reading(fl);
+	fl->has_prev = false;
 	fl->resume = *pos;
 	fl->has_resume = pos->offset > 0;
-	return 0;
+	return rc;
+}
+
+/* follow_committed - see follow.h */
+void
+follow_committed(struct follow *f)
+{
+	struct log_position pos;
+
+	f->tracking = true;
+	for (size_t i = 0; i < f->n; i++) {
+		follow_position(f, i, &pos);
+		f->files[i].c_inode = pos.inode;
+		f->files[i].c_offset = pos.offset;
+	}
 }
 
 /* skipped_first_hash - hash a too-long first line straight from the file */
@@ -736,11 +805,15 @@ at_eof(struct ffile *fl)
 		return EOF_ERROR;
 	if (n > 0)
 		return EOF_AGAIN;
-	log_info("%s: rotated, following the new file", fl->path);
 	return EOF_SWITCH;
 }
 
-/* read_file - deliver lines of one file until budget, stop or no data */
+/*
+ * read_file - deliver lines of one file until budget, stop or no data.
+ * Returns 1 if it stopped with lines left, 0 when none are left now, 2 if
+ * the file rotated and waits for a commit before its successor is read,
+ * -1 on error.
+ */
 static int
 read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
     size_t *budget, long *count)
@@ -785,11 +858,29 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 			consumed(fl, fl->end, line, len);
 			(*budget)--;
 			(*count)++;
-			if (cb(arg, idx, line, len) != 0) {
-				close_file(f, fl);
-				return 1;
-			}
+			if (cb(arg, idx, line, len) != 0)
+				return 1;   /* the next read switches */
 		}
+		/*
+		 * Lines of the old file not committed yet: a batch that went on
+		 * into the new file and were refused could only resume by path,
+		 * i.e. in the new file, and the old one's lines would be lost.
+		 * Stop here; once the caller has committed, the next read
+		 * switches (and a rewind meanwhile finds this descriptor).
+		 */
+		if (f->tracking && (fl->c_inode != fl->inode ||
+		    fl->c_offset != fl->pos_off)) {
+			if (!fl->told_wait)
+				log_info("%s: rotated; the new file is read once the "
+				    "old one's last lines are saved", fl->path);
+			fl->told_wait = true;
+			return 2;
+		}
+		log_info("%s: rotated, following the new file", fl->path);
+		fl->has_prev = f->tracking;
+		fl->prev_inode = fl->inode;
+		fl->prev_end = fl->pos_off;
+		fl->prev_hash = fl->first_hash;
 		close_file(f, fl);
 		fl->has_resume = false;
 		reset_reading(fl);
@@ -804,6 +895,7 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 {
 	size_t budget = max_lines;
 	long count = 0;
+	bool waiting = false;
 	int r;
 
 	f->more = false;
@@ -813,6 +905,8 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 		size_t idx = (f->next + k) % f->n;
 		if ((r = read_file(f, idx, cb, arg, &budget, &count)) == -1)
 			return -1;
+		if (r == 2)
+			waiting = true;   /* the others may go on */
 		if (r == 1) {
 			f->more = true;
 			/* Next call starts after the file that had more. */
@@ -822,6 +916,9 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 			return count;
 		}
 	}
+	/* A switch waits for the caller's commit: read again right after. */
+	if (waiting)
+		f->more = true;
 	return count;
 }
 

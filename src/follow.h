@@ -7,14 +7,18 @@
  * file missing at start (wait for it to appear), a partial last line (held
  * until its newline arrives) and lines longer than FOLLOW_LINE_MAX (skipped
  * with one warning per line).  Limit: a file rotated away twice before
- * mailjail reads again (two rotations within one read cycle) is skipped in
- * between; logrotate runs daily.
+ * mailjail reads again (two rotations within one read cycle, or while the
+ * caller cannot commit: see follow_committed) is skipped in between;
+ * logrotate runs daily.
  *
  * Positions: follow_position() gives, for each file, (path, inode, offset of
  * the byte after the last line delivered, hash of the first line).  The
  * caller commits it with whatever the lines caused; on restart it passes the
  * saved position to follow_add(), which resumes there if inode and first-line
  * hash still match, and starts at 0 otherwise (the file was rotated).
+ * A caller that commits tells follow so (follow_committed): from then on a
+ * rotation is never crossed by lines not committed yet, so that
+ * follow_rewind can always go back to them (see there).
  *
  * One-shot mode (replay): follow_open(..., false) makes no inotify watches;
  * follow_read() returns 0 lines at end of file.
@@ -88,13 +92,31 @@ size_t follow_count(const struct follow *f);
 void follow_position(const struct follow *f, size_t i, struct log_position *out);
 
 /*
- * Go back to pos (a position follow_position gave earlier for file i, e.g.
- * the last one committed) so the lines after it are delivered again: after
- * a batch the database refused.  If the file open now is the one pos names,
- * the same descriptor seeks back (a rename since does not matter);
- * otherwise (the batch crossed a rotation) the file is closed and pos is
+ * The positions follow_position gives now are committed (call it after the
+ * caller's COMMIT, and once at start for the positions passed to
+ * follow_add).  From the first call on, a file that rotated is not left
+ * while it has delivered lines after its committed position: follow_read
+ * delivers the old file to its end, then (follow_wait returning at once)
+ * switches to the new one only in a read after the next follow_committed.
+ * So a caller that calls this must commit between reads.  Without it (replay,
+ * tests) a rotation is followed at once.
+ */
+void follow_committed(struct follow *f);
+
+/*
+ * Go back to pos (a position follow_position gave earlier for file i: the
+ * last one committed) so the lines after it are delivered again: after a
+ * batch the database refused.  If the file open now is the one pos names,
+ * the same descriptor seeks back (a rename since does not matter), unless
+ * the file was truncated or rewritten meanwhile (its size is below pos, or
+ * its first line no longer hashes to pos's: copytruncate and a refill while
+ * the batch waited): then it is read again from 0, as all of it is new.
+ * If pos is where the file before the open one ended (the batch began right
+ * after a rotation, which follow_committed made wait for that commit), the
+ * open one is read again from 0.  Otherwise the file is closed and pos is
  * applied as a resume position when the path is next opened, as at start.
- * Returns 0, or -1 on error (the file is then closed and reopened later).
+ * Returns 0, or -1 on error (the file is then closed, and reopened later
+ * with pos as its resume position).
  */
 int follow_rewind(struct follow *f, size_t i, const struct log_position *pos);
 

@@ -325,6 +325,8 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
 	remember_positions(p, f);
+	if (f != NULL)
+		follow_committed(f);   /* a rotation may be crossed now */
 
 	/* Logged now, once: a batch the DB refused is read again and decides
 	 * the same verdicts, which were never made. */

@@ -94,7 +94,9 @@ int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
 
 /* Save positions of every log in f (may be NULL), commit, enforce.
  * Nothing is written when the batch has no event and no log moved since the
- * last commit (an idle daemon does not write).  Returns 0, or -1 if the
+ * last commit (an idle daemon does not write).  After the commit, tells f
+ * (follow_committed), which from then on crosses a rotation only once the
+ * old file's lines are committed.  Returns 0, or -1 if the
  * commit or any write of the batch failed (the batch was rolled back whole:
  * the caller must re-read from the saved positions with jail state rebuilt
  * from the store, or stop). */

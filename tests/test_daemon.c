@@ -746,6 +746,128 @@ Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 	fprintf(stderr, "[info] disk full: daemon recovered, 105 events, 21 bans\n");
 }
 
+/* banned_then_full - a daemon that committed 5 lines (one ban) and was
+ * restarted (so the -wal file starts empty and the next batch needs new
+ * blocks), then the disk is filled.  Returns its pid. */
+static pid_t
+banned_then_full(void)
+{
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	append_failures(logf, "203.0.113.80", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
+	usleep(300000);
+	fill_fs();
+	return pid;
+}
+
+/* want_sql - wait_for, saying what the query gave if it never came */
+static void
+want_sql(const char *sql, const char *want, const char *what)
+{
+	char got[256], *out;
+
+	if (wait_for(sql, want))
+		return;
+	out = count_now(sql);
+	snprintf(got, sizeof(got), "%s", out);
+	free(out);
+	cr_assert_fail("%s: want %s got %s", what, want, got);
+}
+
+/* five_each - n addresses base.first.. with 5 failures each */
+static void
+five_each(const char *path, const char *base, int first, int n)
+{
+	for (int k = 0; k < n; k++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "%s.%d", base, first + k);
+		append_failures(path, ip, "b", 5);
+	}
+}
+
+/*
+ * Rename rotation while the DB refuses batches: the lines of the old file
+ * after the last commit are only in the old file, which the batch being
+ * retried must not leave before they are saved.
+ */
+Test(diskfull, rename_rotation_while_full_loses_nothing)
+{
+	char rotated[700], *out;
+	pid_t pid = banned_then_full();
+
+	five_each(logf, "203.0.113", 101, 8);   /* 40 lines, refused */
+	cr_assert(err_has("disk full"), "a clear error");
+	/* logrotate during the outage: rename, then a new file with data. */
+	snprintf(rotated, sizeof(rotated), "%s.1", logf);
+	cr_assert_eq(rename(logf, rotated), 0);
+	five_each(logf, "198.51.100", 9, 1);
+	/* A retry has read the old file to its end and seen the new one. */
+	cr_assert(err_has("mail.log: rotated"), "the rotation is seen");
+	usleep(2500000);   /* and one more retry, still full */
+	out = count_now("SELECT count(*) FROM events");
+	cr_assert_str_eq(out, "5\n", "nothing saved while full: %s", out);
+	free(out);
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	want_sql("SELECT count(*) || ' ' || count(DISTINCT ip) FROM events", "50 10\n",
+	    "every line of both files once (events, addresses)");
+	cr_assert(wait_for("SELECT count(*) FROM (SELECT ip FROM events GROUP BY ip "
+	    "HAVING count(*) = 5)", "10\n"), "5 events for each address");
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT target) FROM bans",
+	    "10 10\n"), "the 8 addresses of the old file are banned too");
+	/* Nothing is read again later either. */
+	append_failures(logf, "198.51.100.10", "c", 1);
+	cr_assert(wait_for("SELECT count(*) FROM events", "51\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	out = count_now("PRAGMA integrity_check");
+	cr_assert_str_eq(out, "ok\n");
+	free(out);
+}
+
+/*
+ * copytruncate while the DB refuses batches, the file refilled beyond the
+ * committed offset before the retry goes back there: the retry must see
+ * that the file was rewritten and read the new content from its start (no
+ * line of it lost, none twice, no half line).  The refused lines of the
+ * old content are gone with the truncation (they are in the copy only):
+ * as with copytruncate's own race, rename rotation is the safe one.
+ */
+Test(diskfull, copytruncate_while_full_rereads_the_new_content)
+{
+	char *out;
+	pid_t pid = banned_then_full();
+
+	five_each(logf, "203.0.113", 101, 2);   /* 10 lines, refused */
+	cr_assert(err_has("disk full"), "a clear error");
+	/* During the 2 s pause before the retry: copy, truncate, refill
+	 * beyond the committed 5 lines and beyond what the retry read. */
+	cr_assert_eq(tu_sh("cp '%s' '%s.1' && : > '%s'", logf, logf, logf), 0);
+	five_each(logf, "198.51.100", 11, 4);   /* 20 lines */
+	usleep(2500000);   /* at least one retry, still full */
+	out = count_now("SELECT count(*) FROM events");
+	cr_assert_str_eq(out, "5\n", "nothing saved while full: %s", out);
+	free(out);
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	want_sql("SELECT count(*) FROM events WHERE ip LIKE '198.51.100.%'", "20\n",
+	    "every line of the new content");
+	cr_assert(wait_for("SELECT count(*) || ' ' || count(DISTINCT ip) FROM events",
+	    "25 5\n"), "each line once");
+	cr_assert(wait_for("SELECT count(*) FROM bans WHERE target LIKE '198.51.100.%'",
+	    "4\n"), "its 4 addresses banned");
+	append_failures(logf, "198.51.100.20", "c", 1);
+	cr_assert(wait_for("SELECT count(*) FROM events", "26\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	/* (Seen by the retry, or by a read that caught the file empty.) */
+	cr_assert_eq(tu_sh("grep -q -e 'rewritten' -e 'truncated' '%s'", errf), 0,
+	    "the rewrite is logged");
+}
+
 Test(diskfull, replay_stops_cleanly_and_resumes)
 {
 	char sample[600], *out, *ref;

@@ -302,6 +302,72 @@ Test(follow, rotation_waits_for_writer_to_move)
 	follow_close(f);
 }
 
+/*
+ * A caller that commits (follow_committed): a rotation is crossed only once
+ * the old file's lines are committed, so a rewind after a refused batch
+ * always finds them, whatever was renamed meanwhile.
+ */
+Test(follow, committed_rotation_waits_and_rewinds)
+{
+	struct follow *f;
+	struct got g = {0};
+	struct log_position c, a_end, pos;
+	const char *log = p("mail.log");
+	uint64_t ino_a, ino_b;
+
+	append(log, "a1\n");
+	ino_a = inode_of(log);
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	follow_committed(f);
+	want(f, &g, 1);
+	follow_committed(f);
+	follow_position(f, 0, &c);   /* (A, 3): what the DB has */
+	append(log, "a2\n");
+	cr_assert_eq(rename(log, p("mail.log.1")), 0);
+	append(log, "b1\n");
+	ino_b = inode_of(log);
+	want(f, &g, 2);
+	drain(f, &g);
+	cr_assert_eq(g.n, 2, "b1 waits for the commit of a2");
+	cr_expect_eq(follow_wait(f, 0), 1, "no sleep while the switch waits");
+	follow_position(f, 0, &a_end);
+	cr_expect_eq(a_end.inode, ino_a);
+	cr_expect_eq(a_end.offset, 6);
+	/* The batch (a2) was refused: go back in the renamed file. */
+	cr_assert_eq(follow_rewind(f, 0, &c), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 3);
+	cr_expect_str_eq(g.line[2], "a2");
+	/* Committed: now the new file. */
+	follow_committed(f);
+	drain(f, &g);
+	cr_assert_eq(g.n, 4);
+	cr_expect_str_eq(g.line[3], "b1");
+	follow_position(f, 0, &pos);
+	cr_expect_eq(pos.inode, ino_b);
+	cr_expect_eq(pos.offset, 3);
+	/* The batch with b1 was refused: the DB has the old file's end,
+	 * which is the new one's start. */
+	cr_assert_eq(follow_rewind(f, 0, &a_end), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 5);
+	cr_expect_str_eq(g.line[4], "b1");
+	/* Refused again, and the new file is rotated too meanwhile: it is
+	 * still read again, and left only after a commit. */
+	cr_assert_eq(rename(log, p("mail.log.2")), 0);
+	append(log, "c1\n");
+	cr_assert_eq(follow_rewind(f, 0, &a_end), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 6);
+	cr_expect_str_eq(g.line[5], "b1");
+	follow_committed(f);
+	drain(f, &g);
+	cr_assert_eq(g.n, 7);
+	cr_expect_str_eq(g.line[6], "c1");
+	follow_close(f);
+}
+
 Test(follow, deleted_and_recreated)
 {
 	struct follow *f;
@@ -344,6 +410,42 @@ Test(follow, copytruncate)
 	follow_position(f, 0, &pos);
 	cr_expect_eq(pos.offset, 3);
 	cr_expect_eq(pos.first_hash, follow_hash_line("x1", 2));
+	follow_close(f);
+}
+
+/* A rewind in the same file checks that it still holds what pos names:
+ * after copytruncate and a refill past pos, everything is new. */
+Test(follow, rewind_after_rewrite_reads_from_start)
+{
+	struct follow *f;
+	struct got g = {0};
+	struct log_position pos;
+	const char *log = p("mail.log");
+
+	append(log, "first line\nsecond\n");
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	want(f, &g, 2);
+	follow_position(f, 0, &pos);
+	cr_assert_eq(pos.offset, 18);
+	append(log, "third\n");
+	want(f, &g, 3);
+	/* Unchanged file: back to pos. */
+	cr_assert_eq(follow_rewind(f, 0, &pos), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 4);
+	cr_expect_str_eq(g.line[3], "third");
+	/* Truncated and refilled beyond what was read (24 bytes). */
+	cr_assert_eq(truncate(log, 0), 0);
+	append(log, "new1\nnew2\nnew3\nnew4\nnew5\n");
+	cr_assert_eq(follow_rewind(f, 0, &pos), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 9, "got %zu lines", g.n);
+	const char *w[] = {"new1", "new2", "new3", "new4", "new5"};
+	expect(&g, 4, w, 5);
+	follow_position(f, 0, &pos);
+	cr_expect_eq(pos.offset, 25);
+	cr_expect_eq(pos.first_hash, follow_hash_line("new1", 4));
 	follow_close(f);
 }
 
