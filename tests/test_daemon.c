@@ -50,16 +50,7 @@ static void
 setup_small_fs(void)
 {
 	setup();
-	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
-	if (unshare(CLONE_NEWNS) != 0)
-		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
-		    "this machine cannot run the disk-full tests");
-	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
-	    "make / private in the namespace");
-	snprintf(fs, sizeof(fs), "%s/fs", dir);
-	cr_assert_eq(mkdir(fs, 0755), 0);
-	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
-	    0, "mount a small tmpfs on %s", fs);
+	tu_small_fs(dir, fs, sizeof(fs));
 	snprintf(db, sizeof(db), "%s/mj.db", fs);
 }
 
@@ -677,6 +668,27 @@ notify_wait(int fd, const char *want, bool prefix, char *log, size_t loglen)
 	return false;
 }
 
+/* banned_then_full - a daemon that committed 5 lines (one ban) and was
+ * restarted (so the -wal file starts empty and the next batch needs new
+ * blocks), then the disk is filled.  Returns its pid. */
+static pid_t
+banned_then_full(void)
+{
+	pid_t pid;
+
+	tu_write(dir, "mail.log", "", logf, sizeof(logf));
+	write_config(logf, jails_dir(), "root");
+	pid = start_daemon();
+	append_failures(logf, "203.0.113.80", "a", 5);
+	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+	pid = start_daemon();
+	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
+	usleep(300000);
+	fill_fs();
+	return pid;
+}
+
 Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 {
 	char *out, notes[8192] = "";
@@ -684,18 +696,7 @@ Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 	pid_t pid;
 	int nfd = notify_socket();
 
-	tu_write(dir, "mail.log", "", logf, sizeof(logf));
-	write_config(logf, jails_dir(), "root");
-	pid = start_daemon();
-	append_failures(logf, "203.0.113.80", "a", 5);
-	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
-	/* Restart, so the -wal file starts empty and the next batch needs
-	 * new blocks. */
-	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
-	pid = start_daemon();
-	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
-	usleep(300000);
-	fill_fs();
+	pid = banned_then_full();
 	for (int k = 0; k < 20; k++) {
 		char ip[32];
 		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + k);
@@ -747,26 +748,6 @@ Test(diskfull, daemon_waits_for_space_and_loses_nothing)
 	fprintf(stderr, "[info] disk full: daemon recovered, 105 events, 21 bans\n");
 }
 
-/* banned_then_full - a daemon that committed 5 lines (one ban) and was
- * restarted (so the -wal file starts empty and the next batch needs new
- * blocks), then the disk is filled.  Returns its pid. */
-static pid_t
-banned_then_full(void)
-{
-	pid_t pid;
-
-	tu_write(dir, "mail.log", "", logf, sizeof(logf));
-	write_config(logf, jails_dir(), "root");
-	pid = start_daemon();
-	append_failures(logf, "203.0.113.80", "a", 5);
-	cr_assert(wait_for("SELECT count(*) FROM bans", "1\n"));
-	cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
-	pid = start_daemon();
-	cr_assert(wait_for("SELECT count(*) FROM log_position", "1\n"));
-	usleep(300000);
-	fill_fs();
-	return pid;
-}
 
 /* want_sql - wait_for, saying what the query gave if it never came */
 static void

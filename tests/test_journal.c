@@ -102,16 +102,7 @@ static void
 setup_small_fs(void)
 {
 	setup();
-	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
-	if (unshare(CLONE_NEWNS) != 0)
-		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
-		    "this machine cannot run the disk-full tests");
-	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
-	    "make / private in the namespace");
-	snprintf(fs, sizeof(fs), "%s/fs", dir);
-	cr_assert_eq(mkdir(fs, 0755), 0);
-	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
-	    0, "mount a small tmpfs on %s", fs);
+	tu_small_fs(dir, fs, sizeof(fs));
 	snprintf(db, sizeof(db), "%s/mj.db", fs);
 	holder_pid = -1;
 	holder_fd = -1;

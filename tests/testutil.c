@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -203,4 +206,19 @@ tu_fill_fs(const char *dir)
 	out = tu_sh_output("df --output=avail -B1 '%s' | tail -1", dir);
 	cr_assert_eq(atoll(out), 0, "filesystem full: %s", out);
 	free(out);
+}
+
+void
+tu_small_fs(const char *dir, char *fs, size_t len)
+{
+	cr_assert_eq(geteuid(), 0, "the disk-full tests need root (CI runs as root)");
+	if (unshare(CLONE_NEWNS) != 0)
+		cr_assert_fail("cannot create a mount namespace (unshare CLONE_NEWNS): "
+		    "this machine cannot run the disk-full tests");
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+	    "make / private in the namespace");
+	snprintf(fs, len, "%s/fs", dir);
+	cr_assert_eq(mkdir(fs, 0755), 0);
+	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
+	    0, "mount a small tmpfs on %s", fs);
 }

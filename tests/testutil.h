@@ -27,6 +27,10 @@ char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool tu_wait_sql(const char *db, const char *sql, const char *want);
 /* Poll a file until it contains s (15 s at most). */
 bool tu_wait_file_has(const char *path, const char *s);
+/* A 2 MiB tmpfs mounted on dir/fs (its path in fs) in a mount namespace of
+ * this test process only: the daemons it forks inherit it, nothing reaches
+ * the host, and it goes when the test ends.  Needs root; fails, never skips. */
+void tu_small_fs(const char *dir, char *fs, size_t len);
 /* Fill the filesystem holding dir (a small tmpfs) with dir/filler, to the
  * last block; asserts that nothing is left. */
 void tu_fill_fs(const char *dir);
