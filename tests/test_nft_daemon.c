@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,5 +211,32 @@ Test(nft_daemon, table_deleted_or_blocked_under_it_no_ban_is_lost)
 	cr_assert_eq(tu_sh("nft delete table inet mailjail"), 0);
 	cr_assert(wait_in_set("banned_ipv4", "203.0.113.51", 150), "the failed ban landed");
 	cr_assert(wait_in_set("banned_ipv4", "203.0.113.50", 10));
+	stop_daemon(pid);
+}
+
+/* netlink refuses (EPERM: an operator without CAP_NET_ADMIN): the error is
+ * said, the ban stays recorded, and the daemon applies it when it starts. */
+Test(nft_daemon, refused_by_the_kernel_is_recorded_and_applied_later)
+{
+	char *out;
+	pid_t pid;
+
+	cr_assert_eq(chmod(dir, 0777), 0);
+	/* The DB made by root, writable by the operator. */
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s' && chmod 666 '%s'",
+	    bin, cfg, logf, db), 0);
+	out = tu_sh_output("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "
+	    "'%s' ban 192.0.2.77 -c '%s' 2>&1; echo rc=$?", bin, cfg);
+	cr_assert(strstr(out, "Operation not permitted") != NULL, "the kernel's no: %s", out);
+	cr_assert(strstr(out, "recorded, but enforcing failed") != NULL, "%s", out);
+	cr_assert(strstr(out, "rc=1") != NULL, "exit 1: %s", out);
+	free(out);
+	out = tu_sh_output("sqlite3 '%s' \"SELECT count(*) FROM active_bans WHERE target = "
+	    "'192.0.2.77'\"", db);
+	cr_assert_str_eq(out, "1\n", "never a silent drop: the ban is in the database");
+	free(out);
+	cr_assert_not(in_set("banned_ipv4", "192.0.2.77"), "not in the kernel yet");
+	pid = start_daemon();
+	cr_assert(wait_in_set("banned_ipv4", "192.0.2.77", 100), "applied by the daemon's restore");
 	stop_daemon(pid);
 }
