@@ -38,8 +38,9 @@
 #define LITERAL_MAX 32              /* longest required literal kept */
 #define LITERAL_MIN 3               /* shorter ones are not worth the search */
 
-enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_COUNT };
-static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt" };
+enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_RCPT, G_NEWQID, G_COUNT };
+static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt",
+    "rcpt", "newqid" };
 
 /* A text every match contains: at the start of the message (after '^';
  * compared in place) or anywhere in it (memchr for its rarest byte, then
@@ -600,7 +601,7 @@ compile_rule(struct ruleset *rs, struct rule *r)
 				break;
 		if (g == G_COUNT) {
 			diag_add(rs->d, r->file, r->pattern_line, "rule [%s]: unknown named group "
-			    "\"%s\" (allowed: ip, user, sender, qid, nrcpt)", r->name, name);
+			    "\"%s\" (allowed: ip, user, sender, qid, nrcpt, rcpt, newqid)", r->name, name);
 			return -1;
 		}
 		r->group[g] = num;
@@ -806,7 +807,9 @@ fill_event(struct ruleset *rs, const struct rule *r, const char *msg, struct eve
 	    copy_group(rs, r, G_USER, msg, ev->user, sizeof(ev->user)) != 0 ||
 	    copy_group(rs, r, G_SENDER, msg, ev->sender, sizeof(ev->sender)) != 0 ||
 	    copy_group(rs, r, G_QID, msg, ev->qid, sizeof(ev->qid)) != 0 ||
-	    copy_group(rs, r, G_NRCPT, msg, nrcpt, 11) != 0)
+	    copy_group(rs, r, G_NRCPT, msg, nrcpt, 11) != 0 ||
+	    copy_group(rs, r, G_RCPT, msg, ev->rcpt, sizeof(ev->rcpt)) != 0 ||
+	    copy_group(rs, r, G_NEWQID, msg, ev->newqid, sizeof(ev->newqid)) != 0)
 		return -1;
 	if (ev->ip[0] && canonical_ip(ev->ip, sizeof(ev->ip)) != 0)
 		return -1;

@@ -5,8 +5,8 @@
  *
  * A line is "STAMP HOST PROGRAM[PID]: MESSAGE".  A rule applies when its
  * program glob (fnmatch-style, '*' matches '/' too) matches PROGRAM; its
- * pattern runs on MESSAGE.  Named groups ip, user, sender, qid, nrcpt fill the
- * event; an ip that inet_pton rejects, or a field longer than its buffer,
+ * pattern runs on MESSAGE.  Named groups ip, user, sender, qid, nrcpt, rcpt,
+ * newqid fill the event; an ip that inet_pton rejects, or a field longer than its buffer,
  * makes the line yield no event (counted as bad field).  Rules are tried in
  * load order (files by name, sections in file order); the first match wins.
  *

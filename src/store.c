@@ -44,8 +44,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_ADD_EVENT] =
-	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt,"
+	    " rcpt, newqid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[ST_ADD_BAN] =
 	    "INSERT INTO bans(jail, target, target_kind, level, reason, actions,"
 	    " reply, started_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -63,8 +63,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " inode = excluded.inode, offset = excluded.offset,"
 	    " first_hash = excluded.first_hash, updated_at = excluded.updated_at",
 	[ST_EVENTS_SINCE] =
-	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt FROM events"
-	    " WHERE time >= ?1 ORDER BY id",
+	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt, rcpt, newqid"
+	    " FROM events WHERE time >= ?1 ORDER BY id",
 	[ST_BANS_SINCE] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans WHERE started_at >= ?1"
@@ -108,7 +108,7 @@ static const char *const stmt_sql[ST_COUNT] = {
  * statement run per row cost more than the row itself (cursor set-up,
  * record buffers and statement end, each with its mallocs). */
 #define EVENT_ROWS 64
-#define EVENT_COLS 8
+#define EVENT_COLS 10
 
 /* Every event adds 1 to its (minute, rule) row of event_counts.  The open
  * transaction's counts are summed here and written at flush: a batch of
@@ -362,7 +362,8 @@ static int
 prepare_multi(struct store *st)
 {
 	if (prepare_rows(st, "INSERT INTO events(time, rule, event, ip, account, sender,"
-	    " qid, nrcpt) VALUES ", "(?,?,?,?,?,?,?,?)", EVENT_ROWS, "", &st->add_events) != 0)
+	    " qid, nrcpt, rcpt, newqid) VALUES ", "(?,?,?,?,?,?,?,?,?,?)", EVENT_ROWS, "",
+	    &st->add_events) != 0)
 		return -1;
 	return prepare_rows(st, "INSERT INTO event_counts(minute, rule, event, n) VALUES ",
 	    "(?,?,?,?)", COUNT_ROWS, " ON CONFLICT(minute, rule) DO UPDATE SET n = n + excluded.n",
@@ -646,7 +647,9 @@ bind_event(sqlite3_stmt *s, int base, const struct event *ev)
 	    bind_text_or_null(s, base + 6, ev->sender) != SQLITE_OK ||
 	    bind_text_or_null(s, base + 7, ev->qid) != SQLITE_OK ||
 	    (ev->nrcpt >= 0 ? sqlite3_bind_int64(s, base + 8, ev->nrcpt)
-	                    : sqlite3_bind_null(s, base + 8)) != SQLITE_OK)
+	                    : sqlite3_bind_null(s, base + 8)) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 9, ev->rcpt) != SQLITE_OK ||
+	    bind_text_or_null(s, base + 10, ev->newqid) != SQLITE_OK)
 		return -1;
 	return 0;
 }
@@ -1018,7 +1021,9 @@ store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void 
 		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
 		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
 		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
-		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
+		    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
+		    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
 			continue;   /* cannot come from rules_match; not ours */
 		ev.rule = rule;
 		ev.type = type;

@@ -30,6 +30,8 @@ struct event {
 	char sender[MJ_FIELD_MAX]; /* envelope sender without <>, or "" */
 	char qid[MJ_QID_MAX];    /* Postfix queue id, or "" */
 	long nrcpt;              /* recipients (qmgr), or -1 */
+	char rcpt[MJ_FIELD_MAX]; /* a delivery result's recipient, or "" */
+	char newqid[MJ_QID_MAX]; /* the queue id the message goes on as, or "" */
 };
 
 enum target_kind {

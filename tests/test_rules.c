@@ -96,9 +96,12 @@ compile(const char *pat)
 	return re;
 }
 
+#define CASES_MAX 600
+
 struct rule_case {
 	int lineno;
 	char expect[32], ip[64], user[300], sender[300], qid[40], nrcpt[16];
+	char rcpt[300], newqid[40];
 	char line[6000];
 };
 
@@ -124,10 +127,10 @@ ParameterizedTestParameters(rules, table)
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/tests/data/rule-cases.txt", getenv("MAILJAIL_SRCDIR"));
-	cases = cr_malloc(200 * sizeof(*cases));
+	cases = cr_malloc(CASES_MAX * sizeof(*cases));
 	if (cases == NULL || (fp = fopen(path, "r")) == NULL)
 		return cr_make_param_array(struct rule_case, cases, 0);
-	while (getline(&buf, &cap, fp) > 0 && n < 200) {
+	while (getline(&buf, &cap, fp) > 0 && n < CASES_MAX) {
 		char *p = buf;
 		lineno++;
 		buf[strcspn(buf, "\n")] = '\0';
@@ -141,9 +144,14 @@ ParameterizedTestParameters(rules, table)
 		field(&p, cases[n].sender, sizeof(cases[n].sender));
 		field(&p, cases[n].qid, sizeof(cases[n].qid));
 		field(&p, cases[n].nrcpt, sizeof(cases[n].nrcpt));
+		field(&p, cases[n].rcpt, sizeof(cases[n].rcpt));
+		field(&p, cases[n].newqid, sizeof(cases[n].newqid));
 		snprintf(cases[n].line, sizeof(cases[n].line), "%s", p);
 		n++;
 	}
+	/* never drop rows silently: the last case then fails, saying why */
+	if (n == CASES_MAX && getline(&buf, &cap, fp) > 0)
+		snprintf(cases[n - 1].expect, sizeof(cases[n - 1].expect), "(raise CASES_MAX)");
 	free(buf);
 	fclose(fp);
 	return cr_make_param_array(struct rule_case, cases, n);
@@ -187,6 +195,8 @@ ParameterizedTest(struct rule_case *c, rules, table)
 		cr_assert_str_eq(ev.sender, c->sender, "rule-cases.txt:%d: sender", c->lineno);
 		cr_assert_str_eq(ev.qid, c->qid, "rule-cases.txt:%d: qid", c->lineno);
 		cr_assert_str_eq(nrcpt, c->nrcpt, "rule-cases.txt:%d: nrcpt", c->lineno);
+		cr_assert_str_eq(ev.rcpt, c->rcpt, "rule-cases.txt:%d: rcpt", c->lineno);
+		cr_assert_str_eq(ev.newqid, c->newqid, "rule-cases.txt:%d: newqid", c->lineno);
 		cr_assert_gt(ev.time, 0);
 	}
 	rules_free(rs);

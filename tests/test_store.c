@@ -55,7 +55,7 @@ Test(store, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n3\n");
+	cr_assert_str_eq(out, "wal\n4\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
@@ -84,7 +84,7 @@ Test(store, version_1_db_gains_journal_cursors_and_keeps_positions)
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
 	    "log_position; SELECT count(*) FROM journal_cursor'", db);
-	cr_assert_str_eq(out, "3\n42\n1\n");
+	cr_assert_str_eq(out, "4\n42\n1\n");
 	free(out);
 }
 
@@ -142,7 +142,7 @@ Test(store, version_1_database_is_migrated)
 	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
 	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
 	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
-	cr_assert_str_eq(out, "3\n0\n0 r auth_failure 2\n", "the old rows are counted");
+	cr_assert_str_eq(out, "4\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
@@ -337,6 +337,10 @@ Test(store, events_and_bans_read_back_for_restore)
 	    .ip = "2001:db8::1", .user = "", .sender = "", .qid = "", .nrcpt = -1 };
 	struct event q = { .rule = "qmgr", .type = "queued", .time = 200, .ip = "",
 	    .user = "", .sender = "a@b", .qid = "ABC123", .nrcpt = 3 };
+	struct event d = { .rule = "gmail", .type = "remote_reject", .time = 120,
+	    .qid = "4Wy9rQ2dx2dz8vdt", .nrcpt = -1, .rcpt = "bob@gmail.example" };
+	struct event l = { .rule = "filter", .type = "requeued", .time = 110,
+	    .qid = "ABC123", .nrcpt = -1, .newqid = "DEF456" };
 	struct verdict v = mkverdict("j", "2001:db8::1", 1, 150, 100);
 	struct collected c;
 	char err[256];
@@ -347,11 +351,19 @@ Test(store, events_and_bans_read_back_for_restore)
 	cr_assert_eq(store_begin(st), 0);
 	cr_assert_eq(store_add_event(st, &q), 0);
 	cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_add_event(st, &l), 0);
+	cr_assert_eq(store_add_event(st, &d), 0);
 	cr_assert_eq(store_add_ban(st, &v, NULL), 0);
 	cr_assert_eq(store_commit(st), 0);
 
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
-	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.n, 4);
+	/* a delivery's recipient and the queue id a message goes on as */
+	cr_assert_str_eq(c.ev[2].newqid, "DEF456");
+	cr_assert_str_eq(c.ev[2].rcpt, "");
+	cr_assert_str_eq(c.ev[3].rcpt, "bob@gmail.example");
+	cr_assert_str_eq(c.ev[3].qid, "4Wy9rQ2dx2dz8vdt", "a long queue id");
+	cr_assert_str_eq(c.ev[3].newqid, "");
 	/* in the order added (the order they were counted), not by time */
 	cr_assert_str_eq(c.type[0], "queued");
 	cr_assert_str_eq(c.ev[0].qid, "ABC123");
