@@ -486,7 +486,8 @@ Test(rules, literal_prefilter_never_hides_a_match)
 Test(rules, shipped_rules_skip_lines_without_their_literal)
 {
 	static const char *const progs[] = { "postfix/smtpd", "postfix/submission/smtpd",
-	    "postfix/qmgr", "postfix/postscreen" };
+	    "postfix/qmgr", "postfix/postscreen", "postfix/smtp", "postfix/lmtp",
+	    "postfix/local" };
 	struct ruleset *rs = shipped_rules();
 	struct logtime lt;
 	struct event ev;
