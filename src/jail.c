@@ -61,8 +61,23 @@
 #include <string.h>
 
 #include "addr.h"
+#include "addrlog.h"
+#include "msgtrace.h"
+#include "spread.h"
 
 #define DEFAULT_REPLY "450 4.7.1 Too many errors from your address, try again later"
+#define DEFAULT_DEFER_REPLY "450 4.7.1 Too much mail from your account, try again later"
+#define REPLY_MAX 200
+/* The spread rule for refusals about the server (remote_listed): in the
+ * jail's findtime, such refusals for at least SPREAD_KEYS_MIN distinct keys
+ * (accounts) of which this key has less than SPREAD_SHARE_NUM /
+ * SPREAD_SHARE_DEN say the server is listed: they count for no one, and an
+ * alarm is raised.  One key with at least that share ("nearly all") is
+ * counted as usual. */
+#define SPREAD_KEYS_MIN 5
+#define SPREAD_SHARE_NUM 3
+#define SPREAD_SHARE_DEN 4
+#define ALARMS_MAX 8
 #define TEN_YEARS ((int64_t)10 * 366 * 86400)
 #define MIN_HISTORY_SPAN ((int64_t)30 * 86400)
 #define BAN_STARTS_MAX 255       /* levels beyond this count as this */
@@ -127,10 +142,19 @@ struct jail {
 	int64_t window;          /* findtime or the longest limit */
 	uint16_t ringmax;        /* entries kept per key */
 	/* lines of keys seen, for checks after the section is read */
-	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
+	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action, l_reply;
 	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
 	struct htab counters;
 	struct htab bans;
+	/* key = account with action nft/reject: the addresses that fail
+	 * against an attacked account are banned (see count_against_account) */
+	bool bans_addresses;
+	struct addrlog addrs;    /* who failed against each account lately */
+	struct htab watches;     /* attacked accounts: end of watch, its starts */
+	/* counts remote_listed: the spread rule (see listed_counts) */
+	bool counts_listed;
+	struct spread listed;
+	int64_t alarm_until;     /* no second alarm before this time */
 };
 
 struct jailset {
@@ -143,6 +167,12 @@ struct jailset {
 	size_t nkinds;
 	int kind_submission;     /* index of "submission", or -1 */
 	struct htab pending;
+	/* Delivery results joined to their submission (remote_reject,
+	 * remote_listed, requeued): see dispatch_delivery. */
+	bool need_trace;
+	struct msgtrace trace;
+	struct alarm alarms[ALARMS_MAX];   /* raised, not yet taken */
+	size_t nalarms;
 	int64_t span;
 	/* load state */
 	struct jail *cur;
@@ -540,6 +570,9 @@ jail_free(struct jail *j)
 	free(j->counts_kind);
 	htab_free(&j->counters);
 	htab_free(&j->bans);
+	htab_free(&j->watches);
+	addrlog_free(&j->addrs);
+	spread_free(&j->listed);
 	free(j);
 }
 
@@ -615,9 +648,11 @@ add_action(struct jail *j, const char *item, void *arg)
 		j->actions |= ACTION_HOLD;
 	else if (strcmp(item, "reject") == 0)
 		j->actions |= ACTION_REJECT;
+	else if (strcmp(item, "defer") == 0)
+		j->actions |= ACTION_DEFER;
 	else {
-		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, reject)",
-		    j->name, item);
+		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, "
+		    "defer, reject)", j->name, item);
 		return 1;
 	}
 	return 0;
@@ -836,6 +871,7 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		if (j->actions == 0)
 			diag_add(js->d, file, line, "jail %s: action is empty", j->name);
 	} else if (strcmp(key, "reply") == 0) {
+		j->l_reply = line;
 		free(j->reply);
 		if ((j->reply = strdup(value)) == NULL)
 			return -1;
@@ -883,6 +919,63 @@ key_is_ip(const struct jail *j)
 	return j->key == KEY_IP || j->key == KEY_PREFIX;
 }
 
+/* reply_ok - a reply a Postfix access map can answer for a temporary
+ * failure: "4NN", then text of printable ASCII */
+static bool
+reply_ok(const char *r)
+{
+	if (strlen(r) > REPLY_MAX || r[0] != '4' || !isdigit((unsigned char)r[1]) ||
+	    !isdigit((unsigned char)r[2]) || (r[3] != ' ' && r[3] != '\0'))
+		return false;
+	for (; *r; r++)
+		if (*r < ' ' || *r > '~')
+			return false;
+	return true;
+}
+
+/* check_actions - which actions go with which key, and the reply of defer */
+static void
+check_actions(struct jailset *js, struct jail *j)
+{
+	struct diag *d = js->d;
+	unsigned on_account = ACTION_HOLD | ACTION_DEFER, on_ip = ACTION_NFT | ACTION_REJECT;
+
+	if (key_is_ip(j) && (j->actions & on_account)) {
+		diag_add(d, j->file, j->l_action, "jail %s: action %s needs an account key "
+		    "(account, sender, domain)", j->name,
+		    (j->actions & ACTION_HOLD) ? "hold" : "defer");
+		return;
+	}
+	if ((j->actions & ACTION_HOLD) && (j->actions & ACTION_DEFER)) {
+		diag_add(d, j->file, j->l_action, "jail %s: hold and defer cannot be combined "
+		    "(one answer per account in the map)", j->name);
+		return;
+	}
+	if (!key_is_ip(j) && (j->actions & on_ip)) {
+		/* key = account with nft: ban the addresses that fail against it */
+		if (j->key != KEY_ACCOUNT || j->recidive) {
+			diag_add(d, j->file, j->l_action, "jail %s: actions nft and reject need an ip "
+			    "key (or key = account, to ban the addresses that fail against an "
+			    "account)", j->name);
+		} else if (j->actions & on_account) {
+			diag_add(d, j->file, j->l_action, "jail %s: a jail that bans the addresses "
+			    "failing against an account cannot also hold or defer the account (it "
+			    "is the victim)", j->name);
+		} else if (j->l_limits) {
+			diag_add(d, j->file, j->l_limits, "jail %s: a jail that bans the addresses "
+			    "failing against an account counts failures: maxretry and findtime, "
+			    "not limits", j->name);
+		} else {
+			j->bans_addresses = true;
+		}
+		return;
+	}
+	if ((j->actions & ACTION_DEFER) && j->reply != NULL && !reply_ok(j->reply))
+		diag_add(d, j->file, j->l_reply, "jail %s: the reply of defer must be a "
+		    "temporary failure, \"4NN text\" in printable ASCII of at most %d characters "
+		    "(e.g. \"%s\")", j->name, REPLY_MAX, DEFAULT_DEFER_REPLY);
+}
+
 /* finish_jail - checks that need the whole section; derived values */
 static void
 finish_jail(struct jailset *js, struct jail *j)
@@ -915,12 +1008,8 @@ finish_jail(struct jailset *js, struct jail *j)
 		    "jail %s: count = recipients needs events to include submission", j->name);
 	if (j->l_action == 0)
 		diag_add(d, j->file, j->line, "jail %s: action is missing", j->name);
-	else if (key_is_ip(j) && (j->actions & ACTION_HOLD))
-		diag_add(d, j->file, j->l_action,
-		    "jail %s: action hold needs an account key (account, sender, domain)", j->name);
-	else if (!key_is_ip(j) && (j->actions & (ACTION_NFT | ACTION_REJECT)))
-		diag_add(d, j->file, j->l_action,
-		    "jail %s: actions nft and reject need an ip key", j->name);
+	else
+		check_actions(js, j);
 	if (j->maxretry) {
 		if (j->findtime == 0)
 			j->findtime = 600;
@@ -946,6 +1035,28 @@ finish_jail(struct jailset *js, struct jail *j)
 		memcpy(j->cidrs, loopback, sizeof(loopback));
 		j->ncidrs = 2;
 	}
+}
+
+/* Event kinds joined by queue id to the submission of their message. */
+#define EV_REMOTE_REJECT "remote_reject"
+#define EV_REMOTE_LISTED "remote_listed"
+#define EV_REQUEUED "requeued"
+
+enum delivery { NOT_DELIVERY, DELIVERY_REFUSAL, DELIVERY_LISTED, DELIVERY_LINK };
+
+/* delivery_kind - what a delivery-result event is to the join */
+static enum delivery
+delivery_kind(const char *type)
+{
+	if (type[0] != 'r')
+		return NOT_DELIVERY;
+	if (strcmp(type, EV_REMOTE_REJECT) == 0)
+		return DELIVERY_REFUSAL;
+	if (strcmp(type, EV_REMOTE_LISTED) == 0)
+		return DELIVERY_LISTED;
+	if (strcmp(type, EV_REQUEUED) == 0)
+		return DELIVERY_LINK;
+	return NOT_DELIVERY;
 }
 
 /* kind_of - the index of event kind type among those the jails count, or -1 */
@@ -983,6 +1094,9 @@ index_kinds(struct jailset *js)
 			return -1;
 		for (size_t e = 0; e < j->nevents && !j->recidive; e++)
 			j->counts_kind[kind_of(js, j->events[e])] = 1;
+		j->counts_listed = !j->recidive && jail_has_event(j, EV_REMOTE_LISTED);
+		if (!j->recidive && (jail_has_event(j, EV_REMOTE_REJECT) || j->counts_listed))
+			js->need_trace = true;
 	}
 	js->kind_submission = kind_of(js, "submission");
 	return 0;
@@ -1051,6 +1165,7 @@ jails_free(struct jailset *js)
 	free(js->jails);
 	free(js->kinds);
 	htab_free(&js->pending);
+	msgtrace_free(&js->trace);
 	free(js);
 }
 
@@ -1058,10 +1173,17 @@ void
 jails_clear_state(struct jailset *js)
 {
 	for (size_t i = 0; i < js->n; i++) {
-		htab_free(&js->jails[i]->counters);
-		htab_free(&js->jails[i]->bans);
+		struct jail *j = js->jails[i];
+		htab_free(&j->counters);
+		htab_free(&j->bans);
+		htab_free(&j->watches);
+		addrlog_free(&j->addrs);
+		spread_free(&j->listed);
+		j->alarm_until = 0;
 	}
 	htab_free(&js->pending);
+	msgtrace_free(&js->trace);
+	js->nalarms = 0;
 }
 
 int
@@ -1078,6 +1200,82 @@ jails_check_events(const struct jailset *js,
 			diag_add(d, j->file, j->events_line,
 			    "jail %s: no rule produces event \"%s\"", j->name, j->events[e]);
 			n++;
+		}
+	}
+	return n;
+}
+
+struct carry_ctx {
+	bool (*carries)(void *arg, const char *event, const char *field);
+	void *arg;
+};
+
+/* event_carries - whether event can reach a jail with field set, joins
+ * included */
+static bool
+event_carries(const struct carry_ctx *c, const char *event, const char *field)
+{
+	if (c->carries(c->arg, event, field))
+		return true;
+	if (strcmp(event, "submission") == 0 && strcmp(field, "sender") == 0)
+		return c->carries(c->arg, "queued", "sender");
+	if (delivery_kind(event) == DELIVERY_REFUSAL || delivery_kind(event) == DELIVERY_LISTED)
+		return (strcmp(field, "user") == 0 || strcmp(field, "ip") == 0) &&
+		    c->carries(c->arg, "submission", field);
+	return false;
+}
+
+/* key_field - the event field jail j keys on; what it is called in a diag */
+static const char *
+key_field(const struct jail *j, const char **what)
+{
+	switch (j->key) {
+	case KEY_IP:
+	case KEY_PREFIX:
+		*what = "an address (ip)";
+		return "ip";
+	case KEY_ACCOUNT:
+		*what = "an account (user)";
+		return "user";
+	case KEY_SENDER:
+		*what = "a sender";
+		return "sender";
+	case KEY_DOMAIN:
+		*what = "an account or sender with a domain";
+		return "user";
+	}
+	return "ip";
+}
+
+int
+jails_check_keys(const struct jailset *js,
+    bool (*carries)(void *arg, const char *event, const char *field), void *arg,
+    struct diag *d)
+{
+	struct carry_ctx c = { carries, arg };
+	int n = 0;
+
+	for (size_t i = 0; i < js->n; i++) {
+		const struct jail *j = js->jails[i];
+		const char *what, *field = key_field(j, &what);
+		if (j->recidive)
+			continue;
+		for (size_t e = 0; e < j->nevents; e++) {
+			const char *ev = j->events[e];
+			bool ok = event_carries(&c, ev, field) ||
+			    (j->key == KEY_DOMAIN && event_carries(&c, ev, "sender"));
+			if (ok && j->bans_addresses && !event_carries(&c, ev, "ip")) {
+				diag_add(d, j->file, j->events_line, "jail %s: bans the addresses "
+				    "failing against an account, but no rule gives event \"%s\" "
+				    "an address (ip)", j->name, ev);
+				n++;
+			} else if (!ok) {
+				diag_add(d, j->file, j->l_key ? j->l_key : j->events_line,
+				    "jail %s: key %s, but no rule gives event \"%s\" %s", j->name,
+				    j->key == KEY_ACCOUNT ? "account" : j->key == KEY_SENDER ?
+				    "sender" : j->key == KEY_DOMAIN ? "domain" : "ip", ev, what);
+				n++;
+			}
 		}
 	}
 	return n;
@@ -1109,6 +1307,10 @@ jails_longest_window(const struct jailset *js)
 	for (size_t i = 0; i < js->n; i++)
 		if (js->jails[i]->window > w)
 			w = js->jails[i]->window;
+	/* a restart rebuilds the delivery join from the submissions of the
+	 * last day, as a running daemon keeps them */
+	if (js->need_trace && w < PENDING_TTL)
+		w = PENDING_TTL;
 	return w;
 }
 
@@ -1251,11 +1453,12 @@ target_key(const struct jail *j, const char *target, enum target_kind kind,
 
 /* ---- bans ------------------------------------------------------------- */
 
-/* ban_level - 1 + bans of key in j started within the history span before now */
+/* level_in - 1 + the bans of key in table t (a jail's bans or watches)
+ * started within the history span before now */
 static int
-ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
+level_in(struct jailset *js, struct htab *t, const char *key, int64_t now)
 {
-	struct ent *b = ent_lookup(&j->bans, key);
+	struct ent *b = ent_lookup(t, key);
 	int level = 1;
 
 	if (b == NULL)
@@ -1279,18 +1482,31 @@ ban_duration(const struct jail *j, int level)
 	return (int64_t)(d + 0.5);
 }
 
-/* ban_record - note a ban of key in j: its start (for levels) and its end */
 static int
-ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
+ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 {
-	struct ent *b = ent_get(&j->bans, key, 2, false);
+	return level_in(js, &j->bans, key, now);
+}
+
+/* record_in - note a ban of key in table t (a jail's bans or watches): its
+ * start (for levels) and its end */
+static int
+record_in(struct htab *t, const char *key, int64_t start, int64_t end)
+{
+	struct ent *b = ent_get(t, key, 2, false);
 
 	if (b == NULL)
 		return -1;
-	if (ent_push(&j->bans, &b, t32(start), 0, BAN_STARTS_MAX, false) != 0)
+	if (ent_push(t, &b, t32(start), 0, BAN_STARTS_MAX, false) != 0)
 		return -1;
 	b->t32 = t32(end);
 	return 0;
+}
+
+static int
+ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
+{
+	return record_in(&j->bans, key, start, end);
 }
 
 /* ---- counting --------------------------------------------------------- */
@@ -1304,6 +1520,17 @@ struct sink {
 static int feed_recidive(struct jailset *js, const char *target, enum target_kind kind,
     int64_t t, int64_t now, struct sink *sk);
 
+/* verdict_reply - what the map answers for a verdict of j, or NULL */
+static const char *
+verdict_reply(const struct jail *j)
+{
+	if (j->actions & ACTION_REJECT)
+		return j->reply ? j->reply : DEFAULT_REPLY;
+	if (j->actions & ACTION_DEFER)
+		return j->reply ? j->reply : DEFAULT_DEFER_REPLY;
+	return NULL;
+}
+
 /* make_verdict - fill a verdict for key in j at now and record the ban */
 static int
 make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
@@ -1313,11 +1540,13 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
 
 	memset(v, 0, sizeof(*v));
 	v->jail = j->name;
-	v->kind = key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT;
+	/* a jail that bans the addresses failing against an account keeps the
+	 * bans of those addresses here, its watches of accounts apart */
+	v->kind = key_is_ip(j) || j->bans_addresses ? TARGET_IP : TARGET_ACCOUNT;
 	snprintf(v->target, sizeof(v->target), "%s", key);
 	v->level = level;
 	v->actions = j->actions;
-	v->reply = (j->actions & ACTION_REJECT) ? (j->reply ? j->reply : DEFAULT_REPLY) : NULL;
+	v->reply = verdict_reply(j);
 	v->started_at = now;
 	v->expires_at = now + (duration > 0 ? duration : ban_duration(j, level));
 	return ban_record(j, key, now, v->expires_at);
@@ -1408,15 +1637,247 @@ defers(const struct jail *j, const struct event *ev)
 	    (j->key == KEY_DOMAIN && strchr(ev->user, '@') == NULL);
 }
 
+static int count_against_account(struct jailset *js, struct jail *j,
+    const struct event *ev, struct ipmemo *m, int64_t now, struct sink *sk);
+
 static int
 count_event(struct jailset *js, struct jail *j, const struct event *ev,
     struct ipmemo *m, uint32_t weight, int64_t now, struct sink *sk)
 {
 	char key[MJ_TARGET_MAX];
 
+	if (j->bans_addresses)
+		return count_against_account(js, j, ev, m, now, sk);
 	if (!event_key(j, ev, m, key, sizeof(key)))
 		return 0;
 	return count_key(js, j, key, ev->time, weight, ev, now, sk);
+}
+
+/* ---- addresses failing against an account ---------------------------- */
+
+/*
+ * A jail keyed by account with action nft (or reject) bans addresses, not
+ * the account (the account is the victim of a distributed brute force, one
+ * failure per address): when an account reaches maxretry within findtime,
+ * every address that failed against it in that window is banned, and so is
+ * every further address at its first failure while the account's watch
+ * lasts (bantime, escalating like a ban).  Each address is its own ban of
+ * this jail (target kind ip: levels, recidive as for any ban); the watch is
+ * a verdict too (target kind account, no action), so a restart restores it
+ * from the store like any ban, and it never feeds recidive.  Addresses in
+ * the ignore CIDRs count for the account but are never banned.
+ */
+
+/* ban_attacker - a verdict for address ip, failing against account */
+static int
+ban_attacker(struct jailset *js, struct jail *j, const char *account, const char *ip,
+    const struct event *ev, int64_t now, struct sink *sk)
+{
+	struct ent *b = ent_lookup(&j->bans, ip);
+	struct verdict *v;
+	char fbuf[24];
+
+	if (b != NULL && ev->time < (int64_t)b->t32)
+		return 0;   /* banned in this jail already */
+	if (!sk->live || ev->time <= now - j->window || sk->n >= sk->max)
+		return 0;
+	v = &sk->out[sk->n];
+	if (make_verdict(js, j, ip, now, 0, v) != 0)
+		return -1;
+	snprintf(v->reason, sizeof(v->reason), "%s against attacked account %s (%" PRIu32
+	    " in %s)", ev->type, account, j->maxretry,
+	    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)));
+	sk->n++;
+	return feed_recidive(js, ip, TARGET_IP, now, now, sk);
+}
+
+/* watch_account - account reached maxretry (sum failures, the last ev):
+ * watch it and ban the addresses of its window */
+static int
+watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t sum,
+    const struct event *ev, int64_t now, struct sink *sk)
+{
+	char addrs[JAIL_VERDICTS_MAX][MJ_IP_MAX], fbuf[24];
+	size_t n = addrlog_since(&j->addrs, account, ev->time - j->findtime, ev->time,
+	    addrs, JAIL_VERDICTS_MAX);
+	int level = level_in(js, &j->watches, account, now);
+	struct verdict *v = &sk->out[sk->n];
+	struct ent *c;
+
+	memset(v, 0, sizeof(*v));
+	v->jail = j->name;
+	v->kind = TARGET_ACCOUNT;
+	snprintf(v->target, sizeof(v->target), "%s", account);
+	v->level = level;
+	v->actions = 0;          /* the account is watched, not held */
+	v->started_at = now;
+	v->expires_at = now + ban_duration(j, level);
+	snprintf(v->reason, sizeof(v->reason), "%" PRIu64 " %s in %s from %zu addresses "
+	    "(rule %s): each is banned while this lasts", sum, ev->type,
+	    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)), n,
+	    ev->rule ? ev->rule : "?");
+	if (record_in(&j->watches, account, now, v->expires_at) != 0)
+		return -1;
+	sk->n++;
+	if ((c = ent_lookup(&j->counters, account)) != NULL) {
+		c->n = 0;   /* counting starts fresh after the watch */
+		c->head = 0;
+	}
+	/* bans beyond out[] are made at each address's next failure */
+	for (size_t i = 0; i < n && sk->n < sk->max; i++)
+		if (ban_attacker(js, j, account, addrs[i], ev, now, sk) != 0)
+			return -1;
+	return 0;
+}
+
+/* count_against_account - a failure against an account, in a jail that
+ * bans the addresses failing against it */
+static int
+count_against_account(struct jailset *js, struct jail *j, const struct event *ev,
+    struct ipmemo *m, int64_t now, struct sink *sk)
+{
+	char account[MJ_TARGET_MAX], ip[MJ_TARGET_MAX];
+	struct ent *w, *c;
+	bool has_ip;
+	uint64_t sum;
+
+	if (!event_key(j, ev, m, account, sizeof(account)))
+		return 0;   /* no user name on the line, or an ignored account */
+	has_ip = ip_key(j, m, ip, sizeof(ip));
+	w = ent_lookup(&j->watches, account);
+	if (w != NULL && ev->time < (int64_t)w->t32)
+		return has_ip ? ban_attacker(js, j, account, ip, ev, now, sk) : 0;
+	if (has_ip && addrlog_add(&j->addrs, account, ev->time, ip, j->ringmax) != 0)
+		return -1;
+	if ((c = ent_get(&j->counters, account, j->ringmax < 2 ? j->ringmax : 2, false)) == NULL)
+		return -1;
+	ent_prune(c, ev->time - j->window);
+	if (ent_push(&j->counters, &c, t32(ev->time), 1, j->ringmax, false) != 0)
+		return -1;
+	if (!sk->live || ev->time <= now - j->window)
+		return 0;
+	sum = ent_sum(c, ev->time, j->findtime, false);
+	if (sum < j->maxretry || sk->n >= sk->max)
+		return 0;
+	return watch_account(js, j, account, sum, ev, now, sk);
+}
+
+/* ---- delivery results joined to their submission --------------------- */
+
+/*
+ * A provider's refusal of a delivery (remote_reject, remote_listed) is
+ * charged to the account that submitted the message: msgtrace follows the
+ * queue id back to its submission (through "queued as" and "forwarded as"
+ * links: requeued), once per message and recipient domain.  The joined
+ * event has the refusal's time and the submission's account and address.
+ * These rows, the submissions and the links are what a restart replays.
+ */
+
+/* raise_alarm - at most one per jail and findtime */
+static void
+raise_alarm(struct jailset *js, struct jail *j, const struct event *ev,
+    const struct spread_stats *st, int64_t now)
+{
+	struct alarm *a;
+	char fbuf[24];
+
+	if (ev->time < j->alarm_until || js->nalarms == ALARMS_MAX)
+		return;
+	j->alarm_until = ev->time + j->window;
+	a = &js->alarms[js->nalarms++];
+	memset(a, 0, sizeof(*a));
+	a->jail = j->name;
+	a->event = EV_REMOTE_LISTED;
+	a->time = now;
+	a->keys = st->keys;
+	a->events = st->events;
+	snprintf(a->reason, sizeof(a->reason), "%" PRIu32 " %s from %" PRIu32 " accounts in %s: "
+	    "the server's own address or domain looks listed; none is held for them",
+	    st->events, EV_REMOTE_LISTED, st->keys,
+	    cfg_format_duration(j->window, fbuf, sizeof(fbuf)));
+}
+
+/* listed_counts - the spread rule for a refusal about the server (see
+ * SPREAD_KEYS_MIN): 1 it counts for its key, 0 it does not, -1 error */
+static int
+listed_counts(struct jailset *js, struct jail *j, const struct event *ev,
+    struct ipmemo *m, int64_t now, struct sink *sk)
+{
+	char key[MJ_TARGET_MAX];
+	struct spread_stats st;
+
+	if (!event_key(j, ev, m, key, sizeof(key)))
+		return 0;
+	if (spread_add(&j->listed, ev->time, key) != 0)
+		return -1;
+	spread_stats(&j->listed, ev->time, j->window, key, &st);
+	if (st.keys < SPREAD_KEYS_MIN ||
+	    (uint64_t)st.mine * SPREAD_SHARE_DEN >= (uint64_t)st.events * SPREAD_SHARE_NUM)
+		return 1;
+	if (sk->live && ev->time > now - j->window)
+		raise_alarm(js, j, ev, &st, now);
+	return 0;
+}
+
+/* dispatch_delivery - a delivery result or link, joined to its submission */
+static int
+dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
+    int64_t now, struct sink *sk)
+{
+	struct msgtrace_owner o;
+	struct ipmemo mm;
+	struct event m;
+	const char *domain;
+	int kind, rc;
+
+	if (d == DELIVERY_LINK)
+		return msgtrace_link(&js->trace, ev->qid, ev->newqid, ev->time) < 0 ? -1 : 0;
+	if (ev->qid[0] == '\0' || !msgtrace_owner(&js->trace, ev->qid, &o))
+		return 0;   /* no submission named an account: charged to no one */
+	m = *ev;
+	if (!copy_key(m.user, sizeof(m.user), o.account) || !copy_key(m.ip, sizeof(m.ip), o.ip))
+		return 0;
+	domain = strrchr(ev->rcpt, '@');
+	domain = domain ? domain + 1 : ev->rcpt;
+	if ((rc = msgtrace_first_refusal(&js->trace, o.root, domain, ev->time)) <= 0)
+		return rc;  /* this message and domain counted already (a retry) */
+	mm.ip = m.ip;
+	mm.state = 0;
+	kind = kind_of(js, ev->type);
+	for (size_t i = 0; i < js->n && kind >= 0; i++) {
+		struct jail *j = js->jails[i];
+		if (!j->counts_kind[kind])
+			continue;
+		if (d == DELIVERY_LISTED && j->counts_listed &&
+		    (rc = listed_counts(js, j, &m, &mm, now, sk)) <= 0) {
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		if (count_event(js, j, &m, &mm, 1, now, sk) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* trace_submission - remember whose message a queue id is */
+static int
+trace_submission(struct jailset *js, const struct event *ev)
+{
+	if (ev->qid[0] == '\0' || ev->user[0] == '\0')
+		return 0;
+	return msgtrace_submission(&js->trace, ev->qid, ev->user, ev->ip, ev->time) < 0 ? -1 : 0;
+}
+
+bool
+jails_take_alarm(struct jailset *js, struct alarm *out)
+{
+	if (js->nalarms == 0)
+		return false;
+	*out = js->alarms[0];
+	memmove(js->alarms, js->alarms + 1, (js->nalarms - 1) * sizeof(js->alarms[0]));
+	js->nalarms--;
+	return true;
 }
 
 /* pending_put - remember a submission's ip, account and time by queue id */
@@ -1475,6 +1936,20 @@ jails_want_event(struct jailset *js, const struct event *ev)
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return false;
+	if (js->need_trace) {
+		/* a refusal or a link of a traced message: the join's restart */
+		switch (delivery_kind(ev->type)) {
+		case DELIVERY_LINK:
+			return ev->qid[0] != '\0' && msgtrace_known(&js->trace, ev->qid) &&
+			    !msgtrace_known(&js->trace, ev->newqid);
+		case DELIVERY_REFUSAL:
+		case DELIVERY_LISTED:
+			return ev->qid[0] != '\0' && kind_of(js, ev->type) >= 0 &&
+			    msgtrace_known(&js->trace, ev->qid);
+		case NOT_DELIVERY:
+			break;
+		}
+	}
 	if (kind_of(js, ev->type) >= 0)
 		return true;
 	/* a queued line that a jail is about to join to its submission */
@@ -1496,6 +1971,13 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return 0;   /* bans reach recidive jails from verdicts only */
+	if (js->need_trace) {
+		enum delivery d = delivery_kind(ev->type);
+		if (d != NOT_DELIVERY)
+			return dispatch_delivery(js, ev, d, now, sk);
+		if (submission && trace_submission(js, ev) != 0)
+			return -1;
+	}
 	kind = kind_of(js, ev->type);
 	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
 		return -1;
@@ -1568,33 +2050,38 @@ canon_target(const char *target, enum target_kind kind, char *out, size_t len)
 
 int
 jail_restore_ban(struct jailset *js, const char *jail, const char *target,
-    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at)
+    enum target_kind kind, int level, int64_t started_at, int64_t expires_at,
+    int64_t lifted_at)
 {
 	struct jail *j = find_jail(js, jail);
 	struct sink sk = { NULL, 0, 0, false };
 	int64_t end = lifted_at ? lifted_at : expires_at;
+	bool watch;
 	struct ent *c;
 
 	(void)level;   /* levels are recomputed from the start times */
 	if (j == NULL)
 		return 0;
-	if (ban_record(j, target, started_at, end) != 0)
+	/* an account watched by a jail that bans addresses: its own table,
+	 * and no recidive (the account is the victim) */
+	watch = j->bans_addresses && kind == TARGET_ACCOUNT;
+	if (record_in(watch ? &j->watches : &j->bans, target, started_at, end) != 0)
 		return -1;
-	if ((c = ent_lookup(&j->counters, target)) != NULL) {
+	if ((c = ent_lookup(&j->counters, target)) != NULL && (watch || !j->bans_addresses)) {
 		c->n = 0;
 		c->head = 0;
 	}
-	if (j->recidive)
+	if (j->recidive || watch)
 		return 0;
-	return feed_recidive(js, target, key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT,
-	    started_at, started_at, &sk);
+	return feed_recidive(js, target, kind, started_at, started_at, &sk);
 }
 
 int
 jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
     enum target_kind kind, int64_t duration, int64_t now, struct verdict *out)
 {
-	unsigned want = kind == TARGET_IP ? (ACTION_NFT | ACTION_REJECT) : ACTION_HOLD;
+	unsigned want = kind == TARGET_IP ? (ACTION_NFT | ACTION_REJECT) :
+	    (ACTION_HOLD | ACTION_DEFER);
 	struct sink sk = { NULL, 0, 0, false };
 	char key[MJ_TARGET_MAX];
 	struct jail *j = NULL;
@@ -1610,7 +2097,7 @@ jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
 			if (js->jails[i]->actions & want)
 				j = js->jails[i];
 	}
-	if (j == NULL || (key_is_ip(j) != (kind == TARGET_IP)))
+	if (j == NULL || ((key_is_ip(j) || j->bans_addresses) != (kind == TARGET_IP)))
 		return -1;
 	if (make_verdict(js, j, key, now, duration, out) != 0)
 		return -1;
@@ -1644,7 +2131,9 @@ jail_lift(struct jailset *js, const char *jail, const char *target, int64_t now)
 		struct ent *b;
 		if (jail != NULL && strcmp(jail, j->name) != 0)
 			continue;
-		if ((b = ent_lookup(&j->bans, key)) == NULL || (int64_t)b->t32 <= now)
+		/* an account watched by a jail that bans addresses is lifted too */
+		if (((b = ent_lookup(&j->bans, key)) == NULL || (int64_t)b->t32 <= now) &&
+		    ((b = ent_lookup(&j->watches, key)) == NULL || (int64_t)b->t32 <= now))
 			continue;
 		b->t32 = t32(now);
 		n++;
@@ -1694,10 +2183,15 @@ jails_expire(struct jailset *js, int64_t now)
 		 * to now - 2 * window. */
 		s.cut = now - 2 * j->window;
 		htab_sweep(&j->counters, keep_counter, &s);
+		if (j->bans_addresses)
+			addrlog_expire(&j->addrs, s.cut);
 		s.cut = now - js->span;
 		htab_sweep(&j->bans, keep_ban, &s);
+		htab_sweep(&j->watches, keep_ban, &s);
 	}
 	s.now = now;
 	s.cut = now - PENDING_TTL;
 	htab_sweep(&js->pending, keep_pending, &s);
+	if (js->need_trace)
+		msgtrace_expire(&js->trace, s.cut);
 }

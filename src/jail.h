@@ -4,12 +4,22 @@
  *
  * Kinds of jail:
  *   failure    maxretry events within findtime (sliding, ending at the event);
- *              the event that reaches maxretry issues the verdict.
+ *              the event that reaches maxretry issues the verdict.  Keyed by
+ *              account with action nft or reject, it bans addresses: those
+ *              that failed against the account in its window, then each
+ *              further one while the account's watch lasts (a verdict of
+ *              kind account with no action).
  *   quota      limits = N/DUR[, ...]; count = messages | recipients.  The first
  *              message over any limit issues the verdict.  Recipients come
  *              from "queued" events (qmgr nrcpt=) joined by queue id to the
  *              "submission" event that named the account.
  *   recidive   events = ban: counts verdicts of the other jails.
+ *
+ * Delivery results (remote_reject, remote_listed) are joined by queue id to
+ * the submission that named the account (following requeued links), once
+ * per message and recipient domain; remote_listed, about the server's own
+ * address, counts only while it does not spread over many keys, else an
+ * alarm is raised (jails_take_alarm).
  *
  * Keys: ip, ip/N (prefix), account, sender, domain.  Ignored keys (CIDRs,
  * account names; loopback unless "ignore =" is given empty) are never counted.
@@ -78,7 +88,24 @@ bool jails_want_event(struct jailset *js, const struct event *ev);
  * names are ignored (a jail removed from the config). */
 int jail_restore_event(struct jailset *js, const struct event *ev);
 int jail_restore_ban(struct jailset *js, const char *jail, const char *target,
-    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at);
+    enum target_kind kind, int level, int64_t started_at, int64_t expires_at,
+    int64_t lifted_at);
+
+/* Alarms the last jail_record_event calls raised (refusals that say the
+ * server itself is listed, spread over many accounts), oldest first: true
+ * and *out filled while there is one.  The jailset keeps a few; none is
+ * raised while restoring. */
+bool jails_take_alarm(struct jailset *js, struct alarm *out);
+
+/* Report every jail whose key (or, for a jail that bans the addresses
+ * failing against an account, the address too) needs a field that no event
+ * it counts ever carries: carries(arg, event, field) says whether a rule
+ * producing event captures field ("ip", "user", "sender").  Joins count:
+ * a submission gets its sender from the queued line, a delivery result its
+ * account and address from its submission.  Returns the diags added. */
+int jails_check_keys(const struct jailset *js,
+    bool (*carries)(void *arg, const char *event, const char *field), void *arg,
+    struct diag *d);
 
 /*
  * Operator ban/hold: a verdict for target in jail (NULL: the first jail with a

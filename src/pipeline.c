@@ -61,7 +61,8 @@ restore_ban_cb(void *arg, const struct stored_ban *b)
 {
 	struct pipeline *p = arg;
 
-	return jail_restore_ban(p->jails, b->jail, b->target, b->level,
+	return jail_restore_ban(p->jails, b->jail, b->target,
+	    strcmp(b->target_kind, "ip") == 0 ? TARGET_IP : TARGET_ACCOUNT, b->level,
 	    b->started_at, b->expires_at, b->lifted_at) == 0 ? 0 : -1;
 }
 
@@ -119,8 +120,32 @@ log_verdict(const struct verdict *v)
 
 	cfg_format_duration(v->expires_at - v->started_at, dur, sizeof(dur));
 	log_info("%s %s %s jail=%s level=%d for %s: %s",
-	    (v->actions & ACTION_HOLD) ? "hold" : "ban",
+	    (v->actions & ACTION_HOLD) ? "hold" : (v->actions & ACTION_DEFER) ? "defer" :
+	    v->actions == 0 ? "watch" : "ban",
 	    target_kind_name(v->kind), v->target, v->jail, v->level, dur, v->reason);
+}
+
+void
+pipeline_alarm(struct pipeline *p, const struct alarm *a)
+{
+	log_warnx("alarm jail=%s event=%s: %s", a->jail, a->event, a->reason);
+	p->st.alarms++;
+	if (p->on_alarm != NULL)
+		p->on_alarm(p->on_alarm_arg, a);
+}
+
+/* take_alarms - the alarms the last event raised, kept until the commit */
+static void
+take_alarms(struct pipeline *p)
+{
+	struct alarm a;
+
+	while (jails_take_alarm(p->jails, &a)) {
+		if (p->nalarms < PIPELINE_ALARMS_MAX)
+			p->alarms[p->nalarms++] = a;
+		else
+			pipeline_alarm(p, &a);   /* a flood: said now, not lost */
+	}
 }
 
 /* count_jail_verdict - per-jail totals for summaries (few jails: a scan) */
@@ -198,6 +223,7 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
+	take_alarms(p);
 	for (int i = 0; i < n; i++) {
 		p->st.verdicts++;
 		count_jail_verdict(p, &v[i]);
@@ -337,6 +363,9 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 			rc = -1;
 	}
 	p->npending = 0;
+	for (size_t i = 0; i < p->nalarms; i++)
+		pipeline_alarm(p, &p->alarms[i]);
+	p->nalarms = 0;
 	for (size_t b = 0; b < p->nbackends; b++)
 		if (p->backend[b]->sync(p->backend_state[b]) != 0)
 			rc = -1;
@@ -351,5 +380,6 @@ fail:
 	p->in_tx = false;
 	p->failed = false;
 	p->npending = 0;
+	p->nalarms = 0;
 	return -1;
 }

@@ -7,7 +7,8 @@
  *                      store the verdicts (inside the batch's transaction)
  *   pipeline_commit()  save every log's position (and journal cursor),
  *                      COMMIT, then hand the batch's verdicts to the
- *                      enforcement backends
+ *                      enforcement backends and raise its alarms
+ *                      (pipeline_alarm: a log line, and the hook)
  *
  * The database commits before the kernel or the map is touched: after a
  * crash in between, the start-up restore re-applies every active ban, so
@@ -32,6 +33,7 @@
 #include "store.h"
 
 #define PIPELINE_BACKENDS_MAX 4
+#define PIPELINE_ALARMS_MAX 16     /* per batch; more are logged at once */
 
 struct pipeline_stats {
 	uint64_t lines;
@@ -39,6 +41,7 @@ struct pipeline_stats {
 	uint64_t bad_fields;       /* a rule matched but a capture was invalid */
 	uint64_t events;
 	uint64_t verdicts;
+	uint64_t alarms;           /* raised (committed) */
 	uint64_t *rule_hits;       /* per rule index */
 	size_t nrules;
 	uint64_t *jail_verdicts;   /* per jail index */
@@ -57,6 +60,14 @@ struct pipeline {
 	size_t nbackends;
 	struct verdict *pending;   /* verdicts of the open batch */
 	size_t npending, cap;
+	/* Alarms of the open batch (jails_take_alarm), raised once it commits;
+	 * a batch rolled back raises none (its lines are read again). */
+	struct alarm alarms[PIPELINE_ALARMS_MAX];
+	size_t nalarms;
+	/* Called with every alarm raised, after its log line (NULL: the log
+	 * line only): where notifications and metrics plug in. */
+	void (*on_alarm)(void *arg, const struct alarm *a);
+	void *on_alarm_arg;
 	bool in_tx;
 	bool failed;               /* a DB write of the open batch failed */
 	bool enforce_failed;       /* a committed verdict did not reach a backend:
@@ -105,6 +116,10 @@ int pipeline_commit(struct pipeline *p, struct follow *f);
  * that moved (journal_pending_cursor) in the same transaction. */
 int pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *const *js,
     size_t nj);
+
+/* Raise an alarm: one log line ("alarm jail=J event=E: reason"), then the
+ * on_alarm hook.  Called for each alarm of a batch once it committed. */
+void pipeline_alarm(struct pipeline *p, const struct alarm *a);
 
 /* Hand a verdict made outside the log (operator ban) to the backends. */
 int pipeline_enforce(struct pipeline *p, const struct verdict *v);

@@ -140,6 +140,22 @@ rules_has_event(const struct ruleset *rs, const char *event)
 	return false;
 }
 
+bool
+rules_event_captures(const struct ruleset *rs, const char *event, const char *group)
+{
+	int g;
+
+	for (g = 0; g < G_COUNT; g++)
+		if (strcmp(group_names[g], group) == 0)
+			break;
+	if (g == G_COUNT)
+		return false;
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->rules[i].event, event) == 0 && rs->rules[i].group[g] != 0)
+			return true;
+	return false;
+}
+
 uint64_t
 rules_limit_hits(const struct ruleset *rs)
 {

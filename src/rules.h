@@ -46,6 +46,9 @@ size_t rules_count(const struct ruleset *rs);
 const char *rules_name(const struct ruleset *rs, size_t i);
 const char *rules_event(const struct ruleset *rs, size_t i);
 bool rules_has_event(const struct ruleset *rs, const char *event);
+/* Whether some rule producing event captures the named group ("ip",
+ * "user", "sender", ...). */
+bool rules_event_captures(const struct ruleset *rs, const char *event, const char *group);
 /* Matches abandoned at the PCRE2 match or depth limit (a pathological
  * pattern): counted as no match. */
 uint64_t rules_limit_hits(const struct ruleset *rs);

@@ -797,6 +797,7 @@ actions_text(unsigned actions, char *buf, size_t len)
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
 		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_DEFER, "defer" },
 	};
 	size_t off = 0;
 
@@ -825,6 +826,8 @@ actions_parse(const char *s)
 		a |= ACTION_HOLD;
 	if (strstr(s, "reject"))
 		a |= ACTION_REJECT;
+	if (strstr(s, "defer"))
+		a |= ACTION_DEFER;
 	return a;
 }
 
@@ -841,7 +844,8 @@ store_add_ban(struct store *st, const struct verdict *v, int64_t *id)
 	    sqlite3_bind_int(s, 4, v->level) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 5, v->reason, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 6, actions, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-	    bind_text_or_null(s, 7, (v->actions & ACTION_REJECT) ? v->reply : NULL) != SQLITE_OK ||
+	    bind_text_or_null(s, 7, (v->actions & (ACTION_REJECT | ACTION_DEFER)) ? v->reply : NULL)
+	    != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
 		note_error(st);

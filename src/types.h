@@ -43,6 +43,8 @@ enum target_kind {
 #define ACTION_NFT    0x1u   /* IP into the nftables set */
 #define ACTION_HOLD   0x2u   /* account into the Postfix HOLD map */
 #define ACTION_REJECT 0x4u   /* IP into the Postfix client reject map */
+#define ACTION_DEFER  0x8u   /* account into the same map as hold, answering
+                              * the jail's reply (a 4xx) instead of HOLD */
 
 /* A decision to ban or hold a target. */
 struct verdict {
@@ -51,10 +53,21 @@ struct verdict {
 	char target[MJ_TARGET_MAX];
 	int level;               /* 1 for a first offence, rising with escalation */
 	unsigned actions;        /* ACTION_* */
-	const char *reply;       /* reject reply, owned by the jailset (or NULL) */
+	const char *reply;       /* reject or defer reply, owned by the jailset (or NULL) */
 	int64_t started_at;      /* Unix seconds */
 	int64_t expires_at;
 	char reason[MJ_REASON_MAX]; /* e.g. "5 auth_failure in 10m (sasl-auth-failed)" */
+};
+
+/* Something the operator must hear of that is no ban: refusals that say
+ * the server itself is listed (remote_listed spread over many accounts). */
+struct alarm {
+	const char *jail;        /* owned by the jailset */
+	const char *event;       /* the event kind, owned by the jailset */
+	int64_t time;            /* when raised: the clock (the log's in replay) */
+	uint32_t keys;           /* distinct accounts (keys) in the window */
+	uint32_t events;         /* such events in the window */
+	char reason[MJ_REASON_MAX];
 };
 
 /* Where reading of one log stopped: committed with the events it caused. */

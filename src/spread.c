@@ -1,0 +1,84 @@
+/*
+ * spread - events of one kind over keys in a window.  See spread.h.
+ *
+ * The distinct keys of a window are counted with a set of hashes on the
+ * stack (open addressing, twice the ring's size): the ring is at most
+ * SPREAD_EVENTS_MAX long, and a listed server's refusals are few per
+ * minute, so a pass over it per refusal is cheap.
+ */
+#include "spread.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SET_SLOTS (2 * SPREAD_EVENTS_MAX)
+
+static uint32_t
+hash_key(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *key; key++) {
+		h ^= (unsigned char)*key;
+		h *= 16777619u;
+	}
+	return h ? h : 1;   /* 0 marks an empty set slot */
+}
+
+int
+spread_add(struct spread *s, int64_t t, const char *key)
+{
+	uint32_t i;
+
+	if (s->time == NULL) {
+		s->time = calloc(SPREAD_EVENTS_MAX, sizeof(*s->time));
+		s->hash = calloc(SPREAD_EVENTS_MAX, sizeof(*s->hash));
+		if (s->time == NULL || s->hash == NULL) {
+			spread_free(s);
+			return -1;
+		}
+	}
+	i = (s->head + s->n) & (SPREAD_EVENTS_MAX - 1);
+	if (s->n == SPREAD_EVENTS_MAX)
+		s->head = (s->head + 1) & (SPREAD_EVENTS_MAX - 1);   /* drop the oldest */
+	else
+		s->n++;
+	s->time[i] = t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+	s->hash[i] = hash_key(key);
+	return 0;
+}
+
+void
+spread_stats(const struct spread *s, int64_t t, int64_t window, const char *key,
+    struct spread_stats *out)
+{
+	uint32_t set[SET_SLOTS];
+	uint32_t mine = hash_key(key);
+
+	memset(out, 0, sizeof(*out));
+	memset(set, 0, sizeof(set));
+	for (uint32_t k = 0; k < s->n; k++) {
+		uint32_t i = (s->head + k) & (SPREAD_EVENTS_MAX - 1), j;
+		int64_t et = s->time[i];
+		if (et <= t - window || et > t)
+			continue;
+		out->events++;
+		if (s->hash[i] == mine)
+			out->mine++;
+		for (j = s->hash[i] & (SET_SLOTS - 1); set[j] != 0 && set[j] != s->hash[i];
+		    j = (j + 1) & (SET_SLOTS - 1))
+			;
+		if (set[j] == 0) {
+			set[j] = s->hash[i];
+			out->keys++;
+		}
+	}
+}
+
+void
+spread_free(struct spread *s)
+{
+	free(s->time);
+	free(s->hash);
+	memset(s, 0, sizeof(*s));
+}
