@@ -69,11 +69,12 @@
 #define DEFAULT_DEFER_REPLY "450 4.7.1 Too much mail from your account, try again later"
 #define REPLY_MAX 200
 /* The spread rule for refusals about the server (remote_listed): in the
- * jail's findtime, such refusals for at least SPREAD_KEYS_MIN distinct keys
- * (accounts) of which this key has less than SPREAD_SHARE_NUM /
- * SPREAD_SHARE_DEN say the server is listed: they count for no one, and an
- * alarm is raised.  One key with at least that share ("nearly all") is
- * counted as usual. */
+ * jail's findtime (this refusal included), such refusals for at least
+ * SPREAD_KEYS_MIN distinct keys (accounts), none of which has
+ * SPREAD_SHARE_NUM / SPREAD_SHARE_DEN of them, say the server is listed:
+ * they count for no one, and an alarm is raised.  While one key has at
+ * least that share ("nearly all"), or fewer keys were refused, each such
+ * refusal counts for its key as usual. */
 #define SPREAD_KEYS_MIN 5
 #define SPREAD_SHARE_NUM 3
 #define SPREAD_SHARE_DEN 4
@@ -1812,7 +1813,7 @@ listed_counts(struct jailset *js, struct jail *j, const struct event *ev,
 		return -1;
 	spread_stats(&j->listed, ev->time, j->window, key, &st);
 	if (st.keys < SPREAD_KEYS_MIN ||
-	    (uint64_t)st.mine * SPREAD_SHARE_DEN >= (uint64_t)st.events * SPREAD_SHARE_NUM)
+	    (uint64_t)st.top * SPREAD_SHARE_DEN >= (uint64_t)st.events * SPREAD_SHARE_NUM)
 		return 1;
 	if (sk->live && ev->time > now - j->window)
 		raise_alarm(js, j, ev, &st, now);
@@ -1947,6 +1948,10 @@ jails_want_event(struct jailset *js, const struct event *ev)
 			return ev->qid[0] != '\0' && kind_of(js, ev->type) >= 0 &&
 			    msgtrace_known(&js->trace, ev->qid);
 		case NOT_DELIVERY:
+			/* the submission a delivery result will be joined to */
+			if (ev->qid[0] != '\0' && ev->user[0] != '\0' &&
+			    strcmp(ev->type, "submission") == 0)
+				return true;
 			break;
 		}
 	}

@@ -1,8 +1,9 @@
 /*
  * spread - events of one kind over keys in a window.  See spread.h.
  *
- * The distinct keys of a window are counted with a set of hashes on the
- * stack (open addressing, twice the ring's size): the ring is at most
+ * The distinct keys of a window (and the events of each) are counted with a
+ * set of hashes on the stack (open addressing, twice the ring's size): the
+ * ring is at most
  * SPREAD_EVENTS_MAX long, and a listed server's refusals are few per
  * minute, so a pass over it per refusal is cheap.
  */
@@ -52,7 +53,7 @@ void
 spread_stats(const struct spread *s, int64_t t, int64_t window, const char *key,
     struct spread_stats *out)
 {
-	uint32_t set[SET_SLOTS];
+	uint32_t set[SET_SLOTS], count[SET_SLOTS];
 	uint32_t mine = hash_key(key);
 
 	memset(out, 0, sizeof(*out));
@@ -70,8 +71,11 @@ spread_stats(const struct spread *s, int64_t t, int64_t window, const char *key,
 			;
 		if (set[j] == 0) {
 			set[j] = s->hash[i];
+			count[j] = 0;
 			out->keys++;
 		}
+		if (++count[j] > out->top)
+			out->top = count[j];
 	}
 }
 

@@ -30,6 +30,7 @@ struct spread_stats {
 	uint32_t events;         /* in the window, this one included */
 	uint32_t keys;           /* distinct keys among them */
 	uint32_t mine;           /* events of the key asked about */
+	uint32_t top;            /* events of the busiest key */
 };
 
 /* Add an event of key at time t.  0, or -1 out of memory. */
