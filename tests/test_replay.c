@@ -187,6 +187,38 @@ Test(check_config, errors_are_file_line_message_and_exit_2)
 	free(out);
 }
 
+/* The shipped rules with jails that make no sense: defer on an address,
+ * an account key for events no rule gives an account.  Each refused with
+ * file:line, exit 2. */
+Test(check_config, nonsense_keys_and_actions_are_refused)
+{
+	char cfg[700], jails[600], want[700], *out;
+
+	snprintf(cfg, sizeof(cfg), "%s/mailjail.conf", dir);
+	tu_sh("printf '[mailjail]\nrules = %s/rules\njails = %s/j.jail\n' > '%s'", tu_srcdir(),
+	    dir, cfg);
+	tu_write(dir, "j.jail", "# defer answers for accounts\n[d]\nevents = auth_failure\n"
+	    "key = ip\nmaxretry = 5\naction = defer\n", jails, sizeof(jails));
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
+	snprintf(want, sizeof(want), "%s:6: jail d: action defer needs an account key", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+	tu_write(dir, "j.jail", "[a]\nevents = relay_denied, auth_failure\nkey = account\n"
+	    "maxretry = 5\naction = hold\n[b]\nevents = remote_reject\nkey = sender\n"
+	    "maxretry = 5\naction = defer\n", jails, sizeof(jails));
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
+	snprintf(want, sizeof(want), "%s:3: jail a: key account, but no rule gives event "
+	    "\"relay_denied\" an account (user)", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "auth_failure\" an account") == NULL, "auth_failure has one: %s", out);
+	snprintf(want, sizeof(want), "%s:8: jail b: key sender, but no rule gives event "
+	    "\"remote_reject\" a sender", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+}
+
 Test(test_rules, counts_per_rule_with_samples)
 {
 	char rules[600];
