@@ -288,7 +288,7 @@ Test(replay, outbound_reputation_and_targeted_account)
 	free(out);
 	out = query("SELECT target || ' ' || reason FROM ban_history WHERE jail = "
 	    "'outbound-reputation'");
-	cr_assert_str_eq(out, "spammer@example.org 5 remote_listed in 1h (rule gmail-rate-limited)\n",
+	cr_assert_str_eq(out, "spammer@example.org 5 remote_listed in 1h (rule remote-listed)\n",
 	    "only the spammer is held (its fifth refusal came through amavis)");
 	free(out);
 	out = query("SELECT count(*) FROM events WHERE qid = '7E000002'");
