@@ -20,15 +20,19 @@ struct ring {
 
 static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-/* to_binary - canonical address text to 16 bytes; -1 if not an address */
+/* to_binary - an address of family to 16 bytes; -1 for another family */
 static int
-to_binary(const char *ip, unsigned char out[16])
+to_binary(int family, const unsigned char *addr, unsigned char out[16])
 {
-	if (inet_pton(AF_INET, ip, out + 12) == 1) {
+	if (family == AF_INET) {
 		memcpy(out, v4mapped, sizeof(v4mapped));
+		memcpy(out + 12, addr, 4);
 		return 0;
 	}
-	return inet_pton(AF_INET6, ip, out) == 1 ? 0 : -1;
+	if (family != AF_INET6)
+		return -1;
+	memcpy(out, addr, 16);
+	return 0;
 }
 
 /* to_text - back to the canonical text (the form rules.c gives events) */
@@ -47,15 +51,15 @@ ring_size(uint32_t cap)
 }
 
 int
-addrlog_add(struct addrlog *a, const char *account, int64_t t, const char *ip,
-    uint32_t max)
+addrlog_add(struct addrlog *a, const char *account, int64_t t, int family,
+    const unsigned char *addr, uint32_t max)
 {
 	size_t klen = strlen(account);
 	unsigned char bin[16];
 	struct ring *r;
 	bool created;
 
-	if (max == 0 || to_binary(ip, bin) != 0)
+	if (max == 0 || to_binary(family, addr, bin) != 0)
 		return -1;
 	if ((r = keytab_put(&a->accounts, account, klen, ring_size(max < 2 ? max : 2),
 	    &created)) == NULL)

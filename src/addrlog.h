@@ -25,10 +25,11 @@ struct addrlog {
 	struct keytab accounts;
 };
 
-/* A failure against account from ip (canonical text) at time t; ring of at
- * most max (1..65535).  0, or -1: out of memory, or ip is no address. */
-int addrlog_add(struct addrlog *a, const char *account, int64_t t, const char *ip,
-    uint32_t max);
+/* A failure against account at time t from the address addr (4 bytes for
+ * AF_INET, 16 for AF_INET6); ring of at most max (1..65535).  0, or -1:
+ * out of memory or another family. */
+int addrlog_add(struct addrlog *a, const char *account, int64_t t, int family,
+    const unsigned char *addr, uint32_t max);
 /* The distinct addresses that failed against account at a time in (after,
  * until], oldest first, as text into out[0..max); returns how many. */
 size_t addrlog_since(const struct addrlog *a, const char *account, int64_t after,

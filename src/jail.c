@@ -1748,7 +1748,9 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
 	w = ent_lookup(&j->watches, account);
 	if (w != NULL && ev->time < (int64_t)w->t32)
 		return has_ip ? ban_attacker(js, j, account, ip, ev, now, sk) : 0;
-	if (has_ip && addrlog_add(&j->addrs, account, ev->time, ip, j->ringmax) != 0)
+	/* ip_key parsed the address into m: no second inet_pton */
+	if (has_ip && addrlog_add(&j->addrs, account, ev->time, m->c.family, m->c.addr,
+	    j->ringmax) != 0)
 		return -1;
 	if ((c = ent_get(&j->counters, account, j->ringmax < 2 ? j->ringmax : 2, false)) == NULL)
 		return -1;

@@ -48,13 +48,13 @@ trace_put(struct msgtrace *m, const char *qid, const char *root, const char *acc
 	struct traced *tr;
 	bool created;
 
-	if (keytab_get(&m->msgs, qid, qlen) != NULL)
-		return 0;   /* first owner wins */
 	if (m->msgs.n >= MSGTRACE_MAX)
 		return 0;
 	tr = keytab_put(&m->msgs, qid, qlen, sizeof(*tr) + rlen + alen + ilen + 3, &created);
 	if (tr == NULL)
 		return -1;
+	if (!created)
+		return 0;   /* first owner wins */
 	tr->time = t32(t);
 	memcpy(tr->text, root, rlen + 1);
 	memcpy(tr->text + rlen + 1, account, alen + 1);
