@@ -515,6 +515,73 @@ Test(rules, shipped_rules_skip_lines_without_their_literal)
 	rules_free(rs);
 }
 
+/* Rules in a row that need the same literal share one search per line: a
+ * line without it runs none of them, a line with it runs each in turn
+ * (the memo of one rule's answer never hides another rule's match). */
+Test(rules, shared_literal_is_searched_once_and_hides_nothing)
+{
+	char dir[256], path[512], line[256];
+	struct ruleset *rs;
+	struct logtime lt;
+	struct event ev;
+	struct diag d;
+	unsigned long before;
+	size_t idx = 99;
+	int n;
+
+	tu_mkdtemp(dir, sizeof(dir));
+	tu_write(dir, "memo.rules",
+	    "[a]\nprogram = p\nevent = ea\npattern = ^(?<qid>\\w+): host (?:aaa)\n"
+	    "[b]\nprogram = p\nevent = eb\npattern = ^(?<qid>\\w+): host (?:bbb)\n"
+	    "[c]\nprogram = p\nevent = ec\npattern = ^(?<qid>\\w+): gate (?:ccc)\n",
+	    path, sizeof(path));
+	diag_init(&d);
+	cr_assert_eq(rules_load(path, &rs, &d), 0);
+	logtime_init(&lt, 1795339200);
+	n = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p[1]: Q1: host bbb");
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, line, (size_t)n, &ev, &idx), RULES_MATCH);
+	cr_assert_eq(idx, 1, "the second rule of the pair matches");
+	cr_assert_str_eq(ev.type, "eb");
+	cr_assert_eq(pcre2_runs - before, 2);
+	n = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p[1]: Q1: gate ccc");
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, line, (size_t)n, &ev, &idx), RULES_MATCH);
+	cr_assert_str_eq(ev.type, "ec");
+	cr_assert_eq(pcre2_runs - before, 1, "the pair's literal is absent: neither runs");
+	rules_free(rs);
+	diag_free(&d);
+	tu_rmrf(dir);
+}
+
+/* The shipped delivery-result rules run PCRE2 on refusals only: a
+ * successful delivery line (most of postfix/smtp's lines) runs none. */
+Test(rules, delivery_rules_skip_successful_deliveries)
+{
+	struct ruleset *rs = shipped_rules();
+	struct logtime lt;
+	struct event ev;
+	unsigned long before;
+	static const char sent[] = "Nov 22 10:00:01 mx postfix/smtp[7]: 3E6864A008B: "
+	    "to=<bob@gmail.example>, relay=gmail-smtp-in.l.google.com[142.250.4.27]:25, "
+	    "delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 OK  1795132815 "
+	    "ff2ec9160c61ef24 - gsmtp)";
+	static const char unknown[] = "Nov 22 10:00:01 mx postfix/smtp[7]: 3E6864A008C: "
+	    "to=<nobody@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.9, "
+	    "delays=0.1/0/0.3/0.5, dsn=5.1.1, status=bounced (host mx.example.net[198.51.100.25] "
+	    "said: 550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown "
+	    "(in reply to RCPT TO command))";
+
+	logtime_init(&lt, 1795339200);
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, sent, sizeof(sent) - 1, &ev, NULL), RULES_NOMATCH);
+	cr_assert_eq(pcre2_runs, before, "no PCRE2 run on a successful delivery");
+	cr_assert_eq(rules_match(rs, &lt, unknown, sizeof(unknown) - 1, &ev, NULL),
+	    RULES_NOMATCH);
+	cr_assert_eq(pcre2_runs - before, 2, "a refusal: the listed and the reject rule");
+	rules_free(rs);
+}
+
 /*
  * The prefilter against PCRE2 on random patterns: prefilter skips a line
  * (rules_match answers without running PCRE2) => PCRE2 finds no match, and
