@@ -28,6 +28,10 @@
  *     counters like any ban but never make a recidive verdict themselves.
  *   - If out[] is full, a verdict is not made (nothing is recorded as a ban);
  *     the key's events stay counted and the next event fires it.
+ *   - A delivery refusal counts at the refusal's time, for the account (and
+ *     address) of the submission its queue id leads to; see
+ *     dispatch_delivery.  A jail keyed by account with nft or reject bans
+ *     addresses; see count_against_account.
  *
  * Memory.  Times are stored as uint32 Unix seconds (good until 2106).  Every
  * tracked key is one malloc'd block: a 16-byte header, the key string, and a
@@ -43,7 +47,11 @@
  * 4 bytes per message, 8 with recipients).  Ban history
  * (per jail and target: last ban end and the start times within the history
  * span, at most BAN_STARTS_MAX) uses the same block layout in its own table.
- * Pending queue ids (recipients join) are bounded by PENDING_MAX.
+ * Pending queue ids (recipients join) are bounded by PENDING_MAX; the
+ * delivery join (msgtrace.h) by MSGTRACE_MAX messages of a day; the
+ * addresses failing against accounts (addrlog.h) by maxretry per account
+ * and two windows; the spread of listed refusals (spread.h) by
+ * SPREAD_EVENTS_MAX per jail.
  *
  * Ownership: the jailset owns its jails, their strings and all state; verdicts
  * point at jail names and replies owned by the jailset.  No PCRE2, SQL or
