@@ -61,11 +61,11 @@ addrlog_add(struct addrlog *a, const char *account, int64_t t, int family,
 
 	if (max == 0 || to_binary(family, addr, bin) != 0)
 		return -1;
-	if ((r = keytab_put(&a->accounts, account, klen, ring_size(max < 2 ? max : 2),
-	    &created)) == NULL)
+	/* room for one: most accounts of a spray fail once */
+	if ((r = keytab_put(&a->accounts, account, klen, ring_size(1), &created)) == NULL)
 		return -1;
 	if (created)
-		r->cap = max < 2 ? max : 2;
+		r->cap = 1;
 	if (r->n == r->cap && r->cap < max) {
 		uint32_t ncap = r->cap * 2 < max ? r->cap * 2 : max;
 		struct ring *nr = keytab_resize(&a->accounts, account, klen, ring_size(ncap));

@@ -7,8 +7,8 @@
  * Per account a ring of (time, address), at most max entries (the jail's
  * maxretry: the window that fires holds no more), the oldest dropped;
  * addresses are kept as 16 bytes (IPv4 mapped), 20 bytes an entry.  A new
- * account's ring starts with room for 2 and doubles as needed (most
- * accounts of a spray see one or two failures).
+ * account's ring starts with room for 1 and doubles as needed (most
+ * accounts of a spray see one failure): ~80 bytes an account.
  *
  * Memory: struct addrlog owns its table; addrlog_free releases it.
  */

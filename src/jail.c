@@ -28,8 +28,8 @@
  *     counters like any ban but never make a recidive verdict themselves.
  *   - If out[] is full, a verdict is not made (nothing is recorded as a ban);
  *     the key's events stay counted and the next event fires it.
- *   - A delivery refusal counts at the refusal's time, for the account (and
- *     address) of the submission its queue id leads to; see
+ *   - A delivery refusal counts at the refusal's time, for the account of
+ *     the submission its queue id leads to; see
  *     dispatch_delivery.  A jail keyed by account with nft or reject bans
  *     addresses; see count_against_account.
  *
@@ -1229,8 +1229,7 @@ event_carries(const struct carry_ctx *c, const char *event, const char *field)
 	if (strcmp(event, "submission") == 0 && strcmp(field, "sender") == 0)
 		return c->carries(c->arg, "queued", "sender");
 	if (delivery_kind(event) == DELIVERY_REFUSAL || delivery_kind(event) == DELIVERY_LISTED)
-		return (strcmp(field, "user") == 0 || strcmp(field, "ip") == 0) &&
-		    c->carries(c->arg, "submission", field);
+		return strcmp(field, "user") == 0 && c->carries(c->arg, "submission", field);
 	return false;
 }
 
@@ -1760,7 +1759,8 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
 	if (has_ip && addrlog_add(&j->addrs, account, ev->time, m->c.family, m->c.addr,
 	    j->ringmax) != 0)
 		return -1;
-	if ((c = ent_get(&j->counters, account, j->ringmax < 2 ? j->ringmax : 2, false)) == NULL)
+	/* a ring of one to start: most accounts of a spray fail once */
+	if ((c = ent_get(&j->counters, account, 1, false)) == NULL)
 		return -1;
 	ent_prune(c, ev->time - j->window);
 	if (ent_push(&j->counters, &c, t32(ev->time), 1, j->ringmax, false) != 0)
@@ -1780,7 +1780,8 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
  * charged to the account that submitted the message: msgtrace follows the
  * queue id back to its submission (through "queued as" and "forwarded as"
  * links: requeued), once per message and recipient domain.  The joined
- * event has the refusal's time and the submission's account and address.
+ * event has the refusal's time and the submission's account (no address:
+ * the join keeps what it needs, ~80 bytes a message).
  * These rows, the submissions and the links are what a restart replays.
  */
 
@@ -1846,7 +1847,8 @@ dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
 	if (ev->qid[0] == '\0' || !msgtrace_owner(&js->trace, ev->qid, &o))
 		return 0;   /* no submission named an account: charged to no one */
 	m = *ev;
-	if (!copy_key(m.user, sizeof(m.user), o.account) || !copy_key(m.ip, sizeof(m.ip), o.ip))
+	m.ip[0] = '\0';
+	if (!copy_key(m.user, sizeof(m.user), o.account))
 		return 0;
 	domain = strrchr(ev->rcpt, '@');
 	domain = domain ? domain + 1 : ev->rcpt;
@@ -1877,7 +1879,7 @@ trace_submission(struct jailset *js, const struct event *ev)
 {
 	if (ev->qid[0] == '\0' || ev->user[0] == '\0')
 		return 0;
-	return msgtrace_submission(&js->trace, ev->qid, ev->user, ev->ip, ev->time) < 0 ? -1 : 0;
+	return msgtrace_submission(&js->trace, ev->qid, ev->user, ev->time) < 0 ? -1 : 0;
 }
 
 bool

@@ -1,11 +1,12 @@
 /*
  * msgtrace - queue ids to the account that sent the message.  See msgtrace.h.
  *
- * A traced queue id's payload is its time, then three NUL-terminated
- * strings: the root queue id, the account, the client address.  A charged
- * pair is keyed "root\x1fdomain" (the domain lower-cased); the key
- * "root\x1f" (no domain) holds the message's own state: a session refusal
- * counted and not yet matched by a domain, or some domain counted.
+ * A traced queue id's payload is its time, then two NUL-terminated strings:
+ * the root queue id ("" for a submission, which is its own root) and the
+ * account.  A charged pair is keyed "root\x1fdomain" (the domain
+ * lower-cased); the key "root\x1f" (no domain) holds the message's own
+ * state: a session refusal counted and not yet matched by a domain, or some
+ * domain counted.
  */
 #include "msgtrace.h"
 
@@ -24,7 +25,7 @@ enum msg_state {
 
 struct traced {
 	uint32_t time;
-	char text[];             /* root \0 account \0 ip \0 */
+	char text[];             /* root (or "") \0 account \0 */
 };
 
 struct charged {
@@ -38,19 +39,19 @@ t32(int64_t t)
 	return t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
-/* trace_put - qid owned by (root, account, ip) from time t */
+/* trace_put - qid owned by account, of the message with root queue id root
+ * ("" when it is qid itself), from time t */
 static int
 trace_put(struct msgtrace *m, const char *qid, const char *root, const char *account,
-    const char *ip, int64_t t)
+    int64_t t)
 {
-	size_t qlen = strlen(qid), rlen = strlen(root), alen = strlen(account),
-	    ilen = strlen(ip);
+	size_t qlen = strlen(qid), rlen = strlen(root), alen = strlen(account);
 	struct traced *tr;
 	bool created;
 
 	if (m->msgs.n >= MSGTRACE_MAX)
 		return 0;
-	tr = keytab_put(&m->msgs, qid, qlen, sizeof(*tr) + rlen + alen + ilen + 3, &created);
+	tr = keytab_put(&m->msgs, qid, qlen, sizeof(*tr) + rlen + alen + 2, &created);
 	if (tr == NULL)
 		return -1;
 	if (!created)
@@ -58,17 +59,15 @@ trace_put(struct msgtrace *m, const char *qid, const char *root, const char *acc
 	tr->time = t32(t);
 	memcpy(tr->text, root, rlen + 1);
 	memcpy(tr->text + rlen + 1, account, alen + 1);
-	memcpy(tr->text + rlen + alen + 2, ip, ilen + 1);
 	return 1;
 }
 
 int
-msgtrace_submission(struct msgtrace *m, const char *qid, const char *account,
-    const char *ip, int64_t t)
+msgtrace_submission(struct msgtrace *m, const char *qid, const char *account, int64_t t)
 {
 	if (qid[0] == '\0' || account[0] == '\0')
 		return 0;
-	return trace_put(m, qid, qid, account, ip, t);
+	return trace_put(m, qid, "", account, t);
 }
 
 bool
@@ -78,9 +77,8 @@ msgtrace_owner(const struct msgtrace *m, const char *qid, struct msgtrace_owner 
 
 	if (tr == NULL)
 		return false;
-	out->root = tr->text;
-	out->account = out->root + strlen(out->root) + 1;
-	out->ip = out->account + strlen(out->account) + 1;
+	out->root = tr->text[0] != '\0' ? tr->text : qid;
+	out->account = tr->text + strlen(tr->text) + 1;
 	out->time = tr->time;
 	return true;
 }
@@ -95,17 +93,15 @@ int
 msgtrace_link(struct msgtrace *m, const char *qid, const char *newqid, int64_t t)
 {
 	struct msgtrace_owner o;
-	char root[MJ_QID_MAX], account[MJ_FIELD_MAX], ip[MJ_IP_MAX];
+	char root[MJ_QID_MAX], account[MJ_FIELD_MAX];
 
 	if (newqid[0] == '\0' || !msgtrace_owner(m, qid, &o))
 		return 0;
-	/* copies: inserting may grow the table (the entries stay put, but
-	 * keep the contract simple) */
+	/* copies: the owner's strings live in the table being changed */
 	if (snprintf(root, sizeof(root), "%s", o.root) >= (int)sizeof(root) ||
-	    snprintf(account, sizeof(account), "%s", o.account) >= (int)sizeof(account) ||
-	    snprintf(ip, sizeof(ip), "%s", o.ip) >= (int)sizeof(ip))
+	    snprintf(account, sizeof(account), "%s", o.account) >= (int)sizeof(account))
 		return 0;
-	return trace_put(m, newqid, root, account, ip, t);
+	return trace_put(m, newqid, root, account, t);
 }
 
 /* charged_key - "root\x1fdomain" into buf, the domain lower-cased; its

@@ -28,8 +28,10 @@
  * charge no one) and refusals of known ones are not counted.  Entries go
  * with msgtrace_expire().
  *
- * Memory: struct msgtrace owns everything; the strings msgtrace_owner()
- * returns stay valid until the next call that changes the trace.
+ * Memory: struct msgtrace owns everything; a traced id costs ~80 bytes (its
+ * key, the account, the root only for a link: a submission is its own
+ * root).  The strings msgtrace_owner() returns stay valid until the next
+ * call that changes the trace (root may be the qid passed in).
  */
 #ifndef MAILJAIL_MSGTRACE_H
 #define MAILJAIL_MSGTRACE_H
@@ -42,21 +44,20 @@
 #define MSGTRACE_MAX 131072
 
 struct msgtrace {
-	struct keytab msgs;      /* queue id -> root, account, ip, time */
+	struct keytab msgs;      /* queue id -> root, account, time */
 	struct keytab charged;   /* "root\x1f" domain -> time, state */
 };
 
 struct msgtrace_owner {
 	const char *root;        /* the message's first queue id */
 	const char *account;
-	const char *ip;          /* the submission's client, or "" */
-	int64_t time;            /* of the submission */
+	int64_t time;            /* of the submission or link */
 };
 
 /* A submission: qid belongs to account.  1 traced, 0 not (the id is owned
  * already, or the trace is full), -1 out of memory. */
 int msgtrace_submission(struct msgtrace *m, const char *qid, const char *account,
-    const char *ip, int64_t t);
+    int64_t t);
 /* A message known as qid goes on as newqid.  1 linked, 0 not (qid unknown,
  * newqid owned already, or full), -1 out of memory. */
 int msgtrace_link(struct msgtrace *m, const char *qid, const char *newqid, int64_t t);
