@@ -197,6 +197,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Up first (its handlers in place): an ASan build starts in 0.5-0.8 s
+	 * on a loaded machine, and a SIGTERM before that is no clean stop. */
+	cr_assert(tu_wait_file_has(errf, "running: "), "daemon up");
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);
@@ -249,7 +252,7 @@ Test(daemon, reload_refuses_bad_config_and_keeps_running)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jdir, "root");
 	pid = start_daemon();
-	usleep(300000);
+	cr_assert(tu_wait_file_has(errf, "running: "), "daemon up before its SIGHUP");
 	tu_write(jdir, "broken.jail", "[broken]\nevents = auth_failure\nkey = ip\n"
 	    "maxretry = 3\nfindtime = 10 minutes\naction = nft\n", jail, sizeof(jail));
 	kill(pid, SIGHUP);
