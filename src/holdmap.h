@@ -27,6 +27,11 @@
  * otherwise: such a key could add a second entry).  Postfix folds lookup
  * keys to lower case, so keys are stored folded (ASCII only).
  *
+ * Files: holdmap.c is the front (chooses the backend by the spec's type,
+ * checks keys and values), holdmap_sqlite.c and holdmap_hash.c the two
+ * backends (their shared interface: holdmap_impl.h; shared helpers:
+ * holdmap_util.c), holdqueue.c the release of held mail (at the end here).
+ *
  * Memory: struct holdmap owns its DB handle, paths and (for hash:) the
  * in-memory entry list.
  */
