@@ -15,6 +15,7 @@
 #include "holdmap.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,231 +30,55 @@
 #define QNAME_MAX       32
 #define SENDER_MIN      4096    /* room for any sender postqueue shows */
 
-/* skip_ws - JSON whitespace */
-static const char *
-skip_ws(const char *p)
-{
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
-	return p;
-}
-
-/* hex4 - four hex digits, or -1 */
-static long
-hex4(const char *p)
-{
-	long v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		int c = (unsigned char)p[i], d;
-
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
-}
-
-/* put_utf8 - encode cp into out[*n], staying below len; false if no room */
+/* copy_field - a decoded string into dst; false if too long or with NUL */
 static bool
-put_utf8(char *out, size_t len, size_t *n, unsigned long cp)
+copy_field(char *dst, size_t dstlen, const char *src, size_t len)
 {
-	char b[4];
-	size_t k;
-
-	if (cp < 0x80) {
-		b[0] = (char)cp;
-		k = 1;
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | (cp >> 6));
-		b[1] = (char)(0x80 | (cp & 0x3f));
-		k = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | (cp >> 12));
-		b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f));
-		k = 3;
-	} else {
-		b[0] = (char)(0xf0 | (cp >> 18));
-		b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[3] = (char)(0x80 | (cp & 0x3f));
-		k = 4;
-	}
-	if (out != NULL) {
-		if (*n + k >= len)
-			return false;
-		memcpy(out + *n, b, k);
-	}
-	*n += k;
+	if (len >= dstlen || memchr(src, '\0', len) != NULL)
+		return false;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
 	return true;
 }
 
 /*
- * json_string - p at the opening quote; decode into out (NULL: just skip).
- * Returns the position after the closing quote, or NULL if malformed, too
- * long or containing \u0000 (which would silently shorten a C string).
+ * holdmap_parse_queue_line - see holdmap.h.  jansson does the reading: the
+ * line must be exactly one JSON object; duplicate member names are refused
+ * (which one counts would be a guess), as are invalid UTF-8, \u0000 (the
+ * default without JSON_ALLOW_NUL: it would silently shorten a C string)
+ * and nesting deeper than JSON_PARSER_MAX_DEPTH.  Only the top level's
+ * members are looked at, so a "sender" inside "recipients" is not one.
  */
-static const char *
-json_string(const char *p, char *out, size_t len)
-{
-	size_t n = 0;
-
-	if (*p++ != '"')
-		return NULL;
-	for (;;) {
-		unsigned char c = (unsigned char)*p;
-		unsigned long cp;
-		long h, lo;
-
-		if (c == '\0' || c < 0x20)
-			return NULL;
-		if (c == '"')
-			break;
-		if (c != '\\') {
-			if (out != NULL) {
-				if (n + 1 >= len)
-					return NULL;
-				out[n] = (char)c;
-			}
-			n++;
-			p++;
-			continue;
-		}
-		p++;
-		switch (*p) {
-		case '"': case '\\': case '/':
-			cp = (unsigned char)*p;
-			p++;
-			break;
-		case 'b': cp = '\b'; p++; break;
-		case 'f': cp = '\f'; p++; break;
-		case 'n': cp = '\n'; p++; break;
-		case 'r': cp = '\r'; p++; break;
-		case 't': cp = '\t'; p++; break;
-		case 'u':
-			if ((h = hex4(p + 1)) < 0)
-				return NULL;
-			p += 5;
-			if (h >= 0xd800 && h <= 0xdbff) {
-				if (p[0] != '\\' || p[1] != 'u'
-				    || (lo = hex4(p + 2)) < 0xdc00 || lo > 0xdfff)
-					return NULL;
-				p += 6;
-				cp = 0x10000 + (((unsigned long)h - 0xd800) << 10)
-				    + ((unsigned long)lo - 0xdc00);
-			} else if (h >= 0xdc00 && h <= 0xdfff)
-				return NULL;
-			else
-				cp = (unsigned long)h;
-			if (cp == 0)
-				return NULL;
-			break;
-		default:
-			return NULL;
-		}
-		if (!put_utf8(out, len, &n, cp))
-			return NULL;
-	}
-	if (out != NULL)
-		out[n] = '\0';
-	return p + 1;
-}
-
-/* json_skip - skip any JSON value (nested ones too), bounded depth */
-static const char *
-json_skip(const char *p, int depth)
-{
-	p = skip_ws(p);
-	if (depth > 32)
-		return NULL;
-	if (*p == '"')
-		return json_string(p, NULL, 0);
-	if (*p == '{' || *p == '[') {
-		char close = *p == '{' ? '}' : ']';
-
-		p = skip_ws(p + 1);
-		if (*p == close)
-			return p + 1;
-		for (;;) {
-			if (close == '}') {
-				if ((p = json_string(skip_ws(p), NULL, 0)) == NULL)
-					return NULL;
-				p = skip_ws(p);
-				if (*p++ != ':')
-					return NULL;
-			}
-			if ((p = json_skip(p, depth + 1)) == NULL)
-				return NULL;
-			p = skip_ws(p);
-			if (*p == close)
-				return p + 1;
-			if (*p++ != ',')
-				return NULL;
-		}
-	}
-	/* number, true, false, null */
-	if (!(*p == '-' || isalnum((unsigned char)*p)))
-		return NULL;
-	while (*p == '-' || *p == '+' || *p == '.' || isalnum((unsigned char)*p))
-		p++;
-	return p;
-}
-
-/* holdmap_parse_queue_line - see holdmap.h */
 int
 holdmap_parse_queue_line(const char *line, char *queue_name, size_t qnlen,
     char *queue_id, size_t qilen, char *sender, size_t slen)
 {
-	char name[32];
-	const char *p = skip_ws(line);
+	const char *qn = "", *qi = "", *snd = "";
+	size_t qnl = 0, qil = 0, sndl = 0;
+	json_error_t jerr;
+	json_t *root;
+	int rc = -1;
 
 	if (qnlen == 0 || qilen == 0 || slen == 0)
 		return -1;
 	queue_name[0] = queue_id[0] = sender[0] = '\0';
-	if (*p++ != '{')
-		return -1;
-	p = skip_ws(p);
-	if (*p == '}')
-		return *skip_ws(p + 1) == '\0' ? 0 : -1;
-	for (;;) {
-		const char *q;
-
-		p = skip_ws(p);
-		/* A member name we don't know may be long: then it is skipped. */
-		if ((q = json_string(p, name, sizeof(name))) == NULL) {
-			name[0] = '\0';
-			if ((q = json_string(p, NULL, 0)) == NULL)
-				return -1;
-		}
-		p = skip_ws(q);
-		if (*p++ != ':')
-			return -1;
-		p = skip_ws(p);
-		if (strcmp(name, "queue_name") == 0 || strcmp(name, "queue_id") == 0
-		    || strcmp(name, "sender") == 0) {
-			char *dst = name[6] == 'n' ? queue_name
-			    : name[6] == 'i' ? queue_id : sender;
-			size_t dlen = name[6] == 'n' ? qnlen
-			    : name[6] == 'i' ? qilen : slen;
-
-			if (*p != '"' || (p = json_string(p, dst, dlen)) == NULL)
-				return -1;
-		} else if ((p = json_skip(p, 0)) == NULL)
-			return -1;
-		p = skip_ws(p);
-		if (*p == '}')
-			break;
-		if (*p++ != ',')
-			return -1;
-	}
-	return *skip_ws(p + 1) == '\0' ? 0 : -1;
+	if ((root = json_loads(line, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		goto out;
+	/* "s?s%": the member may be absent, and if present is a string. */
+	if (json_unpack_ex(root, &jerr, 0, "{s?s%, s?s%, s?s%}",
+	    "queue_name", &qn, &qnl, "queue_id", &qi, &qil,
+	    "sender", &snd, &sndl) != 0)
+		goto out;
+	if (!copy_field(queue_name, qnlen, qn, qnl)
+	    || !copy_field(queue_id, qilen, qi, qil)
+	    || !copy_field(sender, slen, snd, sndl))
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		queue_name[0] = queue_id[0] = sender[0] = '\0';
+	json_decref(root);
+	return rc;
 }
 
 /* qid_ok - Postfix queue ids are alphanumeric; anything else is not one */
