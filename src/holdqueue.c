@@ -8,9 +8,11 @@
  * Memory: everything is freed before holdmap_release_queue returns.
  *
  * SECURITY: postqueue's output carries envelope addresses, i.e. text
- * chosen by whoever sent the mail.  Only a queue id that is purely
- * alphanumeric is ever passed on, and on standard input, not as an
- * argument; commands are run with fork/execv, never through a shell.
+ * chosen by whoever sent the mail, read by jansson (no hand-written
+ * parser).  Only a queue id that is purely alphanumeric is ever passed on
+ * (to postsuper on standard input, to "postqueue -i" as its argument), so
+ * it cannot be taken for an option; commands are run with fork/execv,
+ * never through a shell.
  */
 #include "holdmap.h"
 
@@ -80,8 +82,6 @@ out:
 	json_decref(root);
 	return rc;
 }
-
-/* qid_ok - Postfix queue ids are alphanumeric; anything else is not one */
 
 /* qid_ok - Postfix queue ids are alphanumeric; anything else is not one */
 static bool
