@@ -406,10 +406,30 @@ out:
 
 /* bans / history: one table of ban rows */
 
+/* The JSON shape (README, "JSON output"): level a number, times ISO 8601
+ * UTC strings, lifted null while the ban was not lifted. */
 static const char *const ban_headers[] = {
 	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
 };
+static const enum table_type ban_types[] = {
+	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT, TABLE_INTEGER, TABLE_TEXT, TABLE_TEXT,
+	TABLE_TEXT, TABLE_TEXT,
+};
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
+
+/* ban_time - t as ISO 8601 UTC into buf (1970 too: a ban's times are all
+ * set), or NULL if the year does not fit */
+static const char *
+ban_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL
+	    || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	return buf;
+}
 
 static int
 add_ban_row(void *arg, const struct stored_ban *b)
@@ -419,16 +439,13 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	const char *row[NBAN_COLS];
 
 	snprintf(level, sizeof(level), "%d", b->level);
-	iso_time(b->started_at, st, sizeof(st));
-	iso_time(b->expires_at, ex, sizeof(ex));
-	iso_time(b->lifted_at, li, sizeof(li));
 	row[0] = b->jail;
 	row[1] = b->target;
 	row[2] = b->target_kind;
 	row[3] = level;
-	row[4] = st;
-	row[5] = ex;
-	row[6] = b->lifted_at ? li : NULL;
+	row[4] = ban_time(b->started_at, st, sizeof(st));
+	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
+	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
 	return table_add(t, row);
 }
@@ -440,13 +457,17 @@ print_bans(struct app *a, const struct ban_filter *f, bool json)
 	int rc = 0;
 
 	table_init(&t, ban_headers, NBAN_COLS);
+	table_set_types(&t, ban_types);
 	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	if (json)
-		table_print_json(&t, stdout);
-	else if (t.nrows == 0)
+	if (json) {
+		if (table_print_json(&t, stdout) != 0) {
+			log_warnx("writing the JSON output failed");
+			rc = EXIT_RUNTIME;
+		}
+	} else if (t.nrows == 0)
 		printf("no %s\n", f->active_only ? "active bans or holds" : "bans or holds");
 	else
 		table_print(&t, stdout);

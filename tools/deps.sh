@@ -13,7 +13,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
-    libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
+    libinih-dev libcap-ng-dev libsystemd-dev libjansson-dev libcriterion-dev \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
