@@ -264,7 +264,11 @@ cli_check_config(int argc, char **argv)
 	}
 	rc = load_or_report(&a, cfgpath, NULL, true);
 	if (rc == 0) {
+		char why[1024];
+
 		check_maps_readable(&a);
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			printf("%s: %s\n", a.cfg.path, why);
 		printf("%s: %zu rules, %zu jails: OK\n", a.cfg.path, rules_count(a.rules),
 		    jails_count(a.jails));
 	}

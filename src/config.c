@@ -5,6 +5,9 @@
  * goes, so each is parsed and checked the same way (Postfix's typed parameter
  * tables are the model).  Unknown sections and keys are errors: a typo must
  * not silently fall back to a default.
+ *
+ * "auto" in log is kept as a placeholder while the file is parsed (the keys
+ * naming its two choices may come after it) and resolved at the end.
  */
 #include "config.h"
 
@@ -12,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "journal.h"
 
-enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP };
+enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
+	KEY_JOURNAL };
 
 struct config_key {
 	const char *section;
@@ -28,7 +33,10 @@ struct config_key {
 #define OFF(m) offsetof(struct config, m)
 
 static const struct config_key config_keys[] = {
-	{ "mailjail", "log",   KEY_LOGS,   0, "/var/log/mail.log" },
+	{ "mailjail", "log",   KEY_LOGS,   0, CONFIG_LOG_AUTO },
+	{ "mailjail", "log_auto_file", KEY_PATH, OFF(log_auto_file), "/var/log/mail.log" },
+	{ "mailjail", "log_auto_journal", KEY_JOURNAL, OFF(log_auto_journal),
+	  "journal:postfix@-.service" },
 	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
 	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
 	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
@@ -51,6 +59,7 @@ struct load_ctx {
 	struct diag *d;
 	const char *base;          /* the config file, for relative paths */
 	bool seen[NKEYS];
+	int log_line;              /* where log was given; 0: the default */
 };
 
 static char **
@@ -81,6 +90,7 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 	for (size_t i = 0; i < cfg->nlogs; i++)
 		free(cfg->logs[i]);
 	cfg->nlogs = 0;
+	cfg->log_auto = -1;
 	while (*p) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -98,8 +108,17 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 			snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
 			return -1;
 		}
+		/* A placeholder until the file is read (resolve_log_auto). */
+		if (strcmp(item, CONFIG_LOG_AUTO) == 0) {
+			if (cfg->log_auto >= 0) {
+				snprintf(why, wlen, "\"%s\" given twice", item);
+				free(item);
+				return -1;
+			}
+			cfg->log_auto = (int)cfg->nlogs;
+			cfg->logs[cfg->nlogs++] = item;
 		/* "journal:MATCH" is a source name, not a path (journal.h). */
-		if (journal_is_source(item)) {
+		} else if (journal_is_source(item)) {
 			if (journal_check_source(item, why, wlen) != 0) {
 				free(item);
 				return -1;
@@ -203,6 +222,11 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 		}
 		v = strdup(value);
 		break;
+	case KEY_JOURNAL:
+		if (journal_check_source(value, why, wlen) != 0)
+			return -1;
+		v = strdup(value);
+		break;
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");
@@ -250,6 +274,8 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 			return -1;
 		}
 		c->seen[i] = true;
+		if (k->kind == KEY_LOGS)
+			c->log_line = line;
 		why[0] = '\0';
 		if (set_key(c->cfg, c->base, k, value, why, sizeof(why)) != 0) {
 			diag_add(c->d, file, line, "[%s] %s: %s", section, key,
@@ -265,12 +291,52 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 	return -1;
 }
 
-int
-config_defaults(struct config *cfg)
+/*
+ * resolve_log_auto - "auto" becomes log_auto_file if that exists (stat:
+ * any answer but "no such file" counts, so a permission problem shows as
+ * an error reading the file, not as a quiet switch to the journal), else
+ * log_auto_journal.  Naming either beside "auto" is an error whatever the
+ * choice: the same lines would be read twice.
+ */
+static int
+resolve_log_auto(struct config *cfg, char *why, size_t wlen)
+{
+	const char *choice;
+	struct stat st;
+	char *v;
+
+	if (cfg->log_auto < 0)
+		return 0;
+	for (size_t i = 0; i < cfg->nlogs; i++) {
+		if (strcmp(cfg->logs[i], cfg->log_auto_file) == 0 ||
+		    strcmp(cfg->logs[i], cfg->log_auto_journal) == 0) {
+			snprintf(why, wlen, "\"auto\" chooses between %s and %s: %s "
+			    "would be read twice", cfg->log_auto_file,
+			    cfg->log_auto_journal, cfg->logs[i]);
+			return -1;
+		}
+	}
+	if (stat(cfg->log_auto_file, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+		choice = cfg->log_auto_file;
+	else
+		choice = cfg->log_auto_journal;
+	if ((v = strdup(choice)) == NULL) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	free(cfg->logs[cfg->log_auto]);
+	cfg->logs[cfg->log_auto] = v;
+	return 0;
+}
+
+/* set_defaults - every key's default, "auto" not resolved yet */
+static int
+set_defaults(struct config *cfg)
 {
 	char why[256];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_auto = -1;
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (config_keys[i].dflt == NULL)
 			continue;
@@ -284,12 +350,27 @@ config_defaults(struct config *cfg)
 }
 
 int
+config_defaults(struct config *cfg)
+{
+	char why[256];
+
+	if (set_defaults(cfg) != 0)
+		return -1;
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int
 config_load(const char *path, struct config *cfg, struct diag *d)
 {
 	struct load_ctx c = { .cfg = cfg, .d = d, .base = path };
 	size_t before = d->n;
+	char why[512];
 
-	if (config_defaults(cfg) != 0) {
+	if (set_defaults(cfg) != 0) {
 		diag_add(d, path, 0, "out of memory");
 		return -1;
 	}
@@ -299,7 +380,28 @@ config_load(const char *path, struct config *cfg, struct diag *d)
 	}
 	if (cfgfile_parse(path, config_handler, &c, d) != 0 || d->n > before)
 		return -1;
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0) {
+		diag_add(d, path, c.log_line, "[mailjail] log: %s", why);
+		return -1;
+	}
 	return 0;
+}
+
+int
+config_describe_log_auto(const struct config *cfg, char *buf, size_t len)
+{
+	const char *chosen;
+
+	if (cfg->log_auto < 0)
+		return 0;
+	chosen = cfg->logs[cfg->log_auto];
+	if (journal_is_source(chosen))
+		snprintf(buf, len, "log = auto: %s (no %s: Postfix logs to the journal "
+		    "only)", chosen, cfg->log_auto_file);
+	else
+		snprintf(buf, len, "log = auto: %s (it exists; without it: %s)", chosen,
+		    cfg->log_auto_journal);
+	return 1;
 }
 
 void
@@ -314,6 +416,7 @@ config_free(struct config *cfg)
 	}
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_auto = -1;
 }
 
 void

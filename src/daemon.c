@@ -12,10 +12,20 @@
  * map expiry), then the batch is rewound and read again.  Any other refusal
  * (corrupt file, read-only, constraint, no memory) stops the daemon with
  * exit 1, so systemd's restart loop shows it.
+ *
+ * log = auto (config.h) reads /var/log/mail.log if it exists, else
+ * Postfix's journal; both hold the same lines when rsyslog runs.  When the
+ * choice changes between two starts (rsyslog installed or removed), the
+ * source chosen now starts at its end rather than at a saved place or its
+ * beginning: what it holds up to now was read from the other one.  Which
+ * was read last is told by the store (updated_at of the file's position and
+ * of the journal's cursor); the lines written while the daemon was stopped
+ * for the switch are not read.
  */
 #include "daemon.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -159,6 +169,22 @@ start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
 	return 0;
 }
 
+/* logs_differ - do two configs name different logs (in any order)? */
+static bool
+logs_differ(const struct config *x, const struct config *y)
+{
+	if (x->nlogs != y->nlogs)
+		return true;
+	for (size_t i = 0; i < x->nlogs; i++) {
+		bool found = false;
+		for (size_t k = 0; k < y->nlogs && !found; k++)
+			found = strcmp(x->logs[i], y->logs[k]) == 0;
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 /* reload - new config, rules and jails; on any error keep the running ones */
 static void
 reload(struct app *a, struct pipeline *p, struct backend_set *b,
@@ -180,6 +206,13 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	}
 	diag_free(&d);
 	/* The DB and the logs stay as they are: changing them needs a restart. */
+	if (logs_differ(&a->cfg, &n.cfg)) {
+		char why[1024];
+		log_warnx("reload: [mailjail] log names other logs now; the ones "
+		    "read change at the next restart");
+		if (config_describe_log_auto(&n.cfg, why, sizeof(why)))
+			log_warnx("reload: %s", why);
+	}
 	n.store = a->store;
 	/* Not a->db_path: it may point into the old config, freed below. */
 	n.db_path = store_path(a->store);
@@ -208,7 +241,113 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	    rules_count(a->rules), jails_count(a->jails));
 }
 
-/* journals_open - each "journal:" log at its saved cursor (before the drop) */
+struct saved_at {
+	const char *name;
+	int found;
+	int64_t at;
+};
+
+static int
+position_at(void *arg, const struct log_position *pos, int64_t updated_at)
+{
+	struct saved_at *s = arg;
+
+	if (strcmp(pos->path, s->name) == 0) {
+		s->found = 1;
+		s->at = updated_at;
+	}
+	return 0;
+}
+
+static int
+cursor_at(void *arg, const char *source, const char *cursor, int64_t updated_at)
+{
+	struct saved_at *s = arg;
+
+	(void)cursor;
+	if (strcmp(source, s->name) == 0) {
+		s->found = 1;
+		s->at = updated_at;
+	}
+	return 0;
+}
+
+/* saved_at - when the position (file) or cursor (journal source) of name
+ * was last committed: 1 (*at set), 0 never, -1 error */
+static int
+saved_at(struct store *st, const char *name, int64_t *at)
+{
+	struct saved_at s = { name, 0, 0 };
+	int rc = journal_is_source(name) ? store_each_cursor(st, cursor_at, &s) :
+	    store_each_position(st, position_at, &s);
+
+	if (rc != 0)
+		return -1;
+	*at = s.at;
+	return s.found;
+}
+
+/* auto_other - the source log = auto did not choose */
+static const char *
+auto_other(const struct app *a)
+{
+	return journal_is_source(a->cfg.logs[a->cfg.log_auto]) ?
+	    a->cfg.log_auto_file : a->cfg.log_auto_journal;
+}
+
+/*
+ * auto_switched - logs[i] is what log = auto chose, and the other source it
+ * chooses between was read after it (or it never was): 1, it starts at its
+ * end; 0, as usual; -1, error.  The same second counts as after: a few
+ * lines not read cost less than lines counted twice.
+ */
+static int
+auto_switched(struct app *a, size_t i)
+{
+	int64_t chosen_at = 0, other_at = 0;
+	int chosen, other;
+
+	if (a->cfg.log_auto != (int)i)
+		return 0;
+	if ((chosen = saved_at(a->store, a->cfg.logs[i], &chosen_at)) < 0 ||
+	    (other = saved_at(a->store, auto_other(a), &other_at)) < 0)
+		return -1;
+	return other == 1 && (chosen == 0 || other_at >= chosen_at);
+}
+
+/*
+ * files_open - follow each file log from its saved position, or from its
+ * end after an auto switch; starts[k] gets where file k starts (for
+ * rewind_batch: a batch refused before anything was saved goes back there)
+ */
+static int
+files_open(struct app *a, struct follow *f, struct log_position *starts)
+{
+	for (size_t i = 0; i < a->cfg.nlogs; i++) {
+		struct log_position pos;
+		int found, switched, k;
+
+		if (journal_is_source(a->cfg.logs[i]))
+			continue;
+		if ((found = store_get_position(a->store, a->cfg.logs[i], &pos)) < 0 ||
+		    (switched = auto_switched(a, i)) < 0)
+			return -1;
+		if (switched) {
+			if ((found = follow_end_position(a->cfg.logs[i], &pos)) < 0)
+				return -1;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts at its end (byte %" PRIu64 ")",
+			    auto_other(a), a->cfg.logs[i], pos.offset);
+		}
+		if ((k = follow_add(f, a->cfg.logs[i], found ? &pos : NULL)) < 0)
+			return -1;
+		follow_position(f, (size_t)k, &starts[k]);
+	}
+	return 0;
+}
+
+/* journals_open - each "journal:" log at its saved cursor (before the drop),
+ * or after its newest entry after an auto switch */
 static int
 journals_open(struct app *a, struct journal **js, size_t *nj)
 {
@@ -217,12 +356,23 @@ journals_open(struct app *a, struct journal **js, size_t *nj)
 	*nj = 0;
 	for (size_t i = 0; i < a->cfg.nlogs; i++) {
 		char *cursor = NULL;
-		int found, rc;
+		int found, switched, rc;
 
 		if (!journal_is_source(a->cfg.logs[i]))
 			continue;
 		if ((found = store_get_cursor(a->store, a->cfg.logs[i], &cursor)) < 0)
 			return -1;
+		if ((switched = auto_switched(a, i)) < 0) {
+			free(cursor);
+			return -1;
+		}
+		if (switched) {
+			free(cursor);
+			cursor = NULL;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts after its newest entry", auto_other(a),
+			    a->cfg.logs[i]);
+		}
 		rc = journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir, cursor,
 		    err, sizeof(err));
 		free(cursor);
@@ -396,12 +546,14 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  * in-memory state, rebuild it from the store as at start, and move every log
  * back to the position saved with the last good commit: the same lines come
  * again, are counted once, and decide the same bans.  Journal sources go
- * back to their last committed cursor the same way.  Returns 0, or -1 if
- * the store cannot even be read yet (the caller waits and tries again).
+ * back to their last committed cursor the same way.  A file with no saved
+ * position goes back to starts[i], where reading it began (files_open).
+ * Returns 0, or -1 if the store cannot even be read yet (the caller waits
+ * and tries again).
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
-    struct follow *f, struct journal **js, size_t nj)
+    struct follow *f, struct journal **js, size_t nj, const struct log_position *starts)
 {
 	struct log_position pos;
 	bool enforce_failed = p->enforce_failed;
@@ -418,10 +570,10 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 		found = store_get_position(a->store, pos.path, &pos);
 		if (found < 0)
 			return -1;
-		/* Never saved: from the start of the file follow has open (a
-		 * rotation since would have waited for a commit). */
+		/* Never saved: from where reading began, in the file follow
+		 * has open (a rotation since would have waited for a commit). */
 		if (found == 0)
-			pos.offset = pos.first_hash = 0;
+			pos = starts[i];
 		(void)follow_rewind(f, i, &pos);
 	}
 	for (size_t i = 0; i < nj; i++)
@@ -439,6 +591,7 @@ daemon_run(const struct daemon_options *o)
 	struct follow *f = NULL;
 	struct journal *js[CONFIG_LOGS_MAX];
 	size_t nj = 0;
+	struct log_position *starts = NULL;   /* of each file (files_open) */
 	struct diag d;
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
@@ -458,6 +611,11 @@ daemon_run(const struct daemon_options *o)
 		return EXIT_USAGE;
 	}
 	diag_free(&d);
+	{
+		char why[1024];
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			log_info("%s", why);
+	}
 	{
 		const char *path = o->db ? o->db : a.cfg.db;
 		bool existed = access(path, F_OK) == 0;
@@ -487,18 +645,12 @@ daemon_run(const struct daemon_options *o)
 		log_warnx("some active bans could not be restored; will retry");
 		p.enforce_failed = true;
 	}
-	if (follow_open(&f, true) != 0)
+	if ((starts = calloc(CONFIG_LOGS_MAX, sizeof(*starts))) == NULL) {
+		log_warn("calloc");
 		goto out;
-	for (size_t i = 0; i < a.cfg.nlogs; i++) {
-		struct log_position pos;
-		int found;
-
-		if (journal_is_source(a.cfg.logs[i]))
-			continue;
-		found = store_get_position(a.store, a.cfg.logs[i], &pos);
-		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
-			goto out;
 	}
+	if (follow_open(&f, true) != 0 || files_open(&a, f, starts) != 0)
+		goto out;
 	follow_committed(f);   /* where it starts is saved (or nothing is) */
 	if (journals_open(&a, js, &nj) != 0)
 		goto out;
@@ -571,7 +723,7 @@ daemon_run(const struct daemon_options *o)
 			 * failed to rebuild is zeroed: fini and the next rewind
 			 * handle that. */
 			store_clear_error(a.store);
-			if (rewind_batch(&a, &p, &b, f, js, nj) == 0) {
+			if (rewind_batch(&a, &p, &b, f, js, nj, starts) == 0) {
 				db_retry_at = 0;
 				continue;   /* read the batch again at once */
 			}
@@ -660,6 +812,7 @@ out:
 	for (size_t i = 0; i < nj; i++)
 		journal_close(js[i]);
 	follow_close(f);
+	free(starts);
 	if (pipeline_up)
 		pipeline_fini(&p);
 	enforce_close(&b);
