@@ -197,6 +197,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Running first (a loaded machine takes a second to start): the stop
+	 * must come while it reads, not before its handlers are set. */
+	cr_assert(tu_wait_file_has(errf, "running:"), "daemon started");
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);
