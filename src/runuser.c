@@ -384,9 +384,9 @@ runuser_check(const struct runuser *u, const struct config *cfg, const char *db,
 	}
 	make_plan(p, cfg, db, actions);
 	if (u->drop) {
-		if (hand_over(u, p, change, d) != 0)
-			rc = -1;
-		if (check_as(u, p, cfg, d) != 0)
+		/* A refused name is the one thing to say: what access(2) would
+		 * add about it (through a symbolic link) only confuses. */
+		if (hand_over(u, p, change, d) != 0 || check_as(u, p, cfg, d) != 0)
 			rc = -1;
 	} else {
 		check_all(p, cfg, u->name, say_diag, d);
