@@ -12,6 +12,13 @@
  * map expiry), then the batch is rewound and read again.  Any other refusal
  * (corrupt file, read-only, constraint, no memory) stops the daemon with
  * exit 1, so systemd's restart loop shows it.
+ *
+ * Start-up, in this order: signals; the --log-file (safefile.h); the
+ * configuration; the run user's check and the hand-over of root's state
+ * files (runuser.h); the journal (root or its groups); the privilege drop;
+ * then, as the run user, the DB, the backends (netlink, maps), restore and
+ * re-apply, the followed files, the journal's saved cursor; READY=1.  So
+ * started as root, root opens no name in the run user's directories.
  */
 #include "daemon.h"
 
