@@ -210,8 +210,12 @@ check_all(const struct plan *p, const struct config *cfg, const char *user,
 		if (journal_is_source(log))
 			continue;
 		dir_of(log, dir, sizeof(dir));
-		/* Read: the directory is watched for a rotation (inotify). */
-		if ((e = can(dir, R_OK | X_OK)) != 0) {
+		/* Read: the directory is watched for a rotation (inotify).  One
+		 * that does not exist yet is waited for (follow.h), as is a
+		 * log in it. */
+		if ((e = can(dir, R_OK | X_OK)) == ENOENT)
+			continue;
+		if (e != 0) {
 			snprintf(msg, sizeof(msg), "user %s cannot read this directory, so "
 			    "the log %s cannot be followed: %s", user, log, strerror(e));
 			say(arg, dir, msg);

@@ -197,6 +197,10 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Running (its handlers set: a SIGTERM while an ASan binary is still
+	 * starting on a loaded machine would kill it, and that is not what
+	 * this tests), then mid-stream. */
+	cr_assert(tu_wait_file_has(errf, "running:"));
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);
