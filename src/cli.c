@@ -19,6 +19,7 @@
 #include "holdmap.h"
 #include "log.h"
 #include "replay.h"
+#include "runuser.h"
 
 /* load_or_report - app_load, printing every diag; exit status on failure */
 static int
@@ -220,17 +221,25 @@ out:
 	return rc;
 }
 
+/* jail_actions - the ACTION_* bits of every jail */
+static unsigned
+jail_actions(struct app *a)
+{
+	unsigned actions = 0;
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		actions |= jails_actions(a->jails, j);
+	return actions;
+}
+
 /* check_maps_readable - can Postfix read the maps the jails write?  A
  * warning, not an error: before the first start the maps do not exist yet
  * (mailjail run creates them), and check-config runs before every start. */
 static void
 check_maps_readable(struct app *a)
 {
-	unsigned actions = 0;
+	unsigned actions = jail_actions(a);
 	char err[512];
-
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		actions |= jails_actions(a->jails, j);
 	if ((actions & ACTION_HOLD) &&
 	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the hold map %s: %s\n",
@@ -239,6 +248,24 @@ check_maps_readable(struct app *a)
 	    holdmap_check_readable(a->cfg.reject_map, HOLDMAP_REJECT, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the reject map %s: %s\n",
 		    a->cfg.path, a->cfg.reject_map, err);
+}
+
+/* check_run_user - can the user run works as do its work?  As run checks
+ * it at start (runuser.h), changing nothing. */
+static int
+check_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0 ||
+	    runuser_check(&u, &a->cfg, a->cfg.db, jail_actions(a), false, &d) != 0)
+		rc = EXIT_USAGE;
+	diag_print(&d);
+	diag_free(&d);
+	return rc;
 }
 
 int
@@ -263,6 +290,8 @@ cli_check_config(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = load_or_report(&a, cfgpath, NULL, true);
+	if (rc == 0)
+		rc = check_run_user(&a);
 	if (rc == 0) {
 		char why[1024];
 

@@ -21,6 +21,13 @@
  * was read last is told by the store (updated_at of the file's position and
  * of the journal's cursor); the lines written while the daemon was stopped
  * for the switch are not read.
+ *
+ * Start-up, in this order: signals; the --log-file (safefile.h); the
+ * configuration; the run user's check and the hand-over of root's state
+ * files (runuser.h); the journal (root or its groups); the privilege drop;
+ * then, as the run user, the DB, the backends (netlink, maps), restore and
+ * re-apply, the followed files, the journal's saved cursor; READY=1.  So
+ * started as root, root opens no name in the run user's directories.
  */
 #include "daemon.h"
 
@@ -44,6 +51,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "privdrop.h"
+#include "runuser.h"
 
 /* How often the nftables table is checked for having been flushed away. */
 #define RECONCILE_SECS 5
@@ -89,18 +97,25 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* all_actions - the ACTION_* bits of every jail */
+static unsigned
+all_actions(struct app *a)
+{
+	unsigned needed = 0;
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		needed |= jails_actions(a->jails, j);
+	return needed;
+}
+
 /* backends_init - every backend some jail needs (none when dry) */
 static int
 backends_init(struct backend_set *b, struct app *a, bool dry_run)
 {
-	unsigned needed = 0;
-
 	b->n = 0;
 	if (dry_run)
 		return 0;
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		needed |= jails_actions(a->jails, j);
-	return enforce_open(b, &a->cfg, needed);
+	return enforce_open(b, &a->cfg, all_actions(a));
 }
 
 struct reapply_ctx {
@@ -346,8 +361,8 @@ files_open(struct app *a, struct follow *f, struct log_position *starts)
 	return 0;
 }
 
-/* journals_open - each "journal:" log at its saved cursor (before the drop),
- * or after its newest entry after an auto switch */
+/* journals_open - each "journal:" log, not positioned yet (before the drop:
+ * reading the system journal needs root or group systemd-journal/adm) */
 static int
 journals_open(struct app *a, struct journal **js, size_t *nj)
 {
@@ -355,32 +370,52 @@ journals_open(struct app *a, struct journal **js, size_t *nj)
 
 	*nj = 0;
 	for (size_t i = 0; i < a->cfg.nlogs; i++) {
-		char *cursor = NULL;
-		int found, switched, rc;
-
 		if (!journal_is_source(a->cfg.logs[i]))
 			continue;
-		if ((found = store_get_cursor(a->store, a->cfg.logs[i], &cursor)) < 0)
+		if (journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir,
+		    err, sizeof(err)) != 0) {
+			log_warnx("%s", err);
 			return -1;
-		if ((switched = auto_switched(a, i)) < 0) {
+		}
+		(*nj)++;
+	}
+	return 0;
+}
+
+/* journals_position - each journal source at its saved cursor (after the
+ * drop: the cursor is in the database) */
+static int
+journals_position(struct app *a, struct journal **js, size_t nj)
+{
+	char err[512];
+
+	for (size_t i = 0; i < nj; i++) {
+		char *cursor = NULL;
+		int rc, switched = 0;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &cursor) < 0)
+			return -1;
+		for (size_t k = 0; k < a->cfg.nlogs; k++)
+			if (strcmp(a->cfg.logs[k], journal_source(js[i])) == 0)
+				switched = auto_switched(a, k);
+		if (switched < 0) {
 			free(cursor);
 			return -1;
 		}
 		if (switched) {
+			/* No cursor: after the newest entry. */
 			free(cursor);
 			cursor = NULL;
 			log_info("log = auto: %s was read last and holds the same "
 			    "lines: %s starts after its newest entry", auto_other(a),
-			    a->cfg.logs[i]);
+			    journal_source(js[i]));
 		}
-		rc = journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir, cursor,
-		    err, sizeof(err));
+		rc = journal_position(js[i], cursor, err, sizeof(err));
 		free(cursor);
 		if (rc != 0) {
 			log_warnx("%s", err);
 			return -1;
 		}
-		(*nj)++;
 	}
 	return 0;
 }
@@ -598,8 +633,15 @@ daemon_run(const struct daemon_options *o)
 	bool pipeline_up = false;
 	struct db_outage outage = { 0, 0, 0 };
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
+	struct runuser ru;
+	bool log_created = false;
 
-	if (o->log_file && log_set_file(o->log_file) != 0)
+	/* First: a SIGTERM during start-up stops us once it is done. */
+	if (install_signals() != 0) {
+		log_warn("sigaction");
+		return EXIT_RUNTIME;
+	}
+	if (o->log_file && log_set_file(o->log_file, &log_created) != 0)
 		return EXIT_RUNTIME;
 	log_use_syslog(o->syslog);
 	diag_init(&d);
@@ -610,7 +652,60 @@ daemon_run(const struct daemon_options *o)
 		app_free(&a);
 		return EXIT_USAGE;
 	}
+	/* Who we work as, and what that user must be able to do: said now,
+	 * not at the first hold hours later.  Root's files in the user's
+	 * directories are handed over first (runuser.h). */
+	if (runuser_lookup(&a.cfg, &ru, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (log_created && ru.drop && fchown(STDERR_FILENO, ru.uid, ru.gid) != 0) {
+		/* Made by us just now, through no symbolic link (log.h). */
+		log_warn("log file %s: giving it to user %s", o->log_file, ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (runuser_check(&ru, &a.cfg, o->db ? o->db : a.cfg.db,
+	    o->dry_run ? 0 : all_actions(&a), true, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		log_warnx("refusing to start: user %s could not do its work (see above)",
+		    ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_USAGE;
+	}
 	diag_free(&d);
+	/*
+	 * The root part: only what needs root, and nothing in the run user's
+	 * directories.  The journal files and sd-journal's inotify watches
+	 * (the system journal needs root or group systemd-journal/adm); the
+	 * netlink socket does not need root (CAP_NET_ADMIN is kept).  Then
+	 * only CAP_NET_ADMIN, as the run user: the database, the maps and the
+	 * followed files are opened as that user, so root never follows a
+	 * name it controls.
+	 */
+	if (journals_open(&a, js, &nj) != 0)
+		goto out;
+	{
+		char err[512];
+
+		if (privdrop(a.cfg.user, err, sizeof(err)) != 0) {
+			log_warnx("dropping privileges: %s", err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nj; i++) {
+		char path[4096];
+		if (journal_unreadable(js[i], path, sizeof(path)))
+			log_warnx("%s: user %s cannot read %s: journal files created from "
+			    "now on (rotation) would be missed; add it to group "
+			    "systemd-journal or adm", journal_source(js[i]), ru.name, path);
+	}
 	{
 		char why[1024];
 		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
@@ -627,10 +722,6 @@ daemon_run(const struct daemon_options *o)
 		if (!existed)
 			log_warnx("database %s did not exist: created a new, empty one "
 			    "(first start, or the old one was deleted)", a.db_path);
-	}
-	if (install_signals() != 0) {
-		log_warn("sigaction");
-		goto out;
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
@@ -652,36 +743,8 @@ daemon_run(const struct daemon_options *o)
 	if (follow_open(&f, true) != 0 || files_open(&a, f, starts) != 0)
 		goto out;
 	follow_committed(f);   /* where it starts is saved (or nothing is) */
-	if (journals_open(&a, js, &nj) != 0)
+	if (journals_position(&a, js, nj) != 0)
 		goto out;
-	/* Everything that needs root is open: the DB, the netlink socket, the
-	 * inotify watches, the journal files (reading the system journal needs
-	 * root or group systemd-journal/adm).  From here on, only CAP_NET_ADMIN. */
-	{
-		char err[512];
-		const char *files[ENFORCE_FILES_MAX];
-		size_t nfiles = enforce_files(&b, files, sizeof(files) / sizeof(files[0]));
-		bool chowned = true;
-
-		/* The maps too: a reload reopens them as the user. */
-		for (size_t i = 0; i < nfiles && chowned; i++)
-			chowned = privdrop_chown(a.cfg.user, files[i], err, sizeof(err)) == 0;
-		if (!chowned ||
-		    privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
-		    (o->log_file &&
-		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
-		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {
-			log_warnx("dropping privileges: %s", err);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < nj; i++) {
-		char path[4096];
-		if (journal_unreadable(js[i], path, sizeof(path)))
-			log_warnx("%s: user %s cannot read %s: journal files created from "
-			    "now on (rotation) would be missed; add it to group "
-			    "systemd-journal or adm", journal_source(js[i]), a.cfg.user, path);
-	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
 	    o->dry_run ? " (dry run)" : "");

@@ -83,6 +83,7 @@ struct ffile {
 	bool skipping;            /* inside a line longer than FOLLOW_LINE_MAX */
 	bool warned_type;         /* path is not a regular file (warned once) */
 	bool warned_open;
+	bool warned_stat;         /* stat(path) failed, other than ENOENT */
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
 	/* Once follow_committed was called: the position it recorded. */
@@ -862,10 +863,17 @@ at_eof(struct ffile *fl)
 		return EOF_AGAIN;
 	}
 	if (stat(fl->path, &pst) == -1) {
-		if (errno != ENOENT)
-			log_warn("stat %s", fl->path);
+		/* Said once (this is asked after every read), again only after
+		 * it worked in between. */
+		if (errno != ENOENT && !fl->warned_stat)
+			log_warn("%s: cannot look at the name (a rotation is not "
+			    "noticed until this clears; said once)", fl->path);
+		fl->warned_stat = errno != ENOENT;
 		return EOF_IDLE;   /* renamed away, successor not there yet */
 	}
+	if (fl->warned_stat)
+		log_info("%s: can look at the name again", fl->path);
+	fl->warned_stat = false;
 	if ((uint64_t)pst.st_ino == fl->inode &&
 	    (uint64_t)pst.st_dev == fl->dev)
 		return EOF_IDLE;

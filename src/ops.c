@@ -5,10 +5,18 @@
  * daemon uses.  A running daemon learns of a manual unban on its next reload
  * (SIGHUP); until then it may treat the target as still banned, which errs
  * on the side of not re-banning early.
+ *
+ * SECURITY: run as root, they open the DB and the maps as [mailjail] user
+ * (as_run_user): those live in that user's directory, where a name may be a
+ * symbolic link the user planted.  Only what needs root stays root: the
+ * look for a running daemon in /proc (status), and postsuper (release
+ * --requeue, whose DB and map part runs in a child that drops).
  */
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -26,6 +35,8 @@
 #include "journal.h"
 #include "log.h"
 #include "pipeline.h"
+#include "privdrop.h"
+#include "runuser.h"
 #include "table.h"
 
 struct common_opts {
@@ -80,9 +91,9 @@ parse_common(int argc, char **argv, const char *allowed, struct common_opts *o)
 	return 0;
 }
 
-/* open_app - config, rules, jails and an existing or new DB */
+/* load_app - config, rules and jails */
 static int
-open_app(struct app *a, const struct common_opts *o)
+load_app(struct app *a, const struct common_opts *o)
 {
 	struct diag d;
 	int rc;
@@ -91,11 +102,52 @@ open_app(struct app *a, const struct common_opts *o)
 	rc = app_load(a, o->cfgpath, NULL, true, &d);
 	diag_print(&d);
 	diag_free(&d);
-	if (rc != 0)
-		return EXIT_USAGE;
-	if (app_open_store(a, o->db, true) != 0)
-		return EXIT_RUNTIME;
-	return 0;
+	return rc == 0 ? 0 : EXIT_USAGE;
+}
+
+/*
+ * as_run_user - run as root, go on as [mailjail] user, as the daemon does
+ * (privdrop.h: CAP_NET_ADMIN kept for nftables): the DB and the maps live
+ * in that user's directory, where root must not open a name (the user may
+ * have planted a symbolic link there, runuser.h), and what the command
+ * creates there is the user's.  Not root, or user root: nothing changes.
+ */
+static int
+as_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	char err[512];
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0) {
+		diag_print(&d);
+		rc = EXIT_RUNTIME;
+	} else if (u.drop && privdrop(a->cfg.user, err, sizeof(err)) != 0) {
+		log_warnx("working as user %s: %s", u.name, err);
+		rc = EXIT_RUNTIME;
+	}
+	diag_free(&d);
+	return rc;
+}
+
+/* open_store - an existing or new DB */
+static int
+open_store(struct app *a, const struct common_opts *o)
+{
+	return app_open_store(a, o->db, true) != 0 ? EXIT_RUNTIME : 0;
+}
+
+/* open_app - config, rules, jails, then as the run user an existing or new DB */
+static int
+open_app(struct app *a, const struct common_opts *o)
+{
+	int rc;
+
+	if ((rc = load_app(a, o)) != 0 || (rc = as_run_user(a)) != 0)
+		return rc;
+	return open_store(a, o);
 }
 
 static void
@@ -332,6 +384,111 @@ out:
 /* How many of an account's recent messages release --requeue looks for. */
 #define RELEASE_QIDS_MAX 10000
 
+/*
+ * release_lift - release's part in the DB and the map, as the run user:
+ * lift the hold, and with requeue (and no dry run) find the account's
+ * queue ids into qids (*nq of them).
+ */
+static int
+release_lift(struct app *a, const struct common_opts *o, const char *account,
+    bool requeue, char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int rc, lifted = 0;
+
+	*nq = 0;
+	if ((rc = as_run_user(a)) != 0 || (rc = open_store(a, o)) != 0)
+		return rc;
+	if ((rc = manual_lift(a, account, TARGET_ACCOUNT, o->dry_run, &lifted)) != 0)
+		return rc;
+	if (lifted == 0 && !requeue) {
+		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
+		return EXIT_RUNTIME;
+	}
+	if (lifted)
+		printf("released %s from the hold map\n", account);
+	/* The queue ids the log showed for this account; plus, for a login
+	 * that is an address, mail it sent under that envelope sender. */
+	if (requeue && !o->dry_run &&
+	    (*nq = store_account_qids(a->store, account, qids, RELEASE_QIDS_MAX)) < 0)
+		return EXIT_RUNTIME;
+	return 0;
+}
+
+/*
+ * release_lift_apart - release_lift in a child process, which becomes the
+ * run user, while this one stays root for postsuper (only the superuser
+ * may requeue held mail): the queue ids come back over a pipe.
+ */
+static int
+release_lift_apart(struct app *a, const struct common_opts *o, const char *account,
+    char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int fds[2], st, rc;
+	size_t got = 0, want;
+	pid_t pid;
+
+	*nq = 0;
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		log_warn("pipe");
+		return EXIT_RUNTIME;
+	}
+	fflush(stdout);
+	if ((pid = fork()) < 0) {
+		log_warn("fork");
+		close(fds[0]);
+		close(fds[1]);
+		return EXIT_RUNTIME;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		rc = release_lift(a, o, account, true, qids, nq);
+		fflush(stdout);
+		if (rc == 0 && (write(fds[1], nq, sizeof(*nq)) != (ssize_t)sizeof(*nq) ||
+		    (*nq > 0 && write(fds[1], qids, (size_t)*nq * sizeof(*qids)) !=
+		    (ssize_t)((size_t)*nq * sizeof(*qids)))))
+			rc = EXIT_RUNTIME;
+		_exit(rc);
+	}
+	close(fds[1]);
+	want = sizeof(*nq);
+	while (got < want) {
+		ssize_t n = read(fds[0], (char *)nq + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == want && *nq > 0 && *nq <= RELEASE_QIDS_MAX) {
+		want = (size_t)*nq * sizeof(*qids);
+		for (got = 0; got < want; ) {
+			ssize_t n = read(fds[0], (char *)qids + got, want - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			log_warn("waitpid");
+			return EXIT_RUNTIME;
+		}
+	if (!WIFEXITED(st))
+		return EXIT_RUNTIME;
+	if ((rc = WEXITSTATUS(st)) != 0)
+		return rc;
+	if (got != want || *nq < 0 || *nq > RELEASE_QIDS_MAX) {
+		log_warnx("release: the queue ids did not come back whole");
+		return EXIT_RUNTIME;
+	}
+	for (int i = 0; i < *nq; i++)
+		qids[i][MJ_QID_MAX - 1] = '\0';
+	return 0;
+}
+
 int
 cli_release(int argc, char **argv)
 {
@@ -348,7 +505,7 @@ cli_release(int argc, char **argv)
 	const char **qp = NULL;
 	const char *account;
 	bool requeue = false;
-	int ch, rc, lifted = 0, nq, released = 0;
+	int ch, rc, nq = 0, released = 0;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
@@ -365,37 +522,28 @@ cli_release(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	account = argv[optind];
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
 		goto out;
-	if ((rc = manual_lift(&a, account, TARGET_ACCOUNT, o.dry_run, &lifted)) != 0)
+	rc = EXIT_RUNTIME;
+	if ((qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids))) == NULL ||
+	    (qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp))) == NULL)
 		goto out;
-	if (lifted == 0 && !requeue) {
-		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
-		rc = EXIT_RUNTIME;
+	if (requeue && !o.dry_run && geteuid() == 0)
+		rc = release_lift_apart(&a, &o, account, qids, &nq);
+	else
+		rc = release_lift(&a, &o, account, requeue, qids, &nq);
+	if (rc != 0 || !requeue || o.dry_run)
+		goto out;
+	rc = EXIT_RUNTIME;
+	for (int i = 0; i < nq; i++)
+		qp[i] = qids[i];
+	if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
+	    strchr(account, '@') ? account : NULL, &released) != 0) {
+		log_warnx("releasing %s's held mail failed", account);
 		goto out;
 	}
-	if (lifted)
-		printf("released %s from the hold map\n", account);
-	if (requeue && !o.dry_run) {
-		/* The queue ids the log showed for this account; plus, for a login
-		 * that is an address, mail it sent under that envelope sender. */
-		qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids));
-		qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp));
-		rc = EXIT_RUNTIME;
-		if (qids == NULL || qp == NULL)
-			goto out;
-		if ((nq = store_account_qids(a.store, account, qids, RELEASE_QIDS_MAX)) < 0)
-			goto out;
-		for (int i = 0; i < nq; i++)
-			qp[i] = qids[i];
-		if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
-		    strchr(account, '@') ? account : NULL, &released) != 0) {
-			log_warnx("releasing %s's held mail failed", account);
-			goto out;
-		}
-		printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
-		    account);
-	}
+	printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
+	    account);
 	rc = 0;
 out:
 	free(qids);
@@ -667,7 +815,12 @@ cli_status(int argc, char **argv)
 		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
 		return EXIT_USAGE;
 	}
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
+		goto out;
+	/* Before the drop: a daemon that dropped privileges itself cannot be
+	 * looked into by its user (it is not dumpable). */
+	pid = daemon_pid(o.db ? o.db : a.cfg.db);
+	if ((rc = as_run_user(&a)) != 0 || (rc = open_store(&a, &o)) != 0)
 		goto out;
 	rc = EXIT_RUNTIME;
 	if (pipeline_init(&p, a.rules, a.jails, a.store, false) != 0)
@@ -681,7 +834,6 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	pid = daemon_pid(a.db_path);
 	if (pid)
 		printf("daemon: running (pid %ld)\n", pid);
 	else

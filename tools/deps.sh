@@ -13,12 +13,14 @@ export DEBIAN_FRONTEND=noninteractive
 # temporary directory; "No configuration" installs Postfix without setting up
 # a system mail server.  A system Dovecot, if the package starts one, does not
 # matter: the test's Dovecot has its own base_dir and listens on no port.
+# systemd-analyze and strace check the shipped unit (tools/unit-security.sh).
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
 apt-get build-dep -y -qq --no-install-recommends "$(cd "$(dirname "$0")/.." && pwd)" >/dev/null
 apt-get install -y -qq --no-install-recommends \
     build-essential debhelper dpkg-dev lintian libcriterion-dev \
     systemd-journal-remote \
+    systemd strace \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
     postfix postfix-sqlite \
