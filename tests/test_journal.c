@@ -872,8 +872,9 @@ write_config_auto(void)
 	(void)mkdir(logdir, 0755);
 	snprintf(text, sizeof(text),
 	    "[mailjail]\nlog = auto\nlog_auto_file = %s\ndb = %s\nrules = %s/rules\n"
-	    "jails = %s/jails\nuser = root\n[journal]\ndirectory = %s\n",
-	    maillog, db, tu_srcdir(), tu_srcdir(), jdir);
+	    "jails = %s/jails\nuser = root\n[hold]\nmap = sqlite:%s/hold.db\n"
+	    "[journal]\ndirectory = %s\n",
+	    maillog, db, tu_srcdir(), tu_srcdir(), dir, jdir);
 	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
 }
 

@@ -30,7 +30,7 @@ setup(void)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	snprintf(text, sizeof(text),
 	    "[mailjail]\nlog = %s\ndb = %s/mj.db\nrules = %s/rules\n"
-	    "jails = %s/jails\n[hold]\nmap = sqlite:%s/hold.db\n",
+	    "jails = %s/jails\nuser = root\n[hold]\nmap = sqlite:%s/hold.db\n",
 	    logf, dir, tu_srcdir(), tu_srcdir(), dir);
 	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
 }
