@@ -14,7 +14,7 @@ apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
-    zlib1g-dev liblzma-dev libbz2-dev gzip xz-utils bzip2 \
+    zlib1g-dev liblzma-dev libbz2-dev gzip xz-utils bzip2 libjansson-dev \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
