@@ -403,3 +403,43 @@ Test(replay, a_truncated_compressed_log_is_an_error_not_a_silent_end)
 	cr_assert(strstr(out, "exit=1") != NULL, "%s", out);
 	free(out);
 }
+
+/* ---- spare_authenticated (issue 15) ---------------------------------------- */
+
+/*
+ * The shipped sasl-bruteforce spares an address some account logged in
+ * from within a day: it needs 15 failures, not 5.  The login is in the
+ * first log, the failures go on in the second, replayed by another process:
+ * what spares the address comes back from the database.
+ */
+Test(replay, spare_authenticated_survives_a_restart_and_spares_only_logged_in_addresses)
+{
+	char log1[600], log2[600], *out;
+	time_t t = time(NULL) - 6 * 3600;
+	FILE *fp;
+
+	snprintf(log1, sizeof(log1), "%s/one.log", dir);
+	snprintf(log2, sizeof(log2), "%s/two.log", dir);
+	cr_assert_not_null(fp = fopen(log1, "w"));
+	submissions(fp, t, "alice@example.org", "198.51.100.50", 1);
+	failures(fp, t + 60, "198.51.100.50", 4);
+	failures(fp, t + 61, "203.0.113.9", 4);
+	fclose(fp);
+	cr_assert_not_null(fp = fopen(log2, "w"));
+	failures(fp, t + 160, "198.51.100.50", 11);
+	failures(fp, t + 161, "203.0.113.9", 1);
+	fclose(fp);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf, db,
+	    log1), 0);
+	out = query("SELECT count(*) FROM bans");
+	cr_assert_str_eq(out, "0\n", "4 failures each: no ban yet");
+	free(out);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf, db,
+	    log2), 0);
+	out = query("SELECT target || ': ' || reason FROM bans ORDER BY target");
+	cr_assert_str_eq(out,
+	    "198.51.100.50: 15 auth_failure in 10m (rule sasl-auth-failed; spared: an account "
+	    "logged in from it within 1d)\n"
+	    "203.0.113.9: 5 auth_failure in 10m (rule sasl-auth-failed)\n", "%s", out);
+	free(out);
+}
