@@ -224,19 +224,6 @@ Test(replay, submissions_kept_for_release_without_a_quota_jail)
 
 /* ---- rotated and compressed logs (issue 15) ---------------------------- */
 
-/* syslog_stamp - "Nov  2 09:00:05" for t, in local time as syslog writes */
-static void
-syslog_stamp(time_t t, char *buf, size_t len)
-{
-	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	snprintf(buf, len, "%s %2d %02d:%02d:%02d", mon[tm.tm_mon], tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec);
-}
-
 /* failures - n SASL failures of ip from t on, 20 s apart */
 static void
 failures(FILE *fp, time_t t, const char *ip, int n)
@@ -244,7 +231,7 @@ failures(FILE *fp, time_t t, const char *ip, int n)
 	char st[32];
 
 	for (int i = 0; i < n; i++) {
-		syslog_stamp(t + 20 * i, st, sizeof(st));
+		tu_syslog_stamp(t + 20 * i, st, sizeof(st));
 		fprintf(fp, "%s mx postfix/submission/smtpd[%d]: warning: unknown[%s]: SASL LOGIN "
 		    "authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n", st, 4000 + i, ip);
 	}
@@ -257,7 +244,7 @@ submissions(FILE *fp, time_t t, const char *user, const char *ip, int n)
 	char st[32];
 
 	for (int i = 0; i < n; i++) {
-		syslog_stamp(t + 60 * i, st, sizeof(st));
+		tu_syslog_stamp(t + 60 * i, st, sizeof(st));
 		fprintf(fp, "%s mx postfix/submission/smtpd[5%03d]: 4F%05X: client=c.example.net[%s], "
 		    "sasl_method=PLAIN, sasl_username=%s\n", st, i, i, ip, user);
 		fprintf(fp, "%s mx postfix/qmgr[77]: 4F%05X: from=<%s>, size=900, nrcpt=2 "
