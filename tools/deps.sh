@@ -15,6 +15,7 @@ apt-get install -y -qq --no-install-recommends \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
     zlib1g-dev liblzma-dev libbz2-dev gzip xz-utils bzip2 libjansson-dev \
+    bash-completion groff-base man-db \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
