@@ -277,8 +277,9 @@ test_one_line(struct ruletest *c, const char *line)
 		fputc('\n', stdout);
 		break;
 	case RULES_BADLINE:
-		printf("bad line (no time stamp and program tag, a NUL byte or invalid UTF-8): "
-		    "no rule is tried\n");
+		/* it may have been meant as a file name */
+		printf("no such file, and as a log line a bad line (no time stamp and program "
+		    "tag, a NUL byte or invalid UTF-8): no rule is tried\n");
 		break;
 	case RULES_BADFIELD:
 		printf("rule %s matches, but a capture is invalid (an ip inet_pton rejects, a "
