@@ -30,6 +30,7 @@
 
 #include "addr.h"
 #include "app.h"
+#include "cmdhelp.h"
 #include "enforce.h"
 #include "holdmap.h"
 #include "journal.h"
@@ -232,11 +233,9 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 	bool p_up = false;
 
 	if (parse_common(argc, argv, "nJf", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail %s %s [--jail J] [--for DURATION] [-c FILE]\n",
-		    argv[0], kind == TARGET_IP ? "IP" : "ACCOUNT");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (kind == TARGET_IP) {
 		if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
@@ -356,10 +355,9 @@ cli_unban(int argc, char **argv)
 	int rc, lifted = 0;
 
 	if (parse_common(argc, argv, "n", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail unban IP [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
 		fprintf(stderr, "mailjail unban: \"%s\" is not an IP address or prefix\n",
@@ -514,12 +512,11 @@ cli_release(int argc, char **argv)
 		case 'd': o.db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'r': requeue = true; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail release ACCOUNT [--requeue] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	account = argv[optind];
 	if ((rc = load_app(&a, &o)) != 0)
@@ -633,10 +630,9 @@ cli_bans(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "jaJ", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail bans [--jail J] [--all] [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = open_app(&a, &o)) == 0) {
 		f = (struct ban_filter){ o.jail, NULL, !o.all, (int64_t)time(NULL) };
@@ -656,10 +652,9 @@ cli_history(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "j", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail history TARGET [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	/* An IP is looked up in its canonical form, as it was stored. */
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0)
@@ -810,10 +805,9 @@ cli_status(int argc, char **argv)
 	memset(&jc, 0, sizeof(jc));
 	table_init(&t, headers, 3);
 	if (parse_common(argc, argv, "", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = load_app(&a, &o)) != 0)
 		goto out;

@@ -221,3 +221,10 @@ store_purge_events(struct store *st, int64_t before)
 {
 	return st->ops->purge_events(st->be, before);
 }
+
+int
+store_each_event_about(struct store *st, const struct event_about *about,
+    store_event_cb cb, void *arg)
+{
+	return st->ops->each_event_about(st->be, about, cb, arg);
+}

@@ -130,6 +130,25 @@ int store_each_position(struct store *st, store_position_cb cb, void *arg);
 int store_account_qids(struct store *st, const char *account,
     char (*qids)[MJ_QID_MAX], size_t max);
 
+/* ---- explain (issue 15): self-contained, for the lead to port to each
+ * backend.  The events kept about a target, for "mailjail explain": rows of
+ * events with time >= since whose ip is about->ip, or whose account or
+ * sender is about->account, or whose account or sender ends in
+ * "@" about->domain (any case); all three NULL: every row with an ip (a
+ * prefix target: the caller filters).  Coarse on purpose: the caller asks
+ * the jail which events it counts (jail_counts_for).  A submission comes
+ * with the sender and nrcpt of its queued line (joined by queue id) when
+ * that was kept.  Oldest first (the order they were added).  Returns 0,
+ * the first non-zero cb result, or -1 on a DB error. */
+struct event_about {
+	const char *ip;
+	const char *account;
+	const char *domain;
+	int64_t since;
+};
+int store_each_event_about(struct store *st, const struct event_about *about,
+    store_event_cb cb, void *arg);
+
 /* Newest time recorded: max of event row times and ban starts (0 if none);
  * events only counted are not rows, so this may be a little early: a
  * restore from it reads a little more, never less. */

@@ -57,6 +57,8 @@ struct store_backend {
 	    size_t max);
 	int (*newest_time)(void *be, int64_t *out);
 	int (*purge_events)(void *be, int64_t before);
+	int (*each_event_about)(void *be, const struct event_about *about,
+	    store_event_cb cb, void *arg);
 };
 
 /* The front's handle: which backend, and its state. */

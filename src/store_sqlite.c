@@ -1273,6 +1273,76 @@ out:
 	return n;
 }
 
+/*
+ * sq_each_event_about - store_each_event_about (explain): its own statement,
+ * prepared per call (an operator command, not the hot path).
+ *
+ * The queued lines are grouped by queue id first (a qid's first queued
+ * row: qmgr logs again when a deferred message is retried) and joined to
+ * the submissions; SQLite indexes that set on the fly.  No index on events
+ * is needed: one pass over the rows kept.
+ */
+static const char explain_events_sql[] =
+    "WITH q AS (SELECT qid, sender, nrcpt, min(id) AS first FROM events"
+    "  WHERE event = 'queued' AND qid IS NOT NULL AND time >= ?4 GROUP BY qid)"
+    " SELECT e.time, e.rule, e.event, e.ip, e.account,"
+    "  coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt)"
+    " FROM events e LEFT JOIN q ON e.event = 'submission' AND q.qid = e.qid"
+    " WHERE e.time >= ?4 AND ("
+    "  (?1 IS NOT NULL AND e.ip = ?1)"
+    "  OR (?2 IS NOT NULL AND (e.account = ?2 OR coalesce(e.sender, q.sender) = ?2))"
+    "  OR (?3 IS NOT NULL AND (lower(substr(e.account, -length(?3) - 1)) = '@' || lower(?3)"
+    "   OR lower(substr(coalesce(e.sender, q.sender), -length(?3) - 1)) = '@' || lower(?3)))"
+    "  OR (?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL AND e.ip IS NOT NULL))"
+    " ORDER BY e.id";
+
+static int
+sq_each_event_about(void *be, const struct event_about *about,
+    store_event_cb cb, void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = NULL;
+	struct event ev;
+	char rule[256], type[64];
+	int rc, ret = 0;
+
+	if (flush_pending(st) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, explain_events_sql, -1, &s, NULL) != SQLITE_OK ||
+	    bind_text_or_null(s, 1, about->ip) != SQLITE_OK ||
+	    bind_text_or_null(s, 2, about->account) != SQLITE_OK ||
+	    bind_text_or_null(s, 3, about->domain) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, about->since) != SQLITE_OK) {
+		note_error(st);
+		ret = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.time = sqlite3_column_int64(s, 0);
+		if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
+		    copy_col(s, 2, type, sizeof(type)) != 0 ||
+		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
+		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
+		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+			continue;   /* cannot come from rules_match; not ours */
+		ev.rule = rule;
+		ev.type = type;
+		ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
+		    (long)sqlite3_column_int64(s, 7);
+		if ((ret = cb(arg, &ev)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
 static bool
 sq_takes(const char *db)
 {
@@ -1312,4 +1382,5 @@ const struct store_backend store_backend_sqlite = {
 	.account_qids = sq_account_qids,
 	.newest_time = sq_newest_time,
 	.purge_events = sq_purge_events,
+	.each_event_about = sq_each_event_about,
 };

@@ -781,3 +781,95 @@ Test(jail, want_event_is_what_restore_needs)
 	cr_assert(!jails_want_event(js, &q), "joined once: a retry's line is not needed");
 	jails_free(js);
 }
+
+/* ---- spare_authenticated (issue 15) --------------------------------------- */
+
+static const char *SPARE =
+    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 5\n"
+    "action = nft\nbantime = 1h\nspare_authenticated = 1d\n";
+
+/* fail_until_ban - failures of ip 10 s apart from t; how many made the ban
+ * (0: none within max) */
+static int
+fail_until_ban(struct jailset *js, int64_t t, const char *ip, int max)
+{
+	for (int i = 1; i <= max; i++)
+		if (rec(js, "auth_failure", t + 10 * i, ip, "boss") > 0)
+			return i;
+	return 0;
+}
+
+Test(jail, spare_authenticated_needs_three_times_the_failures_after_a_login)
+{
+	struct jailset *js = load_text(SPARE);
+
+	/* an office: alice sent mail from its NAT address an hour ago */
+	cr_assert_eq(rec(js, "submission", T0, "198.51.100.10", "alice"), 0);
+	cr_assert_eq(fail_until_ban(js, T0 + 3600, "198.51.100.10", 30), 15, "maxretry x 3");
+	cr_assert(strstr(out[0].reason, "15 auth_failure in 10m") != NULL, "%s", out[0].reason);
+	cr_assert(strstr(out[0].reason, "spared: an account logged in from it within 1d") != NULL,
+	    "%s", out[0].reason);
+	/* the other side: an address that only ever failed is banned at 5 */
+	cr_assert_eq(fail_until_ban(js, T0 + 3600, "203.0.113.66", 30), 5);
+	cr_assert(strstr(out[0].reason, "spared") == NULL, "%s", out[0].reason);
+	jails_free(js);
+}
+
+Test(jail, spare_authenticated_ends_after_its_duration_and_is_off_by_default)
+{
+	struct jailset *js = load_text(SPARE), *plain = load_text(SASL);
+
+	cr_assert_eq(rec(js, "submission", T0, "198.51.100.10", "alice"), 0);
+	/* a day and a minute later the login no longer counts */
+	cr_assert_eq(fail_until_ban(js, T0 + 86400 + 60, "198.51.100.10", 30), 5);
+	jails_free(js);
+	/* without the key, a login spares nothing */
+	cr_assert_eq(rec(plain, "submission", T0, "198.51.100.10", "alice"), 0);
+	cr_assert_eq(fail_until_ban(plain, T0 + 60, "198.51.100.10", 30), 5);
+	jails_free(plain);
+}
+
+Test(jail, spare_factor_and_the_login_survive_a_restart)
+{
+	const char *text = "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 4\n"
+	    "action = nft\nbantime = 1h\nspare_authenticated = 12h\nspare_factor = 2\n";
+	struct jailset *js = load_text(text);
+	struct event login = mkev("submission", T0, "2001:db8::10", "alice");
+
+	/* the login is an event the jails keep for a restart... */
+	cr_assert(jails_want_event(js, &login));
+	jails_free(js);
+	/* ...and a restarted jailset restored from it spares the address */
+	js = load_text(text);
+	cr_assert_eq(jail_restore_event(js, &login), 0);
+	cr_assert_eq(jails_longest_window(js), 12 * 3600, "restore reads back to the logins");
+	cr_assert_eq(fail_until_ban(js, T0 + 600, "2001:db8::10", 30), 8, "maxretry x spare_factor");
+	jails_free(js);
+	/* the login's own address only: another in the same /64 is not spared */
+	js = load_text(text);
+	cr_assert_eq(jail_restore_event(js, &login), 0);
+	cr_assert_eq(fail_until_ban(js, T0 + 600, "2001:db8::11", 30), 4);
+	jails_free(js);
+}
+
+Test(jail, spare_authenticated_config_errors)
+{
+	const char *e;
+
+	e = load_err("[q]\nevents = submission\nkey = account\nlimits = 10/1h\naction = hold\n"
+	    "spare_authenticated = 1d\n", NULL);
+	cr_assert(strstr(e, "t.jail:6: jail q: spare_authenticated is for failure jails") != NULL,
+	    "%s", e);
+	e = load_err("[a]\nevents = auth_failure\nkey = account\nmaxretry = 5\naction = hold\n"
+	    "spare_authenticated = 1d\n", NULL);
+	cr_assert(strstr(e, ":6: jail a: spare_authenticated is for failure jails") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_factor = 3\n", NULL);
+	cr_assert(strstr(e, ":6: jail s: spare_factor needs spare_authenticated") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_authenticated = 1d\nspare_factor = 0\n", NULL);
+	cr_assert(strstr(e, ":7: jail s: bad number for spare_factor") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_authenticated = soon\n", NULL);
+	cr_assert(strstr(e, ":6: jail s: bad duration for spare_authenticated") != NULL, "%s", e);
+}

@@ -24,6 +24,9 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "Nov  2 09:00:05": t as syslog stamps it (local time, no year). */
+void tu_syslog_stamp(long long t, char *buf, size_t len);
+
 /* Poll "sqlite3 db sql" until it prints want exactly (15 s at most); never
  * before db exists (sqlite3 would create it, as root). */
 bool tu_wait_sql(const char *db, const char *sql, const char *want);

@@ -19,6 +19,7 @@ apt-get update -qq
 apt-get build-dep -y -qq --no-install-recommends "$(cd "$(dirname "$0")/.." && pwd)" >/dev/null
 apt-get install -y -qq --no-install-recommends \
     build-essential debhelper dpkg-dev lintian libcriterion-dev \
+    gzip xz-utils bzip2 bash-completion groff-base man-db \
     systemd-journal-remote \
     systemd strace \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
