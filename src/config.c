@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "journal.h"
 
-enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP };
+enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP, KEY_DB,
+    KEY_NODE };
 
 struct config_key {
 	const char *section;
@@ -29,7 +31,8 @@ struct config_key {
 
 static const struct config_key config_keys[] = {
 	{ "mailjail", "log",   KEY_LOGS,   0, "/var/log/mail.log" },
-	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "db",    KEY_DB,     OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "node",  KEY_NODE,   OFF(node), NULL },
 	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
 	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
 	{ "mailjail", "user",  KEY_STRING, OFF(user), "mailjail" },
@@ -165,6 +168,22 @@ set_ports(struct config *cfg, const char *value, char *why, size_t wlen)
 	return 0;
 }
 
+/* node_name_ok - a node name: letters, digits, '.', '_', '-' (a host name
+ * fits); it is shown in status and logs and keys the node's rows */
+static bool
+node_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_NODE_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
 /* set_key - parse value into the member k describes; why says what is wrong */
 static int
 set_key(struct config *cfg, const char *base, const struct config_key *k,
@@ -203,12 +222,28 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 		}
 		v = strdup(value);
 		break;
+	case KEY_DB:
+		/* A URI (postgresql://...) is the store's business, kept as
+		 * given; anything else is a file path. */
+		if (strstr(value, "://") != NULL) {
+			v = strdup(value);
+			break;
+		}
+		/* fall through */
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");
 			return -1;
 		}
 		v = cfg_resolve_path(base, value);
+		break;
+	case KEY_NODE:
+		if (!node_name_ok(value)) {
+			snprintf(why, wlen, "expected 1 to %d letters, digits, '.', '_' or '-'",
+			    CONFIG_NODE_MAX);
+			return -1;
+		}
+		v = strdup(value);
 		break;
 	case KEY_STRING:
 		if (*value == '\0') {
@@ -265,6 +300,21 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 	return -1;
 }
 
+/* default_node - the host name up to its first dot, as the node's name */
+static int
+default_node(struct config *cfg)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		return -1;
+	host[sizeof(host) - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	if (!node_name_ok(host))
+		return -1;
+	return (cfg->node = strdup(host)) == NULL ? -1 : 0;
+}
+
 int
 config_defaults(struct config *cfg)
 {
@@ -279,6 +329,12 @@ config_defaults(struct config *cfg)
 			config_free(cfg);
 			return -1;
 		}
+	}
+	/* A host name a node name cannot be: the fleet's node lock then
+	 * says so if two nodes both fall back to this. */
+	if (default_node(cfg) != 0 && (cfg->node = strdup("mailjail")) == NULL) {
+		config_free(cfg);
+		return -1;
 	}
 	return 0;
 }

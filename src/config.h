@@ -17,12 +17,14 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/mailjail/mailjail.conf"
 #define CONFIG_LOGS_MAX 16
+#define CONFIG_NODE_MAX 63
 
 struct config {
 	char *path;                  /* the file read */
 	char *logs[CONFIG_LOGS_MAX];
 	size_t nlogs;
-	char *db;
+	char *db;                    /* a path, or a URI (postgresql://...) */
+	char *node;                  /* this host's name in a fleet */
 	char *rules;
 	char *jails;
 	char *nft_table, *nft_set_v4, *nft_set_v6, *nft_chain;

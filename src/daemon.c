@@ -449,6 +449,12 @@ daemon_run(const struct daemon_options *o)
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
 	log_use_syslog(o->syslog);
+	/* First: a stop asked for while starting (loading rules, connecting
+	 * to the database) is a clean stop once start-up is done. */
+	if (install_signals() != 0) {
+		log_warn("sigaction");
+		return EXIT_RUNTIME;
+	}
 	diag_init(&d);
 	if (app_load(&a, o->cfgpath, NULL, true, &d) != 0) {
 		for (size_t i = 0; i < d.n; i++)
@@ -459,20 +465,21 @@ daemon_run(const struct daemon_options *o)
 	}
 	diag_free(&d);
 	{
-		const char *path = o->db ? o->db : a.cfg.db;
-		bool existed = access(path, F_OK) == 0;
+		char err[600];
 
 		/* The first start makes the DB; later a missing one means it
 		 * was deleted, and the history with it: say so. */
 		if (app_open_store(&a, o->db, true) != 0)
 			goto out;
-		if (!existed)
+		if (store_created(a.store))
 			log_warnx("database %s did not exist: created a new, empty one "
 			    "(first start, or the old one was deleted)", a.db_path);
-	}
-	if (install_signals() != 0) {
-		log_warn("sigaction");
-		goto out;
+		/* A fleet: this process is the node (another with its name is
+		 * refused). */
+		if (store_claim_node(a.store, err, sizeof(err)) != 0) {
+			log_warnx("database %s: %s", a.db_path, err);
+			goto out;
+		}
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
@@ -514,8 +521,8 @@ daemon_run(const struct daemon_options *o)
 		/* The maps too: a reload reopens them as the user. */
 		for (size_t i = 0; i < nfiles && chowned; i++)
 			chowned = privdrop_chown(a.cfg.user, files[i], err, sizeof(err)) == 0;
-		if (!chowned ||
-		    privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
+		if (!chowned || (store_file(a.store) != NULL &&
+		    privdrop_chown(a.cfg.user, store_file(a.store), err, sizeof(err)) != 0) ||
 		    (o->log_file &&
 		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
 		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {

@@ -595,31 +595,49 @@ print_event_count(void *arg, const char *name, int64_t n)
 	return 0;
 }
 
-static int
-print_position(void *arg, const struct log_position *pos, int64_t updated)
+/* A fleet's positions and cursors are per node: "node NAME:" heads each
+ * node's lines (node NULL: one node, no heading).  arg: the last node
+ * headed, a char[CONFIG_NODE_MAX + 1]. */
+static const char *
+node_heading(char *last, const char *node)
 {
+	if (node == NULL)
+		return "";
+	if (strcmp(last, node) != 0) {
+		printf("  node %s:\n", node);
+		snprintf(last, CONFIG_NODE_MAX + 1, "%s", node);
+	}
+	return "  ";
+}
+
+static int
+print_position(void *arg, const char *node, const struct log_position *pos,
+    int64_t updated)
+{
+	const char *indent = node_heading(arg, node);
 	char when[32];
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
-	printf("  %s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", pos->path,
-	    pos->offset, pos->inode, when);
+	printf("  %s%s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", indent,
+	    pos->path, pos->offset, pos->inode, when);
 	return 0;
 }
 
 static int
-print_cursor(void *arg, const char *source, const char *cursor, int64_t updated)
+print_cursor(void *arg, const char *node, const char *source, const char *cursor,
+    int64_t updated)
 {
+	const char *indent = node_heading(arg, node);
 	char when[32], at[32];
 	uint64_t usec;
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
 	if (journal_cursor_time(cursor, &usec) == 0)
 		iso_time((int64_t)(usec / 1000000), at, sizeof(at));
 	else
 		snprintf(at, sizeof(at), "-");
-	printf("  %s: entry of %s, saved %s\n    cursor %s\n", source, at, when, cursor);
+	printf("  %s%s: entry of %s, saved %s\n  %s  cursor %s\n", indent, source, at, when,
+	    indent, cursor);
 	return 0;
 }
 
@@ -633,6 +651,7 @@ cli_status(int argc, char **argv)
 	struct ban_filter f;
 	struct table t;
 	static const char *const headers[] = { "jail", "keys tracked", "active" };
+	char last_node[CONFIG_NODE_MAX + 1] = "";
 	int64_t now = (int64_t)time(NULL);
 	long pid;
 	int rc;
@@ -679,8 +698,10 @@ cli_status(int argc, char **argv)
 	if (store_event_counts_since(a.store, now - 3600, print_event_count, NULL) != 0)
 		goto out;
 	printf("\nlogs:\n");
-	if (store_each_position(a.store, print_position, NULL) != 0 ||
-	    store_each_cursor(a.store, print_cursor, NULL) != 0)
+	if (store_each_position(a.store, print_position, last_node) != 0)
+		goto out;
+	last_node[0] = '\0';
+	if (store_each_cursor(a.store, print_cursor, last_node) != 0)
 		goto out;
 	rc = 0;
 out:

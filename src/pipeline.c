@@ -198,12 +198,10 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
-	for (int i = 0; i < n; i++) {
-		p->st.verdicts++;
-		count_jail_verdict(p, &v[i]);
-		if (store_add_ban(p->store, &v[i], NULL) != 0 || pending_push(p, &v[i]) != 0)
+	/* Written with the batch (store_add_bans: one round trip for all). */
+	for (int i = 0; i < n; i++)
+		if (pending_push(p, &v[i]) != 0)
 			goto fail;
-	}
 	return 0;
 fail:
 	/* SQLite may have undone just the statement: the batch must not
@@ -278,6 +276,37 @@ remember_positions(struct pipeline *p, struct follow *f)
 	p->nsaved = n;
 }
 
+/*
+ * write_verdicts - the batch's verdicts into the store, all at once.  A
+ * verdict the store did not write because the same ban is already in
+ * force (another node decided it at the same moment: one offence, one
+ * row) is dropped here; the other node's row comes with the next fleet
+ * poll and is enforced from there.
+ */
+static int
+write_verdicts(struct pipeline *p)
+{
+	int *outcome;
+	size_t kept = 0;
+
+	if (p->npending == 0)
+		return 0;
+	if ((outcome = calloc(p->npending, sizeof(*outcome))) == NULL)
+		return -1;
+	if (store_add_bans(p->store, p->pending, p->npending, outcome) != 0) {
+		free(outcome);
+		return -1;
+	}
+	for (size_t i = 0; i < p->npending; i++) {
+		if (outcome[i] != 0)
+			continue;
+		p->pending[kept++] = p->pending[i];
+	}
+	p->npending = kept;
+	free(outcome);
+	return 0;
+}
+
 int
 pipeline_commit(struct pipeline *p, struct follow *f)
 {
@@ -318,7 +347,7 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 		if (c != NULL && store_save_cursor(p->store, journal_source(js[i]), c) != 0)
 			goto fail;
 	}
-	if (store_commit(p->store) != 0)
+	if (write_verdicts(p) != 0 || store_commit(p->store) != 0)
 		goto fail;
 	p->in_tx = false;
 	p->commits++;
@@ -331,6 +360,8 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	/* Logged now, once: a batch the DB refused is read again and decides
 	 * the same verdicts, which were never made. */
 	for (size_t i = 0; i < p->npending; i++) {
+		p->st.verdicts++;
+		count_jail_verdict(p, &p->pending[i]);
 		if (p->verbose_verdicts)
 			log_verdict(&p->pending[i]);
 		if (pipeline_enforce(p, &p->pending[i]) != 0)

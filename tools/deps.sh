@@ -8,14 +8,17 @@ export DEBIAN_FRONTEND=noninteractive
 # temporary directory; "No configuration" installs Postfix without setting up
 # a system mail server.  A system Dovecot, if the package starts one, does not
 # matter: the test's Dovecot has its own base_dir and listens on no port.
+# libpq-dev builds the PostgreSQL store backend; postgresql gives the tests
+# and the bench the binaries (initdb, pg_ctl) of the private clusters they
+# start in a temporary directory (tests/pg.sh), never the system's cluster.
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
-    libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
+    libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev libpq-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
     systemd-journal-remote \
-    sqlite3 nftables pcre2-utils iproute2 util-linux procps \
+    sqlite3 postgresql nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
     postfix postfix-sqlite \
     dovecot-core swaks libsasl2-modules netcat-openbsd >/dev/null
