@@ -197,6 +197,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Started (a SIGTERM before the handlers are in kills it, and loading
+	 * the binary alone can take 250 ms on a busy machine). */
+	cr_assert(tu_wait_file_has(errf, "running:"), "started");
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);
