@@ -396,7 +396,9 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  * in-memory state, rebuild it from the store as at start, and move every log
  * back to the position saved with the last good commit: the same lines come
  * again, are counted once, and decide the same bans.  Journal sources go
- * back to their last committed cursor the same way.  Returns 0, or -1 if
+ * back to their saved cursor the same way.  (Positions and cursors come
+ * from the store, not from memory: a COMMIT whose answer a lost connection
+ * cut off may have gone through.)  Returns 0, or -1 if
  * the store cannot even be read yet (the caller waits and tries again).
  */
 static int
@@ -424,9 +426,17 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 			pos.offset = pos.first_hash = 0;
 		(void)follow_rewind(f, i, &pos);
 	}
-	for (size_t i = 0; i < nj; i++)
-		if (journal_rewind(js[i]) != 0)
+	for (size_t i = 0; i < nj; i++) {
+		char *saved = NULL;
+		int rc;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &saved) < 0)
 			return -1;
+		rc = journal_rewind_saved(js[i], saved);
+		free(saved);
+		if (rc != 0)
+			return -1;
+	}
 	return 0;
 }
 
