@@ -252,11 +252,14 @@ journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 	return total;
 }
 
-/* wait_sources - sleep until a file or a journal has news, or timeout_ms */
+/* wait_sources - sleep until a file or a journal has news, or the store
+ * (store_fd: a fleet's notifications; -1 none), or timeout_ms */
 static int
-wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
+wait_sources(struct follow *f, struct journal **js, size_t nj, int store_fd,
+    int timeout_ms)
 {
-	struct pollfd pfd[CONFIG_LOGS_MAX];
+	struct pollfd pfd[CONFIG_LOGS_MAX + 1];
+	size_t n = nj;
 
 	for (size_t i = 0; i < nj; i++) {
 		int t = journal_timeout_ms(js[i]);
@@ -266,13 +269,63 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
 		if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
 			timeout_ms = t;
 	}
-	if (follow_wait_fds(f, timeout_ms, pfd, nj) < 0)
+	if (store_fd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = store_fd, .events = POLLIN };
+	if (follow_wait_fds(f, timeout_ms, pfd, n) < 0)
 		return -1;
 	/* Readable or timed out: sd-journal wants to hear of both. */
 	for (size_t i = 0; i < nj; i++)
 		if (journal_process(js[i]) != 0)
 			return -1;
 	return 0;
+}
+
+/*
+ * The fleet's sync (pipeline_fleet_sync): when another node's commit is
+ * told (NOTIFY on the store's socket), but not more often than
+ * FLEET_MIN_MS, and at least every FLEET_MAX_MS (a notification can be
+ * lost with a connection; the heartbeat rides on the sync too).
+ */
+#define FLEET_MIN_MS 50
+#define FLEET_MAX_MS 1000
+
+struct fleet_clock {
+	struct timespec last;
+	bool news;
+};
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* fleet_due - is a sync due now?  (Reads the store's notifications.) */
+static bool
+fleet_due(struct fleet_clock *c, struct store *st)
+{
+	long ms;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	ms = ms_since(&c->last);
+	if (ms < (c->news ? FLEET_MIN_MS : FLEET_MAX_MS))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &c->last);
+	c->news = false;
+	return true;
+}
+
+/* fleet_wait_ms - how long the loop may sleep before the next sync */
+static int
+fleet_wait_ms(const struct fleet_clock *c)
+{
+	long left = (c->news ? FLEET_MIN_MS : FLEET_MAX_MS) - ms_since(&c->last);
+
+	return left < 0 ? 0 : (int)left;
 }
 
 /* Re-applying after a failed enforcement backs off up to this (a permanent
@@ -455,6 +508,7 @@ daemon_run(const struct daemon_options *o)
 	bool pipeline_up = false;
 	struct db_outage outage = { 0, 0, 0 };
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
+	struct fleet_clock fleet = { { 0, 0 }, false };
 
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
@@ -558,6 +612,10 @@ daemon_run(const struct daemon_options *o)
 
 		if (db_retry_at == 0) {
 			pipeline_tick(&p, (int64_t)time(NULL));
+			/* Other nodes' bans and events first; a DB error is the
+			 * batch's (p.failed): its commit fails below. */
+			if (store_fleet(a.store) && fleet_due(&fleet, a.store))
+				(void)pipeline_fleet_sync(&p);
 			if ((n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines)) < 0)
 				goto out;
 			/* Each journal source reads up to a batch of its own into the
@@ -665,7 +723,9 @@ daemon_run(const struct daemon_options *o)
 			}
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (wait_sources(f, js, nj, wait_ms) < 0)
+			if (store_fleet(a.store) && fleet_wait_ms(&fleet) < wait_ms)
+				wait_ms = fleet_wait_ms(&fleet);
+			if (wait_sources(f, js, nj, store_fd(a.store), wait_ms) < 0)
 				goto out;
 		}
 	}

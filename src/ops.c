@@ -2,9 +2,12 @@
  * ops - the operator commands: ban, unban, status, bans, history.  They work
  * whether or not the daemon runs: the DB is the record (WAL lets both write
  * in turn), and the kernel is reached through the same nft backend the
- * daemon uses.  A running daemon learns of a manual unban on its next reload
- * (SIGHUP); until then it may treat the target as still banned, which errs
- * on the side of not re-banning early.
+ * daemon uses.  A running daemon on a SQLite file learns of a manual unban
+ * on its next reload (SIGHUP); until then it may treat the target as still
+ * banned, which errs on the side of not re-banning early.  A fleet's
+ * (PostgreSQL) commands act on the whole fleet: every running node applies
+ * the ban or the lift within a second (pipeline_fleet_sync), this host's
+ * daemon too.
  */
 #include "cli.h"
 
@@ -166,6 +169,23 @@ manual_verdict(struct app *a, const char *target, enum target_kind kind,
 	return 0;
 }
 
+/* record_manual - the operator's verdict as a row.  A fleet's store writes
+ * no second ban of a jail and target in force (one offence, one row, when
+ * two nodes decide it at once); an operator who bans again means the new
+ * one: the ban in force is lifted in the same transaction (the nodes see
+ * the lift, then the new ban). */
+static int
+record_manual(struct app *a, const struct verdict *v)
+{
+	int rc = store_add_ban(a->store, v, NULL);
+
+	if (rc != 1)
+		return rc;
+	if (store_lift_bans(a->store, v->jail, v->target, v->started_at) < 0)
+		return -1;
+	return store_add_ban(a->store, v, NULL) == 0 ? 0 : -1;
+}
+
 /* manual_ban - shared by ban and hold */
 static int
 manual_ban(int argc, char **argv, enum target_kind kind)
@@ -218,7 +238,7 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (store_begin(a.store) != 0 || store_add_ban(a.store, &v, NULL) != 0 ||
+	if (store_begin(a.store) != 0 || record_manual(&a, &v) != 0 ||
 	    store_commit(a.store) != 0) {
 		log_warnx("database %s: %s", a.db_path, store_errmsg(a.store));
 		(void)store_rollback(a.store);
@@ -406,8 +426,10 @@ out:
 
 /* bans / history: one table of ban rows */
 
+/* A fleet's rows say which node decided them: the last column (only
+ * there: one SQLite file is one node). */
 static const char *const ban_headers[] = {
-	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
+	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason", "node",
 };
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
 
@@ -430,6 +452,7 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	row[5] = ex;
 	row[6] = b->lifted_at ? li : NULL;
 	row[7] = b->reason;
+	row[8] = b->node;
 	return table_add(t, row);
 }
 
@@ -439,7 +462,7 @@ print_bans(struct app *a, const struct ban_filter *f, bool json)
 	struct table t;
 	int rc = 0;
 
-	table_init(&t, ban_headers, NBAN_COLS);
+	table_init(&t, ban_headers, store_fleet(a->store) ? NBAN_COLS : NBAN_COLS - 1);
 	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
@@ -641,6 +664,72 @@ print_cursor(void *arg, const char *node, const char *source, const char *cursor
 	return 0;
 }
 
+/* A fleet's nodes: who runs, since when, last heard of when. */
+struct nodes_ctx {
+	struct table t;
+	const char *me;            /* this host's node name */
+	int64_t now;
+	long my_pid;               /* this node's daemon, running: its pid */
+};
+
+static int
+add_node_row(void *arg, const struct store_node *n)
+{
+	struct nodes_ctx *c = arg;
+	char pid[24], started[32], seen[64], ago[24];
+	const char *row[6] = { n->name, n->host, pid, started, seen,
+	    n->running ? "running" : "stopped" };
+
+	snprintf(pid, sizeof(pid), "%ld", n->pid);
+	iso_time(n->started_at, started, sizeof(started));
+	iso_time(n->last_seen, seen, sizeof(seen));
+	snprintf(ago, sizeof(ago), " (%llds ago)", (long long)(c->now - n->last_seen));
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s", ago);
+	if (strcmp(n->name, c->me) == 0 && n->running)
+		c->my_pid = n->pid;
+	return table_add(&c->t, row);
+}
+
+/* print_daemon - whether this host's daemon runs: a fleet's nodes table
+ * says (and every node is listed); one SQLite file: a process that has
+ * it open */
+static int
+print_daemon(struct app *a, int64_t now)
+{
+	static const char *const headers[] = {
+		"node", "host", "pid", "started", "last seen", "state",
+	};
+	struct nodes_ctx c = { .me = a->cfg.node, .now = now, .my_pid = 0 };
+	long pid;
+
+	if (!store_fleet(a->store)) {
+		pid = store_file(a->store) ? daemon_pid(store_file(a->store)) : 0;
+		if (pid)
+			printf("daemon: running (pid %ld)\n", pid);
+		else
+			printf("daemon: not running\n");
+		printf("database: %s\n\n", a->db_path);
+		return 0;
+	}
+	table_init(&c.t, headers, 6);
+	if (store_each_node(a->store, add_node_row, &c) != 0) {
+		table_free(&c.t);
+		return -1;
+	}
+	if (c.my_pid)
+		printf("daemon: running (pid %ld, node %s)\n", c.my_pid, a->cfg.node);
+	else
+		printf("daemon: not running (node %s)\n", a->cfg.node);
+	printf("database: %s\n\nnodes:\n", a->db_path);
+	if (c.t.nrows == 0)
+		printf("  none has run yet\n");
+	else
+		table_print(&c.t, stdout);
+	printf("\n");
+	table_free(&c.t);
+	return 0;
+}
+
 int
 cli_status(int argc, char **argv)
 {
@@ -653,7 +742,6 @@ cli_status(int argc, char **argv)
 	static const char *const headers[] = { "jail", "keys tracked", "active" };
 	char last_node[CONFIG_NODE_MAX + 1] = "";
 	int64_t now = (int64_t)time(NULL);
-	long pid;
 	int rc;
 	bool p_up = false;
 
@@ -679,12 +767,8 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	pid = daemon_pid(a.db_path);
-	if (pid)
-		printf("daemon: running (pid %ld)\n", pid);
-	else
-		printf("daemon: not running\n");
-	printf("database: %s\n\n", a.db_path);
+	if (print_daemon(&a, now) != 0)
+		goto out;
 	for (size_t j = 0; j < jails_count(a.jails); j++) {
 		char keys[32], active[32];
 		const char *row[3] = { jails_name(a.jails, j), keys, active };

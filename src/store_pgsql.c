@@ -115,6 +115,7 @@ struct pg_store {
 	/* the last failure */
 	char lasterr[512];
 	char logged[512];
+	char connerr[512];         /* why the last reconnection failed */
 	bool failed;               /* since begin / clear_error */
 	bool transient;
 	/* reconnection */
@@ -191,12 +192,13 @@ mask_uri(const char *uri, char **secrets, size_t nsecrets)
 	return out;
 }
 
-/* scrub - buf with every secret replaced by ***, newlines by "; ", and
- * trailing blanks gone (libpq's messages are multi-line) */
+/* scrub - buf with every secret replaced by ***, and libpq's lines
+ * (newline, indent) joined by "; " on one line */
 static void
 scrub(const struct pg_store *st, char *buf, size_t len)
 {
 	char tmp[1024];
+	size_t o = 0;
 
 	for (size_t s = 0; s < sizeof(st->secret) / sizeof(st->secret[0]); s++) {
 		const char *sec = st->secret[s];
@@ -210,17 +212,20 @@ scrub(const struct pg_store *st, char *buf, size_t len)
 			snprintf(buf, len, "%s", tmp);
 		}
 	}
-	for (char *p = buf; *p; p++) {
-		if (*p == '\n' && p[1] != '\0') {
-			snprintf(tmp, sizeof(tmp), "%s", p + 1);
-			*p = ';';
-			if ((size_t)(p - buf) + 2 < len)
-				snprintf(p + 1, len - (size_t)(p + 1 - buf), " %s", tmp);
+	for (const char *p = buf; *p && o + 3 < sizeof(tmp); p++) {
+		if (*p != '\n') {
+			tmp[o++] = *p == '\t' ? ' ' : *p;
+			continue;
+		}
+		while (p[1] == ' ' || p[1] == '\t' || p[1] == '\n')
+			p++;
+		if (p[1] != '\0') {
+			tmp[o++] = ';';
+			tmp[o++] = ' ';
 		}
 	}
-	for (size_t n = strlen(buf); n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' ||
-	    buf[n - 1] == ';'); n--)
-		buf[n - 1] = '\0';
+	tmp[o] = '\0';
+	snprintf(buf, len, "%s", tmp);
 }
 
 /* keep_error - the failure, scrubbed, remembered and logged once */
@@ -536,8 +541,10 @@ ensure_conn(struct pg_store *st)
 	if (!conn_bad(st))
 		return 0;
 	if (now < st->next_attempt && st->next_attempt - now <= PG_BACKOFF_MAX) {
-		keep_error(st, true, "not connected (next attempt in %ld s): %s",
-		    (long)(st->next_attempt - now), st->lasterr[0] ? st->lasterr : "");
+		/* Still waiting: the reason is the last attempt's, said already. */
+		snprintf(st->lasterr, sizeof(st->lasterr), "%s", st->connerr);
+		st->failed = true;
+		st->transient = !st->name_taken;
 		return -1;
 	}
 	st->in_tx = false;
@@ -546,8 +553,9 @@ ensure_conn(struct pg_store *st)
 		if (st->backoff > PG_BACKOFF_MAX)
 			st->backoff = PG_BACKOFF_MAX;
 		st->next_attempt = now + st->backoff;
-		keep_error(st, !st->name_taken, "cannot reconnect (next attempt in %d s): %s",
-		    st->backoff, err);
+		keep_error(st, !st->name_taken, "cannot reconnect (trying again, at most "
+		    "every %d s): %s", PG_BACKOFF_MAX, err);
+		snprintf(st->connerr, sizeof(st->connerr), "%s", st->lasterr);
 		return -1;
 	}
 	st->backoff = 0;
@@ -2132,25 +2140,63 @@ pg_fleet_wake(void *be)
 	return news;
 }
 
-struct poll_bans {
-	struct pg_store *st;
-	store_ban_cb cb;
-	void *arg;
-	int rc;
+/* The bans a poll reads, copied (the callbacks run after the round trip:
+ * they may use the store). */
+struct polled_ban {
+	struct stored_ban b;
+	char *text;                /* node, jail, target, kind, reason, reply */
+};
+
+struct polled_bans {
+	struct polled_ban *p;
+	size_t n, cap;
+	bool nomem;
 };
 
 static int
-take_polled_ban(struct pg_store *st, const PGresult *r, int row, void *arg)
+keep_polled_ban(struct pg_store *st, const PGresult *r, int row, void *arg)
 {
-	struct poll_bans *p = arg;
+	struct polled_bans *p = arg;
+	struct polled_ban *pb;
 	struct stored_ban b;
+	const char *f[6];
+	size_t len = 0, off = 0;
 
 	fill_ban(r, row, &b);
 	/* This process's own new ban: the pipeline has it already. */
 	if (b.lifted_at == 0 && forget_own(st, b.id))
 		return 0;
-	p->rc = p->cb(p->arg, &b);
-	return p->rc;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		struct polled_ban *np = realloc(p->p, cap * sizeof(*np));
+		if (np == NULL) {
+			p->nomem = true;
+			return 1;
+		}
+		p->p = np;
+		p->cap = cap;
+	}
+	f[0] = b.node; f[1] = b.jail; f[2] = b.target; f[3] = b.target_kind;
+	f[4] = b.reason; f[5] = b.reply ? b.reply : "";
+	for (int i = 0; i < 6; i++)
+		len += strlen(f[i]) + 1;
+	pb = &p->p[p->n];
+	if ((pb->text = malloc(len)) == NULL) {
+		p->nomem = true;
+		return 1;
+	}
+	pb->b = b;
+	for (int i = 0; i < 6; i++) {
+		size_t n = strlen(f[i]) + 1;
+		memcpy(pb->text + off, f[i], n);
+		f[i] = pb->text + off;
+		off += n;
+	}
+	pb->b.node = f[0]; pb->b.jail = f[1]; pb->b.target = f[2];
+	pb->b.target_kind = f[3]; pb->b.reason = f[4];
+	pb->b.reply = b.reply ? f[5] : NULL;
+	p->n++;
+	return 0;
 }
 
 /* The events a poll reads, kept until the bans are handed over (both come
@@ -2211,12 +2257,13 @@ static int
 pg_fleet_poll(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct poll_bans pb = { st, ban_cb, arg, 0 };
+	struct polled_bans pb = { NULL, 0, 0, false };
 	struct polled_events pe = { NULL, 0, 0, false };
 	char *snap = NULL, now[PG_NUM];
 	const char *hb[2] = { st->node, now };
 	const char *vb[1] = { st->snap_bans }, *ve[2] = { st->snap_events, st->node };
 	time_t t = time(NULL);
+	bool beat = st->claimed && t - st->last_heartbeat >= PG_HEARTBEAT_SECS;
 	int rc = -1;
 
 	if (st->in_tx) {
@@ -2228,13 +2275,13 @@ pg_fleet_poll(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
 	fmt_i64(now, (int64_t)t);
 	if (send_snapshot_tx(st, &snap) != 0)
 		goto out;
-	if (st->claimed && t - st->last_heartbeat >= PG_HEARTBEAT_SECS &&
-	    send_sql(st, "UPDATE nodes SET last_seen = $2::bigint WHERE name = $1", 2, hb) != 0)
+	if (beat && send_sql(st, "UPDATE nodes SET last_seen = $2::bigint WHERE name = $1",
+	    2, hb) != 0)
 		goto out;
 	if (st->snap_bans != NULL && send_stmt(st, NULL, "SELECT " BAN_COLUMNS " FROM bans"
 	    " WHERE txid >= pg_snapshot_xmin($1::pg_snapshot)"
 	    " AND NOT pg_visible_in_snapshot(txid, $1::pg_snapshot) ORDER BY id", 1, vb,
-	    take_polled_ban, &pb, NULL) != 0)
+	    keep_polled_ban, &pb, NULL) != 0)
 		goto out;
 	if (st->snap_events != NULL && send_stmt(st, NULL, "SELECT " EVENT_COLUMNS
 	    " FROM events WHERE txid >= pg_snapshot_xmin($1::pg_snapshot)"
@@ -2243,30 +2290,32 @@ pg_fleet_poll(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
 		goto out;
 	if (send_sql(st, "COMMIT", 0, NULL) != 0 || pipe_sync(st) != 0)
 		goto out;
-	if (pe.nomem) {
+	if (pb.nomem || pe.nomem || snap == NULL) {
 		keep_error(st, false, "out of memory");
 		goto out;
 	}
-	if (st->claimed && t - st->last_heartbeat >= PG_HEARTBEAT_SECS)
+	if (beat)
 		st->last_heartbeat = t;
-	/* Bans: seen, whatever the callback made of them. */
+	/* Bans: seen, whatever the callback makes of them. */
 	free(st->snap_bans);
 	st->snap_bans = snap;
-	if (st->snap_events == NULL) {
-		st->snap_events = strdup(snap);   /* the start, if no restore came first */
-	} else if (pe.n == 0) {
+	snap = NULL;
+	/* Events: seen when the batch they are counted in commits; at once
+	 * if there are none, or if no restore started the events yet. */
+	if (st->snap_events == NULL || pe.n == 0) {
 		free(st->snap_events);
-		st->snap_events = strdup(snap);   /* nothing to count: seen at once */
+		st->snap_events = strdup(st->snap_bans);
 	} else {
 		free(st->snap_events_next);
-		st->snap_events_next = strdup(snap);
+		st->snap_events_next = strdup(st->snap_bans);
 	}
-	snap = NULL;
 	if (st->snap_events == NULL || (pe.n > 0 && st->snap_events_next == NULL)) {
 		keep_error(st, false, "out of memory");
 		goto out;
 	}
-	rc = pb.rc;
+	rc = 0;
+	for (size_t i = 0; i < pb.n && rc == 0; i++)
+		rc = ban_cb(arg, &pb.p[i].b);
 	for (size_t i = 0; i < pe.n && rc == 0; i++) {
 		pe.p[i].ev.rule = pe.p[i].rule;
 		pe.p[i].ev.type = pe.p[i].type;
@@ -2274,6 +2323,9 @@ pg_fleet_poll(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
 	}
 out:
 	free(snap);
+	for (size_t i = 0; i < pb.n; i++)
+		free(pb.p[i].text);
+	free(pb.p);
 	free(pe.p);
 	return rc;
 }

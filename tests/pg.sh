@@ -42,6 +42,9 @@ case "$cmd" in
 start)
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    # Clients that dropped their privileges (a daemon's reconnection, as
+    # its run user) must reach the socket, as in /var/run/postgresql.
+    chmod 755 "$dir"
     as_server mkdir -p "$dir/sock"
     as_server "$PGBIN/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C -N \
         --auth-local=trust --auth-host=reject >"$dir/initdb.log" 2>&1 || {
