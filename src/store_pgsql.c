@@ -51,7 +51,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +60,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pq.h"
 #include "schema.h"
 
 #define PG_COPY_FLUSH (1 << 20)   /* event rows buffered before a COPY */
@@ -253,7 +253,7 @@ keep_error(struct pg_store *st, bool transient, const char *fmt, ...)
 static bool
 conn_bad(const struct pg_store *st)
 {
-	return st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK;
+	return st->conn == NULL || pq.PQstatus(st->conn) != CONNECTION_OK;
 }
 
 /*
@@ -279,11 +279,11 @@ sqlstate_transient(const char *s)
 static void
 note_result(struct pg_store *st, const PGresult *r)
 {
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = r ? PQresultErrorMessage(r) : NULL;
+	const char *state = r ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? pq.PQresultErrorMessage(r) : NULL;
 
 	if (msg == NULL || *msg == '\0')
-		msg = st->conn ? PQerrorMessage(st->conn) : "no connection";
+		msg = st->conn ? pq.PQerrorMessage(st->conn) : "no connection";
 	if (conn_bad(st))
 		keep_error(st, true, "connection lost: %s", msg);
 	else
@@ -307,15 +307,15 @@ static PGresult *
 exec_setup(struct pg_store *st, const char *sql, int n, const char *const *vals,
     char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
-	ExecStatusType s = PQresultStatus(r);
+	PGresult *r = pq.PQexecParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	ExecStatusType s = pq.PQresultStatus(r);
 
 	st->round_trips++;
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
 		return r;
-	snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
+	snprintf(err, errlen, "%s", r ? pq.PQresultErrorMessage(r) : pq.PQerrorMessage(st->conn));
 	scrub(st, err, errlen);
-	PQclear(r);
+	pq.PQclear(r);
 	return NULL;
 }
 
@@ -324,16 +324,16 @@ exec_setup(struct pg_store *st, const char *sql, int n, const char *const *vals,
 static int
 exec_simple(struct pg_store *st, const char *sql, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(st->conn, sql);
+	PGresult *r = pq.PQexec(st->conn, sql);
 	int rc = 0;
 
 	st->round_trips++;
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(st->conn));
+	if (pq.PQresultStatus(r) != PGRES_COMMAND_OK && pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "%s", r ? pq.PQresultErrorMessage(r) : pq.PQerrorMessage(st->conn));
 		scrub(st, err, errlen);
 		rc = -1;
 	}
-	PQclear(r);
+	pq.PQclear(r);
 	return rc;
 }
 
@@ -358,23 +358,23 @@ migrate(struct pg_store *st, bool create, char *err, size_t errlen)
 	if ((r = exec_setup(st, "SELECT to_regclass('schema_version') IS NOT NULL", 0,
 	    NULL, err, errlen)) == NULL)
 		goto fail;
-	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
-		PQclear(r);
+	if (strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0) {
+		pq.PQclear(r);
 		if ((r = exec_setup(st, "SELECT coalesce(max(version), 0) FROM schema_version",
 		    0, NULL, err, errlen)) == NULL)
 			goto fail;
-		version = atoi(PQgetvalue(r, 0, 0));
+		version = atoi(pq.PQgetvalue(r, 0, 0));
 	} else if (!create) {
-		PQclear(r);
+		pq.PQclear(r);
 		snprintf(err, errlen, "no mailjail tables in this database (\"mailjail "
 		    "run\" creates them)");
 		goto fail;
 	} else if (exec_simple(st, "CREATE TABLE schema_version (version integer PRIMARY "
 	    "KEY, name text NOT NULL, applied_at bigint NOT NULL)", err, errlen) != 0) {
-		PQclear(r);
+		pq.PQclear(r);
 		goto fail;
 	}
-	PQclear(r);
+	pq.PQclear(r);
 	if (version > latest) {
 		snprintf(err, errlen, "database schema version %d is newer than this "
 		    "mailjail understands (%d)", version, latest);
@@ -396,13 +396,13 @@ migrate(struct pg_store *st, bool create, char *err, size_t errlen)
 		if ((r = exec_setup(st, "INSERT INTO schema_version VALUES ($1::integer, $2,"
 		    " $3::bigint)", 3, vals, err, errlen)) == NULL)
 			goto fail;
-		PQclear(r);
+		pq.PQclear(r);
 		if (version == 0)
 			st->created = true;
 	}
 	return exec_simple(st, "COMMIT", err, errlen);
 fail:
-	PQclear(PQexec(st->conn, "ROLLBACK"));
+	pq.PQclear(pq.PQexec(st->conn, "ROLLBACK"));
 	return -1;
 }
 
@@ -465,15 +465,15 @@ prepare(struct pg_store *st, char *err, size_t errlen)
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && rc == 0; i++) {
-		PGresult *r = PQprepare(st->conn, names[i], sql[i], 0, NULL);
+		PGresult *r = pq.PQprepare(st->conn, names[i], sql[i], 0, NULL);
 
 		st->round_trips++;
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			snprintf(err, errlen, "%s", PQerrorMessage(st->conn));
+		if (pq.PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "%s", pq.PQerrorMessage(st->conn));
 			scrub(st, err, errlen);
 			rc = -1;
 		}
-		PQclear(r);
+		pq.PQclear(r);
 	}
 	free(cn);
 	return rc;
@@ -496,21 +496,21 @@ connect_db(struct pg_store *st, bool first, bool create, char *err, size_t errle
 	const char *vals[] = { "10", "10", "5", "3", "mailjail", st->uri, NULL };
 
 	if (st->conn != NULL)
-		PQfinish(st->conn);
+		pq.PQfinish(st->conn);
 	st->in_pipe = false;
 	st->nq = 0;
-	st->conn = PQconnectdbParams(keys, vals, 1);
+	st->conn = pq.PQconnectdbParams(keys, vals, 1);
 	st->round_trips++;
 	if (st->conn == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (PQstatus(st->conn) != CONNECTION_OK) {
-		snprintf(err, errlen, "%s", PQerrorMessage(st->conn));
+	if (pq.PQstatus(st->conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", pq.PQerrorMessage(st->conn));
 		scrub(st, err, errlen);
 		return -1;
 	}
-	PQsetNoticeProcessor(st->conn, drop_notice, NULL);
+	pq.PQsetNoticeProcessor(st->conn, drop_notice, NULL);
 	if (exec_simple(st, "SET client_min_messages = warning", err, errlen) != 0)
 		return -1;
 	if (first && migrate(st, create, err, errlen) != 0)
@@ -574,27 +574,27 @@ wait_result(struct pg_store *st)
 {
 	bool cancelled = false;
 
-	while (PQisBusy(st->conn)) {
-		struct pollfd p = { .fd = PQsocket(st->conn), .events = POLLIN };
+	while (pq.PQisBusy(st->conn)) {
+		struct pollfd p = { .fd = pq.PQsocket(st->conn), .events = POLLIN };
 		int n;
 
 		if (p.fd < 0)
 			break;
 		n = poll(&p, 1, 250);
 		if (st->stop != NULL && *st->stop && !cancelled) {
-			PGcancel *c = PQgetCancel(st->conn);
+			PGcancel *c = pq.PQgetCancel(st->conn);
 			char buf[256];
 
 			if (c != NULL) {
-				(void)PQcancel(c, buf, sizeof(buf));
-				PQfreeCancel(c);
+				(void)pq.PQcancel(c, buf, sizeof(buf));
+				pq.PQfreeCancel(c);
 			}
 			cancelled = true;
 		}
-		if (n > 0 && !PQconsumeInput(st->conn))
+		if (n > 0 && !pq.PQconsumeInput(st->conn))
 			break;
 	}
-	return PQgetResult(st->conn);
+	return pq.PQgetResult(st->conn);
 }
 
 /* pipe_lost - the connection went away with statements in flight */
@@ -619,18 +619,18 @@ send_stmt(struct pg_store *st, const char *name, const char *sql, int n,
 	if (conn_bad(st))
 		return pipe_lost(st);
 	if (!st->in_pipe) {
-		if (PQenterPipelineMode(st->conn) != 1)
+		if (pq.PQenterPipelineMode(st->conn) != 1)
 			return pipe_lost(st);
 		st->in_pipe = true;
 	}
 	if (st->in_tx && !st->begun) {
-		if (!PQsendQueryParams(st->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+		if (!pq.PQsendQueryParams(st->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
 			return pipe_lost(st);
 		st->q[st->nq++] = (struct inflight){ NULL, NULL, NULL };
 		st->begun = true;
 	}
-	ok = name ? PQsendQueryPrepared(st->conn, name, n, vals, NULL, NULL, 0)
-	          : PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	ok = name ? pq.PQsendQueryPrepared(st->conn, name, n, vals, NULL, NULL, 0)
+	          : pq.PQsendQueryParams(st->conn, sql, n, NULL, vals, NULL, NULL, 0);
 	if (!ok)
 		return pipe_lost(st);
 	st->q[st->nq++] = (struct inflight){ on_row, arg, changed };
@@ -651,7 +651,7 @@ send_sql(struct pg_store *st, const char *sql, int n, const char *const *vals)
 static void
 take_rows(struct pg_store *st, struct inflight *f, const PGresult *r, bool *stopped)
 {
-	for (int i = 0; i < PQntuples(r) && !*stopped; i++)
+	for (int i = 0; i < pq.PQntuples(r) && !*stopped; i++)
 		if (f->on_row(st, r, i, f->arg) != 0)
 			*stopped = true;
 }
@@ -671,7 +671,7 @@ pipe_sync(struct pg_store *st)
 
 	if (!st->in_pipe)
 		return 0;
-	if (PQpipelineSync(st->conn) != 1)
+	if (pq.PQpipelineSync(st->conn) != 1)
 		return pipe_lost(st);
 	st->round_trips++;
 	for (size_t i = 0; i < st->nq; i++) {
@@ -679,9 +679,9 @@ pipe_sync(struct pg_store *st)
 		bool stopped = false;
 
 		if (f->on_row != NULL)
-			(void)PQsetSingleRowMode(st->conn);
+			(void)pq.PQsetSingleRowMode(st->conn);
 		while ((r = wait_result(st)) != NULL) {
-			switch (PQresultStatus(r)) {
+			switch (pq.PQresultStatus(r)) {
 			case PGRES_SINGLE_TUPLE:
 			case PGRES_TUPLES_OK:
 				if (f->on_row != NULL)
@@ -689,7 +689,7 @@ pipe_sync(struct pg_store *st)
 				break;
 			case PGRES_COMMAND_OK:
 				if (f->changed != NULL)
-					*f->changed = strtoll(PQcmdTuples(r), NULL, 10);
+					*f->changed = strtoll(pq.PQcmdTuples(r), NULL, 10);
 				break;
 			case PGRES_PIPELINE_ABORTED:
 				rc = -1;   /* an earlier statement's error is kept */
@@ -700,19 +700,19 @@ pipe_sync(struct pg_store *st)
 				rc = -1;
 				break;
 			}
-			PQclear(r);
+			pq.PQclear(r);
 		}
 		if (conn_bad(st))
 			return pipe_lost(st);
 	}
 	st->nq = 0;
 	r = wait_result(st);
-	if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-		PQclear(r);
+	if (r == NULL || pq.PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+		pq.PQclear(r);
 		return pipe_lost(st);
 	}
-	PQclear(r);
-	if (PQexitPipelineMode(st->conn) != 1)
+	pq.PQclear(r);
+	if (pq.PQexitPipelineMode(st->conn) != 1)
 		return pipe_lost(st);
 	st->in_pipe = false;
 	return rc;
@@ -733,6 +733,12 @@ pg_open(const char *db, bool create, void **out, char *err, size_t errlen)
 	char why[512];
 
 	*out = NULL;
+	if (pq_load(why, sizeof(why)) != 0) {
+		char *shown = mask_uri(db, NULL, 0);
+		snprintf(err, errlen, "%s: %s", shown ? shown : "postgresql://...", why);
+		free(shown);
+		return -1;
+	}
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->uri = strdup(db)) == NULL ||
 	    (st->shown = mask_uri(db, st->secret, 2)) == NULL ||
 	    (st->node = strdup("")) == NULL) {
@@ -742,11 +748,11 @@ pg_open(const char *db, bool create, void **out, char *err, size_t errlen)
 	}
 	/* The password as libpq reads it (percent-decoded) is a secret too. */
 	{
-		PQconninfoOption *opts = PQconninfoParse(db, NULL);
+		PQconninfoOption *opts = pq.PQconninfoParse(db, NULL);
 		for (PQconninfoOption *o = opts; o && o->keyword; o++)
 			if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
 				st->secret[2] = strdup(o->val);
-		PQconninfoFree(opts);
+		pq.PQconninfoFree(opts);
 	}
 	if (connect_db(st, true, create, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "%s: %s", st->shown, why);
@@ -765,7 +771,7 @@ pg_close(void *be)
 	if (st == NULL)
 		return;
 	if (st->conn != NULL)
-		PQfinish(st->conn);
+		pq.PQfinish(st->conn);
 	for (size_t i = 0; i < sizeof(st->secret) / sizeof(st->secret[0]); i++)
 		free(st->secret[i]);
 	free(st->uri);
@@ -981,17 +987,17 @@ copy_results(struct pg_store *st, ExecStatusType until)
 	int rc = 0;
 
 	while ((r = wait_result(st)) != NULL) {
-		ExecStatusType s = PQresultStatus(r);
+		ExecStatusType s = pq.PQresultStatus(r);
 
 		if (s == until && until == PGRES_COPY_IN) {
-			PQclear(r);
+			pq.PQclear(r);
 			return rc;
 		}
 		if (s != PGRES_COMMAND_OK && rc == 0) {
 			note_result(st, r);
 			rc = -1;
 		}
-		PQclear(r);
+		pq.PQclear(r);
 	}
 	if (conn_bad(st))
 		return pipe_lost(st);
@@ -1015,7 +1021,7 @@ flush_events(struct pg_store *st)
 	st->copyrows = 0;
 	if (pipe_sync(st) != 0)
 		goto fail;
-	if (!PQsendQuery(st->conn, with_begin ? "BEGIN; " COPY_SQL : COPY_SQL)) {
+	if (!pq.PQsendQuery(st->conn, with_begin ? "BEGIN; " COPY_SQL : COPY_SQL)) {
 		pipe_lost(st);
 		goto fail;
 	}
@@ -1024,8 +1030,8 @@ flush_events(struct pg_store *st)
 		goto fail;
 	if (with_begin)
 		st->begun = true;
-	if (PQputCopyData(st->conn, (const char *)st->copy, (int)st->copylen) != 1 ||
-	    PQputCopyEnd(st->conn, NULL) != 1) {
+	if (pq.PQputCopyData(st->conn, (const char *)st->copy, (int)st->copylen) != 1 ||
+	    pq.PQputCopyEnd(st->conn, NULL) != 1) {
 		pipe_lost(st);
 		goto fail;
 	}
@@ -1345,7 +1351,7 @@ take_id(struct pg_store *st, const PGresult *r, int row, void *arg)
 
 	(void)st;
 	o->found = true;
-	o->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	o->id = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
 	return 0;
 }
 
@@ -1494,9 +1500,9 @@ take_position(struct pg_store *st, const PGresult *r, int row, void *arg)
 	(void)st;
 	memset(p->out, 0, sizeof(*p->out));
 	snprintf(p->out->path, sizeof(p->out->path), "%s", p->path);
-	p->out->inode = (uint64_t)strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	p->out->offset = (uint64_t)strtoll(PQgetvalue(r, row, 1), NULL, 10);
-	p->out->first_hash = (uint64_t)strtoll(PQgetvalue(r, row, 2), NULL, 10);
+	p->out->inode = (uint64_t)strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
+	p->out->offset = (uint64_t)strtoll(pq.PQgetvalue(r, row, 1), NULL, 10);
+	p->out->first_hash = (uint64_t)strtoll(pq.PQgetvalue(r, row, 2), NULL, 10);
 	p->found = true;
 	return 0;
 }
@@ -1561,7 +1567,7 @@ take_cursor(struct pg_store *st, const PGresult *r, int row, void *arg)
 	struct cursor_read *c = arg;
 
 	(void)st;
-	if ((*c->out = strdup(PQgetvalue(r, row, 0))) == NULL)
+	if ((*c->out = strdup(pq.PQgetvalue(r, row, 0))) == NULL)
 		c->nomem = true;
 	else
 		c->found = true;
@@ -1617,8 +1623,8 @@ take_cursor_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 	store_cursor_cb cb = (store_cursor_cb)u->fn;
 
 	(void)st;
-	u->rc = cb(u->arg, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1),
-	    PQgetvalue(r, row, 2), strtoll(PQgetvalue(r, row, 3), NULL, 10));
+	u->rc = cb(u->arg, pq.PQgetvalue(r, row, 0), pq.PQgetvalue(r, row, 1),
+	    pq.PQgetvalue(r, row, 2), strtoll(pq.PQgetvalue(r, row, 3), NULL, 10));
 	return u->rc;
 }
 
@@ -1642,13 +1648,13 @@ take_position_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 
 	(void)st;
 	memset(&pos, 0, sizeof(pos));
-	if ((size_t)PQgetlength(r, row, 1) >= sizeof(pos.path))
+	if ((size_t)pq.PQgetlength(r, row, 1) >= sizeof(pos.path))
 		return 0;
-	snprintf(pos.path, sizeof(pos.path), "%s", PQgetvalue(r, row, 1));
-	pos.inode = (uint64_t)strtoll(PQgetvalue(r, row, 2), NULL, 10);
-	pos.offset = (uint64_t)strtoll(PQgetvalue(r, row, 3), NULL, 10);
-	pos.first_hash = (uint64_t)strtoll(PQgetvalue(r, row, 4), NULL, 10);
-	u->rc = cb(u->arg, PQgetvalue(r, row, 0), &pos, strtoll(PQgetvalue(r, row, 5), NULL, 10));
+	snprintf(pos.path, sizeof(pos.path), "%s", pq.PQgetvalue(r, row, 1));
+	pos.inode = (uint64_t)strtoll(pq.PQgetvalue(r, row, 2), NULL, 10);
+	pos.offset = (uint64_t)strtoll(pq.PQgetvalue(r, row, 3), NULL, 10);
+	pos.first_hash = (uint64_t)strtoll(pq.PQgetvalue(r, row, 4), NULL, 10);
+	u->rc = cb(u->arg, pq.PQgetvalue(r, row, 0), &pos, strtoll(pq.PQgetvalue(r, row, 5), NULL, 10));
 	return u->rc;
 }
 
@@ -1669,15 +1675,15 @@ pg_each_position(void *be, store_position_cb cb, void *arg)
 static bool
 copy_field(const PGresult *r, int row, int col, char *buf, size_t len)
 {
-	int n = PQgetlength(r, row, col);
+	int n = pq.PQgetlength(r, row, col);
 
-	if (PQgetisnull(r, row, col)) {
+	if (pq.PQgetisnull(r, row, col)) {
 		buf[0] = '\0';
 		return true;
 	}
 	if ((size_t)n >= len)
 		return false;
-	memcpy(buf, PQgetvalue(r, row, col), (size_t)n);
+	memcpy(buf, pq.PQgetvalue(r, row, col), (size_t)n);
 	buf[n] = '\0';
 	return true;
 }
@@ -1695,7 +1701,7 @@ take_event_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 
 	(void)st;
 	memset(&ev, 0, sizeof(ev));
-	ev.time = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	ev.time = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
 	if (!copy_field(r, row, 1, rule, sizeof(rule)) ||
 	    !copy_field(r, row, 2, type, sizeof(type)) ||
 	    !copy_field(r, row, 3, ev.ip, sizeof(ev.ip)) ||
@@ -1705,7 +1711,7 @@ take_event_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 		return 0;   /* cannot come from rules_match; not ours */
 	ev.rule = rule;
 	ev.type = type;
-	ev.nrcpt = PQgetisnull(r, row, 7) ? -1 : (long)strtoll(PQgetvalue(r, row, 7), NULL, 10);
+	ev.nrcpt = pq.PQgetisnull(r, row, 7) ? -1 : (long)strtoll(pq.PQgetvalue(r, row, 7), NULL, 10);
 	u->rc = cb(u->arg, &ev);
 	return u->rc;
 }
@@ -1717,7 +1723,7 @@ take_text(struct pg_store *st, const PGresult *r, int row, void *arg)
 
 	(void)st;
 	free(*out);
-	*out = strdup(PQgetvalue(r, row, 0));
+	*out = strdup(pq.PQgetvalue(r, row, 0));
 	return *out == NULL ? -1 : 0;
 }
 
@@ -1783,18 +1789,18 @@ out:
 static void
 fill_ban(const PGresult *r, int row, struct stored_ban *b)
 {
-	b->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	b->node = PQgetvalue(r, row, 1);
-	b->jail = PQgetvalue(r, row, 2);
-	b->target = PQgetvalue(r, row, 3);
-	b->target_kind = PQgetvalue(r, row, 4);
-	b->level = atoi(PQgetvalue(r, row, 5));
-	b->reason = PQgetvalue(r, row, 6);
-	b->actions = actions_parse(PQgetvalue(r, row, 7));
-	b->reply = PQgetisnull(r, row, 8) ? NULL : PQgetvalue(r, row, 8);
-	b->started_at = strtoll(PQgetvalue(r, row, 9), NULL, 10);
-	b->expires_at = strtoll(PQgetvalue(r, row, 10), NULL, 10);
-	b->lifted_at = strtoll(PQgetvalue(r, row, 11), NULL, 10);
+	b->id = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
+	b->node = pq.PQgetvalue(r, row, 1);
+	b->jail = pq.PQgetvalue(r, row, 2);
+	b->target = pq.PQgetvalue(r, row, 3);
+	b->target_kind = pq.PQgetvalue(r, row, 4);
+	b->level = atoi(pq.PQgetvalue(r, row, 5));
+	b->reason = pq.PQgetvalue(r, row, 6);
+	b->actions = actions_parse(pq.PQgetvalue(r, row, 7));
+	b->reply = pq.PQgetisnull(r, row, 8) ? NULL : pq.PQgetvalue(r, row, 8);
+	b->started_at = strtoll(pq.PQgetvalue(r, row, 9), NULL, 10);
+	b->expires_at = strtoll(pq.PQgetvalue(r, row, 10), NULL, 10);
+	b->lifted_at = strtoll(pq.PQgetvalue(r, row, 11), NULL, 10);
 }
 
 static int
@@ -1884,7 +1890,7 @@ take_count_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 	store_count_cb cb = (store_count_cb)u->fn;
 
 	(void)st;
-	u->rc = cb(u->arg, PQgetvalue(r, row, 0), strtoll(PQgetvalue(r, row, 1), NULL, 10));
+	u->rc = cb(u->arg, pq.PQgetvalue(r, row, 0), strtoll(pq.PQgetvalue(r, row, 1), NULL, 10));
 	return u->rc;
 }
 
@@ -1940,7 +1946,7 @@ static int
 take_i64(struct pg_store *st, const PGresult *r, int row, void *arg)
 {
 	(void)st;
-	*(int64_t *)arg = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	*(int64_t *)arg = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
 	return 0;
 }
 
@@ -1989,7 +1995,7 @@ pg_set_node(void *be, const char *node)
 
 #define NODE_LOCK "hashtextextended('mailjail node ' || $1, 0)"
 /* How long "run" waits for another holder of its node name to let go. */
-#define NODE_WAIT_SECS 15
+#define NODE_WAIT_SECS 5
 
 /* is_mailjail - does process pid on this host run mailjail? */
 static bool
@@ -2027,31 +2033,31 @@ try_node(struct pg_store *st, const char *host, char *holder, size_t hlen, char 
 	if ((r = exec_setup(st, "SELECT pg_try_advisory_lock(" NODE_LOCK ")", 1, vals, err,
 	    errlen)) == NULL)
 		return -1;
-	got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	PQclear(r);
+	got = strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
+	pq.PQclear(r);
 	if (got)
 		return 1;
 	snprintf(holder, hlen, "another process");
 	if ((r = exec_setup(st, "SELECT host, pid, mailjail_iso(last_seen) FROM nodes"
 	    " WHERE name = $1", 1, vals, err, errlen)) == NULL)
 		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	if (pq.PQntuples(r) != 1) {
+		pq.PQclear(r);
 		return 0;
 	}
-	pid = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-	snprintf(holder, hlen, "pid %ld on host %s, last seen %s", pid, PQgetvalue(r, 0, 0),
-	    PQgetvalue(r, 0, 2));
-	stale = strcmp(PQgetvalue(r, 0, 0), host) == 0 && (pid == (long)getpid() ||
+	pid = strtol(pq.PQgetvalue(r, 0, 1), NULL, 10);
+	snprintf(holder, hlen, "pid %ld on host %s, last seen %s", pid, pq.PQgetvalue(r, 0, 0),
+	    pq.PQgetvalue(r, 0, 2));
+	stale = strcmp(pq.PQgetvalue(r, 0, 0), host) == 0 && (pid == (long)getpid() ||
 	    !is_mailjail(pid));
-	PQclear(r);
+	pq.PQclear(r);
 	if (stale && (r = exec_setup(st, "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
 	    " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
 	    " AND l.pid <> pg_backend_pid()"
 	    " AND l.classid::bigint = ((" NODE_LOCK " >> 32) & 4294967295)"
 	    " AND l.objid::bigint = (" NODE_LOCK " & 4294967295)", 1, vals, err,
 	    errlen)) != NULL)
-		PQclear(r);
+		pq.PQclear(r);
 	return 0;
 }
 
@@ -2091,7 +2097,7 @@ take_node(struct pg_store *st, int wait_secs, char *err, size_t errlen)
 	    " started_at = excluded.started_at, last_seen = excluded.last_seen", 4, vals,
 	    err, errlen)) == NULL)
 		return -1;
-	PQclear(r);
+	pq.PQclear(r);
 	st->last_heartbeat = time(NULL);
 	return 0;
 }
@@ -2118,7 +2124,7 @@ pg_fd(const void *be)
 {
 	const struct pg_store *st = be;
 
-	return conn_bad(st) ? -1 : PQsocket(st->conn);
+	return conn_bad(st) ? -1 : pq.PQsocket(st->conn);
 }
 
 static int
@@ -2130,12 +2136,12 @@ pg_fleet_wake(void *be)
 
 	if (conn_bad(st))
 		return 1;
-	if (!PQconsumeInput(st->conn))
+	if (!pq.PQconsumeInput(st->conn))
 		return 1;   /* the poll will say what is wrong */
-	while ((n = PQnotifies(st->conn)) != NULL) {
-		if (n->be_pid != PQbackendPID(st->conn))
+	while ((n = pq.PQnotifies(st->conn)) != NULL) {
+		if (n->be_pid != pq.PQbackendPID(st->conn))
 			news = 1;
-		PQfreemem(n);
+		pq.PQfreemem(n);
 	}
 	return news;
 }
@@ -2233,7 +2239,7 @@ keep_polled_event(struct pg_store *st, const PGresult *r, int row, void *arg)
 	pe = &p->p[p->n];
 	e = &pe->ev;
 	memset(e, 0, sizeof(*e));
-	e->time = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	e->time = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
 	if (!copy_field(r, row, 1, pe->rule, sizeof(pe->rule)) ||
 	    !copy_field(r, row, 2, pe->type, sizeof(pe->type)) ||
 	    !copy_field(r, row, 3, e->ip, sizeof(e->ip)) ||
@@ -2241,7 +2247,7 @@ keep_polled_event(struct pg_store *st, const PGresult *r, int row, void *arg)
 	    !copy_field(r, row, 5, e->sender, sizeof(e->sender)) ||
 	    !copy_field(r, row, 6, e->qid, sizeof(e->qid)))
 		return 0;
-	e->nrcpt = PQgetisnull(r, row, 7) ? -1 : (long)strtoll(PQgetvalue(r, row, 7), NULL, 10);
+	e->nrcpt = pq.PQgetisnull(r, row, 7) ? -1 : (long)strtoll(pq.PQgetvalue(r, row, 7), NULL, 10);
 	p->n++;
 	return 0;
 }
@@ -2338,12 +2344,12 @@ take_node_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 	struct store_node n;
 
 	(void)st;
-	n.name = PQgetvalue(r, row, 0);
-	n.host = PQgetvalue(r, row, 1);
-	n.pid = strtol(PQgetvalue(r, row, 2), NULL, 10);
-	n.started_at = strtoll(PQgetvalue(r, row, 3), NULL, 10);
-	n.last_seen = strtoll(PQgetvalue(r, row, 4), NULL, 10);
-	n.running = strcmp(PQgetvalue(r, row, 5), "t") == 0;
+	n.name = pq.PQgetvalue(r, row, 0);
+	n.host = pq.PQgetvalue(r, row, 1);
+	n.pid = strtol(pq.PQgetvalue(r, row, 2), NULL, 10);
+	n.started_at = strtoll(pq.PQgetvalue(r, row, 3), NULL, 10);
+	n.last_seen = strtoll(pq.PQgetvalue(r, row, 4), NULL, 10);
+	n.running = strcmp(pq.PQgetvalue(r, row, 5), "t") == 0;
 	u->rc = cb(u->arg, &n);
 	return u->rc;
 }
