@@ -451,6 +451,23 @@ Test(fleet, a_second_node_with_the_same_name_is_refused)
 	node_stop(a);
 }
 
+/* PostgreSQL unreachable at start: exit 1, naming the URI (its password
+ * hidden) and libpq's reason. */
+Test(fleet, an_unreachable_database_at_start_is_exit_1_with_the_reason)
+{
+	struct node *a = node_init(0, "mx1", NULL);
+	char *out;
+
+	cr_assert_eq(tu_sh("sed -i 's|^db = .*|db = postgresql://mailjail:" SECRET
+	    "@/mailjail?host=%s/nonexistent|' '%s'", dir, a->cfg), 0);
+	out = tu_sh_output("'%s' run -c '%s' 2>&1; echo rc=$?", bin, a->cfg);
+	cr_assert(strstr(out, "rc=1") != NULL, "%s", out);
+	cr_assert(strstr(out, "postgresql://mailjail:***@/mailjail?host=") != NULL, "%s", out);
+	cr_assert(strstr(out, "No such file or directory") != NULL, "libpq's reason: %s", out);
+	cr_assert(strstr(out, SECRET) == NULL, "%s", out);
+	free(out);
+}
+
 /*
  * The disruption tests: the same lines, appended in rounds to both logs,
  * once undisturbed and once disturbed; then the databases must agree: every
