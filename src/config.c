@@ -300,7 +300,7 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 	return -1;
 }
 
-/* default_node - the host name up to its first dot, as the node's name */
+/* default_node - the host name, as the node's name */
 static int
 default_node(struct config *cfg)
 {
@@ -309,7 +309,6 @@ default_node(struct config *cfg)
 	if (gethostname(host, sizeof(host)) != 0)
 		return -1;
 	host[sizeof(host) - 1] = '\0';
-	host[strcspn(host, ".")] = '\0';
 	if (!node_name_ok(host))
 		return -1;
 	return (cfg->node = strdup(host)) == NULL ? -1 : 0;
