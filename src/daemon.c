@@ -319,11 +319,16 @@ fleet_due(struct fleet_clock *c, struct store *st)
 	return true;
 }
 
-/* fleet_wait_ms - how long the loop may sleep before the next sync */
+/* fleet_wait_ms - how long the loop may sleep before the next sync (a
+ * notification read during a commit is not on the socket any more) */
 static int
-fleet_wait_ms(const struct fleet_clock *c)
+fleet_wait_ms(struct fleet_clock *c, struct store *st)
 {
-	long left = (c->news ? FLEET_MIN_MS : FLEET_MAX_MS) - ms_since(&c->last);
+	long left;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	left = (c->news ? FLEET_MIN_MS : FLEET_MAX_MS) - ms_since(&c->last);
 
 	return left < 0 ? 0 : (int)left;
 }
@@ -723,8 +728,11 @@ daemon_run(const struct daemon_options *o)
 			}
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (store_fleet(a.store) && fleet_wait_ms(&fleet) < wait_ms)
-				wait_ms = fleet_wait_ms(&fleet);
+			if (store_fleet(a.store)) {
+				int fleet_ms = fleet_wait_ms(&fleet, a.store);
+				if (fleet_ms < wait_ms)
+					wait_ms = fleet_ms;
+			}
 			if (wait_sources(f, js, nj, store_fd(a.store), wait_ms) < 0)
 				goto out;
 		}

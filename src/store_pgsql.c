@@ -117,6 +117,7 @@ struct pg_store {
 	char logged[512];
 	char connerr[512];         /* why the last reconnection failed */
 	bool failed;               /* since begin / clear_error */
+	bool rolling_back;
 	bool transient;
 	/* reconnection */
 	time_t next_attempt;
@@ -243,7 +244,8 @@ keep_error(struct pg_store *st, bool transient, const char *fmt, ...)
 	scrub(st, st->lasterr, sizeof(st->lasterr));
 	st->failed = true;
 	st->transient = transient;
-	if (strcmp(st->logged, st->lasterr) == 0)
+	/* What a rollback drains fails for the first error, said already. */
+	if (st->rolling_back || strcmp(st->logged, st->lasterr) == 0)
 		return;
 	snprintf(st->logged, sizeof(st->logged), "%s", st->lasterr);
 	log_warnx("database %s: %s", st->shown, st->lasterr);
@@ -1025,11 +1027,12 @@ flush_events(struct pg_store *st)
 		pipe_lost(st);
 		goto fail;
 	}
+	/* Even if the COPY fails, the transaction is open: ROLLBACK it. */
+	if (with_begin)
+		st->begun = true;
 	st->round_trips++;
 	if (copy_results(st, PGRES_COPY_IN) != 0)
 		goto fail;
-	if (with_begin)
-		st->begun = true;
 	if (pq.PQputCopyData(st->conn, (const char *)st->copy, (int)st->copylen) != 1 ||
 	    pq.PQputCopyEnd(st->conn, NULL) != 1) {
 		pipe_lost(st);
@@ -1124,11 +1127,11 @@ flush_counts(struct pg_store *st)
 static int
 flush_pending(struct pg_store *st)
 {
-	int rc = flush_events(st);
-
-	if (flush_counts(st) != 0)
-		rc = -1;
-	return rc;
+	if (flush_events(st) != 0) {
+		clear_counts(st);   /* the batch is lost: nothing more is sent */
+		return -1;
+	}
+	return flush_counts(st);
 }
 
 /* write_now - outside a transaction, what was sent commits at once */
@@ -1291,10 +1294,12 @@ pg_rollback(void *be)
 	st->begun = false;
 	/* The failure that caused the rollback is the one to report. */
 	memcpy(msg, st->lasterr, sizeof(msg));
+	st->rolling_back = failed;
 	if (pipe_sync(st) == 0 || !conn_bad(st)) {
 		if (send_sql(st, "ROLLBACK", 0, NULL) != 0 || pipe_sync(st) != 0)
 			rc = conn_bad(st) ? 0 : -1;   /* gone: nothing to roll back */
 	}
+	st->rolling_back = false;
 	if (failed) {
 		memcpy(st->lasterr, msg, sizeof(msg));
 		st->failed = failed;

@@ -895,3 +895,33 @@ Test(store_pgsql, a_constraint_is_not_transient_and_survives_the_rollback)
 	cr_assert(!store_error_is_transient(st));
 	store_close(st);
 }
+
+/* A batch whose COPY of events fails (it carries the BEGIN) is rolled back
+ * whole, and the session is fit for the next batch. */
+Test(store_pgsql, a_failed_copy_is_rolled_back_and_the_next_batch_works)
+{
+	struct store *st;
+	struct event e = { .rule = "r", .type = "auth_failure", .time = 1000, .ip = "192.0.2.1",
+	    .nrcpt = -1 };
+	char err[256], *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	out = tu_sql(db, "CREATE FUNCTION no_events() RETURNS trigger LANGUAGE plpgsql AS"
+	    " $$ BEGIN RAISE EXCEPTION 'no events today'; END $$;"
+	    " CREATE TRIGGER no BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION no_events()");
+	free(out);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_event(st, &e), 0, "buffered");
+	cr_assert_eq(store_commit(st), -1);
+	cr_assert(strstr(store_errmsg(st), "no events today") != NULL, "%s", store_errmsg(st));
+	cr_assert_eq(store_rollback(st), 0);
+	out = tu_sql(db, "DROP TRIGGER no ON events");
+	free(out);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+	store_close(st);
+	out = tu_sql(db, "SELECT count(*) FROM events");
+	cr_assert_str_eq(out, "1\n");
+	free(out);
+}
