@@ -327,6 +327,24 @@ Test(fleet, a_quota_split_sixty_and_forty_one_holds_on_both_nodes)
 	out = postmap(a, "bob@example.org");
 	cr_assert_str_eq(out, "", "others are not held");
 	free(out);
+	/* released on mx2: out of both maps */
+	{
+		char cmd[1200];
+		snprintf(cmd, sizeof(cmd), "%s release alice@example.org -c %s", bin, b->cfg);
+		out = node_sh(b, "%s", cmd);
+	}
+	cr_assert(strstr(out, "released alice@example.org") != NULL, "%s", out);
+	free(out);
+	for (int i = 0; i < 200; i++) {
+		char *pa = postmap(a, "alice@example.org"), *pb = postmap(b, "alice@example.org");
+		bool gone = pa[0] == '\0' && pb[0] == '\0';
+		free(pa);
+		free(pb);
+		if (gone)
+			break;
+		cr_assert_lt(i, 199, "released on every node");
+		usleep(50000);
+	}
 	node_stop(a);
 	node_stop(b);
 }
