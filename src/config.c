@@ -16,11 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "journal.h"
 
 enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
-	KEY_JOURNAL };
+	KEY_JOURNAL, KEY_DB, KEY_NODE };
 
 struct config_key {
 	const char *section;
@@ -37,7 +38,8 @@ static const struct config_key config_keys[] = {
 	{ "mailjail", "log_auto_file", KEY_PATH, OFF(log_auto_file), "/var/log/mail.log" },
 	{ "mailjail", "log_auto_journal", KEY_JOURNAL, OFF(log_auto_journal),
 	  "journal:postfix@-.service" },
-	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "db",    KEY_DB,     OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "node",  KEY_NODE,   OFF(node), NULL },
 	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
 	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
 	{ "mailjail", "user",  KEY_STRING, OFF(user), "mailjail" },
@@ -184,6 +186,22 @@ set_ports(struct config *cfg, const char *value, char *why, size_t wlen)
 	return 0;
 }
 
+/* node_name_ok - a node name: letters, digits, '.', '_', '-' (a host name
+ * fits); it is shown in status and logs and keys the node's rows */
+static bool
+node_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_NODE_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
 /* set_key - parse value into the member k describes; why says what is wrong */
 static int
 set_key(struct config *cfg, const char *base, const struct config_key *k,
@@ -227,12 +245,28 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 			return -1;
 		v = strdup(value);
 		break;
+	case KEY_DB:
+		/* A URI (postgresql://...) is the store's business, kept as
+		 * given; anything else is a file path. */
+		if (strstr(value, "://") != NULL) {
+			v = strdup(value);
+			break;
+		}
+		/* fall through */
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");
 			return -1;
 		}
 		v = cfg_resolve_path(base, value);
+		break;
+	case KEY_NODE:
+		if (!node_name_ok(value)) {
+			snprintf(why, wlen, "expected 1 to %d letters, digits, '.', '_' or '-'",
+			    CONFIG_NODE_MAX);
+			return -1;
+		}
+		v = strdup(value);
 		break;
 	case KEY_STRING:
 		if (*value == '\0') {
@@ -329,6 +363,20 @@ resolve_log_auto(struct config *cfg, char *why, size_t wlen)
 	return 0;
 }
 
+/* default_node - the host name, as the node's name */
+static int
+default_node(struct config *cfg)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		return -1;
+	host[sizeof(host) - 1] = '\0';
+	if (!node_name_ok(host))
+		return -1;
+	return (cfg->node = strdup(host)) == NULL ? -1 : 0;
+}
+
 /* set_defaults - every key's default, "auto" not resolved yet */
 static int
 set_defaults(struct config *cfg)
@@ -345,6 +393,12 @@ set_defaults(struct config *cfg)
 			config_free(cfg);
 			return -1;
 		}
+	}
+	/* A host name a node name cannot be: the fleet's node lock then
+	 * says so if two nodes both fall back to this. */
+	if (default_node(cfg) != 0 && (cfg->node = strdup("mailjail")) == NULL) {
+		config_free(cfg);
+		return -1;
 	}
 	return 0;
 }

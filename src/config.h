@@ -27,6 +27,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/mailjail/mailjail.conf"
 #define CONFIG_LOGS_MAX 16
 #define CONFIG_LOG_AUTO "auto"
+#define CONFIG_NODE_MAX 63
 
 struct config {
 	char *path;                  /* the file read */
@@ -35,7 +36,8 @@ struct config {
 	int log_auto;                /* index in logs of what "auto" chose; -1: none */
 	char *log_auto_file;         /* "auto": this file if it exists, */
 	char *log_auto_journal;      /* else this journal source */
-	char *db;
+	char *db;                    /* a path, or a URI (postgresql://...) */
+	char *node;                  /* this host's name in a fleet */
 	char *rules;
 	char *jails;
 	char *nft_table, *nft_set_v4, *nft_set_v6, *nft_chain;

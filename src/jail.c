@@ -1418,6 +1418,48 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
 	return ban_record(j, key, now, v->expires_at);
 }
 
+/*
+ * over_limit - does a window of c that holds time t reach j's limit?  The
+ * windows ending at t and at each later event less than a window after
+ * it: an event that comes late (another node's, or another log's read
+ * behind) can complete a window that ends at an event counted before it.
+ * For events in time order that is the window ending at t alone.  A
+ * failure jail needs need events in findtime (maxretry, or more for an
+ * address spared_authenticated).  *sum (and *li, the limit, for a quota)
+ * say which.
+ */
+static bool
+over_limit(const struct jail *j, struct ent *c, int64_t t, uint64_t need, uint64_t *sum,
+    size_t *li)
+{
+	const uint32_t *r = ent_ring(c);
+
+	for (uint32_t i = ent_rank(c, t - 1); i < c->n; i++) {
+		int64_t e = r[ring_pos(c, i)];
+		bool within = false;
+
+		if (j->maxretry) {
+			if (e >= t + j->findtime)
+				break;
+			if ((*sum = ent_sum(c, e, j->findtime, false)) >= need)
+				return true;
+			continue;
+		}
+		for (size_t l = 0; l < j->nlimits; l++) {
+			if (e >= t + j->limits[l].w)
+				continue;
+			within = true;
+			if ((*sum = ent_sum(c, e, j->limits[l].w, j->count_rcpt)) > j->limits[l].n) {
+				*li = l;
+				return true;
+			}
+		}
+		if (!within)
+			break;
+	}
+	return false;
+}
+
 /* count_key - count weight at time t for key in j; maybe a verdict */
 static int
 count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
@@ -1429,7 +1471,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 	struct verdict *v;
 	uint64_t sum = 0;
 	size_t li = 0;
-	bool fire = false, spared = false;
+	bool spared = false;
 
 	if (b != NULL && t < (int64_t)b->t32)
 		return 0;   /* banned then: not counted, see top */
@@ -1440,18 +1482,10 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 		return -1;
 	if (!sk->live || t <= now - j->window)
 		return 0;
-	if (j->maxretry) {
-		sum = ent_sum(c, t, j->findtime, false);
+	if (j->maxretry)
 		spared = j->spare_after > 0 && spare_applies(j, key, t);
-		fire = sum >= (uint64_t)j->maxretry * (spared ? j->spare_factor : 1);
-	} else {
-		for (li = 0; li < j->nlimits && !fire; li++) {
-			sum = ent_sum(c, t, j->limits[li].w, j->count_rcpt);
-			fire = sum > j->limits[li].n;
-		}
-		li--;
-	}
-	if (!fire || sk->n >= sk->max)
+	if (!over_limit(j, c, t, (uint64_t)j->maxretry * (spared ? j->spare_factor : 1),
+	    &sum, &li) || sk->n >= sk->max)
 		return 0;
 	if (j->recidive)
 		snprintf(reason, sizeof(reason), "%" PRIu64 " bans in %s", sum,

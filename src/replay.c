@@ -34,6 +34,10 @@ print_summary(const struct pipeline *p, struct app *a, double secs)
 	    "%" PRIu64 " bans/holds, %" PRIu64 " bad lines, %" PRIu64 " bad fields\n",
 	    s->lines, secs, secs > 0 ? (double)s->lines / secs : 0.0, s->events,
 	    s->verdicts, s->bad_lines, s->bad_fields);
+	if (store_round_trips(a->store) > 0)
+		printf("  database round trips: %" PRIu64 " (%.2f per 1,000 lines)\n",
+		    store_round_trips(a->store), s->lines ?
+		    (double)store_round_trips(a->store) * 1000.0 / (double)s->lines : 0.0);
 	for (size_t i = 0; i < s->nrules; i++)
 		printf("  rule %-28s %-20s %" PRIu64 "\n", rules_name(a->rules, i),
 		    rules_event(a->rules, i), s->rule_hits[i]);

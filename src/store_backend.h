@@ -7,7 +7,9 @@
  * model): store.c picks one at store_open() and forwards every store.h call
  * to it.  Each operation is the store.h function of the same name, with the
  * backend's own state (be) in place of the struct store; the contracts are
- * the ones store.h states.  Every operation must be set.
+ * the ones store.h states.  Every operation must be set, except those
+ * marked "may be NULL": a backend that is one node (SQLite) leaves the
+ * fleet ones unset and store.c answers for it (no node, no news).
  *
  * Memory: open() allocates the backend's state; close() frees it.  struct
  * store (store.c) owns only the pointer.
@@ -31,6 +33,9 @@ struct store_backend {
 	void (*clear_error)(void *be);
 	void (*set_stop_flag)(void *be, const volatile sig_atomic_t *flag);
 	const char *(*path)(const void *be);
+	const char *(*file)(const void *be);
+	bool (*created)(const void *be);
+	uint64_t (*round_trips)(const void *be);               /* may be NULL */
 
 	int (*begin)(void *be);
 	int (*commit)(void *be);
@@ -39,6 +44,8 @@ struct store_backend {
 	int (*add_event)(void *be, const struct event *ev);
 	int (*count_event)(void *be, const struct event *ev);
 	int (*add_ban)(void *be, const struct verdict *v, int64_t *id);
+	/* may be NULL: add_ban for each */
+	int (*add_bans)(void *be, const struct verdict *v, size_t n, int *outcome);
 	int (*lift_bans)(void *be, const char *jail, const char *target, int64_t now);
 
 	int (*get_position)(void *be, const char *path, struct log_position *out);
@@ -59,6 +66,14 @@ struct store_backend {
 	int (*purge_events)(void *be, int64_t before);
 	int (*each_event_about)(void *be, const struct event_about *about,
 	    store_event_cb cb, void *arg);
+
+	/* The fleet: may be NULL (one node). */
+	int (*set_node)(void *be, const char *node);
+	int (*claim_node)(void *be, char *err, size_t errlen);
+	int (*fd)(const void *be);
+	int (*fleet_wake)(void *be);
+	int (*fleet_poll)(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg);
+	int (*each_node)(void *be, store_node_cb cb, void *arg);
 };
 
 /* The front's handle: which backend, and its state. */
@@ -68,5 +83,6 @@ struct store {
 };
 
 extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_pgsql;
 
 #endif

@@ -148,6 +148,7 @@ struct sqlite_store {
 	const volatile sig_atomic_t *stop;   /* set: the busy wait gives up */
 	dev_t dev;                 /* the file opened, for store_check_file */
 	ino_t ino;
+	bool created;              /* store_open made the file */
 };
 
 static int flush_pending(struct sqlite_store *st);
@@ -165,6 +166,14 @@ sq_path(const void *be)
 	const struct sqlite_store *st = be;
 
 	return st->path;
+}
+
+static bool
+sq_created(const void *be)
+{
+	const struct sqlite_store *st = be;
+
+	return st->created;
 }
 
 static const char *
@@ -397,15 +406,29 @@ sq_open(const char *path, bool create, void **out, char *err, size_t errlen)
 {
 	struct sqlite_store *st = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	const char *slash = strrchr(path, '/');
+	bool created;
 
 	*out = NULL;
 	if (!create && access(path, F_OK) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Name the missing directory rather than let SQLite say "unable to open". */
+	if (slash != NULL && slash != path) {
+		char dir[4096];
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		if (stat(dir, &sb) != 0) {
+			snprintf(err, errlen, "%s: directory %s: %s", path, dir, strerror(errno));
+			return -1;
+		}
+	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	tune_library();
+	created = create && access(path, F_OK) != 0;
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		free(st);
@@ -439,6 +462,7 @@ sq_open(const char *path, bool create, void **out, char *err, size_t errlen)
 		st->dev = sb.st_dev;
 		st->ino = sb.st_ino;
 	}
+	st->created = created;
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &st->stmt[i], NULL) != SQLITE_OK) {
@@ -998,7 +1022,7 @@ sq_each_cursor(void *be, store_cursor_cb cb, void *arg)
 
 		if (src == NULL || cur == NULL)
 			continue;
-		if ((ret = cb(arg, (const char *)src, (const char *)cur,
+		if ((ret = cb(arg, NULL, (const char *)src, (const char *)cur,
 		    sqlite3_column_int64(s, 2))) != 0)
 			goto out;
 	}
@@ -1080,6 +1104,7 @@ each_ban_rows(struct sqlite_store *st, sqlite3_stmt *s, store_ban_cb cb, void *a
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		b.id = sqlite3_column_int64(s, 0);
+		b.node = NULL;
 		b.jail = (const char *)sqlite3_column_text(s, 1);
 		b.target = (const char *)sqlite3_column_text(s, 2);
 		b.target_kind = (const char *)sqlite3_column_text(s, 3);
@@ -1176,7 +1201,7 @@ sq_each_position(void *be, store_position_cb cb, void *arg)
 		pos.inode = (uint64_t)sqlite3_column_int64(s, 1);
 		pos.offset = (uint64_t)sqlite3_column_int64(s, 2);
 		pos.first_hash = (uint64_t)sqlite3_column_int64(s, 3);
-		if ((ret = cb(arg, &pos, sqlite3_column_int64(s, 4))) != 0)
+		if ((ret = cb(arg, NULL, &pos, sqlite3_column_int64(s, 4))) != 0)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1361,6 +1386,8 @@ const struct store_backend store_backend_sqlite = {
 	.clear_error = sq_clear_error,
 	.set_stop_flag = sq_set_stop_flag,
 	.path = sq_path,
+	.file = sq_path,
+	.created = sq_created,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,

@@ -2,7 +2,8 @@
  * test_explain - "mailjail explain": the events that made a failure ban, a
  * quota hold (client addresses, recipients) and a recidive ban (the bans it
  * counted), evidence gone after the purge, a ban by hand; text and JSON
- * (read back with python3's json module).  Real binary, real SQLite files.
+ * (read back with python3's json module).  Real binary, real SQLite files,
+ * and (test_explain_pgsql) a real PostgreSQL.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ setup(void)
 	char text[2048];
 
 	tu_mkdtemp(dir, sizeof(dir));
-	snprintf(db, sizeof(db), "%s/mj.db", dir);
+	tu_db(dir, "mj.db", db, sizeof(db));   /* SQLite, or PostgreSQL (_pgsql) */
 	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
 	/* the shipped rules and jails, and a quota jail counting recipients */
 	snprintf(text, sizeof(text), "[mailjail]\nlog = %s/mail.log\ndb = %s\nrules = %s/rules\n"
@@ -214,8 +215,14 @@ Test(explain, evidence_older_than_the_purge_is_said_to_be_gone)
 	fclose(fp);
 	replay("old.log");
 	/* what the daemon's hourly purge does: events older than 2 days go */
-	cr_assert_eq(tu_sh("sqlite3 '%s' 'DELETE FROM events WHERE time < %lld'", db,
-	    (long long)time(NULL) - 2 * 86400), 0);
+	free(tu_sql(db, "DELETE FROM events WHERE time < %lld",
+	    (long long)time(NULL) - 2 * 86400));
+	{
+		char *left = tu_sql(db, "SELECT count(*) FROM events WHERE time < %lld",
+		    (long long)time(NULL) - 2 * 86400);
+		cr_assert_str_eq(left, "0\n", "purged");
+		free(left);
+	}
 	out = explain("203.0.113.40");
 	cr_assert(strstr(out, "reason: 5 auth_failure in 10m (rule sasl-auth-failed)") != NULL,
 	    "the reason stays: %s", out);

@@ -187,6 +187,42 @@ Test(jail, out_of_order_event_keeps_newest_times)
 	jails_free(js);
 }
 
+/* rec_late - an event of time t counted at the clock now (a fleet's other
+ * node's, polled a moment later) */
+static int
+rec_late(struct jailset *js, const char *type, int64_t t, int64_t now, const char *ip,
+    const char *user)
+{
+	struct event e = mkev(type, t, ip, user);
+	int n = jail_record_event(js, &e, now, out, JAIL_VERDICTS_MAX);
+
+	cr_assert_geq(n, 0);
+	return n;
+}
+
+/* 3 failures on this node, then 2 older ones from another node: the late
+ * ones complete the window that ends at this node's last, and the verdict
+ * is made when they come (else neither node would ever see 5). */
+Test(jail, late_events_complete_a_window_ending_at_a_later_one)
+{
+	struct jailset *js = load_text(SASL);
+
+	cr_assert_eq(rec(js, "auth_failure", T0 + 100, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 101, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 102, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 95, T0 + 103, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 96, T0 + 103, "192.0.2.5", NULL), 1);
+	check_verdict(&out[0], "sasl", "192.0.2.5", 1, T0 + 103, T0 + 103 + 3600);
+	cr_assert_str_eq(out[0].reason, "5 auth_failure in 10m (rule test-rule)");
+	/* a late event a whole window before the rest completes nothing */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5000, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5001, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5002, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 4400, T0 + 5003, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 4401, T0 + 5003, "192.0.2.6", NULL), 0);
+	jails_free(js);
+}
+
 /* ban - make 5 failures at t..t+4 and return the verdict count of the last */
 static int
 ban5(struct jailset *js, int64_t t, const char *ip)
@@ -288,6 +324,20 @@ Test(jail, quota_window_edge_and_second_limit)
 	/* 6 in the day > 5: the 1d limit fires */
 	cr_assert_eq(rec(js, "submission", t + 10800, NULL, "bob"), 1);
 	cr_assert_str_eq(out[0].reason, "6 messages in 1d over limit 5/1d");
+	jails_free(js);
+}
+
+/* The same for a quota: 3 messages here, a 4th from another node sent
+ * before them, polled after. */
+Test(jail, a_late_message_completes_a_quota_window)
+{
+	struct jailset *js = load_text(QUOTA);
+
+	cr_assert_eq(rec(js, "submission", T0 + 10, NULL, "carol"), 0);
+	cr_assert_eq(rec(js, "submission", T0 + 20, NULL, "carol"), 0);
+	cr_assert_eq(rec(js, "submission", T0 + 30, NULL, "carol"), 0);
+	cr_assert_eq(rec_late(js, "submission", T0 + 5, T0 + 31, NULL, "carol"), 1);
+	cr_assert_str_eq(out[0].reason, "4 messages in 1h over limit 3/1h");
 	jails_free(js);
 }
 

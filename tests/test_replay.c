@@ -1,6 +1,8 @@
 /*
  * test_replay - the real binary on the shipped sample log and config, with
- * real SQLite files read back through the sqlite3 CLI (what an admin sees).
+ * the store under test (real SQLite files, or PostgreSQL with
+ * MAILJAIL_TEST_DB=pgsql) read back through the sqlite3 CLI or psql (what
+ * an admin sees).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@ static void
 setup(void)
 {
 	tu_mkdtemp(dir, sizeof(dir));
-	snprintf(db, sizeof(db), "%s/mj.db", dir);
+	tu_db(dir, "mj.db", db, sizeof(db));
 	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
 	snprintf(conf, sizeof(conf), "%s/conf/mailjail.conf", tu_srcdir());
 	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
@@ -35,7 +37,7 @@ TestSuite(test_rules, .init = setup, .fini = teardown);
 static char *
 query(const char *sql)
 {
-	return tu_sh_output("sqlite3 '%s' \"%s\"", db, sql);
+	return tu_sql(db, "%s", sql);
 }
 
 Test(replay, sample_bans_the_attackers_and_holds_the_spammer)
@@ -91,14 +93,14 @@ Test(replay, second_replay_counts_nothing_twice)
 
 Test(replay, growing_file_resumes_where_it_stopped)
 {
-	char log[600], db2[600];
+	char log[600], db2[700];
 	char *a, *b;
 	const char *sql = "SELECT (SELECT count(*) FROM events) || ' ' || coalesce((SELECT sum(n)"
 	    " FROM event_counts), 0) || ' ' || (SELECT group_concat(jail || '/' || target || '/' || level || '/' || started_at, ',') "
 	    "FROM (SELECT * FROM bans ORDER BY id))";
 
 	snprintf(log, sizeof(log), "%s/mail.log", dir);
-	snprintf(db2, sizeof(db2), "%s/whole.db", dir);
+	tu_db(dir, "whole.db", db2, sizeof(db2));
 	/* The same log in three pieces, the last piece appended later. */
 	cr_assert_eq(tu_sh("head -n 400 '%s' > '%s'", sample, log), 0);
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf,
