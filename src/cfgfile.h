@@ -11,6 +11,15 @@
  *
  * Memory: a struct diag owns its messages; diag_free() releases them.
  * Directory loads visit "NAME.SUFFIX" files in name order.
+ *
+ * SECURITY: what root reads must be root's.  Every file parsed here (the
+ * config, each rules and jails file) must be owned by root or by the user
+ * running the command and writable by neither group nor others, and so
+ * must the directory holding it (by the name given and, past a symbolic
+ * link, by its real name) and a directory of rules or jails itself; a
+ * directory with the sticky bit (/tmp) may be writable by others, since
+ * nobody else can replace the files in it.  Anything else is refused with
+ * one "path: ..." diag, and the load fails (exit 2 for the commands).
  */
 #ifndef MAILJAIL_CFGFILE_H
 #define MAILJAIL_CFGFILE_H

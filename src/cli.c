@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "cmdhelp.h"
 #include "daemon.h"
 #include "follow.h"
 #include "holdmap.h"
 #include "log.h"
 #include "replay.h"
+#include "runuser.h"
 
 /* load_or_report - app_load, printing every diag; exit status on failure */
 static int
@@ -55,12 +57,11 @@ cli_replay(int argc, char **argv)
 		case 'd': db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'q': o.quiet = true; o.progress = false; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "usage: mailjail replay [-c FILE] [--db PATH] [--dry-run] LOG...\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = load_or_report(&a, cfgpath, NULL, true)) != 0) {
 		app_free(&a);
@@ -76,148 +77,15 @@ cli_replay(int argc, char **argv)
 	return rc;
 }
 
-/* test-rules: per rule the lines matched, with a few sample captures */
-
-#define SAMPLES_PER_RULE 3
-
-struct sample {
-	char text[MJ_FIELD_MAX * 2 + 160];
-};
-
-struct test_rules_ctx {
-	struct ruleset *rules;
-	struct logtime lt;
-	uint64_t lines, nomatch, bad_lines, bad_fields;
-	uint64_t *hits;
-	struct sample *samples;   /* nrules * SAMPLES_PER_RULE */
-};
-
-static void
-format_captures(const struct event *ev, char *buf, size_t len)
+/* jail_actions - the ACTION_* bits of every jail */
+static unsigned
+jail_actions(struct app *a)
 {
-	size_t off = 0;
+	unsigned actions = 0;
 
-	off += (size_t)snprintf(buf + off, len - off, "time=%" PRId64, ev->time);
-#define FIELD(name, val) \
-	if ((val)[0] && off < len) \
-		off += (size_t)snprintf(buf + off, len - off, " " name "=%s", (val));
-	FIELD("ip", ev->ip);
-	FIELD("user", ev->user);
-	FIELD("sender", ev->sender);
-	FIELD("qid", ev->qid);
-#undef FIELD
-	if (ev->nrcpt >= 0 && off < len)
-		snprintf(buf + off, len - off, " nrcpt=%ld", ev->nrcpt);
-}
-
-static int
-test_rules_line(void *arg, size_t file, const char *line, size_t len)
-{
-	struct test_rules_ctx *c = arg;
-	struct event ev;
-	size_t rule = 0;
-
-	(void)file;
-	c->lines++;
-	switch (rules_match(c->rules, &c->lt, line, len, &ev, &rule)) {
-	case RULES_NOMATCH:
-		c->nomatch++;
-		break;
-	case RULES_BADLINE:
-		c->bad_lines++;
-		break;
-	case RULES_BADFIELD:
-		c->bad_fields++;
-		break;
-	case RULES_MATCH:
-		if (c->hits[rule] < SAMPLES_PER_RULE)
-			format_captures(&ev, c->samples[rule * SAMPLES_PER_RULE +
-			    c->hits[rule]].text, sizeof(c->samples[0].text));
-		c->hits[rule]++;
-		break;
-	}
-	return 0;
-}
-
-int
-cli_test_rules(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "rules", required_argument, NULL, 'r' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *cfgpath = NULL, *rules_path = NULL;
-	struct test_rules_ctx c;
-	struct follow *f = NULL;
-	struct ruleset *rs = NULL;
-	struct diag d;
-	size_t n;
-	int ch, rc = EXIT_RUNTIME;
-	long got;
-
-	memset(&c, 0, sizeof(c));
-	while ((ch = getopt_long(argc, argv, "c:r:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': cfgpath = optarg; break;
-		case 'r': rules_path = optarg; break;
-		default: return EXIT_USAGE;
-		}
-	}
-	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail test-rules [-c FILE] [--rules PATH] LOG\n");
-		return EXIT_USAGE;
-	}
-	diag_init(&d);
-	if (rules_path == NULL) {
-		/* The config only says where the rules are. */
-		struct app a;
-		if (load_or_report(&a, cfgpath, NULL, false) != 0) {
-			app_free(&a);
-			diag_free(&d);
-			return EXIT_USAGE;
-		}
-		rs = a.rules;
-		a.rules = NULL;
-		app_free(&a);
-	} else if (rules_load(rules_path, &rs, &d) != 0) {
-		diag_print(&d);
-		diag_free(&d);
-		rules_free(rs);
-		return EXIT_USAGE;
-	}
-	diag_free(&d);
-	n = rules_count(rs);
-	c.rules = rs;
-	logtime_init(&c.lt, (int64_t)time(NULL));
-	c.hits = calloc(n ? n : 1, sizeof(*c.hits));
-	c.samples = calloc((n ? n : 1) * SAMPLES_PER_RULE, sizeof(*c.samples));
-	if (c.hits == NULL || c.samples == NULL) {
-		log_warnx("out of memory");
-		goto out;
-	}
-	if (follow_open(&f, false) != 0 || follow_add(f, argv[optind], NULL) < 0)
-		goto out;
-	while ((got = follow_read(f, test_rules_line, &c, 65536)) > 0)
-		;
-	if (got < 0)
-		goto out;
-	printf("%" PRIu64 " lines: %" PRIu64 " matched no rule, %" PRIu64
-	    " bad lines, %" PRIu64 " bad captures\n", c.lines, c.nomatch,
-	    c.bad_lines, c.bad_fields);
-	for (size_t i = 0; i < n; i++) {
-		printf("%-28s %-20s %" PRIu64 "\n", rules_name(rs, i), rules_event(rs, i),
-		    c.hits[i]);
-		for (uint64_t k = 0; k < c.hits[i] && k < SAMPLES_PER_RULE; k++)
-			printf("    %s\n", c.samples[i * SAMPLES_PER_RULE + k].text);
-	}
-	rc = 0;
-out:
-	follow_close(f);
-	free(c.hits);
-	free(c.samples);
-	rules_free(rs);
-	return rc;
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		actions |= jails_actions(a->jails, j);
+	return actions;
 }
 
 /* check_maps_readable - can Postfix read the maps the jails write?  A
@@ -226,11 +94,8 @@ out:
 static void
 check_maps_readable(struct app *a)
 {
-	unsigned actions = 0;
+	unsigned actions = jail_actions(a);
 	char err[512];
-
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		actions |= jails_actions(a->jails, j);
 	if ((actions & (ACTION_HOLD | ACTION_DEFER)) &&
 	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the hold map %s: %s\n",
@@ -239,6 +104,24 @@ check_maps_readable(struct app *a)
 	    holdmap_check_readable(a->cfg.reject_map, HOLDMAP_REJECT, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the reject map %s: %s\n",
 		    a->cfg.path, a->cfg.reject_map, err);
+}
+
+/* check_run_user - can the user run works as do its work?  As run checks
+ * it at start (runuser.h), changing nothing. */
+static int
+check_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0 ||
+	    runuser_check(&u, &a->cfg, a->cfg.db, jail_actions(a), false, &d) != 0)
+		rc = EXIT_USAGE;
+	diag_print(&d);
+	diag_free(&d);
+	return rc;
 }
 
 int
@@ -255,16 +138,21 @@ cli_check_config(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': cfgpath = optarg; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail check-config [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	rc = load_or_report(&a, cfgpath, NULL, true);
+	if (rc == 0)
+		rc = check_run_user(&a);
 	if (rc == 0) {
+		char why[1024];
+
 		check_maps_readable(&a);
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			printf("%s: %s\n", a.cfg.path, why);
 		printf("%s: %zu rules, %zu jails: OK\n", a.cfg.path, rules_count(a.rules),
 		    jails_count(a.jails));
 	}
@@ -294,13 +182,11 @@ cli_run(int argc, char **argv)
 		case 'n': o.dry_run = true; break;
 		case 's': o.syslog = true; break;
 		case 'l': o.log_file = optarg; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind != argc || (o.syslog && o.log_file)) {
-		fprintf(stderr, "usage: mailjail run [-c FILE] [--db PATH] [--dry-run] "
-		    "[--syslog | --log-file PATH]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	return daemon_run(&o);
 }

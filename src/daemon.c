@@ -12,10 +12,27 @@
  * map expiry), then the batch is rewound and read again.  Any other refusal
  * (corrupt file, read-only, constraint, no memory) stops the daemon with
  * exit 1, so systemd's restart loop shows it.
+ *
+ * log = auto (config.h) reads /var/log/mail.log if it exists, else
+ * Postfix's journal; both hold the same lines when rsyslog runs.  When the
+ * choice changes between two starts (rsyslog installed or removed), the
+ * source chosen now starts at its end rather than at a saved place or its
+ * beginning: what it holds up to now was read from the other one.  Which
+ * was read last is told by the store (updated_at of the file's position and
+ * of the journal's cursor); the lines written while the daemon was stopped
+ * for the switch are not read.
+ *
+ * Start-up, in this order: signals; the --log-file (safefile.h); the
+ * configuration; the run user's check and the hand-over of root's state
+ * files (runuser.h); the journal (root or its groups); the privilege drop;
+ * then, as the run user, the DB, the backends (netlink, maps), restore and
+ * re-apply, the followed files, the journal's saved cursor; READY=1.  So
+ * started as root, root opens no name in the run user's directories.
  */
 #include "daemon.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +51,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "privdrop.h"
+#include "runuser.h"
 
 /* How often the nftables table is checked for having been flushed away. */
 #define RECONCILE_SECS 5
@@ -79,18 +97,25 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* all_actions - the ACTION_* bits of every jail */
+static unsigned
+all_actions(struct app *a)
+{
+	unsigned needed = 0;
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		needed |= jails_actions(a->jails, j);
+	return needed;
+}
+
 /* backends_init - every backend some jail needs (none when dry) */
 static int
 backends_init(struct backend_set *b, struct app *a, bool dry_run)
 {
-	unsigned needed = 0;
-
 	b->n = 0;
 	if (dry_run)
 		return 0;
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		needed |= jails_actions(a->jails, j);
-	return enforce_open(b, &a->cfg, needed);
+	return enforce_open(b, &a->cfg, all_actions(a));
 }
 
 struct reapply_ctx {
@@ -159,6 +184,22 @@ start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
 	return 0;
 }
 
+/* logs_differ - do two configs name different logs (in any order)? */
+static bool
+logs_differ(const struct config *x, const struct config *y)
+{
+	if (x->nlogs != y->nlogs)
+		return true;
+	for (size_t i = 0; i < x->nlogs; i++) {
+		bool found = false;
+		for (size_t k = 0; k < y->nlogs && !found; k++)
+			found = strcmp(x->logs[i], y->logs[k]) == 0;
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 /* reload - new config, rules and jails; on any error keep the running ones */
 static void
 reload(struct app *a, struct pipeline *p, struct backend_set *b,
@@ -180,6 +221,13 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	}
 	diag_free(&d);
 	/* The DB and the logs stay as they are: changing them needs a restart. */
+	if (logs_differ(&a->cfg, &n.cfg)) {
+		char why[1024];
+		log_warnx("reload: [mailjail] log names other logs now; the ones "
+		    "read change at the next restart");
+		if (config_describe_log_auto(&n.cfg, why, sizeof(why)))
+			log_warnx("reload: %s", why);
+	}
 	n.store = a->store;
 	/* Not a->db_path: it may point into the old config, freed below. */
 	n.db_path = store_path(a->store);
@@ -208,7 +256,118 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	    rules_count(a->rules), jails_count(a->jails));
 }
 
-/* journals_open - each "journal:" log at its saved cursor (before the drop) */
+struct saved_at {
+	const char *node;          /* this node's rows only (NULL: one node) */
+	const char *name;
+	int found;
+	int64_t at;
+};
+
+/* saved_mine - a saved place of s->name, of this node */
+static void
+saved_mine(struct saved_at *s, const char *node, const char *name, int64_t updated_at)
+{
+	if (node != NULL && s->node != NULL && strcmp(node, s->node) != 0)
+		return;
+	if (strcmp(name, s->name) == 0) {
+		s->found = 1;
+		s->at = updated_at;
+	}
+}
+
+static int
+position_at(void *arg, const char *node, const struct log_position *pos,
+    int64_t updated_at)
+{
+	saved_mine(arg, node, pos->path, updated_at);
+	return 0;
+}
+
+static int
+cursor_at(void *arg, const char *node, const char *source, const char *cursor,
+    int64_t updated_at)
+{
+	(void)cursor;
+	saved_mine(arg, node, source, updated_at);
+	return 0;
+}
+
+/* saved_at - when the position (file) or cursor (journal source) of name
+ * was last committed by this node: 1 (*at set), 0 never, -1 error */
+static int
+saved_at(struct store *st, const char *node, const char *name, int64_t *at)
+{
+	struct saved_at s = { node, name, 0, 0 };
+	int rc = journal_is_source(name) ? store_each_cursor(st, cursor_at, &s) :
+	    store_each_position(st, position_at, &s);
+
+	if (rc != 0)
+		return -1;
+	*at = s.at;
+	return s.found;
+}
+
+/* auto_other - the source log = auto did not choose */
+static const char *
+auto_other(const struct app *a)
+{
+	return journal_is_source(a->cfg.logs[a->cfg.log_auto]) ?
+	    a->cfg.log_auto_file : a->cfg.log_auto_journal;
+}
+
+/*
+ * auto_switched - logs[i] is what log = auto chose, and the other source it
+ * chooses between was read after it (or it never was): 1, it starts at its
+ * end; 0, as usual; -1, error.  The same second counts as after: a few
+ * lines not read cost less than lines counted twice.
+ */
+static int
+auto_switched(struct app *a, size_t i)
+{
+	int64_t chosen_at = 0, other_at = 0;
+	int chosen, other;
+
+	if (a->cfg.log_auto != (int)i)
+		return 0;
+	if ((chosen = saved_at(a->store, a->cfg.node, a->cfg.logs[i], &chosen_at)) < 0 ||
+	    (other = saved_at(a->store, a->cfg.node, auto_other(a), &other_at)) < 0)
+		return -1;
+	return other == 1 && (chosen == 0 || other_at >= chosen_at);
+}
+
+/*
+ * files_open - follow each file log from its saved position, or from its
+ * end after an auto switch; starts[k] gets where file k starts (for
+ * rewind_batch: a batch refused before anything was saved goes back there)
+ */
+static int
+files_open(struct app *a, struct follow *f, struct log_position *starts)
+{
+	for (size_t i = 0; i < a->cfg.nlogs; i++) {
+		struct log_position pos;
+		int found, switched, k;
+
+		if (journal_is_source(a->cfg.logs[i]))
+			continue;
+		if ((found = store_get_position(a->store, a->cfg.logs[i], &pos)) < 0 ||
+		    (switched = auto_switched(a, i)) < 0)
+			return -1;
+		if (switched) {
+			if ((found = follow_end_position(a->cfg.logs[i], &pos)) < 0)
+				return -1;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts at its end (byte %" PRIu64 ")",
+			    auto_other(a), a->cfg.logs[i], pos.offset);
+		}
+		if ((k = follow_add(f, a->cfg.logs[i], found ? &pos : NULL)) < 0)
+			return -1;
+		follow_position(f, (size_t)k, &starts[k]);
+	}
+	return 0;
+}
+
+/* journals_open - each "journal:" log, not positioned yet (before the drop:
+ * reading the system journal needs root or group systemd-journal/adm) */
 static int
 journals_open(struct app *a, struct journal **js, size_t *nj)
 {
@@ -216,21 +375,52 @@ journals_open(struct app *a, struct journal **js, size_t *nj)
 
 	*nj = 0;
 	for (size_t i = 0; i < a->cfg.nlogs; i++) {
-		char *cursor = NULL;
-		int found, rc;
-
 		if (!journal_is_source(a->cfg.logs[i]))
 			continue;
-		if ((found = store_get_cursor(a->store, a->cfg.logs[i], &cursor)) < 0)
+		if (journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir,
+		    err, sizeof(err)) != 0) {
+			log_warnx("%s", err);
 			return -1;
-		rc = journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir, cursor,
-		    err, sizeof(err));
+		}
+		(*nj)++;
+	}
+	return 0;
+}
+
+/* journals_position - each journal source at its saved cursor (after the
+ * drop: the cursor is in the database) */
+static int
+journals_position(struct app *a, struct journal **js, size_t nj)
+{
+	char err[512];
+
+	for (size_t i = 0; i < nj; i++) {
+		char *cursor = NULL;
+		int rc, switched = 0;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &cursor) < 0)
+			return -1;
+		for (size_t k = 0; k < a->cfg.nlogs; k++)
+			if (strcmp(a->cfg.logs[k], journal_source(js[i])) == 0)
+				switched = auto_switched(a, k);
+		if (switched < 0) {
+			free(cursor);
+			return -1;
+		}
+		if (switched) {
+			/* No cursor: after the newest entry. */
+			free(cursor);
+			cursor = NULL;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts after its newest entry", auto_other(a),
+			    journal_source(js[i]));
+		}
+		rc = journal_position(js[i], cursor, err, sizeof(err));
 		free(cursor);
 		if (rc != 0) {
 			log_warnx("%s", err);
 			return -1;
 		}
-		(*nj)++;
 	}
 	return 0;
 }
@@ -252,11 +442,14 @@ journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 	return total;
 }
 
-/* wait_sources - sleep until a file or a journal has news, or timeout_ms */
+/* wait_sources - sleep until a file or a journal has news, or the store
+ * (store_fd: a fleet's notifications; -1 none), or timeout_ms */
 static int
-wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
+wait_sources(struct follow *f, struct journal **js, size_t nj, int store_fd,
+    int timeout_ms)
 {
-	struct pollfd pfd[CONFIG_LOGS_MAX];
+	struct pollfd pfd[CONFIG_LOGS_MAX + 1];
+	size_t n = nj;
 
 	for (size_t i = 0; i < nj; i++) {
 		int t = journal_timeout_ms(js[i]);
@@ -266,13 +459,68 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
 		if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
 			timeout_ms = t;
 	}
-	if (follow_wait_fds(f, timeout_ms, pfd, nj) < 0)
+	if (store_fd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = store_fd, .events = POLLIN };
+	if (follow_wait_fds(f, timeout_ms, pfd, n) < 0)
 		return -1;
 	/* Readable or timed out: sd-journal wants to hear of both. */
 	for (size_t i = 0; i < nj; i++)
 		if (journal_process(js[i]) != 0)
 			return -1;
 	return 0;
+}
+
+/*
+ * The fleet's sync (pipeline_fleet_sync): when another node's commit is
+ * told (NOTIFY on the store's socket), but not more often than
+ * FLEET_MIN_MS, and at least every FLEET_MAX_MS (a notification can be
+ * lost with a connection; the heartbeat rides on the sync too).
+ */
+#define FLEET_MIN_MS 50
+#define FLEET_MAX_MS 1000
+
+struct fleet_clock {
+	struct timespec last;
+	bool news;
+};
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* fleet_due - is a sync due now?  (Reads the store's notifications.) */
+static bool
+fleet_due(struct fleet_clock *c, struct store *st)
+{
+	long ms;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	ms = ms_since(&c->last);
+	if (ms < (c->news ? FLEET_MIN_MS : FLEET_MAX_MS))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &c->last);
+	c->news = false;
+	return true;
+}
+
+/* fleet_wait_ms - how long the loop may sleep before the next sync (a
+ * notification read during a commit is not on the socket any more) */
+static int
+fleet_wait_ms(struct fleet_clock *c, struct store *st)
+{
+	long left;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	left = (c->news ? FLEET_MIN_MS : FLEET_MAX_MS) - ms_since(&c->last);
+
+	return left < 0 ? 0 : (int)left;
 }
 
 /* Re-applying after a failed enforcement backs off up to this (a permanent
@@ -396,12 +644,15 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  * in-memory state, rebuild it from the store as at start, and move every log
  * back to the position saved with the last good commit: the same lines come
  * again, are counted once, and decide the same bans.  Journal sources go
- * back to their last committed cursor the same way.  Returns 0, or -1 if
+ * back to their saved cursor the same way.  (Positions and cursors come
+ * from the store, not from memory: a COMMIT whose answer a lost connection
+ * cut off may have gone through.)  A file with no saved position goes back
+ * to starts[i], where reading it began (files_open).  Returns 0, or -1 if
  * the store cannot even be read yet (the caller waits and tries again).
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
-    struct follow *f, struct journal **js, size_t nj)
+    struct follow *f, struct journal **js, size_t nj, const struct log_position *starts)
 {
 	struct log_position pos;
 	bool enforce_failed = p->enforce_failed;
@@ -418,15 +669,23 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 		found = store_get_position(a->store, pos.path, &pos);
 		if (found < 0)
 			return -1;
-		/* Never saved: from the start of the file follow has open (a
-		 * rotation since would have waited for a commit). */
+		/* Never saved: from where reading began, in the file follow
+		 * has open (a rotation since would have waited for a commit). */
 		if (found == 0)
-			pos.offset = pos.first_hash = 0;
+			pos = starts[i];
 		(void)follow_rewind(f, i, &pos);
 	}
-	for (size_t i = 0; i < nj; i++)
-		if (journal_rewind(js[i]) != 0)
+	for (size_t i = 0; i < nj; i++) {
+		char *saved = NULL;
+		int rc;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &saved) < 0)
 			return -1;
+		rc = journal_rewind_saved(js[i], saved);
+		free(saved);
+		if (rc != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -439,14 +698,23 @@ daemon_run(const struct daemon_options *o)
 	struct follow *f = NULL;
 	struct journal *js[CONFIG_LOGS_MAX];
 	size_t nj = 0;
+	struct log_position *starts = NULL;   /* of each file (files_open) */
 	struct diag d;
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
 	struct db_outage outage = { 0, 0, 0 };
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
+	struct runuser ru;
+	bool log_created = false;
+	struct fleet_clock fleet = { { 0, 0 }, false };
 
-	if (o->log_file && log_set_file(o->log_file) != 0)
+	/* First: a SIGTERM during start-up stops us once it is done. */
+	if (install_signals() != 0) {
+		log_warn("sigaction");
+		return EXIT_RUNTIME;
+	}
+	if (o->log_file && log_set_file(o->log_file, &log_created) != 0)
 		return EXIT_RUNTIME;
 	log_use_syslog(o->syslog);
 	diag_init(&d);
@@ -457,22 +725,81 @@ daemon_run(const struct daemon_options *o)
 		app_free(&a);
 		return EXIT_USAGE;
 	}
+	/* Who we work as, and what that user must be able to do: said now,
+	 * not at the first hold hours later.  Root's files in the user's
+	 * directories are handed over first (runuser.h). */
+	if (runuser_lookup(&a.cfg, &ru, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (log_created && ru.drop && fchown(STDERR_FILENO, ru.uid, ru.gid) != 0) {
+		/* Made by us just now, through no symbolic link (log.h). */
+		log_warn("log file %s: giving it to user %s", o->log_file, ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (runuser_check(&ru, &a.cfg, o->db ? o->db : a.cfg.db,
+	    o->dry_run ? 0 : all_actions(&a), true, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		log_warnx("refusing to start: user %s could not do its work (see above)",
+		    ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_USAGE;
+	}
 	diag_free(&d);
+	/*
+	 * The root part: only what needs root, and nothing in the run user's
+	 * directories.  The journal files and sd-journal's inotify watches
+	 * (the system journal needs root or group systemd-journal/adm); the
+	 * netlink socket does not need root (CAP_NET_ADMIN is kept).  Then
+	 * only CAP_NET_ADMIN, as the run user: the database, the maps and the
+	 * followed files are opened as that user, so root never follows a
+	 * name it controls.
+	 */
+	if (journals_open(&a, js, &nj) != 0)
+		goto out;
 	{
-		const char *path = o->db ? o->db : a.cfg.db;
-		bool existed = access(path, F_OK) == 0;
+		char err[512];
+
+		if (privdrop(a.cfg.user, err, sizeof(err)) != 0) {
+			log_warnx("dropping privileges: %s", err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nj; i++) {
+		char path[4096];
+		if (journal_unreadable(js[i], path, sizeof(path)))
+			log_warnx("%s: user %s cannot read %s: journal files created from "
+			    "now on (rotation) would be missed; add it to group "
+			    "systemd-journal or adm", journal_source(js[i]), ru.name, path);
+	}
+	{
+		char why[1024];
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			log_info("%s", why);
+	}
+	{
+		char err[600];
 
 		/* The first start makes the DB; later a missing one means it
 		 * was deleted, and the history with it: say so. */
 		if (app_open_store(&a, o->db, true) != 0)
 			goto out;
-		if (!existed)
+		if (store_created(a.store))
 			log_warnx("database %s did not exist: created a new, empty one "
 			    "(first start, or the old one was deleted)", a.db_path);
-	}
-	if (install_signals() != 0) {
-		log_warn("sigaction");
-		goto out;
+		/* A fleet: this process is the node (another with its name is
+		 * refused). */
+		if (store_claim_node(a.store, err, sizeof(err)) != 0) {
+			log_warnx("database %s: %s", a.db_path, err);
+			goto out;
+		}
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
@@ -487,49 +814,15 @@ daemon_run(const struct daemon_options *o)
 		log_warnx("some active bans could not be restored; will retry");
 		p.enforce_failed = true;
 	}
-	if (follow_open(&f, true) != 0)
+	if ((starts = calloc(CONFIG_LOGS_MAX, sizeof(*starts))) == NULL) {
+		log_warn("calloc");
 		goto out;
-	for (size_t i = 0; i < a.cfg.nlogs; i++) {
-		struct log_position pos;
-		int found;
-
-		if (journal_is_source(a.cfg.logs[i]))
-			continue;
-		found = store_get_position(a.store, a.cfg.logs[i], &pos);
-		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
-			goto out;
 	}
+	if (follow_open(&f, true) != 0 || files_open(&a, f, starts) != 0)
+		goto out;
 	follow_committed(f);   /* where it starts is saved (or nothing is) */
-	if (journals_open(&a, js, &nj) != 0)
+	if (journals_position(&a, js, nj) != 0)
 		goto out;
-	/* Everything that needs root is open: the DB, the netlink socket, the
-	 * inotify watches, the journal files (reading the system journal needs
-	 * root or group systemd-journal/adm).  From here on, only CAP_NET_ADMIN. */
-	{
-		char err[512];
-		const char *files[ENFORCE_FILES_MAX];
-		size_t nfiles = enforce_files(&b, files, sizeof(files) / sizeof(files[0]));
-		bool chowned = true;
-
-		/* The maps too: a reload reopens them as the user. */
-		for (size_t i = 0; i < nfiles && chowned; i++)
-			chowned = privdrop_chown(a.cfg.user, files[i], err, sizeof(err)) == 0;
-		if (!chowned ||
-		    privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
-		    (o->log_file &&
-		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
-		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {
-			log_warnx("dropping privileges: %s", err);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < nj; i++) {
-		char path[4096];
-		if (journal_unreadable(js[i], path, sizeof(path)))
-			log_warnx("%s: user %s cannot read %s: journal files created from "
-			    "now on (rotation) would be missed; add it to group "
-			    "systemd-journal or adm", journal_source(js[i]), a.cfg.user, path);
-	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
 	    o->dry_run ? " (dry run)" : "");
@@ -541,6 +834,10 @@ daemon_run(const struct daemon_options *o)
 
 		if (db_retry_at == 0) {
 			pipeline_tick(&p, (int64_t)time(NULL));
+			/* Other nodes' bans and events first; a DB error is the
+			 * batch's (p.failed): its commit fails below. */
+			if (store_fleet(a.store) && fleet_due(&fleet, a.store))
+				(void)pipeline_fleet_sync(&p);
 			if ((n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines)) < 0)
 				goto out;
 			/* Each journal source reads up to a batch of its own into the
@@ -571,7 +868,7 @@ daemon_run(const struct daemon_options *o)
 			 * failed to rebuild is zeroed: fini and the next rewind
 			 * handle that. */
 			store_clear_error(a.store);
-			if (rewind_batch(&a, &p, &b, f, js, nj) == 0) {
+			if (rewind_batch(&a, &p, &b, f, js, nj, starts) == 0) {
 				db_retry_at = 0;
 				continue;   /* read the batch again at once */
 			}
@@ -648,7 +945,12 @@ daemon_run(const struct daemon_options *o)
 			}
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (wait_sources(f, js, nj, wait_ms) < 0)
+			if (store_fleet(a.store)) {
+				int fleet_ms = fleet_wait_ms(&fleet, a.store);
+				if (fleet_ms < wait_ms)
+					wait_ms = fleet_ms;
+			}
+			if (wait_sources(f, js, nj, store_fd(a.store), wait_ms) < 0)
 				goto out;
 		}
 	}
@@ -660,6 +962,7 @@ out:
 	for (size_t i = 0; i < nj; i++)
 		journal_close(js[i]);
 	follow_close(f);
+	free(starts);
 	if (pipeline_up)
 		pipeline_fini(&p);
 	enforce_close(&b);

@@ -55,6 +55,7 @@
 
 #include "follow.h"
 #include "log.h"
+#include "unpack.h"
 
 /* Large reads make replay fast (256 KiB: 1 MiB bought nothing measurable
  * and cost RSS); must exceed FOLLOW_LINE_MAX + 1. */
@@ -80,9 +81,14 @@ struct ffile {
 	uint64_t first_hash;
 	char *buf;
 	size_t start, end;        /* unconsumed bytes: buf[start..end) */
+	/* One-shot mode, a compressed file: its decoder.  Offsets and the
+	 * first-line hash are then those of the decoded text. */
+	struct unpack *unpack;
+	enum unpack_format packed;
 	bool skipping;            /* inside a line longer than FOLLOW_LINE_MAX */
 	bool warned_type;         /* path is not a regular file (warned once) */
 	bool warned_open;
+	bool warned_stat;         /* stat(path) failed, other than ENOENT */
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
 	/* Once follow_committed was called: the position it recorded. */
@@ -239,6 +245,8 @@ close_file(struct follow *f, struct ffile *fl)
 {
 	if (f->watch)
 		unwatch_file(fl);
+	unpack_close(fl->unpack);
+	fl->unpack = NULL;
 	if (fl->fd >= 0 && close(fl->fd) == -1)
 		log_warn("close %s", fl->path);
 	fl->fd = -1;
@@ -305,9 +313,10 @@ watch_file(struct ffile *fl)
 	fl->file_wd = inotifytools_wd_from_filename(name);
 }
 
-/* first_line_hash - hash of the file's first line, 0 if it has none */
+/* fd_first_line_hash - hash of fd's first line, 0 if it has none; buf
+ * (FOLLOW_BUF bytes) is scratch */
 static int
-first_line_hash(struct ffile *fl, uint64_t *out)
+fd_first_line_hash(int fd, char *buf, const char *path, uint64_t *out)
 {
 	uint64_t h = FNV_BASIS;
 	uint64_t off = 0;
@@ -315,23 +324,104 @@ first_line_hash(struct ffile *fl, uint64_t *out)
 
 	*out = 0;
 	for (;;) {
-		n = pread(fl->fd, fl->buf, FOLLOW_BUF, (off_t)off);
+		n = pread(fd, buf, FOLLOW_BUF, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			log_warn("read %s", fl->path);
+			log_warn("read %s", path);
 			return -1;
 		}
 		if (n == 0)
 			return 0;
-		char *nl = memchr(fl->buf, '\n', (size_t)n);
-		h = fnv_add(h, fl->buf, nl ? (size_t)(nl - fl->buf) : (size_t)n);
+		char *nl = memchr(buf, '\n', (size_t)n);
+		h = fnv_add(h, buf, nl ? (size_t)(nl - buf) : (size_t)n);
 		if (nl) {
 			*out = h;
 			return 0;
 		}
 		off += (uint64_t)n;
 	}
+}
+
+/* first_line_hash - hash of the open file's first line, 0 if it has none */
+static int
+first_line_hash(struct ffile *fl, uint64_t *out)
+{
+	return fd_first_line_hash(fl->fd, fl->buf, fl->path, out);
+}
+
+/* last_line_end - offset of the byte after fd's last newline (0: none) */
+static int
+last_line_end(int fd, char *buf, const char *path, uint64_t size, uint64_t *out)
+{
+	uint64_t end = size;
+
+	while (end > 0) {
+		size_t n = end < FOLLOW_BUF ? (size_t)end : FOLLOW_BUF;
+		ssize_t got = pread(fd, buf, n, (off_t)(end - n));
+		char *nl;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)n) {
+			if (got < 0)
+				log_warn("read %s", path);
+			else
+				log_warnx("read %s: the file shrank while read", path);
+			return -1;
+		}
+		if ((nl = memrchr(buf, '\n', n)) != NULL) {
+			*out = end - n + (uint64_t)(nl - buf) + 1;
+			return 0;
+		}
+		end -= n;
+	}
+	*out = 0;
+	return 0;
+}
+
+/* follow_end_position - see follow.h */
+int
+follow_end_position(const char *path, struct log_position *out)
+{
+	struct stat st;
+	char *buf = NULL;
+	int fd, rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(path) >= sizeof(out->path)) {
+		log_warnx("follow: log path too long \"%.64s...\"", path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		log_warn("open %s", path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("fstat %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rv = 0;
+		goto out;
+	}
+	if ((buf = malloc(FOLLOW_BUF)) == NULL) {
+		log_warn("malloc");
+		goto out;
+	}
+	if (fd_first_line_hash(fd, buf, path, &out->first_hash) != 0 ||
+	    last_line_end(fd, buf, path, (uint64_t)st.st_size, &out->offset) != 0)
+		goto out;
+	strcpy(out->path, path);
+	out->inode = (uint64_t)st.st_ino;
+	rv = 1;
+out:
+	free(buf);
+	close(fd);
+	return rv;
 }
 
 static void
@@ -342,6 +432,118 @@ reset_reading(struct ffile *fl)
 	fl->start = fl->end = 0;
 	fl->skipping = false;
 	fl->told_wait = false;
+}
+
+/* restart_unpacked - the decoder again from the file's first byte */
+static int
+restart_unpacked(struct ffile *fl)
+{
+	unpack_close(fl->unpack);
+	fl->unpack = NULL;
+	if (lseek(fl->fd, 0, SEEK_SET) == -1) {
+		log_warn("lseek %s", fl->path);
+		return -1;
+	}
+	if (unpack_open(&fl->unpack, fl->fd, fl->packed) != 0) {
+		log_warnx("%s: cannot start the %s decoder", fl->path,
+		    unpack_format_name(fl->packed));
+		return -1;
+	}
+	return 0;
+}
+
+/* unpacked_first_hash - the hash of the decoded first line (what a resume
+ * compares), read with the decoder that is then started again */
+static int
+unpacked_first_hash(struct ffile *fl)
+{
+	uint64_t h = FNV_BASIS;
+	ssize_t n;
+
+	for (;;) {
+		if ((n = unpack_read(fl->unpack, fl->buf, FOLLOW_BUF)) < 0) {
+			log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+			return -1;
+		}
+		char *nl = memchr(fl->buf, '\n', (size_t)n);
+		h = fnv_add(h, fl->buf, nl ? (size_t)(nl - fl->buf) : (size_t)n);
+		if (nl || n == 0)
+			break;
+	}
+	fl->first_hash = n == 0 && h == FNV_BASIS ? 0 : h;
+	return restart_unpacked(fl);
+}
+
+/*
+ * open_unpacked - one-shot mode: a compressed file is read through its
+ * decoder (unpack.h), told by its first bytes.  A format not decoded here
+ * is refused (replay and test-rules say so before they get here).
+ */
+static int
+open_unpacked(struct ffile *fl)
+{
+	unsigned char head[UNPACK_MAGIC_MAX];
+	enum unpack_format fmt;
+	const char *name;
+	ssize_t n;
+
+	do
+		n = pread(fl->fd, head, sizeof(head), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_warn("read %s", fl->path);
+		return -1;
+	}
+	fmt = unpack_sniff(head, (size_t)n, &name);
+	if (fmt == UNPACK_PLAIN)
+		return 0;
+	if (fmt == UNPACK_FOREIGN) {
+		log_warnx("%s: %s data, not read (gzip, xz and bzip2 are)", fl->path, name);
+		return -1;
+	}
+	fl->packed = fmt;
+	if (restart_unpacked(fl) != 0)
+		return -1;
+	return unpacked_first_hash(fl);
+}
+
+/*
+ * resume_unpacked - go to a saved position in a compressed file: decode
+ * and drop the bytes before it, keeping what follows it in the buffer.
+ * A position that does not fit the file (another inode, another first
+ * line, beyond its end) means it was rewritten: read from the start.
+ */
+static int
+resume_unpacked(struct ffile *fl, const struct log_position *r)
+{
+	uint64_t total = 0;
+	ssize_t n = 1;
+
+	if (r->offset == 0)
+		return 0;
+	if (r->inode == fl->inode && r->first_hash == fl->first_hash) {
+		while (total < r->offset) {
+			if ((n = unpack_read(fl->unpack, fl->buf, FOLLOW_BUF)) < 0) {
+				log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+				return -1;
+			}
+			if (n == 0)
+				break;
+			total += (uint64_t)n;
+		}
+		if (total >= r->offset) {
+			fl->start = (size_t)(r->offset - (total - (uint64_t)n));
+			fl->end = (size_t)n;
+			fl->rd_off = total;
+			fl->pos_off = r->offset;
+			return 0;
+		}
+	}
+	log_info("%s: saved position does not match the file (rotated or rewritten), "
+	    "reading from the start", fl->path);
+	fl->start = fl->end = 0;
+	fl->rd_off = fl->pos_off = 0;
+	return restart_unpacked(fl);
 }
 
 /*
@@ -382,8 +584,14 @@ open_file(struct follow *f, struct ffile *fl)
 	fl->dev = (uint64_t)st.st_dev;
 	fl->inode = (uint64_t)st.st_ino;
 	reset_reading(fl);
+	if (!f->watch && open_unpacked(fl) != 0)
+		goto out;
 
-	if (fl->has_resume) {
+	if (fl->has_resume && fl->unpack != NULL) {
+		fl->has_resume = false;
+		if (resume_unpacked(fl, &fl->resume) != 0)
+			goto out;
+	} else if (fl->has_resume) {
 		const struct log_position *r = &fl->resume;
 
 		fl->has_resume = false;
@@ -726,6 +934,24 @@ deliver(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 	return 0;
 }
 
+/* deliver_tail - the unterminated rest of a finished file, as its last
+ * line; 1 if reading must stop (no budget left, or cb asked), else 0 */
+static int
+deliver_tail(struct ffile *fl, size_t idx, follow_line_cb cb, void *arg,
+    size_t *budget, long *count)
+{
+	size_t len = fl->end - fl->start;
+	const char *line = fl->buf + fl->start;
+
+	if (*budget == 0)
+		return 1;
+	fl->start = fl->end;
+	consumed(fl, fl->end, line, len);
+	(*budget)--;
+	(*count)++;
+	return cb(arg, idx, line, len) != 0;
+}
+
 /* fill - read more of the file; >0 bytes read, 0 at end of file, -1 error */
 static ssize_t
 fill(struct ffile *fl)
@@ -737,6 +963,15 @@ fill(struct ffile *fl)
 		memmove(fl->buf, fl->buf + fl->start, fl->end - fl->start);
 		fl->end -= fl->start;
 		fl->start = 0;
+	}
+	if (fl->unpack != NULL) {
+		if ((n = unpack_read(fl->unpack, fl->buf + fl->end, FOLLOW_BUF - fl->end)) < 0) {
+			log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+			return -1;
+		}
+		fl->end += (size_t)n;
+		fl->rd_off += (uint64_t)n;
+		return n;
 	}
 	do
 		n = read(fl->fd, fl->buf + fl->end, FOLLOW_BUF - fl->end);
@@ -780,10 +1015,17 @@ at_eof(struct ffile *fl)
 		return EOF_AGAIN;
 	}
 	if (stat(fl->path, &pst) == -1) {
-		if (errno != ENOENT)
-			log_warn("stat %s", fl->path);
+		/* Said once (this is asked after every read), again only after
+		 * it worked in between. */
+		if (errno != ENOENT && !fl->warned_stat)
+			log_warn("%s: cannot look at the name (a rotation is not "
+			    "noticed until this clears; said once)", fl->path);
+		fl->warned_stat = errno != ENOENT;
 		return EOF_IDLE;   /* renamed away, successor not there yet */
 	}
+	if (fl->warned_stat)
+		log_info("%s: can look at the name again", fl->path);
+	fl->warned_stat = false;
 	if ((uint64_t)pst.st_ino == fl->inode &&
 	    (uint64_t)pst.st_dev == fl->dev)
 		return EOF_IDLE;
@@ -836,8 +1078,15 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 			return -1;
 		if (n > 0)
 			continue;
-		if (!f->watch)
+		if (!f->watch && fl->unpack == NULL)
 			return 0;   /* one-shot: a partial last line is held */
+		if (!f->watch) {
+			/* A compressed file is finished: nobody appends to
+			 * it, so an unterminated tail is its last line. */
+			if (fl->start < fl->end && !fl->skipping)
+				return deliver_tail(fl, idx, cb, arg, budget, count);
+			return 0;
+		}
 		switch (at_eof(fl)) {
 		case EOF_IDLE:
 			return 0;
@@ -848,19 +1097,11 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 		case EOF_SWITCH:
 			break;
 		}
-		/* The old file is finished: its unterminated tail is a line. */
-		if (fl->start < fl->end && !fl->skipping) {
-			if (*budget == 0)
-				return 1;
-			size_t len = fl->end - fl->start;
-			const char *line = fl->buf + fl->start;
-			fl->start = fl->end;
-			consumed(fl, fl->end, line, len);
-			(*budget)--;
-			(*count)++;
-			if (cb(arg, idx, line, len) != 0)
-				return 1;   /* the next read switches */
-		}
+		/* The old file is finished: its unterminated tail is a line.
+		 * (Stopped there, the next read switches.) */
+		if (fl->start < fl->end && !fl->skipping &&
+		    deliver_tail(fl, idx, cb, arg, budget, count) != 0)
+			return 1;
 		/*
 		 * Lines of the old file not committed yet: a batch that went on
 		 * into the new file and were refused could only resume by path,

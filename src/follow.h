@@ -21,7 +21,11 @@
  * follow_rewind can always go back to them (see there).
  *
  * One-shot mode (replay): follow_open(..., false) makes no inotify watches;
- * follow_read() returns 0 lines at end of file.
+ * follow_read() returns 0 lines at end of file.  In this mode a file that
+ * starts like gzip, xz or bzip2 data is read through its decoder
+ * (unpack.h): offsets and the first-line hash are then those of the
+ * decoded text, and its unterminated last line is delivered (a compressed
+ * file is finished; a plain one may still grow).
  *
  * libinotifytools keeps global state: at most one watching struct follow per
  * process.  Memory: struct follow owns its buffers (one per file, allocated at
@@ -119,6 +123,16 @@ void follow_committed(struct follow *f);
  * with pos as its resume position).
  */
 int follow_rewind(struct follow *f, size_t i, const struct log_position *pos);
+
+/*
+ * The position of path's end (after its last complete line), as
+ * follow_position would give it had every line been delivered: passed to
+ * follow_add, reading starts with the next line written.  For a source
+ * taking over from another that held the same lines (log = auto, see
+ * daemon.c).  Returns 1, 0 if path is missing or not a regular file, or -1
+ * on error (logged).
+ */
+int follow_end_position(const char *path, struct log_position *out);
 
 /* Lines skipped because they were longer than FOLLOW_LINE_MAX. */
 uint64_t follow_skipped_lines(const struct follow *f);

@@ -93,6 +93,7 @@
 #define LIMIT_MAX 65534          /* ring capacity is a uint16 */
 #define PENDING_MAX 65536        /* queue ids awaiting their qmgr line */
 #define PENDING_TTL ((int64_t)86400)
+#define SPARE_FACTOR_DEFAULT 3
 
 enum keytype { KEY_IP, KEY_PREFIX, KEY_ACCOUNT, KEY_SENDER, KEY_DOMAIN };
 
@@ -150,6 +151,12 @@ struct jail {
 	bool enabled;
 	int64_t window;          /* findtime or the longest limit */
 	uint16_t ringmax;        /* entries kept per key */
+	/* spare_authenticated: an address some account logged in from within
+	 * spare_after (0: off) needs maxretry * spare_factor failures. */
+	int64_t spare_after;
+	uint32_t spare_factor;
+	int l_spare, l_spare_factor;
+	struct htab spared;      /* key -> time of its last login (t32) */
 	/* lines of keys seen, for checks after the section is read */
 	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action, l_reply;
 	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
@@ -175,6 +182,7 @@ struct jailset {
 	const char **kinds;      /* borrowed from the jails' events lists */
 	size_t nkinds;
 	int kind_submission;     /* index of "submission", or -1 */
+	bool need_logins;        /* a jail has spare_authenticated */
 	struct htab pending;
 	/* Delivery results joined to their submission (remote_reject,
 	 * remote_listed, requeued): see dispatch_delivery. */
@@ -582,6 +590,7 @@ jail_free(struct jail *j)
 	htab_free(&j->watches);
 	addrlog_free(&j->addrs);
 	spread_free(&j->listed);
+	htab_free(&j->spared);
 	free(j);
 }
 
@@ -778,6 +787,7 @@ start_jail(struct jailset *js, const char *file, const char *section, int line)
 	j->bantime = 3600;
 	j->factor = 2;
 	j->maxbantime = TEN_YEARS;
+	j->spare_factor = SPARE_FACTOR_DEFAULT;
 	j->enabled = true;
 	j->name = strdup(section);
 	j->file = strdup(file);
@@ -899,6 +909,17 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 			return 1;
 		}
 		j->factor = f;
+	} else if (strcmp(key, "spare_authenticated") == 0) {
+		j->l_spare = line;
+		return parse_duration_key(js, j, key, value, line, &j->spare_after);
+	} else if (strcmp(key, "spare_factor") == 0) {
+		j->l_spare_factor = line;
+		if (cfg_parse_uint(value, 100, &u) != 0 || u < 1) {
+			diag_add(js->d, file, line, "jail %s: bad number for spare_factor: \"%s\" (1..100)",
+			    j->name, value);
+			return 1;
+		}
+		j->spare_factor = (uint32_t)u;
 	} else if (strcmp(key, "enabled") == 0) {
 		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
 			j->enabled = true;
@@ -985,6 +1006,23 @@ check_actions(struct jailset *js, struct jail *j)
 		    "(e.g. \"%s\")", j->name, REPLY_MAX, DEFAULT_DEFER_REPLY);
 }
 
+/* spare_finish - room for maxretry * spare_factor failures per key once a
+ * spared address may need that many */
+static void
+spare_finish(struct jailset *js, struct jail *j)
+{
+	uint64_t need = (uint64_t)j->maxretry * j->spare_factor;
+
+	if (j->spare_after == 0 || j->bans_addresses)
+		return;
+	if (need > LIMIT_MAX) {
+		diag_add(js->d, j->file, j->l_spare_factor ? j->l_spare_factor : j->l_spare,
+		    "jail %s: maxretry x spare_factor is more than %d", j->name, LIMIT_MAX);
+		return;
+	}
+	j->ringmax = (uint16_t)need;
+}
+
 /* finish_jail - checks that need the whole section; derived values */
 static void
 finish_jail(struct jailset *js, struct jail *j)
@@ -1019,11 +1057,26 @@ finish_jail(struct jailset *js, struct jail *j)
 		diag_add(d, j->file, j->line, "jail %s: action is missing", j->name);
 	else
 		check_actions(js, j);
+	/* after check_actions: a jail that bans the addresses failing against
+	 * an account spares too (the addresses it would ban) */
+	if ((j->l_spare || j->l_spare_factor) && (!j->maxretry || j->recidive ||
+	    !(key_is_ip(j) || j->bans_addresses)))
+		diag_add(d, j->file, j->l_spare ? j->l_spare : j->l_spare_factor,
+		    "jail %s: spare_authenticated is for failure jails (maxretry) keyed by ip or "
+		    "ip/N, or by account with action nft or reject", j->name);
+	else if (j->l_spare_factor && !j->l_spare)
+		diag_add(d, j->file, j->l_spare_factor,
+		    "jail %s: spare_factor needs spare_authenticated", j->name);
+	else if (j->l_spare_factor && j->bans_addresses)
+		diag_add(d, j->file, j->l_spare_factor,
+		    "jail %s: spare_factor is for jails keyed by ip: a jail that bans the addresses "
+		    "failing against an account never bans a spared one", j->name);
 	if (j->maxretry) {
 		if (j->findtime == 0)
 			j->findtime = 600;
 		j->window = j->findtime;
 		j->ringmax = (uint16_t)j->maxretry;
+		spare_finish(js, j);
 	} else {
 		uint32_t big = 0;
 		for (size_t i = 0; i < j->nlimits; i++) {
@@ -1140,6 +1193,8 @@ jails_load(const char *path, struct jailset **out, struct diag *d)
 		js->jails[k++] = j;
 		if (j->recidive && j->window > js->span)
 			js->span = j->window;
+		if (j->spare_after > 0)
+			js->need_logins = true;
 		if (jail_has_event(j, "submission") &&
 		    (j->count_rcpt || j->key == KEY_SENDER || j->key == KEY_DOMAIN))
 			js->need_pending = true;
@@ -1185,6 +1240,7 @@ jails_clear_state(struct jailset *js)
 		struct jail *j = js->jails[i];
 		htab_free(&j->counters);
 		htab_free(&j->bans);
+		htab_free(&j->spared);
 		htab_free(&j->watches);
 		addrlog_free(&j->addrs);
 		spread_free(&j->listed);
@@ -1312,9 +1368,13 @@ jails_longest_window(const struct jailset *js)
 {
 	int64_t w = 0;
 
-	for (size_t i = 0; i < js->n; i++)
+	for (size_t i = 0; i < js->n; i++) {
 		if (js->jails[i]->window > w)
 			w = js->jails[i]->window;
+		/* the logins a spared jail looks back on are restored too */
+		if (js->jails[i]->spare_after > w)
+			w = js->jails[i]->spare_after;
+	}
 	/* a restart rebuilds the delivery join from the submissions of the
 	 * last day, as a running daemon keeps them */
 	if (js->need_trace && w < PENDING_TTL)
@@ -1517,6 +1577,48 @@ ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
 	return record_in(&j->bans, key, start, end);
 }
 
+/* ---- spare_authenticated ---------------------------------------------- */
+
+/*
+ * Behind one NAT address an office shares: one user mistyping a password
+ * would ban everyone.  An address from which some account logged in (a
+ * submission: Postfix logs sasl_username only after a successful AUTH)
+ * within spare_after of a failure needs maxretry * spare_factor failures.
+ * An address that only ever failed is never spared.  The logins ride on
+ * stored submission events (jails_want_event), so a restart restores them
+ * with the counters (jail_restore_event).
+ */
+
+/* spare_note_login - remember, per sparing jail, the newest login time of
+ * the key of ev's address */
+static int
+spare_note_login(struct jailset *js, const struct event *ev, struct ipmemo *m)
+{
+	char key[MJ_TARGET_MAX];
+	struct ent *e;
+
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if (j->spare_after == 0 || !ip_key(j, m, key, sizeof(key)))
+			continue;
+		if ((e = ent_get(&j->spared, key, 0, false)) == NULL)
+			return -1;
+		if (t32(ev->time) > e->t32)
+			e->t32 = t32(ev->time);
+	}
+	return 0;
+}
+
+/* spare_applies - did an account log in from key within spare_after before
+ * t (or after it: a line of a second log read late)? */
+static bool
+spare_applies(struct jail *j, const char *key, int64_t t)
+{
+	struct ent *e = ent_lookup(&j->spared, key);
+
+	return e != NULL && (int64_t)e->t32 > t - j->spare_after;
+}
+
 /* ---- counting --------------------------------------------------------- */
 
 struct sink {
@@ -1560,6 +1662,50 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
 	return ban_record(j, key, now, v->expires_at);
 }
 
+/*
+ * over_limit - does a window of c that holds time t reach j's limit?  The
+ * windows ending at t and at each later event less than a window after
+ * it: an event that comes late (another node's, or another log's read
+ * behind) can complete a window that ends at an event counted before it.
+ * For events in time order that is the window ending at t alone.  A
+ * failure jail needs need events in findtime (maxretry, or more for an
+ * address spared_authenticated).  *sum (and *li, the limit, for a quota)
+ * say which; *end (may be NULL) the time the window ends at.
+ */
+static bool
+over_limit(const struct jail *j, struct ent *c, int64_t t, uint64_t need, uint64_t *sum,
+    size_t *li, int64_t *end)
+{
+	const uint32_t *r = ent_ring(c);
+
+	for (uint32_t i = ent_rank(c, t - 1); i < c->n; i++) {
+		int64_t e = r[ring_pos(c, i)];
+		bool within = false;
+
+		if (end != NULL)
+			*end = e;
+		if (j->maxretry) {
+			if (e >= t + j->findtime)
+				break;
+			if ((*sum = ent_sum(c, e, j->findtime, false)) >= need)
+				return true;
+			continue;
+		}
+		for (size_t l = 0; l < j->nlimits; l++) {
+			if (e >= t + j->limits[l].w)
+				continue;
+			within = true;
+			if ((*sum = ent_sum(c, e, j->limits[l].w, j->count_rcpt)) > j->limits[l].n) {
+				*li = l;
+				return true;
+			}
+		}
+		if (!within)
+			break;
+	}
+	return false;
+}
+
 /* count_key - count weight at time t for key in j; maybe a verdict */
 static int
 count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
@@ -1571,7 +1717,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 	struct verdict *v;
 	uint64_t sum = 0;
 	size_t li = 0;
-	bool fire = false;
+	bool spared = false;
 
 	if (b != NULL && t < (int64_t)b->t32)
 		return 0;   /* banned then: not counted, see top */
@@ -1582,26 +1728,21 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 		return -1;
 	if (!sk->live || t <= now - j->window)
 		return 0;
-	if (j->maxretry) {
-		sum = ent_sum(c, t, j->findtime, false);
-		fire = sum >= j->maxretry;
-	} else {
-		for (li = 0; li < j->nlimits && !fire; li++) {
-			sum = ent_sum(c, t, j->limits[li].w, j->count_rcpt);
-			fire = sum > j->limits[li].n;
-		}
-		li--;
-	}
-	if (!fire || sk->n >= sk->max)
+	if (j->maxretry)
+		spared = j->spare_after > 0 && spare_applies(j, key, t);
+	if (!over_limit(j, c, t, (uint64_t)j->maxretry * (spared ? j->spare_factor : 1),
+	    &sum, &li, NULL) || sk->n >= sk->max)
 		return 0;
 	if (j->recidive)
 		snprintf(reason, sizeof(reason), "%" PRIu64 " bans in %s", sum,
 		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)));
 	else if (j->maxretry)
-		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s (rule %s)", sum,
+		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s (rule %s%s%s)", sum,
 		    ev && ev->type ? ev->type : "events",
 		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)),
-		    ev && ev->rule ? ev->rule : "?");
+		    ev && ev->rule ? ev->rule : "?", spared ? "; spared: an account logged in "
+		    "from it within " : "", spared ? cfg_format_duration(j->spare_after, lbuf,
+		    sizeof(lbuf)) : "");
 	else
 		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s over limit %" PRIu32 "/%s", sum,
 		    j->count_rcpt ? "recipients" : "messages",
@@ -1673,7 +1814,9 @@ count_event(struct jailset *js, struct jail *j, const struct event *ev,
  * this jail (target kind ip: levels, recidive as for any ban); the watch is
  * a verdict too (target kind account, no action), so a restart restores it
  * from the store like any ban, and it never feeds recidive.  Addresses in
- * the ignore CIDRs count for the account but are never banned.
+ * the ignore CIDRs count for the account but are never banned; so are
+ * addresses spared (spare_authenticated: an account logged in from them),
+ * which are left to the jails keyed by ip, as their spare says.
  */
 
 /* ban_attacker - a verdict for address ip, failing against account */
@@ -1689,6 +1832,8 @@ ban_attacker(struct jailset *js, struct jail *j, const char *account, const char
 		return 0;   /* banned in this jail already */
 	if (!sk->live || ev->time <= now - j->window || sk->n >= sk->max)
 		return 0;
+	if (j->spare_after > 0 && spare_applies(j, ip, ev->time))
+		return 0;   /* behind it, someone logged in: not banned here */
 	v = &sk->out[sk->n];
 	if (make_verdict(js, j, ip, now, 0, v) != 0)
 		return -1;
@@ -1699,18 +1844,26 @@ ban_attacker(struct jailset *js, struct jail *j, const char *account, const char
 	return feed_recidive(js, ip, TARGET_IP, now, now, sk);
 }
 
-/* watch_account - account reached maxretry (sum failures, the last ev):
- * watch it and ban the addresses of its window */
+/* watch_account - account reached maxretry (sum failures in the findtime
+ * ending at end; ev the failure that completed it): watch it and ban the
+ * addresses of that window */
 static int
 watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t sum,
-    const struct event *ev, int64_t now, struct sink *sk)
+    int64_t end, const struct event *ev, int64_t now, struct sink *sk)
 {
-	char addrs[JAIL_VERDICTS_MAX][MJ_IP_MAX], fbuf[24];
-	size_t n = addrlog_since(&j->addrs, account, ev->time - j->findtime, ev->time,
-	    addrs, JAIL_VERDICTS_MAX);
+	char addrs[JAIL_VERDICTS_MAX][MJ_IP_MAX], fbuf[24], sbuf[24], spared[96] = "";
+	size_t n = addrlog_since(&j->addrs, account, end - j->findtime, end,
+	    addrs, JAIL_VERDICTS_MAX), nspared = 0;
 	int level = level_in(js, &j->watches, account, now);
 	struct verdict *v = &sk->out[sk->n];
 	struct ent *c;
+
+	for (size_t i = 0; i < n && j->spare_after > 0; i++)
+		if (spare_applies(j, addrs[i], ev->time))
+			nspared++;
+	if (nspared > 0)
+		snprintf(spared, sizeof(spared), " (%zu spared: an account logged in from it "
+		    "within %s)", nspared, cfg_format_duration(j->spare_after, sbuf, sizeof(sbuf)));
 
 	memset(v, 0, sizeof(*v));
 	v->jail = j->name;
@@ -1721,9 +1874,9 @@ watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t 
 	v->started_at = now;
 	v->expires_at = now + ban_duration(j, level);
 	snprintf(v->reason, sizeof(v->reason), "%" PRIu64 " %s in %s from %zu addresses "
-	    "(rule %s): each is banned while this lasts", sum, ev->type,
+	    "(rule %s): each is banned while this lasts%s", sum, ev->type,
 	    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)), n,
-	    ev->rule ? ev->rule : "?");
+	    ev->rule ? ev->rule : "?", spared);
 	if (record_in(&j->watches, account, now, v->expires_at) != 0)
 		return -1;
 	sk->n++;
@@ -1747,7 +1900,9 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
 	char account[MJ_TARGET_MAX], ip[MJ_TARGET_MAX];
 	struct ent *w, *c;
 	bool has_ip;
-	uint64_t sum;
+	uint64_t sum = 0;
+	size_t li = 0;
+	int64_t end = ev->time;
 
 	if (!event_key(j, ev, m, account, sizeof(account)))
 		return 0;   /* no user name on the line, or an ignored account */
@@ -1767,10 +1922,10 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
 		return -1;
 	if (!sk->live || ev->time <= now - j->window)
 		return 0;
-	sum = ent_sum(c, ev->time, j->findtime, false);
-	if (sum < j->maxretry || sk->n >= sk->max)
+	/* a late failure (another node's) may complete a later window */
+	if (!over_limit(j, c, ev->time, j->maxretry, &sum, &li, &end) || sk->n >= sk->max)
 		return 0;
-	return watch_account(js, j, account, sum, ev, now, sk);
+	return watch_account(js, j, account, sum, end, ev, now, sk);
 }
 
 /* ---- delivery results joined to their submission --------------------- */
@@ -1810,7 +1965,11 @@ raise_alarm(struct jailset *js, struct jail *j, const struct event *ev,
 }
 
 /* listed_counts - the spread rule for a refusal about the server (see
- * SPREAD_KEYS_MIN): 1 it counts for its key, 0 it does not, -1 error */
+ * SPREAD_KEYS_MIN): 1 it counts for its key, 0 it does not, -1 error.  In
+ * a fleet each node's server is its own: the spread is of the refusals
+ * its node logged, and the alarm is raised by that node alone (every node
+ * counts every node's events and agrees that they hold no one; one says
+ * so). */
 static int
 listed_counts(struct jailset *js, struct jail *j, const struct event *ev,
     struct ipmemo *m, int64_t now, struct sink *sk)
@@ -1820,15 +1979,34 @@ listed_counts(struct jailset *js, struct jail *j, const struct event *ev,
 
 	if (!event_key(j, ev, m, key, sizeof(key)))
 		return 0;
-	if (spread_add(&j->listed, ev->time, key) != 0)
+	if (spread_add(&j->listed, ev->time, ev->node, key) != 0)
 		return -1;
-	spread_stats(&j->listed, ev->time, j->window, key, &st);
+	spread_stats(&j->listed, ev->time, j->window, ev->node, key, &st);
 	if (st.keys < SPREAD_KEYS_MIN ||
 	    (uint64_t)st.top * SPREAD_SHARE_DEN >= (uint64_t)st.events * SPREAD_SHARE_NUM)
 		return 1;
-	if (sk->live && ev->time > now - j->window)
+	if (sk->live && ev->node == NULL && ev->time > now - j->window)
 		raise_alarm(js, j, ev, &st, now);
 	return 0;
+}
+
+/*
+ * trace_id - a queue id as the joins key it (msgtrace, pending): queue ids
+ * are unique per host only, so another fleet node's carries the node's
+ * name after a byte no queue id of this node may hold, "QID\x1fNODE"; this
+ * node's is the id itself.  NULL (not joined) if it is empty, holds that
+ * byte, or does not fit buf (MSGTRACE_ID_MAX).
+ */
+static const char *
+trace_id(const struct event *ev, const char *qid, char *buf, size_t len)
+{
+	if (qid[0] == '\0' || strchr(qid, '\x1f') != NULL)
+		return NULL;
+	if (ev->node == NULL)
+		return qid;
+	if (snprintf(buf, len, "%s\x1f%s", qid, ev->node) >= (int)len)
+		return NULL;
+	return buf;
 }
 
 /* dispatch_delivery - a delivery result or link, joined to its submission */
@@ -1836,15 +2014,22 @@ static int
 dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
     int64_t now, struct sink *sk)
 {
+	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, idbuf, sizeof(idbuf)), *newid;
 	struct msgtrace_owner o;
 	struct ipmemo mm;
 	struct event m;
 	const char *domain;
 	int kind, rc;
 
-	if (d == DELIVERY_LINK)
-		return msgtrace_link(&js->trace, ev->qid, ev->newqid, ev->time) < 0 ? -1 : 0;
-	if (ev->qid[0] == '\0' || !msgtrace_owner(&js->trace, ev->qid, &o))
+	if (id == NULL)
+		return 0;
+	if (d == DELIVERY_LINK) {
+		if ((newid = trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
+			return 0;
+		return msgtrace_link(&js->trace, id, newid, ev->time) < 0 ? -1 : 0;
+	}
+	if (!msgtrace_owner(&js->trace, id, &o))
 		return 0;   /* no submission named an account: charged to no one */
 	m = *ev;
 	m.ip[0] = '\0';
@@ -1877,9 +2062,12 @@ dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
 static int
 trace_submission(struct jailset *js, const struct event *ev)
 {
-	if (ev->qid[0] == '\0' || ev->user[0] == '\0')
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf));
+
+	if (id == NULL || ev->user[0] == '\0')
 		return 0;
-	return msgtrace_submission(&js->trace, ev->qid, ev->user, ev->time) < 0 ? -1 : 0;
+	return msgtrace_submission(&js->trace, id, ev->user, ev->time) < 0 ? -1 : 0;
 }
 
 bool
@@ -1897,18 +2085,22 @@ jails_take_alarm(struct jailset *js, struct alarm *out)
 static int
 pending_put(struct jailset *js, const struct event *ev)
 {
-	size_t qlen = strlen(ev->qid), ilen = strlen(ev->ip), ulen = strlen(ev->user);
-	uint32_t h = hash_str(ev->qid, qlen);
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf));
+	size_t qlen, ilen = strlen(ev->ip), ulen = strlen(ev->user);
+	uint32_t h;
 	struct ent **s, *e;
 	char *p;
 
-	if (js->pending.n >= PENDING_MAX)
+	if (id == NULL || js->pending.n >= PENDING_MAX)
 		return 0;   /* bounded: an unjoined flood must not grow memory */
-	if ((s = htab_slot_for_insert(&js->pending, ev->qid, qlen, h)) == NULL)
+	qlen = strlen(id);
+	h = hash_str(id, qlen);
+	if ((s = htab_slot_for_insert(&js->pending, id, qlen, h)) == NULL)
 		return -1;
 	if (*s != NULL)
 		return 0;   /* first submission line wins */
-	if ((e = ent_new(ev->qid, qlen, h, (uint16_t)((ilen + ulen + 2 + 3) / 4), false)) == NULL)
+	if ((e = ent_new(id, qlen, h, (uint16_t)((ilen + ulen + 2 + 3) / 4), false)) == NULL)
 		return -1;
 	e->t32 = t32(ev->time);
 	p = (char *)ent_ring(e);
@@ -1923,9 +2115,10 @@ pending_put(struct jailset *js, const struct event *ev)
 static bool
 pending_take(struct jailset *js, const struct event *ev, struct event *m)
 {
-	size_t qlen = strlen(ev->qid);
-	struct ent **s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
-	const char *p;
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf)), *p;
+	size_t qlen = id ? strlen(id) : 0;
+	struct ent **s = id ? htab_find(&js->pending, id, qlen, hash_str(id, qlen)) : NULL;
 	bool ok;
 
 	if (s == NULL || *s == NULL)
@@ -1969,6 +2162,9 @@ jails_want_event(struct jailset *js, const struct event *ev)
 	}
 	if (kind_of(js, ev->type) >= 0)
 		return true;
+	/* a login that spares an address (spare_authenticated) */
+	if (js->need_logins && strcmp(ev->type, "submission") == 0)
+		return true;
 	/* a queued line that a jail is about to join to its submission */
 	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
 		return false;
@@ -1996,6 +2192,8 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 			return -1;
 	}
 	kind = kind_of(js, ev->type);
+	if (submission && js->need_logins && spare_note_login(js, ev, &am) != 0)
+		return -1;
 	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
 		return -1;
 	for (size_t i = 0; i < js->n; i++) {
@@ -2182,6 +2380,12 @@ keep_ban(struct ent *e, const void *arg)
 }
 
 static bool
+keep_login(struct ent *e, const void *arg)
+{
+	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
+}
+
+static bool
 keep_pending(struct ent *e, const void *arg)
 {
 	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
@@ -2205,10 +2409,100 @@ jails_expire(struct jailset *js, int64_t now)
 		s.cut = now - js->span;
 		htab_sweep(&j->bans, keep_ban, &s);
 		htab_sweep(&j->watches, keep_ban, &s);
+		if (j->spare_after > 0) {
+			s.cut = now - j->spare_after;
+			htab_sweep(&j->spared, keep_login, &s);
+		}
 	}
 	s.now = now;
 	s.cut = now - PENDING_TTL;
 	htab_sweep(&js->pending, keep_pending, &s);
 	if (js->need_trace)
 		msgtrace_expire(&js->trace, s.cut);
+}
+
+/* ---- for "mailjail explain" (issue 15) -------------------------------- */
+
+int
+jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out)
+{
+	const struct jail *j = find_jail(js, jail);
+	static const char *const key_names[] = {
+		[KEY_IP] = "ip", [KEY_PREFIX] = "prefix", [KEY_ACCOUNT] = "account",
+		[KEY_SENDER] = "sender", [KEY_DOMAIN] = "domain",
+	};
+
+	memset(out, 0, sizeof(*out));
+	if (j == NULL)
+		return -1;
+	out->recidive = j->recidive;
+	out->key = key_names[j->key];
+	out->kind = key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT;
+	out->maxretry = j->maxretry;
+	out->findtime = j->findtime;
+	for (size_t i = 0; i < j->nlimits && i < JAIL_SHAPE_LIMITS; i++) {
+		out->limits[i].n = j->limits[i].n;
+		out->limits[i].w = j->limits[i].w;
+		out->nlimits++;
+	}
+	out->count_rcpt = j->count_rcpt;
+	out->window = j->window;
+	out->spare_after = j->spare_after;
+	out->spare_factor = j->spare_factor;
+	out->bans_addresses = j->bans_addresses;
+	out->deliveries = !j->recidive && (jail_has_event(j, EV_REMOTE_REJECT) ||
+	    jail_has_event(j, EV_REMOTE_LISTED));
+	return 0;
+}
+
+bool
+jail_counts_for(const struct jailset *js, const char *jail, const struct event *ev,
+    const char *target)
+{
+	const struct jail *j = find_jail(js, jail);
+	struct ipmemo m = { .ip = ev->ip };
+	char key[MJ_TARGET_MAX];
+	int kind;
+
+	if (j == NULL || j->recidive || ev->type == NULL ||
+	    (kind = kind_of(js, ev->type)) < 0 || !j->counts_kind[kind])
+		return false;
+	if (!event_key(j, ev, &m, key, sizeof(key)))
+		return false;
+	if (strcmp(key, target) == 0)
+		return true;
+	/* an address banned for failing against an account */
+	return j->bans_addresses && ip_key(j, &m, key, sizeof(key)) && strcmp(key, target) == 0;
+}
+
+int
+jail_join_delivery(struct msgtrace *m, struct event *ev)
+{
+	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
+	const char *id, *newid, *domain;
+	struct msgtrace_owner o;
+	enum delivery d;
+	int rc;
+
+	if (ev->type == NULL || (id = trace_id(ev, ev->qid, idbuf, sizeof(idbuf))) == NULL)
+		return 0;
+	if ((d = delivery_kind(ev->type)) == NOT_DELIVERY) {
+		if (strcmp(ev->type, "submission") != 0 || ev->user[0] == '\0')
+			return 0;
+		return msgtrace_submission(m, id, ev->user, ev->time) < 0 ? -1 : 0;
+	}
+	if (d == DELIVERY_LINK) {
+		if ((newid = trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
+			return 0;
+		return msgtrace_link(m, id, newid, ev->time) < 0 ? -1 : 0;
+	}
+	if (!msgtrace_owner(m, id, &o) || strlen(o.account) >= sizeof(ev->user))
+		return 0;
+	domain = strrchr(ev->rcpt, '@');
+	if ((rc = msgtrace_first_refusal(m, o.root, domain ? domain + 1 : ev->rcpt,
+	    ev->time)) <= 0)
+		return rc;
+	/* o.account lives in m, which the next call may change: copied now */
+	snprintf(ev->user, sizeof(ev->user), "%s", o.account);
+	return 1;
 }

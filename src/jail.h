@@ -15,6 +15,11 @@
  *              "submission" event that named the account.
  *   recidive   events = ban: counts verdicts of the other jails.
  *
+ * spare_authenticated = DURATION (failure jails keyed by ip): an address
+ * from which some account logged in (a submission event) within DURATION
+ * of a failure needs maxretry * spare_factor (default 3) failures; see
+ * jail.c.  The logins are restored with the events (jails_want_event).
+ *
  * Delivery results (remote_reject, remote_listed) are joined by queue id to
  * the submission that named the account (following requeued links), once
  * per message and recipient domain; remote_listed, about the server's own
@@ -71,16 +76,19 @@ size_t jails_tracked_keys(const struct jailset *js, size_t i);
  * Count one event.  Verdicts it causes (and the recidive verdicts those
  * cause) are written to out[0..max); returns how many, or -1 on error
  * (out of memory).  Verdicts beyond max are not lost: max must be at least
- * JAIL_VERDICTS_MAX.
+ * JAIL_VERDICTS_MAX.  An event of another fleet node names it (ev->node):
+ * queue ids are joined per node, and a listed server is its own node's.
  */
 #define JAIL_VERDICTS_MAX 64
 int jail_record_event(struct jailset *js, const struct event *ev, int64_t now,
     struct verdict *out, size_t max);
 
-/* Whether ev must be kept for a restart: some jail counts its kind, or it
- * is the queued line of a submission a jail waits to join (then ask before
- * jail_record_event, which makes the join).  jail_restore_event needs
- * exactly these events, in the order they were recorded. */
+/* Whether ev, a line of this node's log, must be kept for a restart (and,
+ * in a fleet, for the other nodes): some jail counts its kind, or it is the
+ * queued line of a submission a jail waits to join, or a delivery result or
+ * link of a traced message (then ask before jail_record_event, which makes
+ * the join).  jail_restore_event needs exactly these events, in the order
+ * they were recorded. */
 bool jails_want_event(struct jailset *js, const struct event *ev);
 
 /* Restart: rebuild counters from stored events (no verdicts), and levels and
@@ -126,5 +134,48 @@ void jails_clear_state(struct jailset *js);
 
 /* Drop state that can no longer matter at time now. */
 void jails_expire(struct jailset *js, int64_t now);
+
+/* ---- for "mailjail explain" (issue 15) --------------------------------- */
+
+#define JAIL_SHAPE_LIMITS 8
+/* What a jail counts and when it fires, as configured now. */
+struct jail_shape {
+	bool recidive;           /* counts the bans of the other jails */
+	const char *key;         /* "ip", "prefix", "account", "sender", "domain" */
+	enum target_kind kind;   /* of its targets */
+	uint32_t maxretry;       /* failure and recidive jails; 0: a quota jail */
+	int64_t findtime;
+	struct { uint32_t n; int64_t w; } limits[JAIL_SHAPE_LIMITS];
+	size_t nlimits;          /* quota jails, in the order they are checked */
+	bool count_rcpt;         /* limits count recipients (nrcpt), not messages */
+	int64_t window;          /* findtime or the longest limit */
+	int64_t spare_after;     /* spare_authenticated (0: off) */
+	uint32_t spare_factor;
+	/* key = account with nft or reject: it bans addresses (kind ip) that
+	 * failed against an account it watches (kind account, no action) */
+	bool bans_addresses;
+	bool deliveries;         /* counts delivery results (remote_reject,
+	                          * remote_listed): see jail_join_delivery */
+};
+/* The shape of jail; -1 if no such jail is configured. */
+int jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out);
+/* Whether jail counts ev for target: its kind, its key, its ignore list
+ * (not the time: the caller picks the window).  A submission is counted as
+ * its joined form by jails that wait for the queued line: give it with the
+ * queued line's sender and nrcpt (store_each_event_about does); a delivery
+ * result as jail_join_delivery made it.  For a jail that bans addresses, a
+ * target that is an address counts the failures from it (against any
+ * account the jail counts), a watched account the failures against it. */
+bool jail_counts_for(const struct jailset *js, const char *jail, const struct event *ev,
+    const char *target);
+/* The delivery join the jails make, for events read back oldest first: a
+ * submission and a link (requeued) are remembered in m; a delivery result
+ * (remote_reject, remote_listed) the jails counted gets its account in
+ * ev->user and 1 is returned; one they did not count (a retry of a message
+ * counted for that recipient domain already, no submission known) 0, as
+ * for every other event; -1 out of memory.  Queue ids of other nodes
+ * (ev->node) are their own.  The caller frees m (msgtrace_free). */
+struct msgtrace;
+int jail_join_delivery(struct msgtrace *m, struct event *ev);
 
 #endif

@@ -93,7 +93,7 @@ int
 msgtrace_link(struct msgtrace *m, const char *qid, const char *newqid, int64_t t)
 {
 	struct msgtrace_owner o;
-	char root[MJ_QID_MAX], account[MJ_FIELD_MAX];
+	char root[MSGTRACE_ID_MAX], account[MJ_FIELD_MAX];
 
 	if (newqid[0] == '\0' || !msgtrace_owner(m, qid, &o))
 		return 0;
@@ -147,7 +147,7 @@ int
 msgtrace_first_refusal(struct msgtrace *m, const char *root, const char *domain,
     int64_t t)
 {
-	char mkey[MJ_QID_MAX + 2], dkey[MJ_QID_MAX + MJ_FIELD_MAX + 2];
+	char mkey[MSGTRACE_ID_MAX + 2], dkey[MSGTRACE_ID_MAX + MJ_FIELD_MAX + 2];
 	size_t mlen = charged_key(mkey, sizeof(mkey), root, NULL), dlen;
 	struct charged *msg, *dom;
 	bool made, oom;

@@ -40,8 +40,12 @@
 #include <stdint.h>
 
 #include "keytab.h"
+#include "types.h"
 
 #define MSGTRACE_MAX 131072
+/* The longest queue id msgtrace keys on: the caller's key for another
+ * fleet node's message is its queue id and the node's name (jail.c). */
+#define MSGTRACE_ID_MAX (MJ_QID_MAX + MJ_NODE_MAX)
 
 struct msgtrace {
 	struct keytab msgs;      /* queue id -> root, account, time */

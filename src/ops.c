@@ -2,13 +2,24 @@
  * ops - the operator commands: ban, unban, status, bans, history.  They work
  * whether or not the daemon runs: the DB is the record (WAL lets both write
  * in turn), and the kernel is reached through the same nft backend the
- * daemon uses.  A running daemon learns of a manual unban on its next reload
- * (SIGHUP); until then it may treat the target as still banned, which errs
- * on the side of not re-banning early.
+ * daemon uses.  A running daemon on a SQLite file learns of a manual unban
+ * on its next reload (SIGHUP); until then it may treat the target as still
+ * banned, which errs on the side of not re-banning early.  A fleet's
+ * (PostgreSQL) commands act on the whole fleet: every running node applies
+ * the ban or the lift within a second (pipeline_fleet_sync), this host's
+ * daemon too.
+ *
+ * SECURITY: run as root, they open the DB and the maps as [mailjail] user
+ * (as_run_user): those live in that user's directory, where a name may be a
+ * symbolic link the user planted.  Only what needs root stays root: the
+ * look for a running daemon in /proc (status), and postsuper (release
+ * --requeue, whose DB and map part runs in a child that drops).
  */
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -17,15 +28,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "app.h"
+#include "cmdhelp.h"
 #include "enforce.h"
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
 #include "pipeline.h"
+#include "privdrop.h"
+#include "runuser.h"
 #include "table.h"
 
 struct common_opts {
@@ -80,9 +95,9 @@ parse_common(int argc, char **argv, const char *allowed, struct common_opts *o)
 	return 0;
 }
 
-/* open_app - config, rules, jails and an existing or new DB */
+/* load_app - config, rules and jails */
 static int
-open_app(struct app *a, const struct common_opts *o)
+load_app(struct app *a, const struct common_opts *o)
 {
 	struct diag d;
 	int rc;
@@ -91,11 +106,52 @@ open_app(struct app *a, const struct common_opts *o)
 	rc = app_load(a, o->cfgpath, NULL, true, &d);
 	diag_print(&d);
 	diag_free(&d);
-	if (rc != 0)
-		return EXIT_USAGE;
-	if (app_open_store(a, o->db, true) != 0)
-		return EXIT_RUNTIME;
-	return 0;
+	return rc == 0 ? 0 : EXIT_USAGE;
+}
+
+/*
+ * as_run_user - run as root, go on as [mailjail] user, as the daemon does
+ * (privdrop.h: CAP_NET_ADMIN kept for nftables): the DB and the maps live
+ * in that user's directory, where root must not open a name (the user may
+ * have planted a symbolic link there, runuser.h), and what the command
+ * creates there is the user's.  Not root, or user root: nothing changes.
+ */
+static int
+as_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	char err[512];
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0) {
+		diag_print(&d);
+		rc = EXIT_RUNTIME;
+	} else if (u.drop && privdrop(a->cfg.user, err, sizeof(err)) != 0) {
+		log_warnx("working as user %s: %s", u.name, err);
+		rc = EXIT_RUNTIME;
+	}
+	diag_free(&d);
+	return rc;
+}
+
+/* open_store - an existing or new DB */
+static int
+open_store(struct app *a, const struct common_opts *o)
+{
+	return app_open_store(a, o->db, true) != 0 ? EXIT_RUNTIME : 0;
+}
+
+/* open_app - config, rules, jails, then as the run user an existing or new DB */
+static int
+open_app(struct app *a, const struct common_opts *o)
+{
+	int rc;
+
+	if ((rc = load_app(a, o)) != 0 || (rc = as_run_user(a)) != 0)
+		return rc;
+	return open_store(a, o);
 }
 
 static void
@@ -166,6 +222,23 @@ manual_verdict(struct app *a, const char *target, enum target_kind kind,
 	return 0;
 }
 
+/* record_manual - the operator's verdict as a row.  A fleet's store writes
+ * no second ban of a jail and target in force (one offence, one row, when
+ * two nodes decide it at once); an operator who bans again means the new
+ * one: the ban in force is lifted in the same transaction (the nodes see
+ * the lift, then the new ban). */
+static int
+record_manual(struct app *a, const struct verdict *v)
+{
+	int rc = store_add_ban(a->store, v, NULL);
+
+	if (rc != 1)
+		return rc;
+	if (store_lift_bans(a->store, v->jail, v->target, v->started_at) < 0)
+		return -1;
+	return store_add_ban(a->store, v, NULL) == 0 ? 0 : -1;
+}
+
 /* manual_ban - shared by ban and hold */
 static int
 manual_ban(int argc, char **argv, enum target_kind kind)
@@ -180,11 +253,9 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 	bool p_up = false;
 
 	if (parse_common(argc, argv, "nJf", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail %s %s [--jail J] [--for DURATION] [-c FILE]\n",
-		    argv[0], kind == TARGET_IP ? "IP" : "ACCOUNT");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (kind == TARGET_IP) {
 		if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
@@ -218,7 +289,7 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (store_begin(a.store) != 0 || store_add_ban(a.store, &v, NULL) != 0 ||
+	if (store_begin(a.store) != 0 || record_manual(&a, &v) != 0 ||
 	    store_commit(a.store) != 0) {
 		log_warnx("database %s: %s", a.db_path, store_errmsg(a.store));
 		(void)store_rollback(a.store);
@@ -304,10 +375,9 @@ cli_unban(int argc, char **argv)
 	int rc, lifted = 0;
 
 	if (parse_common(argc, argv, "n", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail unban IP [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
 		fprintf(stderr, "mailjail unban: \"%s\" is not an IP address or prefix\n",
@@ -332,6 +402,111 @@ out:
 /* How many of an account's recent messages release --requeue looks for. */
 #define RELEASE_QIDS_MAX 10000
 
+/*
+ * release_lift - release's part in the DB and the map, as the run user:
+ * lift the hold, and with requeue (and no dry run) find the account's
+ * queue ids into qids (*nq of them).
+ */
+static int
+release_lift(struct app *a, const struct common_opts *o, const char *account,
+    bool requeue, char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int rc, lifted = 0;
+
+	*nq = 0;
+	if ((rc = as_run_user(a)) != 0 || (rc = open_store(a, o)) != 0)
+		return rc;
+	if ((rc = manual_lift(a, account, TARGET_ACCOUNT, o->dry_run, &lifted)) != 0)
+		return rc;
+	if (lifted == 0 && !requeue) {
+		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
+		return EXIT_RUNTIME;
+	}
+	if (lifted)
+		printf("released %s from the hold map\n", account);
+	/* The queue ids the log showed for this account; plus, for a login
+	 * that is an address, mail it sent under that envelope sender. */
+	if (requeue && !o->dry_run &&
+	    (*nq = store_account_qids(a->store, account, qids, RELEASE_QIDS_MAX)) < 0)
+		return EXIT_RUNTIME;
+	return 0;
+}
+
+/*
+ * release_lift_apart - release_lift in a child process, which becomes the
+ * run user, while this one stays root for postsuper (only the superuser
+ * may requeue held mail): the queue ids come back over a pipe.
+ */
+static int
+release_lift_apart(struct app *a, const struct common_opts *o, const char *account,
+    char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int fds[2], st, rc;
+	size_t got = 0, want;
+	pid_t pid;
+
+	*nq = 0;
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		log_warn("pipe");
+		return EXIT_RUNTIME;
+	}
+	fflush(stdout);
+	if ((pid = fork()) < 0) {
+		log_warn("fork");
+		close(fds[0]);
+		close(fds[1]);
+		return EXIT_RUNTIME;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		rc = release_lift(a, o, account, true, qids, nq);
+		fflush(stdout);
+		if (rc == 0 && (write(fds[1], nq, sizeof(*nq)) != (ssize_t)sizeof(*nq) ||
+		    (*nq > 0 && write(fds[1], qids, (size_t)*nq * sizeof(*qids)) !=
+		    (ssize_t)((size_t)*nq * sizeof(*qids)))))
+			rc = EXIT_RUNTIME;
+		_exit(rc);
+	}
+	close(fds[1]);
+	want = sizeof(*nq);
+	while (got < want) {
+		ssize_t n = read(fds[0], (char *)nq + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == want && *nq > 0 && *nq <= RELEASE_QIDS_MAX) {
+		want = (size_t)*nq * sizeof(*qids);
+		for (got = 0; got < want; ) {
+			ssize_t n = read(fds[0], (char *)qids + got, want - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			log_warn("waitpid");
+			return EXIT_RUNTIME;
+		}
+	if (!WIFEXITED(st))
+		return EXIT_RUNTIME;
+	if ((rc = WEXITSTATUS(st)) != 0)
+		return rc;
+	if (got != want || *nq < 0 || *nq > RELEASE_QIDS_MAX) {
+		log_warnx("release: the queue ids did not come back whole");
+		return EXIT_RUNTIME;
+	}
+	for (int i = 0; i < *nq; i++)
+		qids[i][MJ_QID_MAX - 1] = '\0';
+	return 0;
+}
+
 int
 cli_release(int argc, char **argv)
 {
@@ -348,7 +523,7 @@ cli_release(int argc, char **argv)
 	const char **qp = NULL;
 	const char *account;
 	bool requeue = false;
-	int ch, rc, lifted = 0, nq, released = 0;
+	int ch, rc, nq = 0, released = 0;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
@@ -357,45 +532,35 @@ cli_release(int argc, char **argv)
 		case 'd': o.db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'r': requeue = true; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail release ACCOUNT [--requeue] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	account = argv[optind];
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
 		goto out;
-	if ((rc = manual_lift(&a, account, TARGET_ACCOUNT, o.dry_run, &lifted)) != 0)
+	rc = EXIT_RUNTIME;
+	if ((qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids))) == NULL ||
+	    (qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp))) == NULL)
 		goto out;
-	if (lifted == 0 && !requeue) {
-		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
-		rc = EXIT_RUNTIME;
+	if (requeue && !o.dry_run && geteuid() == 0)
+		rc = release_lift_apart(&a, &o, account, qids, &nq);
+	else
+		rc = release_lift(&a, &o, account, requeue, qids, &nq);
+	if (rc != 0 || !requeue || o.dry_run)
+		goto out;
+	rc = EXIT_RUNTIME;
+	for (int i = 0; i < nq; i++)
+		qp[i] = qids[i];
+	if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
+	    strchr(account, '@') ? account : NULL, &released) != 0) {
+		log_warnx("releasing %s's held mail failed", account);
 		goto out;
 	}
-	if (lifted)
-		printf("released %s from the hold map\n", account);
-	if (requeue && !o.dry_run) {
-		/* The queue ids the log showed for this account; plus, for a login
-		 * that is an address, mail it sent under that envelope sender. */
-		qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids));
-		qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp));
-		rc = EXIT_RUNTIME;
-		if (qids == NULL || qp == NULL)
-			goto out;
-		if ((nq = store_account_qids(a.store, account, qids, RELEASE_QIDS_MAX)) < 0)
-			goto out;
-		for (int i = 0; i < nq; i++)
-			qp[i] = qids[i];
-		if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
-		    strchr(account, '@') ? account : NULL, &released) != 0) {
-			log_warnx("releasing %s's held mail failed", account);
-			goto out;
-		}
-		printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
-		    account);
-	}
+	printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
+	    account);
 	rc = 0;
 out:
 	free(qids);
@@ -406,10 +571,32 @@ out:
 
 /* bans / history: one table of ban rows */
 
+/* The JSON shape (README, "JSON output"): level a number, times ISO 8601
+ * UTC strings, lifted null while the ban was not lifted.  A fleet's rows
+ * say which node decided them: the last column (only there: one SQLite
+ * file is one node). */
 static const char *const ban_headers[] = {
-	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
+	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason", "node",
+};
+static const enum table_type ban_types[] = {
+	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT, TABLE_INTEGER, TABLE_TEXT, TABLE_TEXT,
+	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT,
 };
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
+
+/* ban_time - t as ISO 8601 UTC into buf (1970 too: a ban's times are all
+ * set), or NULL if the year does not fit */
+static const char *
+ban_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL
+	    || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	return buf;
+}
 
 static int
 add_ban_row(void *arg, const struct stored_ban *b)
@@ -419,17 +606,15 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	const char *row[NBAN_COLS];
 
 	snprintf(level, sizeof(level), "%d", b->level);
-	iso_time(b->started_at, st, sizeof(st));
-	iso_time(b->expires_at, ex, sizeof(ex));
-	iso_time(b->lifted_at, li, sizeof(li));
 	row[0] = b->jail;
 	row[1] = b->target;
 	row[2] = b->target_kind;
 	row[3] = level;
-	row[4] = st;
-	row[5] = ex;
-	row[6] = b->lifted_at ? li : NULL;
+	row[4] = ban_time(b->started_at, st, sizeof(st));
+	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
+	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
+	row[8] = b->node;
 	return table_add(t, row);
 }
 
@@ -439,14 +624,18 @@ print_bans(struct app *a, const struct ban_filter *f, bool json)
 	struct table t;
 	int rc = 0;
 
-	table_init(&t, ban_headers, NBAN_COLS);
+	table_init(&t, ban_headers, store_fleet(a->store) ? NBAN_COLS : NBAN_COLS - 1);
+	table_set_types(&t, ban_types);
 	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	if (json)
-		table_print_json(&t, stdout);
-	else if (t.nrows == 0)
+	if (json) {
+		if (table_print_json(&t, stdout) != 0) {
+			log_warnx("writing the JSON output failed");
+			rc = EXIT_RUNTIME;
+		}
+	} else if (t.nrows == 0)
 		printf("no %s\n", f->active_only ? "active bans or holds" : "bans or holds");
 	else
 		table_print(&t, stdout);
@@ -464,10 +653,9 @@ cli_bans(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "jaJ", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail bans [--jail J] [--all] [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = open_app(&a, &o)) == 0) {
 		f = (struct ban_filter){ o.jail, NULL, !o.all, (int64_t)time(NULL) };
@@ -487,10 +675,9 @@ cli_history(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "j", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail history TARGET [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	/* An IP is looked up in its canonical form, as it was stored. */
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0)
@@ -595,31 +782,113 @@ print_event_count(void *arg, const char *name, int64_t n)
 	return 0;
 }
 
-static int
-print_position(void *arg, const struct log_position *pos, int64_t updated)
+/* A fleet's positions and cursors are per node: "node NAME:" heads each
+ * node's lines (node NULL: one node, no heading).  arg: the last node
+ * headed, a char[CONFIG_NODE_MAX + 1]. */
+static const char *
+node_heading(char *last, const char *node)
 {
+	if (node == NULL)
+		return "";
+	if (strcmp(last, node) != 0) {
+		printf("  node %s:\n", node);
+		snprintf(last, CONFIG_NODE_MAX + 1, "%s", node);
+	}
+	return "  ";
+}
+
+static int
+print_position(void *arg, const char *node, const struct log_position *pos,
+    int64_t updated)
+{
+	const char *indent = node_heading(arg, node);
 	char when[32];
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
-	printf("  %s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", pos->path,
-	    pos->offset, pos->inode, when);
+	printf("  %s%s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", indent,
+	    pos->path, pos->offset, pos->inode, when);
 	return 0;
 }
 
 static int
-print_cursor(void *arg, const char *source, const char *cursor, int64_t updated)
+print_cursor(void *arg, const char *node, const char *source, const char *cursor,
+    int64_t updated)
 {
+	const char *indent = node_heading(arg, node);
 	char when[32], at[32];
 	uint64_t usec;
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
 	if (journal_cursor_time(cursor, &usec) == 0)
 		iso_time((int64_t)(usec / 1000000), at, sizeof(at));
 	else
 		snprintf(at, sizeof(at), "-");
-	printf("  %s: entry of %s, saved %s\n    cursor %s\n", source, at, when, cursor);
+	printf("  %s%s: entry of %s, saved %s\n  %s  cursor %s\n", indent, source, at, when,
+	    indent, cursor);
+	return 0;
+}
+
+/* A fleet's nodes: who runs, since when, last heard of when. */
+struct nodes_ctx {
+	struct table t;
+	const char *me;            /* this host's node name */
+	int64_t now;
+	long my_pid;               /* this node's daemon, running: its pid */
+};
+
+static int
+add_node_row(void *arg, const struct store_node *n)
+{
+	struct nodes_ctx *c = arg;
+	char pid[24], started[32], seen[64], ago[24];
+	const char *row[6] = { n->name, n->host, pid, started, seen,
+	    n->running ? "running" : "stopped" };
+
+	snprintf(pid, sizeof(pid), "%ld", n->pid);
+	iso_time(n->started_at, started, sizeof(started));
+	iso_time(n->last_seen, seen, sizeof(seen));
+	snprintf(ago, sizeof(ago), " (%llds ago)", (long long)(c->now - n->last_seen));
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s", ago);
+	if (strcmp(n->name, c->me) == 0 && n->running)
+		c->my_pid = n->pid;
+	return table_add(&c->t, row);
+}
+
+/* print_daemon - whether this host's daemon runs: a fleet's nodes table
+ * says (and every node is listed); one SQLite file: pid, the process that
+ * has it open (found before the privilege drop), or 0 */
+static int
+print_daemon(struct app *a, int64_t now, long pid)
+{
+	static const char *const headers[] = {
+		"node", "host", "pid", "started", "last seen", "state",
+	};
+	struct nodes_ctx c = { .me = a->cfg.node, .now = now, .my_pid = 0 };
+
+	if (!store_fleet(a->store)) {
+		if (pid)
+			printf("daemon: running (pid %ld)\n", pid);
+		else
+			printf("daemon: not running\n");
+		printf("database: %s\n\n", a->db_path);
+		return 0;
+	}
+	table_init(&c.t, headers, 6);
+	if (store_each_node(a->store, add_node_row, &c) != 0) {
+		table_free(&c.t);
+		return -1;
+	}
+	if (c.my_pid)
+		printf("daemon: running (pid %ld, node %s)\n", c.my_pid, a->cfg.node);
+	else
+		printf("daemon: not running (node %s)\n", a->cfg.node);
+	printf("database: %s\n\nnodes:\n", a->db_path);
+	if (c.t.nrows == 0)
+		printf("  none has run yet\n");
+	else
+		table_print(&c.t, stdout);
+	printf("\n");
+	table_free(&c.t);
 	return 0;
 }
 
@@ -633,20 +902,29 @@ cli_status(int argc, char **argv)
 	struct ban_filter f;
 	struct table t;
 	static const char *const headers[] = { "jail", "keys tracked", "active" };
+	char last_node[CONFIG_NODE_MAX + 1] = "";
 	int64_t now = (int64_t)time(NULL);
-	long pid;
+	const char *db;
+	long pid = 0;
 	int rc;
 	bool p_up = false;
 
 	memset(&jc, 0, sizeof(jc));
 	table_init(&t, headers, 3);
 	if (parse_common(argc, argv, "", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
+		goto out;
+	/* Before the drop: a daemon that dropped privileges itself cannot be
+	 * looked into by its user (it is not dumpable).  A fleet's nodes
+	 * table says instead. */
+	db = o.db ? o.db : a.cfg.db;
+	if (store_db_is_file(db))
+		pid = daemon_pid(db);
+	if ((rc = as_run_user(&a)) != 0 || (rc = open_store(&a, &o)) != 0)
 		goto out;
 	rc = EXIT_RUNTIME;
 	if (pipeline_init(&p, a.rules, a.jails, a.store, false) != 0)
@@ -660,12 +938,8 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	pid = daemon_pid(a.db_path);
-	if (pid)
-		printf("daemon: running (pid %ld)\n", pid);
-	else
-		printf("daemon: not running\n");
-	printf("database: %s\n\n", a.db_path);
+	if (print_daemon(&a, now, pid) != 0)
+		goto out;
 	for (size_t j = 0; j < jails_count(a.jails); j++) {
 		char keys[32], active[32];
 		const char *row[3] = { jails_name(a.jails, j), keys, active };
@@ -679,8 +953,10 @@ cli_status(int argc, char **argv)
 	if (store_event_counts_since(a.store, now - 3600, print_event_count, NULL) != 0)
 		goto out;
 	printf("\nlogs:\n");
-	if (store_each_position(a.store, print_position, NULL) != 0 ||
-	    store_each_cursor(a.store, print_cursor, NULL) != 0)
+	if (store_each_position(a.store, print_position, last_node) != 0)
+		goto out;
+	last_node[0] = '\0';
+	if (store_each_cursor(a.store, print_cursor, last_node) != 0)
 		goto out;
 	rc = 0;
 out:

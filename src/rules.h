@@ -49,6 +49,10 @@ bool rules_has_event(const struct ruleset *rs, const char *event);
 /* Whether some rule producing event captures the named group ("ip",
  * "user", "sender", ...). */
 bool rules_event_captures(const struct ruleset *rs, const char *event, const char *group);
+/* Drop every rule but the one named (test-rules --rule): the line is then
+ * tried against that rule alone, not first-match-wins among all.  Returns 0,
+ * or -1 if there is no such rule (the set is unchanged). */
+int rules_keep_only(struct ruleset *rs, const char *name);
 /* Matches abandoned at the PCRE2 match or depth limit (a pathological
  * pattern): counted as no match. */
 uint64_t rules_limit_hits(const struct ruleset *rs);

@@ -26,15 +26,23 @@ hash_key(const char *key)
 	return h ? h : 1;   /* 0 marks an empty set slot */
 }
 
+/* source_tag - 0 for this node, else a hash that is never 0 */
+static uint32_t
+source_tag(const char *source)
+{
+	return source == NULL ? 0 : hash_key(source);
+}
+
 int
-spread_add(struct spread *s, int64_t t, const char *key)
+spread_add(struct spread *s, int64_t t, const char *source, const char *key)
 {
 	uint32_t i;
 
 	if (s->time == NULL) {
 		s->time = calloc(SPREAD_EVENTS_MAX, sizeof(*s->time));
 		s->hash = calloc(SPREAD_EVENTS_MAX, sizeof(*s->hash));
-		if (s->time == NULL || s->hash == NULL) {
+		s->source = calloc(SPREAD_EVENTS_MAX, sizeof(*s->source));
+		if (s->time == NULL || s->hash == NULL || s->source == NULL) {
 			spread_free(s);
 			return -1;
 		}
@@ -46,22 +54,23 @@ spread_add(struct spread *s, int64_t t, const char *key)
 		s->n++;
 	s->time[i] = t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 	s->hash[i] = hash_key(key);
+	s->source[i] = source_tag(source);
 	return 0;
 }
 
 void
-spread_stats(const struct spread *s, int64_t t, int64_t window, const char *key,
-    struct spread_stats *out)
+spread_stats(const struct spread *s, int64_t t, int64_t window, const char *source,
+    const char *key, struct spread_stats *out)
 {
 	uint32_t set[SET_SLOTS], count[SET_SLOTS];
-	uint32_t mine = hash_key(key);
+	uint32_t mine = hash_key(key), from = source_tag(source);
 
 	memset(out, 0, sizeof(*out));
 	memset(set, 0, sizeof(set));
 	for (uint32_t k = 0; k < s->n; k++) {
 		uint32_t i = (s->head + k) & (SPREAD_EVENTS_MAX - 1), j;
 		int64_t et = s->time[i];
-		if (et <= t - window || et > t)
+		if (et <= t - window || et > t || s->source[i] != from)
 			continue;
 		out->events++;
 		if (s->hash[i] == mine)
@@ -84,5 +93,6 @@ spread_free(struct spread *s)
 {
 	free(s->time);
 	free(s->hash);
+	free(s->source);
 	memset(s, 0, sizeof(*s));
 }

@@ -19,11 +19,15 @@
 #define MJ_QID_MAX    32   /* Postfix queue ids are at most ~20 chars */
 #define MJ_TARGET_MAX (MJ_FIELD_MAX + 4)   /* an account, or "ip/len" */
 #define MJ_REASON_MAX 192
+#define MJ_NODE_MAX   64   /* a fleet node's name and its NUL (CONFIG_NODE_MAX) */
 
 /* One recognised log line. */
 struct event {
 	const char *rule;        /* rule (section) name, owned by the ruleset */
 	const char *type;        /* event name, e.g. "auth_failure" */
+	const char *node;        /* the fleet node whose log had the line, owned
+	                          * by who hands the event over; NULL: this
+	                          * node's (or the store is one node) */
 	int64_t time;            /* the line's own time, Unix seconds */
 	char ip[MJ_IP_MAX];      /* canonical inet_ntop form, or "" */
 	char user[MJ_FIELD_MAX]; /* sasl_username, or "" */

@@ -8,7 +8,10 @@
  *     alarm for refusals about the server, and a restart;
  *   - a distributed brute force on one account: every address of the
  *     window banned, then each new one, recidive, a restart;
- *   - action defer, and the configuration each refuses with file:line.
+ *   - action defer, and the configuration each refuses with file:line;
+ *   - a fleet: other nodes' events (ev.node) joined by their own queue ids,
+ *     their listed refusals a spread of their own, late failures;
+ *   - the delivery join explain makes (jail_join_delivery).
  * Each test writes its jail file to a fresh temp dir.
  */
 #include <criterion/criterion.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "jail.h"
+#include "msgtrace.h"
 
 #define T0 1700000000LL
 
@@ -506,6 +510,225 @@ Test(targeted, restart_restores_the_watch)
 	cr_assert_eq(fail_login(b, t + 71, "198.51.100.12", "ceo@example.org"), 0);
 	jails_free(a);
 	jails_free(b);
+}
+
+/* An address some account logged in from (an office's NAT) is left to
+ * the jails keyed by ip: the targeted jail never bans it, in the window or
+ * during the watch, while its failures still count for the account. */
+Test(targeted, spared_addresses_count_but_are_left_to_the_ip_jails)
+{
+	struct jailset *js = load_text(
+	    "[sasl-targeted-account]\nevents = auth_failure\nkey = account\nfindtime = 1h\n"
+	    "maxretry = 20\naction = nft\nbantime = 1h\nspare_authenticated = 1d\n");
+	struct event login = ev("submission", T0 - 600);
+	char ip[32];
+	int n;
+
+	snprintf(login.ip, sizeof(login.ip), "203.0.113.3");
+	snprintf(login.user, sizeof(login.user), "alice@example.org");
+	snprintf(login.qid, sizeof(login.qid), "4F0A01");
+	cr_assert_eq(rec(js, &login), 0);
+	cr_assert(jails_want_event(js, &login), "the login is kept for a restart");
+	for (int i = 1; i < 20; i++) {
+		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
+		cr_assert_eq(fail_login(js, T0 + 60 * i, ip, "ceo@example.org"), 0, "%s", ip);
+	}
+	n = fail_login(js, T0 + 60 * 20, "203.0.113.20", "ceo@example.org");
+	cr_assert_eq(n, 20, "the watch and 19 addresses: %d", n);
+	cr_assert_str_eq(out[0].reason, "20 auth_failure in 1h from 20 addresses (rule "
+	    "test-rule): each is banned while this lasts (1 spared: an account logged in from "
+	    "it within 1d)");
+	for (int i = 1; i < n; i++)
+		cr_assert_str_neq(out[i].target, "203.0.113.3");
+	cr_assert_eq(fail_login(js, T0 + 60 * 21, "203.0.113.3", "ceo@example.org"), 0,
+	    "spared during the watch too");
+	cr_assert_eq(fail_login(js, T0 + 60 * 22, "198.51.100.77", "ceo@example.org"), 1);
+	jails_free(js);
+	load_err("[a]\nevents = auth_failure\nkey = account\nmaxretry = 3\naction = nft\n"
+	    "spare_authenticated = 1d\nspare_factor = 2\n", 7, "spare_factor is for jails keyed by ip");
+	load_err("[a]\nevents = auth_failure\nkey = account\nmaxretry = 3\naction = hold\n"
+	    "spare_authenticated = 1d\n", 6, "spare_authenticated is for failure jails");
+}
+
+/* ---- a fleet: other nodes' events ------------------------------------- */
+
+/* from - e as a line of node's log */
+static struct event
+from(const char *node, struct event e)
+{
+	e.node = node;
+	return e;
+}
+
+/* Queue ids are unique per host only: mx2's 4AA01 is another message
+ * than this node's 4AA01, and mx3's another again. */
+Test(fleet, queue_ids_are_joined_per_node)
+{
+	struct jailset *js = load_text(
+	    "[r]\nevents = remote_reject\nkey = account\nfindtime = 1h\nmaxretry = 2\n"
+	    "action = hold\n");
+	struct event sub = ev("submission", T0), ref = ev("remote_reject", T0 + 10);
+	struct event link = ev("requeued", T0 + 5);
+
+	snprintf(sub.qid, sizeof(sub.qid), "4AA01");
+	snprintf(ref.qid, sizeof(ref.qid), "4AA01");
+	snprintf(link.qid, sizeof(link.qid), "4AA01");
+	snprintf(link.newqid, sizeof(link.newqid), "5BB01");
+	snprintf(sub.user, sizeof(sub.user), "alice");
+	cr_assert_eq(rec(js, &sub), 0);
+	snprintf(sub.user, sizeof(sub.user), "bob");
+	{
+		struct event s2 = from("mx2", sub);
+		cr_assert_eq(rec(js, &s2), 0);
+	}
+	/* mx3 never submitted 4AA01: its refusal is no one's */
+	snprintf(ref.rcpt, sizeof(ref.rcpt), "x@gmail.example");
+	{
+		struct event r3 = from("mx3", ref);
+		cr_assert_eq(rec(js, &r3), 0);
+	}
+	/* mx2's message, through its own filter, refused twice: bob is held */
+	{
+		struct event l2 = from("mx2", link), r2 = from("mx2", ref);
+		cr_assert_eq(rec(js, &l2), 0);
+		snprintf(r2.qid, sizeof(r2.qid), "5BB01");
+		cr_assert_eq(rec(js, &r2), 0);
+		snprintf(r2.rcpt, sizeof(r2.rcpt), "y@yahoo.example");
+		cr_assert_eq(rec(js, &r2), 1);
+		cr_assert_str_eq(out[0].target, "bob");
+	}
+	/* this node's 5BB01 was never linked: alice's refusals are her own */
+	snprintf(ref.qid, sizeof(ref.qid), "5BB01");
+	cr_assert_eq(rec(js, &ref), 0);
+	snprintf(ref.qid, sizeof(ref.qid), "4AA01");
+	cr_assert_eq(rec(js, &ref), 0);
+	snprintf(ref.rcpt, sizeof(ref.rcpt), "z@yandex.example");
+	cr_assert_eq(rec(js, &ref), 1);
+	cr_assert_str_eq(out[0].target, "alice");
+	jails_free(js);
+}
+
+/* The recipients join (count = recipients) pairs a node's queued line
+ * with that node's submission. */
+Test(fleet, the_recipients_join_is_per_node_too)
+{
+	struct jailset *js = load_text(
+	    "[q]\nevents = submission\nkey = account\nlimits = 10/1h\ncount = recipients\n"
+	    "action = hold\n");
+	struct event sub = ev("submission", T0), q = ev("queued", T0 + 1);
+
+	snprintf(sub.qid, sizeof(sub.qid), "4AA01");
+	snprintf(sub.user, sizeof(sub.user), "alice");
+	snprintf(sub.ip, sizeof(sub.ip), "198.51.100.4");
+	snprintf(q.qid, sizeof(q.qid), "4AA01");
+	q.nrcpt = 50;
+	cr_assert_eq(rec(js, &sub), 0);
+	/* mx2's queued line for its own 4AA01 is not alice's message */
+	{
+		struct event q2 = from("mx2", q);
+		cr_assert_eq(rec(js, &q2), 0);
+	}
+	q.nrcpt = 5;
+	cr_assert_eq(rec(js, &q), 0, "5 recipients: under 10");
+	jails_free(js);
+}
+
+/* A listed server is one node's address: mx2's listed refusals over many
+ * accounts hold no one here either, but the alarm is mx2's to raise;
+ * this node's own spread raises it here. */
+Test(fleet, a_listed_server_is_one_nodes_and_so_is_its_alarm)
+{
+	struct jailset *js = load_text(REPUTATION);
+	struct alarm a;
+	char qid[16], acct[32];
+	int verdicts = 0;
+
+	for (int k = 0; k < 30; k++) {
+		struct event sub = ev("submission", T0 + k), ref = ev("remote_listed", T0 + k);
+		snprintf(qid, sizeof(qid), "5A%02d", k);
+		snprintf(acct, sizeof(acct), "user%02d@example.org", k);
+		snprintf(sub.qid, sizeof(sub.qid), "%s", qid);
+		snprintf(sub.user, sizeof(sub.user), "%s", acct);
+		snprintf(ref.qid, sizeof(ref.qid), "%s", qid);
+		snprintf(ref.rcpt, sizeof(ref.rcpt), "x@gmail.example");
+		sub.node = ref.node = "mx2";
+		verdicts += rec(js, &sub) + rec(js, &ref);
+		verdicts += rec(js, &ref);   /* a retry */
+	}
+	cr_assert_eq(verdicts, 0);
+	cr_assert(!jails_take_alarm(js, &a), "mx2 says it, not this node");
+	/* this node's refusals: 4 accounts, under the spread's 5, each counts
+	 * (mx2's spread does not make it 5) */
+	for (int k = 0; k < 4; k++) {
+		snprintf(qid, sizeof(qid), "6A%02d", k);
+		snprintf(acct, sizeof(acct), "local%02d@example.org", k);
+		cr_assert_eq(submit(js, T0 + 100 + k, qid, acct), 0);
+		cr_assert_eq(refuse(js, "remote_listed", T0 + 100 + k, qid, "x@gmail.example"), 0);
+	}
+	cr_assert(!jails_take_alarm(js, &a));
+	cr_assert_eq(submit(js, T0 + 110, "6A99", "local99@example.org"), 0);
+	cr_assert_eq(refuse(js, "remote_listed", T0 + 110, "6A99", "x@gmail.example"), 0);
+	cr_assert(jails_take_alarm(js, &a), "this node's own spread: its alarm");
+	cr_assert_eq(a.keys, 5);
+	jails_free(js);
+}
+
+/* Another node's failures come late, after later ones were counted: the
+ * window they complete ends at a later failure, and its addresses are
+ * those banned. */
+Test(fleet, a_late_failure_completes_a_later_window)
+{
+	struct jailset *js = load_text(TARGETED);
+	char ip[32];
+	int n;
+
+	/* this node: 19 failures, at T0 + 60 .. T0 + 1140 */
+	for (int i = 1; i < 20; i++) {
+		snprintf(ip, sizeof(ip), "203.0.113.%d", i);
+		cr_assert_eq(fail_login(js, T0 + 60 * i, ip, "ceo@example.org"), 0);
+	}
+	/* mx2's failure at T0 + 30 arrives now: the window (T0 + 1140 - 1h,
+	 * T0 + 1140] holds 20 */
+	{
+		struct event e = ev("auth_failure", T0 + 30);
+		e.node = "mx2";
+		snprintf(e.ip, sizeof(e.ip), "198.51.100.30");
+		snprintf(e.user, sizeof(e.user), "ceo@example.org");
+		n = jail_record_event(js, &e, T0 + 1200, out, JAIL_VERDICTS_MAX);
+	}
+	cr_assert_eq(n, 21, "the watch and 20 addresses: %d", n);
+	cr_assert_str_eq(out[0].target, "ceo@example.org");
+	cr_assert_str_eq(out[1].target, "203.0.113.1");
+	cr_assert_str_eq(out[20].target, "198.51.100.30");
+	jails_free(js);
+}
+
+/* ---- explain's join --------------------------------------------------- */
+
+/* jail_join_delivery charges a refusal as the jails do: once per message
+ * and recipient domain, through links, per node. */
+Test(explain_join, refusals_get_their_account_once_per_domain)
+{
+	struct msgtrace m = { 0 };
+	struct event sub = ev("submission", T0), link = ev("requeued", T0 + 1);
+	struct event ref = ev("remote_reject", T0 + 2);
+
+	snprintf(sub.qid, sizeof(sub.qid), "4AA01");
+	snprintf(sub.user, sizeof(sub.user), "alice");
+	snprintf(link.qid, sizeof(link.qid), "4AA01");
+	snprintf(link.newqid, sizeof(link.newqid), "5BB01");
+	cr_assert_eq(jail_join_delivery(&m, &sub), 0);
+	cr_assert_eq(jail_join_delivery(&m, &link), 0);
+	snprintf(ref.qid, sizeof(ref.qid), "5BB01");
+	snprintf(ref.rcpt, sizeof(ref.rcpt), "x@gmail.example");
+	cr_assert_eq(jail_join_delivery(&m, &ref), 1);
+	cr_assert_str_eq(ref.user, "alice");
+	ref.user[0] = '\0';
+	cr_assert_eq(jail_join_delivery(&m, &ref), 0, "a retry");
+	cr_assert_str_eq(ref.user, "", "not charged again");
+	ref.node = "mx2";
+	cr_assert_eq(jail_join_delivery(&m, &ref), 0, "mx2's 5BB01 is another message");
+	msgtrace_free(&m);
 }
 
 /* ---- action defer ----------------------------------------------------- */

@@ -165,29 +165,56 @@ Test(spread, counts_events_keys_and_a_share_in_the_window)
 
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof(key), "k%d", i % 6);
-		cr_assert_eq(spread_add(&s, 100 + i, key), 0);
+		cr_assert_eq(spread_add(&s, 100 + i, NULL, key), 0);
 	}
-	spread_stats(&s, 129, 100, "k0", &st);
+	spread_stats(&s, 129, 100, NULL, "k0", &st);
 	cr_assert_eq(st.events, 30);
 	cr_assert_eq(st.keys, 6);
 	cr_assert_eq(st.mine, 5);
 	cr_assert_eq(st.top, 5);
 	/* the window (t - w, t]: events at 100..109 are out at t = 129, w = 20 */
-	spread_stats(&s, 129, 20, "k0", &st);
+	spread_stats(&s, 129, 20, NULL, "k0", &st);
 	cr_assert_eq(st.events, 20);
 	cr_assert_eq(st.mine, 3);
-	spread_stats(&s, 129, 100, "nobody", &st);
+	spread_stats(&s, 129, 100, NULL, "nobody", &st);
 	cr_assert_eq(st.mine, 0);
-	cr_assert_eq(spread_add(&s, 130, "k1"), 0);
-	spread_stats(&s, 130, 100, "k0", &st);
+	cr_assert_eq(spread_add(&s, 130, NULL, "k1"), 0);
+	spread_stats(&s, 130, 100, NULL, "k0", &st);
 	cr_assert_eq(st.top, 6, "the busiest key");
 	/* a full ring keeps the newest */
 	for (int i = 0; i < SPREAD_EVENTS_MAX; i++)
-		cr_assert_eq(spread_add(&s, 200, "one"), 0);
-	spread_stats(&s, 200, 1000, "one", &st);
+		cr_assert_eq(spread_add(&s, 200, NULL, "one"), 0);
+	spread_stats(&s, 200, 1000, NULL, "one", &st);
 	cr_assert_eq(st.events, SPREAD_EVENTS_MAX);
 	cr_assert_eq(st.keys, 1);
 	cr_assert_eq(st.top, SPREAD_EVENTS_MAX);
+	spread_free(&s);
+}
+
+/* A listed server is one node's: another node's refusals are its own
+ * spread, in the same ring. */
+Test(spread, each_source_is_its_own_spread)
+{
+	struct spread s = { 0 };
+	struct spread_stats st;
+	char key[16];
+
+	for (int i = 0; i < 12; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(spread_add(&s, 100 + i, i % 2 ? "mx2" : NULL, key), 0);
+	}
+	cr_assert_eq(spread_add(&s, 120, "mx3", "k0"), 0);
+	spread_stats(&s, 120, 100, NULL, "k0", &st);
+	cr_assert_eq(st.events, 6);
+	cr_assert_eq(st.keys, 6);
+	cr_assert_eq(st.mine, 1);
+	spread_stats(&s, 120, 100, "mx2", "k1", &st);
+	cr_assert_eq(st.events, 6);
+	cr_assert_eq(st.mine, 1);
+	spread_stats(&s, 120, 100, "mx2", "k0", &st);
+	cr_assert_eq(st.mine, 0, "k0's refusal was this node's");
+	spread_stats(&s, 120, 100, "mx3", "k0", &st);
+	cr_assert_eq(st.events, 1);
 	spread_free(&s);
 }
 

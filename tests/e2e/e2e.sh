@@ -24,6 +24,7 @@
 # A missing prerequisite is a failure, never a skip.  Last line:
 # "e2e: N passed, N failed".
 set -eu
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 
 MJ_BIN=${1:?usage: e2e.sh MAILJAIL_BINARY SOURCE_ROOT}
 SRC=${2:?usage: e2e.sh MAILJAIL_BINARY SOURCE_ROOT}
