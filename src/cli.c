@@ -18,6 +18,8 @@
 #include "follow.h"
 #include "holdmap.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "replay.h"
 
 /* load_or_report - app_load, printing every diag; exit status on failure */
@@ -42,6 +44,7 @@ cli_replay(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "notify", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct replay_options o = { .progress = isatty(STDERR_FILENO) };
@@ -55,11 +58,13 @@ cli_replay(int argc, char **argv)
 		case 'd': db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'q': o.quiet = true; o.progress = false; break;
+		case 'N': o.notify = true; break;
 		default: return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "usage: mailjail replay [-c FILE] [--db PATH] [--dry-run] LOG...\n");
+		fprintf(stderr, "usage: mailjail replay [-c FILE] [--db PATH] [--dry-run] "
+		    "[--notify] LOG...\n");
 		return EXIT_USAGE;
 	}
 	if ((rc = load_or_report(&a, cfgpath, NULL, true)) != 0) {
@@ -303,4 +308,65 @@ cli_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	return daemon_run(&o);
+}
+
+int
+cli_metrics(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "db", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cfgpath = NULL, *db = NULL;
+	struct metrics *m = NULL;
+	struct app a;
+	char *text = NULL;
+	size_t len = 0;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'd': db = optarg; break;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "usage: mailjail metrics [-c FILE] [--db PATH]\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = load_or_report(&a, cfgpath, NULL, true)) != 0) {
+		app_free(&a);
+		return rc;
+	}
+	rc = EXIT_RUNTIME;
+	/* The counters are the daemon's, as it last saved them (every 10 s
+	 * and at stop); the gauges are read now. */
+	if (app_open_store(&a, db, false) != 0)
+		goto out;
+	if (metrics_open(&m, notify_node()) != 0 ||
+	    metrics_declare(m, &a.cfg, a.rules, a.jails) != 0) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (metrics_load(m, a.store) != 0) {
+		log_warnx("database %s: cannot read the saved counters: %s", a.db_path,
+		    store_errmsg(a.store));
+		goto out;
+	}
+	if ((text = metrics_render(m, a.store, &a.cfg, (int64_t)time(NULL), &len)) == NULL) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+		log_warn("standard output");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	metrics_close(m);
+	app_free(&a);
+	return rc;
 }

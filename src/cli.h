@@ -20,5 +20,6 @@ int cli_release(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_bans(int argc, char **argv);
 int cli_history(int argc, char **argv);
+int cli_metrics(int argc, char **argv);
 
 #endif

@@ -17,6 +17,24 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/mailjail/mailjail.conf"
 #define CONFIG_LOGS_MAX 16
+#define NOTIFY_MAILTO_MAX 8
+
+/* [notify]: who hears of bans and holds, and how (notify.h). */
+struct notify_config {
+	char *mailto[NOTIFY_MAILTO_MAX];   /* checked local@domain addresses */
+	size_t nmailto;
+	char *from;                  /* NULL: mailjail@ the node's name */
+	char *smtp;                  /* host:port of the local Postfix */
+	char *command;               /* an executable file, or NULL */
+	int64_t digest;              /* seconds: the longest a digest waits */
+	int64_t timeout;             /* seconds a delivery may take */
+};
+
+/* [metrics]: where the exposition goes (metrics.h). */
+struct metrics_config {
+	char *textfile;              /* node_exporter textfile, or NULL */
+	char *listen;                /* "IP:PORT" for /metrics over HTTP, or NULL */
+};
 
 struct config {
 	char *path;                  /* the file read */
@@ -34,6 +52,8 @@ struct config {
 	char *journal_dir;           /* NULL: the system journal (journal.h) */
 	char *user;                  /* unprivileged user for run */
 	uint64_t batch_lines;        /* lines per transaction */
+	struct notify_config notify;
+	struct metrics_config metrics;
 };
 
 /* Load path; a missing key keeps its default.  Returns 0, or -1 with diags. */

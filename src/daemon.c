@@ -29,9 +29,12 @@
 #include "app.h"
 #include "cli.h"
 #include "enforce.h"
+#include "exporter.h"
 #include "follow.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "pipeline.h"
 #include "privdrop.h"
 
@@ -143,13 +146,20 @@ reapply_active(struct pipeline *p, struct store *st)
 	return rc;
 }
 
-/* start_pipeline - pipeline over a's rules and jails, state restored */
+/* start_pipeline - pipeline over a's rules and jails, state restored; its
+ * verdicts notified and its work counted in m */
 static int
-start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
+start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b, struct metrics *m)
 {
 	if (pipeline_init(p, a->rules, a->jails, a->store, false) != 0)
 		return -1;
 	p->verbose_verdicts = true;
+	if (metrics_declare(m, &a->cfg, a->rules, a->jails) != 0 ||
+	    pipeline_set_signals(p, notify_enabled(&a->cfg.notify) ? &a->cfg.notify : NULL,
+	    m) != 0) {
+		pipeline_fini(p);
+		return -1;
+	}
 	for (size_t i = 0; i < b->n; i++)
 		(void)pipeline_add_backend(p, b->ops[i], b->state[i]);
 	if (pipeline_restore(p, (int64_t)time(NULL)) != 0) {
@@ -162,7 +172,7 @@ start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
 /* reload - new config, rules and jails; on any error keep the running ones */
 static void
 reload(struct app *a, struct pipeline *p, struct backend_set *b,
-    const struct daemon_options *o)
+    const struct daemon_options *o, struct metrics *m)
 {
 	struct app n;
 	struct backend_set nb;
@@ -189,7 +199,7 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 		app_free(&n);
 		return;
 	}
-	if (start_pipeline(&np, &n, &nb) != 0) {
+	if (start_pipeline(&np, &n, &nb, m) != 0) {
 		log_warnx("reload refused: cannot rebuild state from the database");
 		enforce_close(&nb);
 		n.store = NULL;
@@ -244,19 +254,24 @@ journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 	long total = 0;
 
 	for (size_t i = 0; i < nj && !p->failed; i++) {
-		long n = journal_read(js[i], pipeline_follow_cb, p, batch);
+		long n = journal_read(js[i], pipeline_journal_cb, p, batch);
 		if (n < 0)
 			return -1;
+		pipeline_journal_lines(p, i, n);
 		total += n;
 	}
 	return total;
 }
 
-/* wait_sources - sleep until a file or a journal has news, or timeout_ms */
+/* wait_sources - sleep until a file or a journal has news, one of the
+ * other descriptors (a notification's delivery, a scrape) is ready, or
+ * timeout_ms */
 static int
-wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
+wait_sources(struct follow *f, struct journal **js, size_t nj, const int *other,
+    size_t nother, int timeout_ms)
 {
-	struct pollfd pfd[CONFIG_LOGS_MAX];
+	struct pollfd pfd[FOLLOW_EXTRA_FDS_MAX];
+	size_t n = nj;
 
 	for (size_t i = 0; i < nj; i++) {
 		int t = journal_timeout_ms(js[i]);
@@ -266,7 +281,15 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, int timeout_ms)
 		if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
 			timeout_ms = t;
 	}
-	if (follow_wait_fds(f, timeout_ms, pfd, nj) < 0)
+	/* (No room: they are still served within a second, by the timeout.) */
+	for (size_t i = 0; i < nother && n < FOLLOW_EXTRA_FDS_MAX; i++) {
+		if (other[i] < 0)
+			continue;
+		pfd[n].fd = other[i];
+		pfd[n].events = POLLIN;
+		n++;
+	}
+	if (follow_wait_fds(f, timeout_ms, pfd, n) < 0)
 		return -1;
 	/* Readable or timed out: sd-journal wants to hear of both. */
 	for (size_t i = 0; i < nj; i++)
@@ -401,14 +424,14 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
-    struct follow *f, struct journal **js, size_t nj)
+    struct follow *f, struct journal **js, size_t nj, struct metrics *m)
 {
 	struct log_position pos;
 	bool enforce_failed = p->enforce_failed;
 
 	pipeline_fini(p);
 	jails_clear_state(a->jails);
-	if (start_pipeline(p, a, b) != 0)
+	if (start_pipeline(p, a, b, m) != 0)
 		return -1;
 	p->enforce_failed = enforce_failed;
 	for (size_t i = 0; i < follow_count(f); i++) {
@@ -445,6 +468,10 @@ daemon_run(const struct daemon_options *o)
 	bool pipeline_up = false;
 	struct db_outage outage = { 0, 0, 0 };
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
+	struct metrics *mt = NULL;  /* operator signals: counters, */
+	struct exporter *ex = NULL; /* ... their textfile and /metrics, */
+	struct notifier *nt = NULL; /* ... and the notifications' deliveries */
+	bool exported = false;      /* the textfile was written as the run user */
 
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
@@ -476,9 +503,18 @@ daemon_run(const struct daemon_options *o)
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
+	/* The counters go on from where the last run saved them; the metrics
+	 * port is bound before the drop (one below 1024 needs root). */
+	if (metrics_open(&mt, notify_node()) != 0 || metrics_load(mt, a.store) != 0 ||
+	    notifier_open(&nt, &a.cfg.notify, a.cfg.path, mt) != 0) {
+		log_warnx("cannot set up metrics and notifications: %s", store_errmsg(a.store));
+		goto out;
+	}
+	if (exporter_open(&ex, mt, &a.cfg.metrics) != 0)
+		goto out;
 	if (backends_init(&b, &a, o->dry_run) != 0)
 		goto out;
-	if (start_pipeline(&p, &a, &b) != 0) {
+	if (start_pipeline(&p, &a, &b, mt) != 0) {
 		log_warnx("cannot rebuild state from %s", a.db_path);
 		goto out;
 	}
@@ -522,6 +558,21 @@ daemon_run(const struct daemon_options *o)
 			log_warnx("dropping privileges: %s", err);
 			goto out;
 		}
+	}
+	/* What the run user must be able to do, said now, not at the first
+	 * hold hours later. */
+	if (a.cfg.notify.command && access(a.cfg.notify.command, X_OK) != 0) {
+		log_warnx("[notify] command %s: user %s cannot run it: %s", a.cfg.notify.command,
+		    a.cfg.user, strerror(errno));
+		goto out;
+	}
+	{
+		char err[600];
+		if (exporter_flush(ex, a.store, &a.cfg, (int64_t)time(NULL), err, sizeof(err)) != 0) {
+			log_warnx("[metrics] textfile: user %s cannot write it: %s", a.cfg.user, err);
+			goto out;
+		}
+		exported = true;
 	}
 	for (size_t i = 0; i < nj; i++) {
 		char path[4096];
@@ -571,7 +622,7 @@ daemon_run(const struct daemon_options *o)
 			 * failed to rebuild is zeroed: fini and the next rewind
 			 * handle that. */
 			store_clear_error(a.store);
-			if (rewind_batch(&a, &p, &b, f, js, nj) == 0) {
+			if (rewind_batch(&a, &p, &b, f, js, nj, mt) == 0) {
 				db_retry_at = 0;
 				continue;   /* read the batch again at once */
 			}
@@ -588,7 +639,9 @@ daemon_run(const struct daemon_options *o)
 		if (sig_reload) {
 			sig_reload = 0;
 			(void)sd_notify(0, "RELOADING=1");
-			reload(&a, &p, &b, o);
+			reload(&a, &p, &b, o, mt);
+			if (notifier_configure(nt, &a.cfg.notify, a.cfg.path) != 0)
+				log_warnx("notify: out of memory: the old [notify] settings stay");
 			(void)sd_notify(0, "READY=1");
 		}
 		now = time(NULL);
@@ -629,6 +682,10 @@ daemon_run(const struct daemon_options *o)
 			jails_expire(a.jails, (int64_t)now);
 			next_purge = now + PURGE_SECS;
 		}
+		/* Notifications committed are sent at once (the pipeline's
+		 * count is the kick); metrics are written on their beat. */
+		notifier_tick(nt, a.store, (int64_t)now, p.notes_committed);
+		exporter_tick(ex, a.store, &a.cfg, (int64_t)now);
 		if (n > 0 || m > 0)
 			continue;   /* more may be waiting: read before sleeping */
 		/* Sleep until a line arrives or the nearest timer is due.  A signal
@@ -646,9 +703,11 @@ daemon_run(const struct daemon_options *o)
 				pause_until(db_retry_at < due ? db_retry_at : due);
 				continue;
 			}
+			int other[2] = { notifier_fd(nt), exporter_fd(ex) };
+
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (wait_sources(f, js, nj, wait_ms) < 0)
+			if (wait_sources(f, js, nj, other, 2, wait_ms) < 0)
 				goto out;
 		}
 	}
@@ -656,6 +715,17 @@ daemon_run(const struct daemon_options *o)
 	(void)sd_notify(0, "STOPPING=1");
 	status = 0;
 out:
+	/* Deliveries running get a moment; the counters and the textfile are
+	 * written a last time. */
+	if (nt != NULL && a.store != NULL)
+		notifier_close(nt, a.store);
+	if (exported) {
+		char err[600];
+		if (exporter_flush(ex, a.store, &a.cfg, (int64_t)time(NULL), err, sizeof(err)) != 0)
+			log_warnx("metrics: cannot write the textfile: %s", err);
+	}
+	exporter_close(ex);
+	metrics_close(mt);
 	/* Nothing read since the last commit stays unsaved: it is read again. */
 	for (size_t i = 0; i < nj; i++)
 		journal_close(js[i]);

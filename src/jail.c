@@ -124,6 +124,8 @@ struct jail {
 	double factor;
 	int64_t maxbantime;
 	bool enabled;
+	bool notify_set;
+	enum jail_notify notify;
 	int64_t window;          /* findtime or the longest limit */
 	uint16_t ringmax;        /* entries kept per key */
 	/* lines of keys seen, for checks after the section is read */
@@ -854,6 +856,17 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 			return 1;
 		}
 		j->factor = f;
+	} else if (strcmp(key, "notify") == 0) {
+		j->notify_set = true;
+		if (strcmp(value, "now") == 0)
+			j->notify = JAIL_NOTIFY_NOW;
+		else if (strcmp(value, "digest") == 0)
+			j->notify = JAIL_NOTIFY_DIGEST;
+		else if (strcmp(value, "no") == 0)
+			j->notify = JAIL_NOTIFY_NO;
+		else
+			diag_add(js->d, file, line, "jail %s: notify must be now, digest or no, "
+			    "not \"%s\"", j->name, value);
 	} else if (strcmp(key, "enabled") == 0) {
 		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
 			j->enabled = true;
@@ -1099,6 +1112,26 @@ unsigned
 jails_actions(const struct jailset *js, size_t i)
 {
 	return i < js->n ? js->jails[i]->actions : 0;
+}
+
+int
+jails_signal(const struct jailset *js, const char *jail, struct jail_signal *out)
+{
+	static const char *const keys[] = {
+		[KEY_IP] = "ip", [KEY_PREFIX] = "ip", [KEY_ACCOUNT] = "account",
+		[KEY_SENDER] = "sender", [KEY_DOMAIN] = "domain",
+	};
+	const struct jail *j = find_jail(js, jail);
+
+	if (j == NULL)
+		return -1;
+	out->key = keys[j->key];
+	out->window = j->window;
+	if (j->notify_set)
+		out->notify = j->notify;
+	else
+		out->notify = key_is_ip(j) ? JAIL_NOTIFY_DIGEST : JAIL_NOTIFY_NOW;
+	return 0;
 }
 
 int64_t

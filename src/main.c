@@ -18,10 +18,11 @@ static const char usage_text[] =
 "        the daemon, in the foreground; follows the configured logs from\n"
 "        the saved positions; logs to stderr unless told otherwise.\n"
 "        SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens the log file\n"
-"  replay [-c FILE] [--db PATH] [--dry-run] [--quiet] LOG...\n"
+"  replay [-c FILE] [--db PATH] [--dry-run] [--quiet] [--notify] LOG...\n"
 "        read whole files with the log's own time as the clock, then print\n"
 "        a summary; --dry-run records verdicts but touches neither\n"
-"        nftables nor the hold map\n"
+"        nftables nor the hold map; --notify queues notifications of the\n"
+"        verdicts (off: history is not news)\n"
 "  test-rules [-c FILE] [--rules PATH] LOG\n"
 "        per rule, lines matched with sample captures; lines no rule matched\n"
 "  check-config [-c FILE]\n"
@@ -41,6 +42,9 @@ static const char usage_text[] =
 "  release ACCOUNT [--requeue] [--dry-run]\n"
 "        take it off the map; --requeue also releases its mail from\n"
 "        Postfix's hold queue (postsuper -H) and delivers it now\n"
+"  metrics [-c FILE]\n"
+"        print the Prometheus metrics once (the daemon's counters as it\n"
+"        last saved them, gauges read now)\n"
 "\n"
 "Every command takes -c FILE and --db PATH.\n"
 "\n"
@@ -64,6 +68,7 @@ static const struct command commands[] = {
 	{ "unban", cli_unban },
 	{ "hold", cli_hold },
 	{ "release", cli_release },
+	{ "metrics", cli_metrics },
 };
 
 int

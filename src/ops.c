@@ -25,6 +25,7 @@
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
+#include "notify.h"
 #include "pipeline.h"
 #include "table.h"
 
@@ -251,18 +252,63 @@ cli_hold(int argc, char **argv)
 	return manual_ban(argc, argv, TARGET_ACCOUNT);
 }
 
+/* The active bans of a target, kept to tell of their lift (notify.h). */
+#define LIFT_TOLD_MAX 32
+
 struct lift_ctx {
 	unsigned actions;
 	int n;
+	struct stored_ban told[LIFT_TOLD_MAX];   /* strings strdup'd */
+	size_t ntold;
 };
 
 static int
 collect_actions(void *arg, const struct stored_ban *b)
 {
 	struct lift_ctx *c = arg;
+	struct stored_ban *t = &c->told[c->ntold];
 
 	c->actions |= b->actions;
 	c->n++;
+	if (c->ntold == LIFT_TOLD_MAX)
+		return 0;
+	*t = *b;
+	t->target = NULL;   /* the target is the caller's */
+	t->reply = NULL;
+	t->jail = strdup(b->jail);
+	t->target_kind = strdup(b->target_kind);
+	t->reason = strdup(b->reason ? b->reason : "");
+	if (t->jail == NULL || t->target_kind == NULL || t->reason == NULL) {
+		free((char *)t->jail);
+		free((char *)t->target_kind);
+		free((char *)t->reason);
+		return -1;
+	}
+	c->ntold++;
+	return 0;
+}
+
+static void
+lift_ctx_free(struct lift_ctx *c)
+{
+	for (size_t i = 0; i < c->ntold; i++) {
+		free((char *)c->told[i].jail);
+		free((char *)c->told[i].target_kind);
+		free((char *)c->told[i].reason);
+	}
+	c->ntold = 0;
+}
+
+/* tell_lifts - queue the notification of each lift, in the lift's
+ * transaction (the daemon delivers it) */
+static int
+tell_lifts(struct app *a, struct lift_ctx *c, const char *target, int64_t now)
+{
+	for (size_t i = 0; i < c->ntold; i++) {
+		c->told[i].target = target;
+		if (notify_queue_lift(&a->cfg.notify, a->jails, a->store, &c->told[i], now) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -272,27 +318,33 @@ static int
 manual_lift(struct app *a, const char *target, enum target_kind kind, bool dry_run,
     int *lifted)
 {
-	struct lift_ctx c = { 0, 0 };
+	struct lift_ctx c;
 	struct ban_filter f = { NULL, target, true, (int64_t)time(NULL) };
-	int n;
+	int n, rc = EXIT_RUNTIME;
 
+	memset(&c, 0, sizeof(c));
 	if (store_each_ban(a->store, &f, collect_actions, &c) != 0)
-		return EXIT_RUNTIME;
+		goto out;
 	if (c.n == 0) {
 		*lifted = 0;
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (store_begin(a->store) != 0 ||
 	    (n = store_lift_bans(a->store, NULL, target, f.now)) < 0 ||
+	    tell_lifts(a, &c, target, f.now) != 0 ||
 	    store_commit(a->store) != 0) {
 		log_warnx("database %s: %s", a->db_path, store_errmsg(a->store));
 		(void)store_rollback(a->store);
-		return EXIT_RUNTIME;
+		goto out;
 	}
 	*lifted = n;
 	if (!dry_run && enforce_now(a, NULL, target, kind, c.actions) != 0)
-		return EXIT_RUNTIME;
-	return 0;
+		goto out;
+	rc = 0;
+out:
+	lift_ctx_free(&c);
+	return rc;
 }
 
 int

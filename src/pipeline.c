@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 
 int
 pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
@@ -26,7 +28,11 @@ pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
 	p->st.jail_verdicts = calloc(p->st.njails ? p->st.njails : 1, sizeof(uint64_t));
 	p->cap = 256;
 	p->pending = calloc(p->cap, sizeof(*p->pending));
-	if (p->st.rule_hits == NULL || p->st.jail_verdicts == NULL || p->pending == NULL) {
+	p->batch_rule_hits = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(uint32_t));
+	for (size_t i = 0; i < PIPELINE_SOURCES_MAX; i++)
+		p->file_series[i] = -2;
+	if (p->st.rule_hits == NULL || p->st.jail_verdicts == NULL || p->pending == NULL ||
+	    p->batch_rule_hits == NULL) {
 		pipeline_fini(p);
 		return -1;
 	}
@@ -42,7 +48,27 @@ pipeline_fini(struct pipeline *p)
 	free(p->st.jail_verdicts);
 	free(p->pending);
 	free(p->saved);
+	free(p->batch_rule_hits);
+	free(p->rule_series);
 	memset(p, 0, sizeof(*p));
+}
+
+int
+pipeline_set_signals(struct pipeline *p, const struct notify_config *notify,
+    struct metrics *metrics)
+{
+	p->notify = notify;
+	p->metrics = metrics;
+	if (metrics == NULL)
+		return 0;
+	/* The hot series, looked up once: each rule's event. */
+	if (p->rule_series == NULL &&
+	    (p->rule_series = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(int))) == NULL)
+		return -1;
+	for (size_t r = 0; r < p->st.nrules; r++)
+		p->rule_series[r] = metrics_series(metrics, METRIC_EVENTS,
+		    rules_event(p->rules, r), NULL);
+	return 0;
 }
 
 int
@@ -178,8 +204,10 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 		break;
 	}
 	p->st.events++;
-	if (rule < p->st.nrules)
+	if (rule < p->st.nrules) {
 		p->st.rule_hits[rule]++;
+		p->batch_rule_hits[rule]++;
+	}
 	if (ev.time > p->last_time)
 		p->last_time = ev.time;
 	if (p->store == NULL)
@@ -199,10 +227,18 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
 	for (int i = 0; i < n; i++) {
+		int64_t ban_id = 0;
+		int q = 0;
+
 		p->st.verdicts++;
 		count_jail_verdict(p, &v[i]);
-		if (store_add_ban(p->store, &v[i], NULL) != 0 || pending_push(p, &v[i]) != 0)
+		if (store_add_ban(p->store, &v[i], &ban_id) != 0 || pending_push(p, &v[i]) != 0)
 			goto fail;
+		/* In the verdict's own transaction: told at least once. */
+		if (p->notify != NULL && (q = notify_queue_verdict(p->notify, p->jails,
+		    p->store, &v[i], ban_id, (int64_t)time(NULL))) < 0)
+			goto fail;
+		p->notes_pending += (size_t)q;
 	}
 	return 0;
 fail:
@@ -215,8 +251,25 @@ fail:
 int
 pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len)
 {
-	(void)file;
+	struct pipeline *p = arg;
+
+	if (file < PIPELINE_SOURCES_MAX)
+		p->batch_lines[file]++;
+	return pipeline_line(p, line, len);
+}
+
+int
+pipeline_journal_cb(void *arg, size_t index, const char *line, size_t len)
+{
+	(void)index;
 	return pipeline_line(arg, line, len);
+}
+
+void
+pipeline_journal_lines(struct pipeline *p, size_t i, long n)
+{
+	if (i < PIPELINE_SOURCES_MAX && n > 0)
+		p->batch_journal_lines[i] += (uint32_t)n;
 }
 
 int
@@ -228,10 +281,66 @@ pipeline_enforce(struct pipeline *p, const struct verdict *v)
 	for (size_t b = 0; b < p->nbackends; b++) {
 		if (!(v->actions & p->backend[b]->action))
 			continue;
-		if (p->backend[b]->ban(p->backend_state[b], v, now) != 0)
+		if (p->backend[b]->ban(p->backend_state[b], v, now) != 0) {
 			rc = -1;
+			if (p->metrics)
+				metrics_count(p->metrics, METRIC_ENFORCE_ERRORS,
+				    p->backend[b]->name, NULL, 1);
+		}
 	}
 	return rc;
+}
+
+/* clear_batch - forget what the batch read (committed, or rolled back) */
+static void
+clear_batch(struct pipeline *p)
+{
+	memset(p->batch_lines, 0, sizeof(p->batch_lines));
+	memset(p->batch_journal_lines, 0, sizeof(p->batch_journal_lines));
+	memset(p->batch_rule_hits, 0, (p->st.nrules ? p->st.nrules : 1) * sizeof(uint32_t));
+	p->notes_pending = 0;
+}
+
+/* count_batch - what a committed batch made, into the metrics */
+static void
+count_batch(struct pipeline *p, struct follow *f, struct journal *const *js, size_t nj)
+{
+	static const struct { unsigned bit; const char *name; } actions[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	};
+	struct log_position pos;
+
+	for (size_t i = 0; i < PIPELINE_SOURCES_MAX; i++) {
+		if (p->batch_lines[i] == 0)
+			continue;
+		/* Named by follow's path, once (follow keeps its indices). */
+		if (p->file_series[i] == -2 && f != NULL && i < follow_count(f)) {
+			follow_position(f, i, &pos);
+			p->file_series[i] = metrics_series(p->metrics, METRIC_LINES, pos.path, NULL);
+		}
+		metrics_add(p->metrics, p->file_series[i], p->batch_lines[i]);
+	}
+	for (size_t i = 0; i < nj && i < PIPELINE_SOURCES_MAX; i++)
+		if (p->batch_journal_lines[i] > 0)
+			metrics_count(p->metrics, METRIC_LINES, journal_source(js[i]), NULL,
+			    p->batch_journal_lines[i]);
+	for (size_t r = 0; r < p->st.nrules; r++)
+		if (p->batch_rule_hits[r] > 0)
+			metrics_add(p->metrics, p->rule_series[r], p->batch_rule_hits[r]);
+	for (size_t i = 0; i < p->npending; i++)
+		for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
+			if (p->pending[i].actions & actions[a].bit)
+				metrics_count(p->metrics, METRIC_VERDICTS, p->pending[i].jail,
+				    actions[a].name, 1);
+}
+
+static double
+mono_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* positions_moved - has any log's position changed since the last commit? */
@@ -318,10 +427,21 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 		if (c != NULL && store_save_cursor(p->store, journal_source(js[i]), c) != 0)
 			goto fail;
 	}
-	if (store_commit(p->store) != 0)
-		goto fail;
+	{
+		double t0 = p->metrics ? mono_secs() : 0;
+		int crc = store_commit(p->store);
+
+		if (p->metrics)
+			metrics_observe_commit(p->metrics, mono_secs() - t0);
+		if (crc != 0)
+			goto fail;
+	}
 	p->in_tx = false;
 	p->commits++;
+	p->notes_committed += p->notes_pending;
+	if (p->metrics)
+		count_batch(p, f, js, nj);
+	clear_batch(p);
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
 	remember_positions(p, f);
@@ -337,9 +457,14 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 			rc = -1;
 	}
 	p->npending = 0;
-	for (size_t b = 0; b < p->nbackends; b++)
-		if (p->backend[b]->sync(p->backend_state[b]) != 0)
+	for (size_t b = 0; b < p->nbackends; b++) {
+		if (p->backend[b]->sync(p->backend_state[b]) != 0) {
 			rc = -1;
+			if (p->metrics)
+				metrics_count(p->metrics, METRIC_ENFORCE_ERRORS,
+				    p->backend[b]->name, NULL, 1);
+		}
+	}
 	/* An enforcement failure is logged by the backend (naming the
 	 * element); the batch itself is safely recorded, and the daemon
 	 * re-applies every active ban until that works. */
@@ -351,5 +476,6 @@ fail:
 	p->in_tx = false;
 	p->failed = false;
 	p->npending = 0;
+	clear_batch(p);
 	return -1;
 }

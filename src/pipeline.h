@@ -31,7 +31,12 @@
 #include "rules.h"
 #include "store.h"
 
+struct metrics;
+struct notify_config;
+
 #define PIPELINE_BACKENDS_MAX 4
+/* Sources told apart in the lines metric (CONFIG_LOGS_MAX). */
+#define PIPELINE_SOURCES_MAX 16
 
 struct pipeline_stats {
 	uint64_t lines;
@@ -68,12 +73,33 @@ struct pipeline {
 	uint64_t commits;          /* batches committed since pipeline_init */
 	int64_t last_time;         /* newest event time seen */
 	struct pipeline_stats st;
+	/* Operator signals (pipeline_set_signals); both may be NULL. */
+	const struct notify_config *notify;
+	struct metrics *metrics;
+	uint64_t notes_committed;  /* notifications committed since init */
+	size_t notes_pending;      /* ... queued in the open batch */
+	/* What the open batch read, for the metrics at its commit. */
+	uint32_t batch_lines[PIPELINE_SOURCES_MAX];          /* by follow index */
+	uint32_t batch_journal_lines[PIPELINE_SOURCES_MAX];  /* by journal */
+	uint32_t *batch_rule_hits;                           /* per rule */
+	int *rule_series;          /* metrics handle of each rule's event */
+	int file_series[PIPELINE_SOURCES_MAX];               /* -2: not looked up */
 };
 
 int pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
     struct store *store, bool log_clock);
 void pipeline_fini(struct pipeline *p);
 int pipeline_add_backend(struct pipeline *p, const struct enforcer_ops *ops, void *state);
+
+/*
+ * Operator signals: with notify set, each verdict queues its notification
+ * (notify.h) in the batch's transaction, and notes_committed counts those
+ * committed (the notifier's kick); with metrics set, each commit counts its
+ * lines, events, verdicts and enforcement errors, and times the commit.
+ * Replay sets neither unless asked (replay --notify).
+ */
+int pipeline_set_signals(struct pipeline *p, const struct notify_config *notify,
+    struct metrics *metrics);
 
 /* Rebuild jail state from the store: bans within the history span, events
  * within the longest window, counted back from now (the wall clock) or, with
@@ -89,8 +115,12 @@ void pipeline_tick(struct pipeline *p, int64_t wall_now);
  * -1 once a write of the open batch failed, without looking at the line
  * (the caller stops reading and commits, which rolls the batch back). */
 int pipeline_line(struct pipeline *p, const char *line, size_t len);
-/* follow_line_cb adapter: arg is the pipeline. */
+/* follow_line_cb adapter: arg is the pipeline, file the follow index. */
 int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
+/* The same for journal sources (whose index is not a follow index); the
+ * caller says how many lines journal js[i] gave (pipeline_journal_lines). */
+int pipeline_journal_cb(void *arg, size_t index, const char *line, size_t len);
+void pipeline_journal_lines(struct pipeline *p, size_t i, long n);
 
 /* Save positions of every log in f (may be NULL), commit, enforce.
  * Nothing is written when the batch has no event and no log moved since the
