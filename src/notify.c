@@ -230,7 +230,11 @@ int
 notifier_configure(struct notifier *nt, const struct notify_config *cfg, const char *cfgpath)
 {
 	struct notify_config c;
-	char *p = strdup(cfgpath ? cfgpath : CONFIG_DEFAULT_PATH);
+	/* Absolute: the admin runs the suggested command from anywhere. */
+	char *p = realpath(cfgpath ? cfgpath : CONFIG_DEFAULT_PATH, NULL);
+
+	if (p == NULL)
+		p = strdup(cfgpath ? cfgpath : CONFIG_DEFAULT_PATH);
 
 	if (p == NULL || cfg_copy(&c, cfg) != 0) {
 		free(p);

@@ -202,7 +202,7 @@ what_happened(const struct notice *v)
 	if (strcmp(v->event, "ban") == 0)
 		return "banned: its connections to the mail ports are dropped or refused";
 	if (strcmp(v->event, "lift") == 0)
-		return "lifted by an operator before its time";
+		return "released by an operator before its time (its ban or hold is over)";
 	return "an alarm";
 }
 
@@ -257,7 +257,7 @@ evidence(FILE *fp, const struct notice *v)
 static void
 body_one(FILE *fp, const struct notice *v, const struct notify_msg_opts *o)
 {
-	char t[MJ_TARGET_MAX * 2], cmd[MJ_TARGET_MAX * 4 + 4400];
+	char t[MJ_TARGET_MAX * 2], cmd[MJ_TARGET_MAX * 4 + 4400], line[sizeof(cmd)];
 	bool account = strcmp(v->target_kind, "account") == 0;
 
 	if (strcmp(v->event, "alarm") == 0) {
@@ -287,7 +287,8 @@ body_one(FILE *fp, const struct notice *v, const struct notify_msg_opts *o)
 			out(fp, "To lift the ban now (as root, on %s):", o->node);
 		}
 		out(fp, "%s", "");
-		out(fp, "  %s", cmd);
+		/* (quoted for the shell; a control character is no command) */
+		out(fp, "  %s", clean(cmd, false, line, sizeof(line)));
 		out(fp, "%s", "");
 		if (account)
 			out(fp, "If the account is compromised, change its password first; left "
@@ -355,8 +356,12 @@ body_digest(FILE *fp, const struct notice *v, size_t n, const struct notify_msg_
 		bans += strcmp(v[i].event, "lift") != 0;
 	}
 	notify_iso_time(n ? v[0].created_at : o->now, a, sizeof(a));
-	out(fp, "mailjail on %s: %zu ban%s and %zu lift%s since %s.", o->node, bans,
-	    bans == 1 ? "" : "s", n - bans, n - bans == 1 ? "" : "s", a);
+	if (bans == n)
+		out(fp, "mailjail on %s: %zu ban%s since %s.", o->node, bans,
+		    bans == 1 ? "" : "s", a);
+	else
+		out(fp, "mailjail on %s: %zu ban%s and %zu lift%s since %s.", o->node, bans,
+		    bans == 1 ? "" : "s", n - bans, n - bans == 1 ? "" : "s", a);
 	out(fp, "%s", "");
 	for (size_t j = 0; j < nj; j++) {
 		size_t off = 0;
@@ -398,8 +403,12 @@ subject(FILE *fp, const struct notice *v, size_t n, bool digest, const char *nod
 		size_t bans = 0;
 		for (size_t i = 0; i < n; i++)
 			bans += strcmp(v[i].event, "lift") != 0;
-		out(fp, "Subject: [mailjail] digest: %zu ban%s, %zu lift%s on %s", bans,
-		    bans == 1 ? "" : "s", n - bans, n - bans == 1 ? "" : "s", node);
+		if (bans == n)
+			out(fp, "Subject: [mailjail] digest: %zu ban%s on %s", bans,
+			    bans == 1 ? "" : "s", node);
+		else
+			out(fp, "Subject: [mailjail] digest: %zu ban%s, %zu lift%s on %s", bans,
+			    bans == 1 ? "" : "s", n - bans, n - bans == 1 ? "" : "s", node);
 	} else if (strcmp(v->event, "alarm") == 0) {
 		out(fp, "Subject: [mailjail] alarm on %s: %s", node,
 		    clean(v->reason, true, t, sizeof(t)));
