@@ -14,6 +14,7 @@ apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config python3 \
     libpcre2-dev libinotifytools0-dev libnftnl-dev libmnl-dev libsqlite3-dev \
     libinih-dev libcap-ng-dev libsystemd-dev libcriterion-dev \
+    libcurl4-openssl-dev libjson-c-dev libmicrohttpd-dev python3-prometheus-client \
     systemd-journal-remote \
     sqlite3 nftables pcre2-utils iproute2 util-linux procps \
     clang libclang-rt-14-dev valgrind \
