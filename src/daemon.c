@@ -476,6 +476,13 @@ daemon_run(const struct daemon_options *o)
 	if (o->log_file && log_set_file(o->log_file) != 0)
 		return EXIT_RUNTIME;
 	log_use_syslog(o->syslog);
+	/* First: a stop asked for while starting (loading the rules, opening
+	 * the DB, restoring bans) is a clean stop once the loop is reached,
+	 * not a death by SIGTERM's default action. */
+	if (install_signals() != 0) {
+		log_warn("sigaction");
+		return EXIT_RUNTIME;
+	}
 	diag_init(&d);
 	if (app_load(&a, o->cfgpath, NULL, true, &d) != 0) {
 		for (size_t i = 0; i < d.n; i++)
@@ -496,10 +503,6 @@ daemon_run(const struct daemon_options *o)
 		if (!existed)
 			log_warnx("database %s did not exist: created a new, empty one "
 			    "(first start, or the old one was deleted)", a.db_path);
-	}
-	if (install_signals() != 0) {
-		log_warn("sigaction");
-		goto out;
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
@@ -684,7 +687,7 @@ daemon_run(const struct daemon_options *o)
 		}
 		/* Notifications committed are sent at once (the pipeline's
 		 * count is the kick); metrics are written on their beat. */
-		notifier_tick(nt, a.store, (int64_t)now, p.notes_committed);
+		notifier_tick(nt, a.store, (int64_t)now, p.notes_now_committed);
 		exporter_tick(ex, a.store, &a.cfg, (int64_t)now);
 		if (n > 0 || m > 0)
 			continue;   /* more may be waiting: read before sleeping */

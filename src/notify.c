@@ -119,7 +119,9 @@ notify_queue_verdict(const struct notify_config *cfg, const struct jailset *js,
 		n.evidence_key = sig.key;
 		n.evidence_window = sig.window;
 	}
-	return store_queue_notification(st, &n, NULL) == 0 ? 1 : -1;
+	if (store_queue_notification(st, &n, NULL) != 0)
+		return -1;
+	return n.digest ? NOTIFY_QUEUED_DIGEST : NOTIFY_QUEUED_NOW;
 }
 
 int
@@ -145,7 +147,9 @@ notify_queue_lift(const struct notify_config *cfg, const struct jailset *js,
 	    b->started_at, b->expires_at, now);
 	n.digest = sig.notify == JAIL_NOTIFY_DIGEST;
 	n.ban_id = b->id;
-	return store_queue_notification(st, &n, NULL) == 0 ? 1 : -1;
+	if (store_queue_notification(st, &n, NULL) != 0)
+		return -1;
+	return n.digest ? NOTIFY_QUEUED_DIGEST : NOTIFY_QUEUED_NOW;
 }
 
 int
@@ -157,7 +161,7 @@ notify_queue_alarm(const struct notify_config *cfg, struct store *st, const char
 	if (!notify_enabled(cfg))
 		return 0;
 	base_row(&n, "alarm", source, "", "", 0, reason, now, now, now);
-	return store_queue_notification(st, &n, NULL) == 0 ? 1 : -1;
+	return store_queue_notification(st, &n, NULL) == 0 ? NOTIFY_QUEUED_NOW : -1;
 }
 
 /* ---- the notifier ------------------------------------------------------- */

@@ -53,12 +53,16 @@ const char *notify_node(void);
 
 /*
  * Queue the notification of verdict v (its bans row: ban_id) as its jail's
- * notify = says, in the store's open transaction.  Returns 1 if queued, 0 if
- * not (notify = no, no channel, the jail unknown), -1 on a DB error.
+ * notify = says, in the store's open transaction.  Returns
+ * NOTIFY_QUEUED_NOW or NOTIFY_QUEUED_DIGEST, 0 if not queued (notify = no,
+ * no channel, the jail unknown), -1 on a DB error.
  */
+#define NOTIFY_QUEUED_NOW 1
+#define NOTIFY_QUEUED_DIGEST 2
 int notify_queue_verdict(const struct notify_config *cfg, const struct jailset *js,
     struct store *st, const struct verdict *v, int64_t ban_id, int64_t now);
-/* An operator lifted ban b (unban, release) at now: told like the ban was. */
+/* An operator lifted ban b (unban, release) at now: told like the ban was.
+ * Returns as notify_queue_verdict. */
 int notify_queue_lift(const struct notify_config *cfg, const struct jailset *js,
     struct store *st, const struct stored_ban *b, int64_t now);
 /* An alarm (e.g. the server's own address listed): sent at once.  source
@@ -80,9 +84,9 @@ int notifier_configure(struct notifier *nt, const struct notify_config *cfg,
  * Each turn of the loop, with no transaction open: reap finished
  * deliveries and record them, kill those past the time limit, and start
  * what is due.  The outbox is read when kick differs from the last call's
- * (the pipeline's count of committed notifications: read at once), when a
- * retry or digest falls due, and every few seconds (notifications queued
- * by another process: an operator's unban).
+ * (the pipeline's count of committed notifications to send at once: they
+ * go at once), when a retry or digest falls due, and every few seconds
+ * (digest rows, and rows another process queued: an operator's unban).
  */
 void notifier_tick(struct notifier *nt, struct store *st, int64_t now, uint64_t kick);
 /* The descriptor to wait on (readable: a delivery finished or wrote), or

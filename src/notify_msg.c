@@ -639,7 +639,11 @@ env_base(struct envb *e, char *const *base)
 		const char *eq = strchr(base[i], '=');
 		char *copy;
 
-		if (eq == NULL || strncmp(base[i], "MAILJAIL_", 9) == 0)
+		/* Ours are set below; systemd's are the daemon's, not the
+		 * hook's (a hook must not speak for the service). */
+		if (eq == NULL || strncmp(base[i], "MAILJAIL_", 9) == 0 ||
+		    strncmp(base[i], "NOTIFY_SOCKET=", 14) == 0 ||
+		    strncmp(base[i], "WATCHDOG_", 9) == 0 || strncmp(base[i], "LISTEN_", 7) == 0)
 			continue;
 		if (e->n + 2 > e->cap) {
 			size_t cap = e->cap ? e->cap * 2 : 64;

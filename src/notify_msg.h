@@ -55,7 +55,8 @@ char *notify_mail(const struct notice *v, size_t n, bool digest,
 /* The JSON: an object (one notice), or an array (digest).  NULL: no memory. */
 char *notify_json(const struct notice *v, size_t n, bool digest, size_t *len);
 /* The environment: MAILJAIL_* (DESIGN.md) plus MAILJAIL_ID and
- * MAILJAIL_COUNT, after base's entries (those named MAILJAIL_* left out).
+ * MAILJAIL_COUNT, after base's entries (those named MAILJAIL_*, and
+ * systemd's NOTIFY_SOCKET, WATCHDOG_* and LISTEN_*, left out).
  * A NULL-terminated array, each string and the array malloc'd
  * (notify_env_free).  NULL: no memory. */
 char **notify_env(const struct notice *v, size_t n, bool digest, const char *node,

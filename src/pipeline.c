@@ -238,7 +238,8 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 		if (p->notify != NULL && (q = notify_queue_verdict(p->notify, p->jails,
 		    p->store, &v[i], ban_id, (int64_t)time(NULL))) < 0)
 			goto fail;
-		p->notes_pending += (size_t)q;
+		p->notes_pending += q > 0;
+		p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
 	}
 	return 0;
 fail:
@@ -298,7 +299,7 @@ clear_batch(struct pipeline *p)
 	memset(p->batch_lines, 0, sizeof(p->batch_lines));
 	memset(p->batch_journal_lines, 0, sizeof(p->batch_journal_lines));
 	memset(p->batch_rule_hits, 0, (p->st.nrules ? p->st.nrules : 1) * sizeof(uint32_t));
-	p->notes_pending = 0;
+	p->notes_pending = p->notes_now_pending = 0;
 }
 
 /* count_batch - what a committed batch made, into the metrics */
@@ -439,6 +440,7 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	p->in_tx = false;
 	p->commits++;
 	p->notes_committed += p->notes_pending;
+	p->notes_now_committed += p->notes_now_pending;
 	if (p->metrics)
 		count_batch(p, f, js, nj);
 	clear_batch(p);

@@ -77,7 +77,9 @@ struct pipeline {
 	const struct notify_config *notify;
 	struct metrics *metrics;
 	uint64_t notes_committed;  /* notifications committed since init */
-	size_t notes_pending;      /* ... queued in the open batch */
+	uint64_t notes_now_committed;  /* ... of them to be sent at once (no
+	                            * digest): the notifier's kick */
+	size_t notes_pending, notes_now_pending;   /* ... queued in the open batch */
 	/* What the open batch read, for the metrics at its commit. */
 	uint32_t batch_lines[PIPELINE_SOURCES_MAX];          /* by follow index */
 	uint32_t batch_journal_lines[PIPELINE_SOURCES_MAX];  /* by journal */
@@ -94,7 +96,9 @@ int pipeline_add_backend(struct pipeline *p, const struct enforcer_ops *ops, voi
 /*
  * Operator signals: with notify set, each verdict queues its notification
  * (notify.h) in the batch's transaction, and notes_committed counts those
- * committed (the notifier's kick); with metrics set, each commit counts its
+ * committed (notes_now_committed those not waiting for a digest: the
+ * notifier's kick, so a storm of digest bans does not make it read the
+ * outbox at every commit); with metrics set, each commit counts its
  * lines, events, verdicts and enforcement errors, and times the commit.
  * Replay sets neither unless asked (replay --notify).
  */

@@ -197,6 +197,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Mid-stream means once it reads: its start (loading the libraries
+	 * under ASan on a busy machine) may take longer than the writer. */
+	cr_assert(tu_wait_file_has(errf, "running:"));
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);

@@ -55,7 +55,7 @@ Test(store, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n3\n");
+	cr_assert_str_eq(out, "wal\n4\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
@@ -84,7 +84,7 @@ Test(store, version_1_db_gains_journal_cursors_and_keeps_positions)
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
 	    "log_position; SELECT count(*) FROM journal_cursor'", db);
-	cr_assert_str_eq(out, "3\n42\n1\n");
+	cr_assert_str_eq(out, "4\n42\n1\n");
 	free(out);
 }
 
@@ -142,7 +142,7 @@ Test(store, version_1_database_is_migrated)
 	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
 	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
 	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
-	cr_assert_str_eq(out, "3\n0\n0 r auth_failure 2\n", "the old rows are counted");
+	cr_assert_str_eq(out, "4\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
