@@ -29,7 +29,8 @@ struct exporter {
 	char *listen;
 	int64_t next_flush;
 	int64_t last_http_run;
-	bool failing;              /* the last flush failed (said once) */
+	bool failing;              /* the last textfile write failed (said once) */
+	bool save_failing;         /* the last counter save failed (said once) */
 	/* What a request renders from: set by exporter_tick before serving. */
 	struct store *st;
 	const struct config *cfg;
@@ -186,9 +187,15 @@ exporter_flush(struct exporter *e, struct store *st, const struct config *cfg, i
 	size_t len;
 	int rc = 0;
 
-	if (metrics_save(e->m, st) != 0)
-		log_warnx("metrics: saving the counters in %s failed: %s (tried again in %d s)",
-		    store_path(st), store_errmsg(st), EXPORTER_SECS);
+	/* Said once per outage (a full disk refuses it every time). */
+	if (metrics_save(e->m, st) != 0) {
+		if (!e->save_failing)
+			log_warnx("metrics: saving the counters in %s failed: %s (tried again "
+			    "every %d s)", store_path(st), store_errmsg(st), EXPORTER_SECS);
+		e->save_failing = true;
+	} else {
+		e->save_failing = false;
+	}
 	if (cfg->metrics.textfile == NULL)
 		return 0;
 	if ((text = metrics_render(e->m, st, cfg, now, &len)) == NULL) {
