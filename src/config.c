@@ -27,6 +27,7 @@ enum key_kind {
 	KEY_LISTEN,                /* IP:PORT to bind */
 	KEY_EXEC,                  /* a path to an executable file */
 	KEY_DURATION,              /* an int64_t of seconds, 1s..1d */
+	KEY_OUTFILE,               /* a file to write, in an existing directory */
 };
 
 struct config_key {
@@ -61,7 +62,7 @@ static const struct config_key config_keys[] = {
 	{ "notify", "command", KEY_EXEC,     OFF(notify.command), NULL },
 	{ "notify", "digest",  KEY_DURATION, OFF(notify.digest), "1h" },
 	{ "notify", "timeout", KEY_DURATION, OFF(notify.timeout), "30s" },
-	{ "metrics", "textfile", KEY_PATH,   OFF(metrics.textfile), NULL },
+	{ "metrics", "textfile", KEY_OUTFILE, OFF(metrics.textfile), NULL },
 	{ "metrics", "listen",   KEY_LISTEN, OFF(metrics.listen), NULL },
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -378,6 +379,36 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 			return -1;
 		v = strdup(value);
 		break;
+	case KEY_OUTFILE: {
+		struct stat sb;
+		char *slash;
+
+		if (*value == '\0' || (v = cfg_resolve_path(base, value)) == NULL) {
+			snprintf(why, wlen, *value ? "out of memory" : "empty path");
+			return -1;
+		}
+		/* The directory is the admin's (node_exporter's); the file
+		 * and its temporary twin are made in it. */
+		slash = strrchr(v, '/');
+		if (slash != NULL && slash != v) {
+			*slash = '\0';
+			const char *bad = stat(v, &sb) != 0 ? strerror(errno) :
+			    !S_ISDIR(sb.st_mode) ? "not a directory" : NULL;
+
+			if (bad != NULL) {
+				snprintf(why, wlen, "directory %s: %s", v, bad);
+				free(v);
+				return -1;
+			}
+			*slash = '/';
+		}
+		if (slash != NULL && slash[1] == '\0') {
+			snprintf(why, wlen, "%s: a file name, not a directory", v);
+			free(v);
+			return -1;
+		}
+		break;
+	}
 	case KEY_EXEC:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");

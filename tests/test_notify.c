@@ -455,5 +455,9 @@ Test(notify, addresses_and_endpoints_are_checked)
 		e = config_error("[metrics]\nlisten = 0.0.0.0\n");
 		cr_assert(strstr(e, "c.conf:2: [metrics] listen: expected IP:PORT") != NULL, "%s", e);
 		free(e);
+		e = config_error("[metrics]\ntextfile = /nonexistent/dir/mailjail.prom\n");
+		cr_assert(strstr(e, "c.conf:2: [metrics] textfile: directory /nonexistent/dir: No "
+		    "such file or directory") != NULL, "%s", e);
+		free(e);
 	}
 }
