@@ -2,6 +2,7 @@
 # Cross-check a genlog.py truth file against its log with independent greps.
 # Usage: bench/check_truth.sh LOG TRUTH     (exit 0 = all checks pass)
 set -eu
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 LOG=$1 TRUTH=$2
 export LC_ALL=C
 fail=0

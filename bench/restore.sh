@@ -2,6 +2,7 @@
 # bench/restore.sh MAILJAIL ROOT OUT N - time to restore N active bans into
 # nftables at start-up, in a private network namespace.
 set -euo pipefail
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 MJ=$1 ROOT=$2 OUT=$3 N=$4
 DB=$OUT/restore.db
 rm -f "$DB"* "$OUT/restore.log"

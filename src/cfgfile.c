@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void
 diag_init(struct diag *d)
@@ -133,6 +135,131 @@ cfgfile_setup_inih(void)
 	ini_stop_on_first_error = false;
 }
 
+/* who - "uid N (name)" for messages */
+static void
+who(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+}
+
+/* owner_ok - root's, or the user's running this */
+static bool
+owner_ok(const struct stat *st)
+{
+	return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/* bad_owner - the message for a file or directory owned by someone else */
+static void
+bad_owner(const char *path, const char *what, const struct stat *st, struct diag *d)
+{
+	char owner[64], me[64];
+
+	who(st->st_uid, owner, sizeof(owner));
+	who(geteuid(), me, sizeof(me));
+	diag_add(d, path, 0, "%s is owned by %s, not by root or %s (who runs this): "
+	    "refused, it could be changed behind our back", what, owner, me);
+}
+
+/* bad_mode - the message for group/other write permission */
+static void
+bad_mode(const char *path, const char *what, const struct stat *st, struct diag *d)
+{
+	const char *by = (st->st_mode & 022) == 022 ? "group and others" :
+	    (st->st_mode & 02) ? "others" : "group";
+
+	diag_add(d, path, 0, "%s is writable by %s (mode %04o): refused, anyone "
+	    "there could change it (chmod go-w %s)", what, by,
+	    (unsigned)(st->st_mode & 07777), path);
+}
+
+/*
+ * trusted_dir - may the directory holding a configuration file be
+ * trusted?  Root's or ours, and writable by neither group nor others --
+ * unless its sticky bit is set (as on /tmp): then nobody else can remove or
+ * rename the files in it, and each file's own check decides.
+ */
+static bool
+trusted_dir(const char *dir, struct diag *d)
+{
+	struct stat st;
+
+	if (stat(dir, &st) != 0) {
+		diag_add(d, dir, 0, "cannot look at the directory: %s", strerror(errno));
+		return false;
+	}
+	if (!owner_ok(&st)) {
+		bad_owner(dir, "the directory", &st, d);
+		return false;
+	}
+	if ((st.st_mode & 022) != 0 && !(st.st_mode & S_ISVTX)) {
+		bad_mode(dir, "the directory (no sticky bit)", &st, d);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * trusted - may what path says be believed?  What root reads must be
+ * root's (OpenBSD's daemons refuse a configuration others can change):
+ * the file (st, of the open descriptor) root's or ours and writable by
+ * neither group nor others, and so the directory holding it, by its name
+ * as given and by its real name if a symbolic link leads elsewhere.
+ */
+static bool
+trusted(const char *path, const struct stat *st, struct diag *d)
+{
+	char given[4096], *real = NULL, *slash;
+	bool ok = true;
+
+	if (!owner_ok(st)) {
+		bad_owner(path, "the file", st, d);
+		return false;
+	}
+	if ((st->st_mode & 022) != 0) {
+		bad_mode(path, "the file", st, d);
+		return false;
+	}
+	snprintf(given, sizeof(given), "%s", path);
+	if ((slash = strrchr(given, '/')) == NULL)
+		snprintf(given, sizeof(given), ".");
+	else
+		slash[slash == given ? 1 : 0] = '\0';
+	if (!trusted_dir(given, d))
+		return false;
+	if ((real = realpath(path, NULL)) == NULL) {
+		diag_add(d, path, 0, "cannot resolve: %s", strerror(errno));
+		return false;
+	}
+	slash = strrchr(real, '/');
+	slash[slash == real ? 1 : 0] = '\0';
+	if (strcmp(real, given) != 0)
+		ok = trusted_dir(real, d);
+	free(real);
+	return ok;
+}
+
+int
+cfgfile_check_trusted(const char *path, struct diag *d)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		diag_add(d, path, 0, "cannot look at it: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		diag_add(d, path, 0, "not a regular file");
+		return -1;
+	}
+	return trusted(path, &st, d) ? 0 : -1;
+}
+
 int
 cfgfile_parse(const char *path, cfgfile_handler h, void *arg, struct diag *d)
 {
@@ -146,8 +273,17 @@ cfgfile_parse(const char *path, cfgfile_handler h, void *arg, struct diag *d)
 		diag_add(d, path, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	if (fstat(fileno(r.fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fstat(fileno(r.fp), &st) != 0) {
+		diag_add(d, path, 0, "cannot look at it: %s", strerror(errno));
+		fclose(r.fp);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		diag_add(d, path, 0, "not a regular file");
+		fclose(r.fp);
+		return -1;
+	}
+	if (!trusted(path, &st, d)) {
 		fclose(r.fp);
 		return -1;
 	}
@@ -191,6 +327,9 @@ cfgfile_parse_path(const char *path, const char *suffix, cfgfile_handler h,
 	}
 	if (!S_ISDIR(st.st_mode))
 		return cfgfile_parse(path, h, arg, d);
+	/* Even empty, a directory others can write into is theirs. */
+	if (!trusted_dir(path, d))
+		return -1;
 
 	if ((dir = opendir(path)) == NULL) {
 		diag_add(d, path, 0, "cannot open directory: %s", strerror(errno));

@@ -18,9 +18,8 @@
 #include "follow.h"
 #include "holdmap.h"
 #include "log.h"
-#include "metrics.h"
-#include "notify.h"
 #include "replay.h"
+#include "runuser.h"
 
 /* load_or_report - app_load, printing every diag; exit status on failure */
 static int
@@ -225,17 +224,25 @@ out:
 	return rc;
 }
 
+/* jail_actions - the ACTION_* bits of every jail */
+static unsigned
+jail_actions(struct app *a)
+{
+	unsigned actions = 0;
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		actions |= jails_actions(a->jails, j);
+	return actions;
+}
+
 /* check_maps_readable - can Postfix read the maps the jails write?  A
  * warning, not an error: before the first start the maps do not exist yet
  * (mailjail run creates them), and check-config runs before every start. */
 static void
 check_maps_readable(struct app *a)
 {
-	unsigned actions = 0;
+	unsigned actions = jail_actions(a);
 	char err[512];
-
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		actions |= jails_actions(a->jails, j);
 	if ((actions & ACTION_HOLD) &&
 	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the hold map %s: %s\n",
@@ -244,6 +251,24 @@ check_maps_readable(struct app *a)
 	    holdmap_check_readable(a->cfg.reject_map, HOLDMAP_REJECT, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the reject map %s: %s\n",
 		    a->cfg.path, a->cfg.reject_map, err);
+}
+
+/* check_run_user - can the user run works as do its work?  As run checks
+ * it at start (runuser.h), changing nothing. */
+static int
+check_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0 ||
+	    runuser_check(&u, &a->cfg, a->cfg.db, jail_actions(a), false, &d) != 0)
+		rc = EXIT_USAGE;
+	diag_print(&d);
+	diag_free(&d);
+	return rc;
 }
 
 int
@@ -268,8 +293,14 @@ cli_check_config(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = load_or_report(&a, cfgpath, NULL, true);
+	if (rc == 0)
+		rc = check_run_user(&a);
 	if (rc == 0) {
+		char why[1024];
+
 		check_maps_readable(&a);
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			printf("%s: %s\n", a.cfg.path, why);
 		printf("%s: %zu rules, %zu jails: OK\n", a.cfg.path, rules_count(a.rules),
 		    jails_count(a.jails));
 	}
@@ -310,63 +341,3 @@ cli_run(int argc, char **argv)
 	return daemon_run(&o);
 }
 
-int
-cli_metrics(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "db", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *cfgpath = NULL, *db = NULL;
-	struct metrics *m = NULL;
-	struct app a;
-	char *text = NULL;
-	size_t len = 0;
-	int ch, rc;
-
-	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': cfgpath = optarg; break;
-		case 'd': db = optarg; break;
-		default: return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail metrics [-c FILE] [--db PATH]\n");
-		return EXIT_USAGE;
-	}
-	if ((rc = load_or_report(&a, cfgpath, NULL, true)) != 0) {
-		app_free(&a);
-		return rc;
-	}
-	rc = EXIT_RUNTIME;
-	/* The counters are the daemon's, as it last saved them (every 10 s
-	 * and at stop); the gauges are read now. */
-	if (app_open_store(&a, db, false) != 0)
-		goto out;
-	if (metrics_open(&m, notify_node()) != 0 ||
-	    metrics_declare(m, &a.cfg, a.rules, a.jails) != 0) {
-		log_warnx("out of memory");
-		goto out;
-	}
-	if (metrics_load(m, a.store) != 0) {
-		log_warnx("database %s: cannot read the saved counters: %s", a.db_path,
-		    store_errmsg(a.store));
-		goto out;
-	}
-	if ((text = metrics_render(m, a.store, &a.cfg, (int64_t)time(NULL), &len)) == NULL) {
-		log_warnx("out of memory");
-		goto out;
-	}
-	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
-		log_warn("standard output");
-		goto out;
-	}
-	rc = 0;
-out:
-	free(text);
-	metrics_close(m);
-	app_free(&a);
-	return rc;
-}

@@ -5,6 +5,9 @@
  * goes, so each is parsed and checked the same way (Postfix's typed parameter
  * tables are the model).  Unknown sections and keys are errors: a typo must
  * not silently fall back to a default.
+ *
+ * "auto" in log is kept as a placeholder while the file is parsed (the keys
+ * naming its two choices may come after it) and resolved at the end.
  */
 #include "config.h"
 
@@ -21,6 +24,7 @@
 
 enum key_kind {
 	KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
+	KEY_JOURNAL,               /* a journal source (journal.h) */
 	KEY_MAILTO,                /* notify.mailto: a list of addresses */
 	KEY_ADDRESS,               /* one mail address */
 	KEY_HOSTPORT,              /* host:port (a name or an IP) */
@@ -41,7 +45,10 @@ struct config_key {
 #define OFF(m) offsetof(struct config, m)
 
 static const struct config_key config_keys[] = {
-	{ "mailjail", "log",   KEY_LOGS,   0, "/var/log/mail.log" },
+	{ "mailjail", "log",   KEY_LOGS,   0, CONFIG_LOG_AUTO },
+	{ "mailjail", "log_auto_file", KEY_PATH, OFF(log_auto_file), "/var/log/mail.log" },
+	{ "mailjail", "log_auto_journal", KEY_JOURNAL, OFF(log_auto_journal),
+	  "journal:postfix@-.service" },
 	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
 	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
 	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
@@ -72,6 +79,7 @@ struct load_ctx {
 	struct diag *d;
 	const char *base;          /* the config file, for relative paths */
 	bool seen[NKEYS];
+	int log_line;              /* where log was given; 0: the default */
 };
 
 static char **
@@ -102,6 +110,7 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 	for (size_t i = 0; i < cfg->nlogs; i++)
 		free(cfg->logs[i]);
 	cfg->nlogs = 0;
+	cfg->log_auto = -1;
 	while (*p) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -119,8 +128,17 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 			snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
 			return -1;
 		}
+		/* A placeholder until the file is read (resolve_log_auto). */
+		if (strcmp(item, CONFIG_LOG_AUTO) == 0) {
+			if (cfg->log_auto >= 0) {
+				snprintf(why, wlen, "\"%s\" given twice", item);
+				free(item);
+				return -1;
+			}
+			cfg->log_auto = (int)cfg->nlogs;
+			cfg->logs[cfg->nlogs++] = item;
 		/* "journal:MATCH" is a source name, not a path (journal.h). */
-		if (journal_is_source(item)) {
+		} else if (journal_is_source(item)) {
 			if (journal_check_source(item, why, wlen) != 0) {
 				free(item);
 				return -1;
@@ -326,11 +344,13 @@ bad:
 	return false;
 }
 
-/* exec_ok - an executable regular file (the hook runs it as the run user) */
+/* exec_ok - an executable regular file, trusted as the config is (the
+ * hook runs it as the run user: cfgfile.h) */
 static bool
 exec_ok(const char *path, char *why, size_t wlen)
 {
 	struct stat sb;
+	struct diag d;
 
 	if (stat(path, &sb) != 0) {
 		snprintf(why, wlen, "%s: %s", path, strerror(errno));
@@ -341,6 +361,13 @@ exec_ok(const char *path, char *why, size_t wlen)
 		snprintf(why, wlen, "%s: not an executable file", path);
 		return false;
 	}
+	diag_init(&d);
+	if (cfgfile_check_trusted(path, &d) != 0) {
+		snprintf(why, wlen, "%s", d.n ? d.msgs[0] : path);
+		diag_free(&d);
+		return false;
+	}
+	diag_free(&d);
 	return true;
 }
 
@@ -444,6 +471,11 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 		}
 		v = strdup(value);
 		break;
+	case KEY_JOURNAL:
+		if (journal_check_source(value, why, wlen) != 0)
+			return -1;
+		v = strdup(value);
+		break;
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");
@@ -491,6 +523,8 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 			return -1;
 		}
 		c->seen[i] = true;
+		if (k->kind == KEY_LOGS)
+			c->log_line = line;
 		why[0] = '\0';
 		if (set_key(c->cfg, c->base, k, value, why, sizeof(why)) != 0) {
 			diag_add(c->d, file, line, "[%s] %s: %s", section, key,
@@ -506,12 +540,74 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 	return -1;
 }
 
-int
-config_defaults(struct config *cfg)
+/*
+ * resolve_log_auto - "auto" becomes log_auto_file if that exists (stat:
+ * any answer but "no such file" counts, so a permission problem shows as
+ * an error reading the file, not as a quiet switch to the journal), else
+ * log_auto_journal.  Naming either beside "auto" is an error whatever the
+ * choice: the same lines would be read twice.
+ */
+static int
+resolve_log_auto(struct config *cfg, char *why, size_t wlen)
+{
+	const char *choice;
+	struct stat st;
+	char *v;
+
+	if (cfg->log_auto < 0)
+		return 0;
+	for (size_t i = 0; i < cfg->nlogs; i++) {
+		if (strcmp(cfg->logs[i], cfg->log_auto_file) == 0 ||
+		    strcmp(cfg->logs[i], cfg->log_auto_journal) == 0) {
+			snprintf(why, wlen, "\"auto\" chooses between %s and %s: %s "
+			    "would be read twice", cfg->log_auto_file,
+			    cfg->log_auto_journal, cfg->logs[i]);
+			return -1;
+		}
+	}
+	if (stat(cfg->log_auto_file, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+		choice = cfg->log_auto_file;
+	else
+		choice = cfg->log_auto_journal;
+	if ((v = strdup(choice)) == NULL) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	free(cfg->logs[cfg->log_auto]);
+	cfg->logs[cfg->log_auto] = v;
+	return 0;
+}
+
+/*
+ * resolve_node - this host's name, the one place it is decided: the host
+ * name (gethostname(2); "localhost" if it has none) until the fleet's
+ * [mailjail] node key sets cfg->node (DESIGN.md, "Fleet"), then that.
+ * Notifications carry it and the metric counters are saved under it;
+ * notify.node is a copy for the notifier.
+ */
+static int
+resolve_node(struct config *cfg)
+{
+	char host[256] = "";
+
+	if (cfg->node == NULL) {
+		if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		if ((cfg->node = strdup(host)) == NULL)
+			return -1;
+	}
+	free(cfg->notify.node);
+	return (cfg->notify.node = strdup(cfg->node)) == NULL ? -1 : 0;
+}
+
+/* set_defaults - every key's default, "auto" not resolved yet */
+static int
+set_defaults(struct config *cfg)
 {
 	char why[600];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_auto = -1;
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (config_keys[i].dflt == NULL)
 			continue;
@@ -525,12 +621,27 @@ config_defaults(struct config *cfg)
 }
 
 int
+config_defaults(struct config *cfg)
+{
+	char why[256];
+
+	if (set_defaults(cfg) != 0)
+		return -1;
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0 || resolve_node(cfg) != 0) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int
 config_load(const char *path, struct config *cfg, struct diag *d)
 {
 	struct load_ctx c = { .cfg = cfg, .d = d, .base = path };
 	size_t before = d->n;
+	char why[512];
 
-	if (config_defaults(cfg) != 0) {
+	if (set_defaults(cfg) != 0) {
 		diag_add(d, path, 0, "out of memory");
 		return -1;
 	}
@@ -540,7 +651,32 @@ config_load(const char *path, struct config *cfg, struct diag *d)
 	}
 	if (cfgfile_parse(path, config_handler, &c, d) != 0 || d->n > before)
 		return -1;
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0) {
+		diag_add(d, path, c.log_line, "[mailjail] log: %s", why);
+		return -1;
+	}
+	if (resolve_node(cfg) != 0) {
+		diag_add(d, path, 0, "out of memory");
+		return -1;
+	}
 	return 0;
+}
+
+int
+config_describe_log_auto(const struct config *cfg, char *buf, size_t len)
+{
+	const char *chosen;
+
+	if (cfg->log_auto < 0)
+		return 0;
+	chosen = cfg->logs[cfg->log_auto];
+	if (journal_is_source(chosen))
+		snprintf(buf, len, "log = auto: %s (no %s: Postfix logs to the journal "
+		    "only)", chosen, cfg->log_auto_file);
+	else
+		snprintf(buf, len, "log = auto: %s (it exists; without it: %s)", chosen,
+		    cfg->log_auto_journal);
+	return 1;
 }
 
 void
@@ -559,8 +695,11 @@ config_free(struct config *cfg)
 			free(*str_member(cfg, k));
 		}
 	}
+	free(cfg->node);
+	free(cfg->notify.node);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_auto = -1;
 }
 
 void

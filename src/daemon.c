@@ -12,10 +12,30 @@
  * map expiry), then the batch is rewound and read again.  Any other refusal
  * (corrupt file, read-only, constraint, no memory) stops the daemon with
  * exit 1, so systemd's restart loop shows it.
+ *
+ * log = auto (config.h) reads /var/log/mail.log if it exists, else
+ * Postfix's journal; both hold the same lines when rsyslog runs.  When the
+ * choice changes between two starts (rsyslog installed or removed), the
+ * source chosen now starts at its end rather than at a saved place or its
+ * beginning: what it holds up to now was read from the other one.  Which
+ * was read last is told by the store (updated_at of the file's position and
+ * of the journal's cursor); the lines written while the daemon was stopped
+ * for the switch are not read.
+ *
+ * Start-up, in this order: signals; the --log-file (safefile.h); the
+ * configuration; the run user's check and the hand-over of root's state
+ * files (runuser.h); the journal (root or its groups); the metrics' HTTP
+ * socket only if its port is below 1024 (exporter.h); the privilege drop;
+ * then, as the run user, the DB, the saved metric counters, the notifier,
+ * the metrics' HTTP socket on any other port, the backends (netlink, maps),
+ * restore and re-apply, the followed files, the journal's saved cursor, the
+ * metrics textfile's first write; READY=1.  So started as root, root opens
+ * no name in the run user's directories.
  */
 #include "daemon.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +57,7 @@
 #include "notify.h"
 #include "pipeline.h"
 #include "privdrop.h"
+#include "runuser.h"
 
 /* How often the nftables table is checked for having been flushed away. */
 #define RECONCILE_SECS 5
@@ -82,18 +103,25 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* all_actions - the ACTION_* bits of every jail */
+static unsigned
+all_actions(struct app *a)
+{
+	unsigned needed = 0;
+
+	for (size_t j = 0; j < jails_count(a->jails); j++)
+		needed |= jails_actions(a->jails, j);
+	return needed;
+}
+
 /* backends_init - every backend some jail needs (none when dry) */
 static int
 backends_init(struct backend_set *b, struct app *a, bool dry_run)
 {
-	unsigned needed = 0;
-
 	b->n = 0;
 	if (dry_run)
 		return 0;
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		needed |= jails_actions(a->jails, j);
-	return enforce_open(b, &a->cfg, needed);
+	return enforce_open(b, &a->cfg, all_actions(a));
 }
 
 struct reapply_ctx {
@@ -169,6 +197,22 @@ start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b, struct 
 	return 0;
 }
 
+/* logs_differ - do two configs name different logs (in any order)? */
+static bool
+logs_differ(const struct config *x, const struct config *y)
+{
+	if (x->nlogs != y->nlogs)
+		return true;
+	for (size_t i = 0; i < x->nlogs; i++) {
+		bool found = false;
+		for (size_t k = 0; k < y->nlogs && !found; k++)
+			found = strcmp(x->logs[i], y->logs[k]) == 0;
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 /* reload - new config, rules and jails; on any error keep the running ones */
 static void
 reload(struct app *a, struct pipeline *p, struct backend_set *b,
@@ -190,6 +234,13 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	}
 	diag_free(&d);
 	/* The DB and the logs stay as they are: changing them needs a restart. */
+	if (logs_differ(&a->cfg, &n.cfg)) {
+		char why[1024];
+		log_warnx("reload: [mailjail] log names other logs now; the ones "
+		    "read change at the next restart");
+		if (config_describe_log_auto(&n.cfg, why, sizeof(why)))
+			log_warnx("reload: %s", why);
+	}
 	n.store = a->store;
 	/* Not a->db_path: it may point into the old config, freed below. */
 	n.db_path = store_path(a->store);
@@ -218,7 +269,113 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 	    rules_count(a->rules), jails_count(a->jails));
 }
 
-/* journals_open - each "journal:" log at its saved cursor (before the drop) */
+struct saved_at {
+	const char *name;
+	int found;
+	int64_t at;
+};
+
+static int
+position_at(void *arg, const struct log_position *pos, int64_t updated_at)
+{
+	struct saved_at *s = arg;
+
+	if (strcmp(pos->path, s->name) == 0) {
+		s->found = 1;
+		s->at = updated_at;
+	}
+	return 0;
+}
+
+static int
+cursor_at(void *arg, const char *source, const char *cursor, int64_t updated_at)
+{
+	struct saved_at *s = arg;
+
+	(void)cursor;
+	if (strcmp(source, s->name) == 0) {
+		s->found = 1;
+		s->at = updated_at;
+	}
+	return 0;
+}
+
+/* saved_at - when the position (file) or cursor (journal source) of name
+ * was last committed: 1 (*at set), 0 never, -1 error */
+static int
+saved_at(struct store *st, const char *name, int64_t *at)
+{
+	struct saved_at s = { name, 0, 0 };
+	int rc = journal_is_source(name) ? store_each_cursor(st, cursor_at, &s) :
+	    store_each_position(st, position_at, &s);
+
+	if (rc != 0)
+		return -1;
+	*at = s.at;
+	return s.found;
+}
+
+/* auto_other - the source log = auto did not choose */
+static const char *
+auto_other(const struct app *a)
+{
+	return journal_is_source(a->cfg.logs[a->cfg.log_auto]) ?
+	    a->cfg.log_auto_file : a->cfg.log_auto_journal;
+}
+
+/*
+ * auto_switched - logs[i] is what log = auto chose, and the other source it
+ * chooses between was read after it (or it never was): 1, it starts at its
+ * end; 0, as usual; -1, error.  The same second counts as after: a few
+ * lines not read cost less than lines counted twice.
+ */
+static int
+auto_switched(struct app *a, size_t i)
+{
+	int64_t chosen_at = 0, other_at = 0;
+	int chosen, other;
+
+	if (a->cfg.log_auto != (int)i)
+		return 0;
+	if ((chosen = saved_at(a->store, a->cfg.logs[i], &chosen_at)) < 0 ||
+	    (other = saved_at(a->store, auto_other(a), &other_at)) < 0)
+		return -1;
+	return other == 1 && (chosen == 0 || other_at >= chosen_at);
+}
+
+/*
+ * files_open - follow each file log from its saved position, or from its
+ * end after an auto switch; starts[k] gets where file k starts (for
+ * rewind_batch: a batch refused before anything was saved goes back there)
+ */
+static int
+files_open(struct app *a, struct follow *f, struct log_position *starts)
+{
+	for (size_t i = 0; i < a->cfg.nlogs; i++) {
+		struct log_position pos;
+		int found, switched, k;
+
+		if (journal_is_source(a->cfg.logs[i]))
+			continue;
+		if ((found = store_get_position(a->store, a->cfg.logs[i], &pos)) < 0 ||
+		    (switched = auto_switched(a, i)) < 0)
+			return -1;
+		if (switched) {
+			if ((found = follow_end_position(a->cfg.logs[i], &pos)) < 0)
+				return -1;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts at its end (byte %" PRIu64 ")",
+			    auto_other(a), a->cfg.logs[i], pos.offset);
+		}
+		if ((k = follow_add(f, a->cfg.logs[i], found ? &pos : NULL)) < 0)
+			return -1;
+		follow_position(f, (size_t)k, &starts[k]);
+	}
+	return 0;
+}
+
+/* journals_open - each "journal:" log, not positioned yet (before the drop:
+ * reading the system journal needs root or group systemd-journal/adm) */
 static int
 journals_open(struct app *a, struct journal **js, size_t *nj)
 {
@@ -226,21 +383,52 @@ journals_open(struct app *a, struct journal **js, size_t *nj)
 
 	*nj = 0;
 	for (size_t i = 0; i < a->cfg.nlogs; i++) {
-		char *cursor = NULL;
-		int found, rc;
-
 		if (!journal_is_source(a->cfg.logs[i]))
 			continue;
-		if ((found = store_get_cursor(a->store, a->cfg.logs[i], &cursor)) < 0)
+		if (journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir,
+		    err, sizeof(err)) != 0) {
+			log_warnx("%s", err);
 			return -1;
-		rc = journal_open(&js[*nj], a->cfg.logs[i], i, a->cfg.journal_dir, cursor,
-		    err, sizeof(err));
+		}
+		(*nj)++;
+	}
+	return 0;
+}
+
+/* journals_position - each journal source at its saved cursor (after the
+ * drop: the cursor is in the database) */
+static int
+journals_position(struct app *a, struct journal **js, size_t nj)
+{
+	char err[512];
+
+	for (size_t i = 0; i < nj; i++) {
+		char *cursor = NULL;
+		int rc, switched = 0;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &cursor) < 0)
+			return -1;
+		for (size_t k = 0; k < a->cfg.nlogs; k++)
+			if (strcmp(a->cfg.logs[k], journal_source(js[i])) == 0)
+				switched = auto_switched(a, k);
+		if (switched < 0) {
+			free(cursor);
+			return -1;
+		}
+		if (switched) {
+			/* No cursor: after the newest entry. */
+			free(cursor);
+			cursor = NULL;
+			log_info("log = auto: %s was read last and holds the same "
+			    "lines: %s starts after its newest entry", auto_other(a),
+			    journal_source(js[i]));
+		}
+		rc = journal_position(js[i], cursor, err, sizeof(err));
 		free(cursor);
 		if (rc != 0) {
 			log_warnx("%s", err);
 			return -1;
 		}
-		(*nj)++;
 	}
 	return 0;
 }
@@ -419,12 +607,15 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  * in-memory state, rebuild it from the store as at start, and move every log
  * back to the position saved with the last good commit: the same lines come
  * again, are counted once, and decide the same bans.  Journal sources go
- * back to their last committed cursor the same way.  Returns 0, or -1 if
- * the store cannot even be read yet (the caller waits and tries again).
+ * back to their last committed cursor the same way.  A file with no saved
+ * position goes back to starts[i], where reading it began (files_open).
+ * Returns 0, or -1 if the store cannot even be read yet (the caller waits
+ * and tries again).
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
-    struct follow *f, struct journal **js, size_t nj, struct metrics *m)
+    struct follow *f, struct journal **js, size_t nj, const struct log_position *starts,
+    struct metrics *m)
 {
 	struct log_position pos;
 	bool enforce_failed = p->enforce_failed;
@@ -441,10 +632,10 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 		found = store_get_position(a->store, pos.path, &pos);
 		if (found < 0)
 			return -1;
-		/* Never saved: from the start of the file follow has open (a
-		 * rotation since would have waited for a commit). */
+		/* Never saved: from where reading began, in the file follow
+		 * has open (a rotation since would have waited for a commit). */
 		if (found == 0)
-			pos.offset = pos.first_hash = 0;
+			pos = starts[i];
 		(void)follow_rewind(f, i, &pos);
 	}
 	for (size_t i = 0; i < nj; i++)
@@ -462,27 +653,28 @@ daemon_run(const struct daemon_options *o)
 	struct follow *f = NULL;
 	struct journal *js[CONFIG_LOGS_MAX];
 	size_t nj = 0;
+	struct log_position *starts = NULL;   /* of each file (files_open) */
 	struct diag d;
 	time_t next_reconcile = 0, next_purge = 0, next_expire = 0;
 	int status = EXIT_RUNTIME;
 	bool pipeline_up = false;
 	struct db_outage outage = { 0, 0, 0 };
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
+	struct runuser ru;
+	bool log_created = false;
 	struct metrics *mt = NULL;  /* operator signals: counters, */
 	struct exporter *ex = NULL; /* ... their textfile and /metrics, */
 	struct notifier *nt = NULL; /* ... and the notifications' deliveries */
 	bool exported = false;      /* the textfile was written as the run user */
 
-	if (o->log_file && log_set_file(o->log_file) != 0)
-		return EXIT_RUNTIME;
-	log_use_syslog(o->syslog);
-	/* First: a stop asked for while starting (loading the rules, opening
-	 * the DB, restoring bans) is a clean stop once the loop is reached,
-	 * not a death by SIGTERM's default action. */
+	/* First: a SIGTERM during start-up stops us once it is done. */
 	if (install_signals() != 0) {
 		log_warn("sigaction");
 		return EXIT_RUNTIME;
 	}
+	if (o->log_file && log_set_file(o->log_file, &log_created) != 0)
+		return EXIT_RUNTIME;
+	log_use_syslog(o->syslog);
 	diag_init(&d);
 	if (app_load(&a, o->cfgpath, NULL, true, &d) != 0) {
 		for (size_t i = 0; i < d.n; i++)
@@ -491,7 +683,75 @@ daemon_run(const struct daemon_options *o)
 		app_free(&a);
 		return EXIT_USAGE;
 	}
+	/* Who we work as, and what that user must be able to do: said now,
+	 * not at the first hold hours later.  Root's files in the user's
+	 * directories are handed over first (runuser.h). */
+	if (runuser_lookup(&a.cfg, &ru, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (log_created && ru.drop && fchown(STDERR_FILENO, ru.uid, ru.gid) != 0) {
+		/* Made by us just now, through no symbolic link (log.h). */
+		log_warn("log file %s: giving it to user %s", o->log_file, ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_RUNTIME;
+	}
+	if (runuser_check(&ru, &a.cfg, o->db ? o->db : a.cfg.db,
+	    o->dry_run ? 0 : all_actions(&a), true, &d) != 0) {
+		for (size_t i = 0; i < d.n; i++)
+			log_warnx("%s", d.msgs[i]);
+		log_warnx("refusing to start: user %s could not do its work (see above)",
+		    ru.name);
+		diag_free(&d);
+		app_free(&a);
+		return EXIT_USAGE;
+	}
 	diag_free(&d);
+	/*
+	 * The root part: only what needs root, and nothing in the run user's
+	 * directories.  The journal files and sd-journal's inotify watches
+	 * (the system journal needs root or group systemd-journal/adm); the
+	 * netlink socket does not need root (CAP_NET_ADMIN is kept).  Then
+	 * only CAP_NET_ADMIN, as the run user: the database, the maps and the
+	 * followed files are opened as that user, so root never follows a
+	 * name it controls.
+	 */
+	if (journals_open(&a, js, &nj) != 0)
+		goto out;
+	if (metrics_open(&mt, a.cfg.node) != 0) {
+		log_warnx("metrics: out of memory");
+		goto out;
+	}
+	/* /metrics on a port below 1024 is bound now, by root (the drop
+	 * leaves no CAP_NET_BIND_SERVICE, also to user root); any other after
+	 * the drop, as the run user. */
+	if (geteuid() == 0 && exporter_needs_privilege(&a.cfg.metrics) &&
+	    exporter_open(&ex, mt, &a.cfg.metrics) != 0)
+		goto out;
+	{
+		char err[512];
+
+		if (privdrop(a.cfg.user, err, sizeof(err)) != 0) {
+			log_warnx("dropping privileges: %s", err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nj; i++) {
+		char path[4096];
+		if (journal_unreadable(js[i], path, sizeof(path)))
+			log_warnx("%s: user %s cannot read %s: journal files created from "
+			    "now on (rotation) would be missed; add it to group "
+			    "systemd-journal or adm", journal_source(js[i]), ru.name, path);
+	}
+	{
+		char why[1024];
+		if (config_describe_log_auto(&a.cfg, why, sizeof(why)))
+			log_info("%s", why);
+	}
 	{
 		const char *path = o->db ? o->db : a.cfg.db;
 		bool existed = access(path, F_OK) == 0;
@@ -506,14 +766,16 @@ daemon_run(const struct daemon_options *o)
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
-	/* The counters go on from where the last run saved them; the metrics
-	 * port is bound before the drop (one below 1024 needs root). */
-	if (metrics_open(&mt, notify_node()) != 0 || metrics_load(mt, a.store) != 0 ||
-	    notifier_open(&nt, &a.cfg.notify, a.cfg.path, mt) != 0) {
-		log_warnx("cannot set up metrics and notifications: %s", store_errmsg(a.store));
+	/* The counters go on from where the last run saved them. */
+	if (metrics_load(mt, a.store) != 0) {
+		log_warnx("cannot read the saved metric counters: %s", store_errmsg(a.store));
 		goto out;
 	}
-	if (exporter_open(&ex, mt, &a.cfg.metrics) != 0)
+	if (notifier_open(&nt, &a.cfg.notify, a.cfg.path, mt) != 0) {
+		log_warnx("cannot set up notifications: out of memory");
+		goto out;
+	}
+	if (ex == NULL && exporter_open(&ex, mt, &a.cfg.metrics) != 0)
 		goto out;
 	if (backends_init(&b, &a, o->dry_run) != 0)
 		goto out;
@@ -526,63 +788,25 @@ daemon_run(const struct daemon_options *o)
 		log_warnx("some active bans could not be restored; will retry");
 		p.enforce_failed = true;
 	}
-	if (follow_open(&f, true) != 0)
+	if ((starts = calloc(CONFIG_LOGS_MAX, sizeof(*starts))) == NULL) {
+		log_warn("calloc");
 		goto out;
-	for (size_t i = 0; i < a.cfg.nlogs; i++) {
-		struct log_position pos;
-		int found;
-
-		if (journal_is_source(a.cfg.logs[i]))
-			continue;
-		found = store_get_position(a.store, a.cfg.logs[i], &pos);
-		if (found < 0 || follow_add(f, a.cfg.logs[i], found ? &pos : NULL) < 0)
-			goto out;
 	}
+	if (follow_open(&f, true) != 0 || files_open(&a, f, starts) != 0)
+		goto out;
 	follow_committed(f);   /* where it starts is saved (or nothing is) */
-	if (journals_open(&a, js, &nj) != 0)
+	if (journals_position(&a, js, nj) != 0)
 		goto out;
-	/* Everything that needs root is open: the DB, the netlink socket, the
-	 * inotify watches, the journal files (reading the system journal needs
-	 * root or group systemd-journal/adm).  From here on, only CAP_NET_ADMIN. */
-	{
-		char err[512];
-		const char *files[ENFORCE_FILES_MAX];
-		size_t nfiles = enforce_files(&b, files, sizeof(files) / sizeof(files[0]));
-		bool chowned = true;
-
-		/* The maps too: a reload reopens them as the user. */
-		for (size_t i = 0; i < nfiles && chowned; i++)
-			chowned = privdrop_chown(a.cfg.user, files[i], err, sizeof(err)) == 0;
-		if (!chowned ||
-		    privdrop_chown(a.cfg.user, a.db_path, err, sizeof(err)) != 0 ||
-		    (o->log_file &&
-		    privdrop_chown(a.cfg.user, o->log_file, err, sizeof(err)) != 0) ||
-		    privdrop(a.cfg.user, err, sizeof(err)) != 0) {
-			log_warnx("dropping privileges: %s", err);
-			goto out;
-		}
-	}
-	/* What the run user must be able to do, said now, not at the first
-	 * hold hours later. */
-	if (a.cfg.notify.command && access(a.cfg.notify.command, X_OK) != 0) {
-		log_warnx("[notify] command %s: user %s cannot run it: %s", a.cfg.notify.command,
-		    a.cfg.user, strerror(errno));
-		goto out;
-	}
+	/* The textfile is written now, as the run user: a directory it
+	 * cannot write is said at start (runuser_check said it already; this
+	 * is the write itself), not at the first flush. */
 	{
 		char err[600];
 		if (exporter_flush(ex, a.store, &a.cfg, (int64_t)time(NULL), err, sizeof(err)) != 0) {
-			log_warnx("[metrics] textfile: user %s cannot write it: %s", a.cfg.user, err);
+			log_warnx("[metrics] textfile: user %s cannot write it: %s", ru.name, err);
 			goto out;
 		}
 		exported = true;
-	}
-	for (size_t i = 0; i < nj; i++) {
-		char path[4096];
-		if (journal_unreadable(js[i], path, sizeof(path)))
-			log_warnx("%s: user %s cannot read %s: journal files created from "
-			    "now on (rotation) would be missed; add it to group "
-			    "systemd-journal or adm", journal_source(js[i]), a.cfg.user, path);
 	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
@@ -625,7 +849,7 @@ daemon_run(const struct daemon_options *o)
 			 * failed to rebuild is zeroed: fini and the next rewind
 			 * handle that. */
 			store_clear_error(a.store);
-			if (rewind_batch(&a, &p, &b, f, js, nj, mt) == 0) {
+			if (rewind_batch(&a, &p, &b, f, js, nj, starts, mt) == 0) {
 				db_retry_at = 0;
 				continue;   /* read the batch again at once */
 			}
@@ -733,6 +957,7 @@ out:
 	for (size_t i = 0; i < nj; i++)
 		journal_close(js[i]);
 	follow_close(f);
+	free(starts);
 	if (pipeline_up)
 		pipeline_fini(&p);
 	enforce_close(&b);

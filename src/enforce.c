@@ -52,7 +52,7 @@ dry_fini(void *state)
 }
 
 static const struct enforcer_ops dry_run_backend = {
-	"dry-run", 0, dry_init, dry_ban, dry_unban, dry_sync, NULL, NULL, dry_fini, NULL,
+	"dry-run", 0, dry_init, dry_ban, dry_unban, dry_sync, NULL, NULL, dry_fini,
 };
 
 static int
@@ -117,7 +117,7 @@ nftb_fini(void *state)
 
 static const struct enforcer_ops nft_backend = {
 	"nft", ACTION_NFT, nftb_init, nftb_ban, nftb_unban, nftb_sync, nftb_check,
-	NULL, nftb_fini, NULL,
+	NULL, nftb_fini,
 };
 
 /* hold: accounts into the Postfix HOLD map (check_sasl_access) */
@@ -211,26 +211,14 @@ mapb_fini(void *state)
 	holdmap_close(state);
 }
 
-static size_t
-mapb_files(void *state, const char **out, size_t max)
-{
-	const char *f[HOLDMAP_FILES_MAX];
-	size_t n = holdmap_files(state, f);
-
-	if (n > max)
-		n = max;
-	memcpy(out, f, n * sizeof(*out));
-	return n;
-}
-
 static const struct enforcer_ops hold_backend = {
 	"hold", ACTION_HOLD, holdb_init, holdb_ban, holdb_unban, mapb_sync, NULL,
-	mapb_expire, mapb_fini, mapb_files,
+	mapb_expire, mapb_fini,
 };
 
 static const struct enforcer_ops reject_backend = {
 	"reject", ACTION_REJECT, rejectb_init, rejectb_ban, rejectb_unban, mapb_sync, NULL,
-	mapb_expire, mapb_fini, mapb_files,
+	mapb_expire, mapb_fini,
 };
 
 static const struct enforcer_ops *const backends[] = {
@@ -285,15 +273,4 @@ enforce_close(struct backend_set *b)
 	for (size_t i = 0; i < b->n; i++)
 		b->ops[i]->fini(b->state[i]);
 	b->n = 0;
-}
-
-size_t
-enforce_files(const struct backend_set *b, const char **out, size_t max)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < b->n && n < max; i++)
-		if (b->ops[i]->files)
-			n += b->ops[i]->files(b->state[i], out + n, max - n);
-	return n;
 }

@@ -33,9 +33,6 @@ struct enforcer_ops {
 	 * themselves).  NULL: the kernel or the map expires them. */
 	int (*expire)(void *state, int64_t now);
 	void (*fini)(void *state);
-	/* The files it writes, for handing them to the unprivileged user
-	 * (the strings are the backend's); returns how many.  NULL: none. */
-	size_t (*files)(void *state, const char **out, size_t max);
 };
 
 /* By name: "nft", "hold", "reject", "dry-run"; NULL if unknown. */
@@ -54,8 +51,5 @@ struct backend_set {
  * missing or cannot start, the others are closed, the reason logged, -1. */
 int enforce_open(struct backend_set *b, const struct config *cfg, unsigned actions);
 void enforce_close(struct backend_set *b);
-/* Every file the set's backends write; returns how many (at most max). */
-#define ENFORCE_FILES_MAX 8
-size_t enforce_files(const struct backend_set *b, const char **out, size_t max);
 
 #endif

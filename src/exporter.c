@@ -130,6 +130,18 @@ listen_addr(const char *v, struct sockaddr_storage *ss, bool *v6)
 	}
 }
 
+bool
+exporter_needs_privilege(const struct metrics_config *mc)
+{
+	struct sockaddr_storage ss;
+	bool v6;
+
+	if (mc->listen == NULL || listen_addr(mc->listen, &ss, &v6) != 0)
+		return false;
+	return ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port) < 1024;
+}
+
 int
 exporter_open(struct exporter **out, struct metrics *m, const struct metrics_config *mc)
 {

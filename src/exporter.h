@@ -16,6 +16,7 @@
 #ifndef MAILJAIL_EXPORTER_H
 #define MAILJAIL_EXPORTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,8 +30,11 @@
 
 struct exporter;
 
-/* Listen if mc->listen is set (before the privilege drop: a port below
- * 1024 needs root).  Returns 0, or -1 after logging why. */
+/* Whether mc->listen names a port below 1024, which only root (or
+ * CAP_NET_BIND_SERVICE) may bind: the daemon opens the exporter before the
+ * privilege drop then, and after it otherwise (daemon.c). */
+bool exporter_needs_privilege(const struct metrics_config *mc);
+/* Listen if mc->listen is set.  Returns 0, or -1 after logging why. */
 int exporter_open(struct exporter **out, struct metrics *m, const struct metrics_config *mc);
 /* The textfile now, and the counters saved; -1 (with err) if the textfile
  * cannot be written: at start, after the privilege drop, it must work. */

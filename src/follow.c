@@ -83,6 +83,7 @@ struct ffile {
 	bool skipping;            /* inside a line longer than FOLLOW_LINE_MAX */
 	bool warned_type;         /* path is not a regular file (warned once) */
 	bool warned_open;
+	bool warned_stat;         /* stat(path) failed, other than ENOENT */
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
 	/* Once follow_committed was called: the position it recorded. */
@@ -305,9 +306,10 @@ watch_file(struct ffile *fl)
 	fl->file_wd = inotifytools_wd_from_filename(name);
 }
 
-/* first_line_hash - hash of the file's first line, 0 if it has none */
+/* fd_first_line_hash - hash of fd's first line, 0 if it has none; buf
+ * (FOLLOW_BUF bytes) is scratch */
 static int
-first_line_hash(struct ffile *fl, uint64_t *out)
+fd_first_line_hash(int fd, char *buf, const char *path, uint64_t *out)
 {
 	uint64_t h = FNV_BASIS;
 	uint64_t off = 0;
@@ -315,23 +317,104 @@ first_line_hash(struct ffile *fl, uint64_t *out)
 
 	*out = 0;
 	for (;;) {
-		n = pread(fl->fd, fl->buf, FOLLOW_BUF, (off_t)off);
+		n = pread(fd, buf, FOLLOW_BUF, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			log_warn("read %s", fl->path);
+			log_warn("read %s", path);
 			return -1;
 		}
 		if (n == 0)
 			return 0;
-		char *nl = memchr(fl->buf, '\n', (size_t)n);
-		h = fnv_add(h, fl->buf, nl ? (size_t)(nl - fl->buf) : (size_t)n);
+		char *nl = memchr(buf, '\n', (size_t)n);
+		h = fnv_add(h, buf, nl ? (size_t)(nl - buf) : (size_t)n);
 		if (nl) {
 			*out = h;
 			return 0;
 		}
 		off += (uint64_t)n;
 	}
+}
+
+/* first_line_hash - hash of the open file's first line, 0 if it has none */
+static int
+first_line_hash(struct ffile *fl, uint64_t *out)
+{
+	return fd_first_line_hash(fl->fd, fl->buf, fl->path, out);
+}
+
+/* last_line_end - offset of the byte after fd's last newline (0: none) */
+static int
+last_line_end(int fd, char *buf, const char *path, uint64_t size, uint64_t *out)
+{
+	uint64_t end = size;
+
+	while (end > 0) {
+		size_t n = end < FOLLOW_BUF ? (size_t)end : FOLLOW_BUF;
+		ssize_t got = pread(fd, buf, n, (off_t)(end - n));
+		char *nl;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)n) {
+			if (got < 0)
+				log_warn("read %s", path);
+			else
+				log_warnx("read %s: the file shrank while read", path);
+			return -1;
+		}
+		if ((nl = memrchr(buf, '\n', n)) != NULL) {
+			*out = end - n + (uint64_t)(nl - buf) + 1;
+			return 0;
+		}
+		end -= n;
+	}
+	*out = 0;
+	return 0;
+}
+
+/* follow_end_position - see follow.h */
+int
+follow_end_position(const char *path, struct log_position *out)
+{
+	struct stat st;
+	char *buf = NULL;
+	int fd, rv = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(path) >= sizeof(out->path)) {
+		log_warnx("follow: log path too long \"%.64s...\"", path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		log_warn("open %s", path);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("fstat %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rv = 0;
+		goto out;
+	}
+	if ((buf = malloc(FOLLOW_BUF)) == NULL) {
+		log_warn("malloc");
+		goto out;
+	}
+	if (fd_first_line_hash(fd, buf, path, &out->first_hash) != 0 ||
+	    last_line_end(fd, buf, path, (uint64_t)st.st_size, &out->offset) != 0)
+		goto out;
+	strcpy(out->path, path);
+	out->inode = (uint64_t)st.st_ino;
+	rv = 1;
+out:
+	free(buf);
+	close(fd);
+	return rv;
 }
 
 static void
@@ -780,10 +863,17 @@ at_eof(struct ffile *fl)
 		return EOF_AGAIN;
 	}
 	if (stat(fl->path, &pst) == -1) {
-		if (errno != ENOENT)
-			log_warn("stat %s", fl->path);
+		/* Said once (this is asked after every read), again only after
+		 * it worked in between. */
+		if (errno != ENOENT && !fl->warned_stat)
+			log_warn("%s: cannot look at the name (a rotation is not "
+			    "noticed until this clears; said once)", fl->path);
+		fl->warned_stat = errno != ENOENT;
 		return EOF_IDLE;   /* renamed away, successor not there yet */
 	}
+	if (fl->warned_stat)
+		log_info("%s: can look at the name again", fl->path);
+	fl->warned_stat = false;
 	if ((uint64_t)pst.st_ino == fl->inode &&
 	    (uint64_t)pst.st_dev == fl->dev)
 		return EOF_IDLE;

@@ -120,6 +120,16 @@ void follow_committed(struct follow *f);
  */
 int follow_rewind(struct follow *f, size_t i, const struct log_position *pos);
 
+/*
+ * The position of path's end (after its last complete line), as
+ * follow_position would give it had every line been delivered: passed to
+ * follow_add, reading starts with the next line written.  For a source
+ * taking over from another that held the same lines (log = auto, see
+ * daemon.c).  Returns 1, 0 if path is missing or not a regular file, or -1
+ * on error (logged).
+ */
+int follow_end_position(const char *path, struct log_position *out);
+
 /* Lines skipped because they were longer than FOLLOW_LINE_MAX. */
 uint64_t follow_skipped_lines(const struct follow *f);
 

@@ -27,6 +27,11 @@
  * otherwise: such a key could add a second entry).  Postfix folds lookup
  * keys to lower case, so keys are stored folded (ASCII only).
  *
+ * Files: holdmap.c is the front (chooses the backend by the spec's type,
+ * checks keys and values), holdmap_sqlite.c and holdmap_hash.c the two
+ * backends (their shared interface: holdmap_impl.h; shared helpers:
+ * holdmap_util.c), holdqueue.c the release of held mail (at the end here).
+ *
  * Memory: struct holdmap owns its DB handle, paths and (for hash:) the
  * in-memory entry list.
  */
@@ -90,8 +95,9 @@ int holdmap_release_queue(const char *postfix_config_dir,
 
 /* Parse one line of "postqueue -j" output (one JSON object) and copy its
  * string fields "queue_name", "queue_id" and "sender" (JSON escapes
- * decoded; "" when absent).  0 ok, -1 malformed, a field too long or
- * containing NUL.  Exposed for tests. */
+ * decoded; "" when absent).  0 ok, -1 malformed (also: not UTF-8, a member
+ * named twice, one of the three not a string), a field too long or
+ * containing NUL; the three are "" after -1.  Exposed for tests. */
 int holdmap_parse_queue_line(const char *line, char *queue_name,
     size_t qnlen, char *queue_id, size_t qilen, char *sender, size_t slen);
 

@@ -58,6 +58,7 @@ struct journal {
 	char *committed;
 	bool committed_in_db;      /* else: the start, not yet saved */
 	bool have_current;         /* positioned on an entry not yet delivered */
+	bool positioned;           /* journal_position done: reading may begin */
 	uint64_t skipped;
 };
 
@@ -332,12 +333,11 @@ position(struct journal *j, const struct match *m, const char *saved, const char
 
 int
 journal_open(struct journal **out, const char *source, size_t index,
-    const char *directory, const char *cursor, char *err, size_t errlen)
+    const char *directory, char *err, size_t errlen)
 {
 	struct journal *j;
 	struct match m;
 	char why[256];
-	const char *what = "opening";
 	uint64_t usage = 0;
 	int r;
 
@@ -372,9 +372,9 @@ journal_open(struct journal **out, const char *source, size_t index,
 	}
 	/* A hint: fields up to a line's length come whole; longer ones are cut
 	 * and then skipped as too long (format_entry checks the length). */
-	if ((r = sd_journal_set_data_threshold(j->j, FOLLOW_LINE_MAX + 16)) < 0 ||
-	    (r = position(j, &m, cursor, &what)) < 0) {
-		seterr(err, errlen, "%s: %s: %s", source, what, strerror(-r));
+	if ((r = sd_journal_set_data_threshold(j->j, FOLLOW_LINE_MAX + 16)) < 0) {
+		seterr(err, errlen, "%s: setting the data threshold: %s", source,
+		    strerror(-r));
 		goto fail;
 	}
 	if (sd_journal_get_usage(j->j, &usage) >= 0 && usage == 0)
@@ -385,6 +385,31 @@ journal_open(struct journal **out, const char *source, size_t index,
 fail:
 	journal_close(j);
 	return -1;
+}
+
+int
+journal_position(struct journal *j, const char *cursor, char *err, size_t errlen)
+{
+	struct match m;
+	char why[256];
+	const char *what = "positioning";
+	int r;
+
+	if (j->positioned) {
+		seterr(err, errlen, "%s: already positioned", j->source);
+		return -1;
+	}
+	/* (Checked at journal_open: cannot fail here.) */
+	if (parse_source(j->source, &m, why, sizeof(why)) != 0) {
+		seterr(err, errlen, "%s", why);
+		return -1;
+	}
+	if ((r = position(j, &m, cursor, &what)) < 0) {
+		seterr(err, errlen, "%s: %s: %s", j->source, what, strerror(-r));
+		return -1;
+	}
+	j->positioned = true;
+	return 0;
 }
 
 void
@@ -559,6 +584,10 @@ journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 	bool moved = false;
 	int r;
 
+	if (!j->positioned) {
+		log_warnx("%s: read before journal_position", j->source);
+		return -1;
+	}
 	while ((size_t)count < max) {
 		long len;
 

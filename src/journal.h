@@ -38,9 +38,10 @@
  * first entry after where it was.
  *
  * Privileges: journal_open opens the journal files and sets up sd-journal's
- * inotify watches; call it before dropping root.  Files created later
- * (journald rotates) are opened as the unprivileged user, which therefore
- * needs group systemd-journal or adm.
+ * inotify watches; call it before dropping root, and journal_position after
+ * (the cursor is in the database, which only the unprivileged user opens).
+ * Files created later (journald rotates) are opened as the unprivileged
+ * user, which therefore needs group systemd-journal or adm.
  *
  * Memory: struct journal owns the sd_journal handle, its line buffer, its
  * source string and cursor; lines passed to the callback are valid only
@@ -72,12 +73,21 @@ int journal_check_source(const char *source, char *why, size_t wlen);
 
 /*
  * Open the journal (directory NULL: the local system journal, else the
- * journal files in directory), apply source's match and position after
- * cursor (NULL: none saved).  index is passed to the line callback as its
- * file argument.  Returns 0, or -1 with a one-line reason in err.
+ * journal files in directory) and make sd-journal's inotify watches: the
+ * part that needs root or the journal's groups.  Nothing is read until
+ * journal_position.  index is passed to the line callback as its file
+ * argument.  Returns 0, or -1 with a one-line reason in err.
  */
 int journal_open(struct journal **out, const char *source, size_t index,
-    const char *directory, const char *cursor, char *err, size_t errlen);
+    const char *directory, char *err, size_t errlen);
+/*
+ * Apply source's match and position after cursor (NULL: none saved; then
+ * after the newest entry in the journal now).  Once, after journal_open:
+ * the daemon calls it after the privilege drop, when the database (where
+ * the cursor is kept) is open as the unprivileged user.  Returns 0, or -1
+ * with a one-line reason in err.
+ */
+int journal_position(struct journal *j, const char *cursor, char *err, size_t errlen);
 void journal_close(struct journal *j);
 
 /* The source as given ("journal:..."), the key its cursor is saved under. */

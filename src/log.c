@@ -4,7 +4,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,11 +11,40 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "safefile.h"
+
 static const char *log_progname = "mailjail";
 static bool log_verbose;
 static bool log_syslog;
 static bool log_quiet;
 static char log_path[4096];
+
+/*
+ * open_log_file - point stderr at log_path.  Whoever runs this (root at
+ * start), the name is not followed if it is a symbolic link and must be a
+ * regular file of one link (safefile.h): it may sit in a directory the
+ * daemon's run user writes.
+ */
+static int
+open_log_file(bool *created)
+{
+	char err[600];
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	if ((fd = safefile_open_append(log_path, 0640, created, err, sizeof(err))) < 0) {
+		log_warnx("cannot open log file %s", err);
+		return -1;
+	}
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		log_warn("log file %s", log_path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
 
 void
 log_init(const char *progname, bool verbose)
@@ -59,30 +87,16 @@ vlog(int prio, int errnum, const char *fmt, va_list ap)
 }
 
 int
-log_set_file(const char *path)
+log_set_file(const char *path, bool *created)
 {
 	snprintf(log_path, sizeof(log_path), "%s", path);
-	return log_reopen();
+	return open_log_file(created);
 }
 
 int
 log_reopen(void)
 {
-	int fd;
-
-	if (log_path[0] == '\0')
-		return 0;
-	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		log_warn("cannot open log file %s", log_path);
-		return -1;
-	}
-	if (dup2(fd, STDERR_FILENO) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
+	return open_log_file(NULL);
 }
 
 void

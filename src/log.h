@@ -17,8 +17,10 @@ void log_init(const char *progname, bool verbose);
 void log_use_syslog(bool on);
 void log_set_quiet(bool quiet);   /* suppress info/debug (tests, replay) */
 /* Log to a file instead of stderr (stderr itself is pointed at it, so
- * library messages land there too); log_reopen() after logrotate. */
-int log_set_file(const char *path);
+ * library messages land there too); log_reopen() after logrotate.  The
+ * file is opened as safefile.h says (no symbolic link, a regular file of
+ * one link); *created (may be NULL) says whether it was made now. */
+int log_set_file(const char *path, bool *created);
 int log_reopen(void);
 void log_info(const char *fmt, ...) MJ_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) MJ_PRINTF(1, 2);

@@ -1,14 +1,17 @@
 /*
- * main - mailjail's one binary: pick the subcommand, print help.
+ * main - mailjail's one binary: pick the subcommand, print help or the
+ * version (meson's project version, from the generated mailjail_version.h).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "log.h"
+#include "mailjail_version.h"
 
 static const char usage_text[] =
 "usage: mailjail COMMAND [OPTIONS]\n"
+"       mailjail --version | -V | --help | -h\n"
 "\n"
 "Follows Postfix's mail log, counts SASL failures per IP and mail per\n"
 "account in SQLite, and bans IPs in nftables or puts accounts on HOLD.\n"
@@ -49,7 +52,9 @@ static const char usage_text[] =
 "Every command takes -c FILE and --db PATH.\n"
 "\n"
 "-c FILE defaults to /etc/mailjail/mailjail.conf.\n"
-"Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.\n";
+"Exit status: 0 success, 1 runtime failure, 2 bad usage or configuration.\n"
+"\n"
+"-V, --version prints \"mailjail VERSION\".  This is mailjail " MAILJAIL_VERSION ".\n";
 
 struct command {
 	const char *name;
@@ -82,6 +87,10 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("mailjail %s\n", MAILJAIL_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

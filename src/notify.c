@@ -63,16 +63,6 @@ notify_enabled(const struct notify_config *cfg)
 	return cfg != NULL && (cfg->nmailto > 0 || cfg->command != NULL);
 }
 
-const char *
-notify_node(void)
-{
-	static char name[256];
-
-	if (name[0] == '\0' && (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0'))
-		snprintf(name, sizeof(name), "localhost");
-	return name;
-}
-
 /* event_of - what a verdict does, as the outbox names it */
 static const char *
 event_of(const struct verdict *v)
@@ -84,9 +74,9 @@ event_of(const struct verdict *v)
 
 /* base_row - the fields every notification of a ban has */
 static void
-base_row(struct stored_notification *n, const char *event, const char *jail,
-    const char *target, const char *kind, int level, const char *reason,
-    int64_t started, int64_t expires, int64_t now)
+base_row(struct stored_notification *n, const struct notify_config *cfg,
+    const char *event, const char *jail, const char *target, const char *kind,
+    int level, const char *reason, int64_t started, int64_t expires, int64_t now)
 {
 	memset(n, 0, sizeof(*n));
 	n->event = event;
@@ -97,7 +87,7 @@ base_row(struct stored_notification *n, const char *event, const char *jail,
 	n->reason = reason;
 	n->started_at = started;
 	n->expires_at = expires;
-	n->node = notify_node();
+	n->node = cfg->node ? cfg->node : "localhost";
 	n->created_at = now;
 }
 
@@ -111,7 +101,7 @@ notify_queue_verdict(const struct notify_config *cfg, const struct jailset *js,
 	if (!notify_enabled(cfg) || jails_signal(js, v->jail, &sig) != 0 ||
 	    sig.notify == JAIL_NOTIFY_NO)
 		return 0;
-	base_row(&n, event_of(v), v->jail, v->target, target_kind_name(v->kind), v->level,
+	base_row(&n, cfg, event_of(v), v->jail, v->target, target_kind_name(v->kind), v->level,
 	    v->reason, v->started_at, v->expires_at, now);
 	n.digest = sig.notify == JAIL_NOTIFY_DIGEST;
 	n.ban_id = ban_id;
@@ -143,7 +133,7 @@ notify_queue_lift(const struct notify_config *cfg, const struct jailset *js,
 		return 0;
 	snprintf(reason, sizeof(reason), "lifted by an operator; it was: %s",
 	    b->reason ? b->reason : "");
-	base_row(&n, "lift", b->jail, b->target, b->target_kind, b->level, reason,
+	base_row(&n, cfg, "lift", b->jail, b->target, b->target_kind, b->level, reason,
 	    b->started_at, b->expires_at, now);
 	n.digest = sig.notify == JAIL_NOTIFY_DIGEST;
 	n.ban_id = b->id;
@@ -160,7 +150,7 @@ notify_queue_alarm(const struct notify_config *cfg, struct store *st, const char
 
 	if (!notify_enabled(cfg))
 		return 0;
-	base_row(&n, "alarm", source, "", "", 0, reason, now, now, now);
+	base_row(&n, cfg, "alarm", source, "", "", 0, reason, now, now, now);
 	return store_queue_notification(st, &n, NULL) == 0 ? NOTIFY_QUEUED_NOW : -1;
 }
 
@@ -198,6 +188,7 @@ cfg_copy_free(struct notify_config *c)
 	free(c->from);
 	free(c->smtp);
 	free(c->command);
+	free(c->node);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -212,7 +203,8 @@ cfg_copy(struct notify_config *d, const struct notify_config *s)
 	}
 	if ((s->from && (d->from = strdup(s->from)) == NULL) ||
 	    (s->smtp && (d->smtp = strdup(s->smtp)) == NULL) ||
-	    (s->command && (d->command = strdup(s->command)) == NULL))
+	    (s->command && (d->command = strdup(s->command)) == NULL) ||
+	    (d->node = strdup(s->node ? s->node : "localhost")) == NULL)
 		goto fail;
 	d->digest = s->digest > 0 ? s->digest : 3600;
 	d->timeout = s->timeout > 0 ? s->timeout : 30;
@@ -251,7 +243,7 @@ notifier_configure(struct notifier *nt, const struct notify_config *cfg, const c
 	if (c.from)
 		snprintf(nt->from, sizeof(nt->from), "%s", c.from);
 	else
-		snprintf(nt->from, sizeof(nt->from), "mailjail@%s", notify_node());
+		snprintf(nt->from, sizeof(nt->from), "mailjail@%s", c.node);
 	nt->next_look = 0;   /* new channels may have work at once */
 	return 0;
 }
@@ -528,7 +520,7 @@ start_job(struct notifier *nt, struct store *st, struct notice *v, size_t n, boo
 		snprintf(jb->what, sizeof(jb->what), "%s of %.80s (%" PRId64 ")", v->event,
 		    v->target, v->id);
 	if (channel == STORE_CHANNEL_MAIL) {
-		struct notify_msg_opts o = { notify_node(), nt->from,
+		struct notify_msg_opts o = { nt->cfg.node, nt->from,
 		    (const char *const *)nt->cfg.mailto, nt->cfg.nmailto, nt->cfgpath, now };
 		struct mail_arg a;
 
@@ -536,14 +528,14 @@ start_job(struct notifier *nt, struct store *st, struct notice *v, size_t n, boo
 			snprintf(err, sizeof(err), "out of memory");
 			goto out;
 		}
-		a.msg = (struct smtp_message){ nt->cfg.smtp, notify_node(), nt->from,
+		a.msg = (struct smtp_message){ nt->cfg.smtp, nt->cfg.node, nt->from,
 		    (const char *const *)nt->cfg.mailto, nt->cfg.nmailto, text, len,
 		    (long)nt->cfg.timeout };
 		/* The child has its own copy of everything a points at. */
 		rc = notify_job_fork(&jb->j, mail_child, &a, now + nt->cfg.timeout, err,
 		    sizeof(err));
 	} else {
-		char **env = notify_env(v, n, digest, notify_node(), environ);
+		char **env = notify_env(v, n, digest, nt->cfg.node, environ);
 
 		if (env == NULL || (text = notify_json(v, n, digest, &len)) == NULL) {
 			notify_env_free(env);

@@ -47,10 +47,6 @@
 /* Whether any channel is configured (else nothing is ever queued). */
 bool notify_enabled(const struct notify_config *cfg);
 
-/* This host's name, as notifications carry it (MAILJAIL_NODE, the mail's
- * subject, the outbox's node column): gethostname(2), read once. */
-const char *notify_node(void);
-
 /*
  * Queue the notification of verdict v (its bans row: ban_id) as its jail's
  * notify = says, in the store's open transaction.  Returns

@@ -24,9 +24,10 @@ pidfd_of(pid_t pid)
 
 /* child_setup - in the child: its own process group (killed whole), no
  * capability, stdout and stderr on the pipe, stdin from in (or /dev/null),
- * nothing else open.  Only calls that are fine after fork. */
+ * nothing else open.  execs: it execs next.  Only calls that are fine after
+ * fork. */
 static int
-child_setup(int in, int out)
+child_setup(int in, int out, bool execs)
 {
 	int null = -1;
 
@@ -43,12 +44,18 @@ child_setup(int in, int out)
 		return -1;
 	(void)close_range(3, ~0U, 0);
 	(void)null;
-	/* CAP_NET_ADMIN is the daemon's, not the hook's.  (An exec by a
-	 * non-root user drops it anyway; a root run user keeps nothing
-	 * either: the daemon's bounding set is empty.) */
-	capng_clear(CAPNG_SELECT_BOTH);
-	(void)capng_apply(CAPNG_SELECT_CAPS);
+	/* CAP_NET_ADMIN is the daemon's, not the delivery's.  An ambient
+	 * capability (the unit gives it so) would survive an exec: cleared.
+	 * Then an exec by a non-root user drops the rest by itself; without
+	 * an exec (the mail's child, libcurl) or as root they are dropped
+	 * here, by capset(2), which the unit's filter allows for this alone
+	 * (dist/mailjail.service.in).  (A root run user keeps nothing after
+	 * its exec either: the daemon's bounding set is empty.) */
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (!execs || geteuid() == 0) {
+		capng_clear(CAPNG_SELECT_BOTH);
+		(void)capng_apply(CAPNG_SELECT_CAPS);
+	}
 	return 0;
 }
 
@@ -122,7 +129,7 @@ notify_job_exec(struct notify_job *j, const char *path, char *const envp[],
 	}
 	if (pid == 0) {
 		char *const argv[] = { (char *)path, NULL };
-		if (child_setup(in, w) == 0)
+		if (child_setup(in, w, true) == 0)
 			execve(path, argv, envp);
 		dprintf(w >= 0 ? 1 : 2, "cannot run %s: %s\n", path, strerror(errno));
 		_exit(126);
@@ -141,7 +148,7 @@ notify_job_fork(struct notify_job *j, int (*fn)(void *arg), void *arg, int64_t d
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		int rc = child_setup(-1, w) == 0 ? fn(arg) : 125;
+		int rc = child_setup(-1, w, false) == 0 ? fn(arg) : 125;
 		/* _exit: the daemon's atexit handlers and stdio are not ours. */
 		_exit(rc);
 	}

@@ -7,8 +7,10 @@
  * puts them in its epoll set), and a child past its deadline is killed with
  * its whole process group (a hook's curl too).
  *
- * The child runs as the daemon's user, with no capability (CAP_NET_ADMIN is
- * dropped before exec) and no descriptor but 0, 1 and 2.  Its output
+ * The child runs as the daemon's user, with no capability (CAP_NET_ADMIN:
+ * the ambient set cleared before an exec, which drops the rest; dropped
+ * with capset(2) in a child that does not exec) and no descriptor but 0, 1
+ * and 2.  Its output
  * (standard output and error together) is kept up to NOTIFY_JOB_OUTPUT_MAX
  * bytes; the rest is read and counted, not kept.
  *

@@ -1,9 +1,11 @@
 /*
  * notify_msg - the mail, the JSON and the environment.  See notify_msg.h.
  *
- * JSON through json-c (Debian's libjson-c-dev): it escapes every string
- * (control characters, quotes, backslashes) so a crafted account name
- * cannot break the document a webhook forwards.
+ * JSON through jansson (Debian's libjansson-dev, the project's one JSON
+ * library: docs/notes.md): it escapes every string (control characters,
+ * quotes, backslashes) so a crafted account name cannot break the document
+ * a webhook forwards; text that is not UTF-8 goes in with U+FFFD for each
+ * byte outside ASCII (jsontext.h), so the document is always valid JSON.
  */
 #include "notify_msg.h"
 
@@ -14,10 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <json-c/json.h>
+#include <jansson.h>
 
 #include "cfgfile.h"
 #include "config.h"
+#include "jsontext.h"
 
 /* A digest lists at most this many rows one per line (the rest: counted). */
 #define DIGEST_LINES_MAX 200
@@ -468,24 +471,31 @@ notify_mail(const struct notice *v, size_t n, bool digest, const struct notify_m
 
 /* ---- JSON ---------------------------------------------------------------- */
 
+/* The add_* helpers take the object as built so far and give -1 if it or
+ * the member could not be made (json_object_set_new takes the value, also
+ * when it fails). */
 static int
-add_str(json_object *o, const char *k, const char *v)
+add_value(json_t *o, const char *k, json_t *v)
 {
-	json_object *s = json_object_new_string(v ? v : "");
-
-	return s == NULL ? -1 : json_object_object_add(o, k, s);
+	if (v == NULL)
+		return -1;
+	return json_object_set_new(o, k, v);
 }
 
 static int
-add_int(json_object *o, const char *k, int64_t v)
+add_str(json_t *o, const char *k, const char *v)
 {
-	json_object *i = json_object_new_int64(v);
-
-	return i == NULL ? -1 : json_object_object_add(o, k, i);
+	return add_value(o, k, jsontext_string(v));
 }
 
 static int
-add_time(json_object *o, const char *k, int64_t t)
+add_int(json_t *o, const char *k, int64_t v)
+{
+	return add_value(o, k, json_integer((json_int_t)v));
+}
+
+static int
+add_time(json_t *o, const char *k, int64_t t)
 {
 	char buf[64];
 
@@ -493,16 +503,16 @@ add_time(json_object *o, const char *k, int64_t t)
 	return add_str(o, k, buf);
 }
 
-static json_object *
+static json_t *
 evidence_json(const struct notice *v)
 {
-	json_object *e = json_object_new_object(), *top = json_object_new_array();
+	json_t *e = json_object(), *top = json_array();
 	char win[24];
 	int rc = 0;
 
 	if (e == NULL || top == NULL) {
-		json_object_put(e);
-		json_object_put(top);
+		json_decref(e);
+		json_decref(top);
 		return NULL;
 	}
 	cfg_format_duration(v->evidence_window, win, sizeof(win));
@@ -510,29 +520,31 @@ evidence_json(const struct notice *v)
 	rc |= add_str(e, "window", win);
 	rc |= add_int(e, "submissions", v->ev.submissions);
 	rc |= add_int(e, "clients", v->ev.clients);
-	for (size_t i = 0; i < v->ev.ntop; i++) {
-		json_object *c = json_object_new_object();
+	for (size_t i = 0; i < v->ev.ntop && rc == 0; i++) {
+		json_t *c = json_object();
+
 		if (c == NULL || add_str(c, "ip", v->ev.top[i].ip) != 0 ||
-		    add_int(c, "submissions", v->ev.top[i].submissions) != 0 ||
-		    json_object_array_add(top, c) != 0) {
-			json_object_put(c);
+		    add_int(c, "submissions", v->ev.top[i].submissions) != 0) {
+			json_decref(c);
 			rc = -1;
+		} else if (json_array_append_new(top, c) != 0) {
+			rc = -1;   /* (c is taken, also when it fails) */
 		}
 	}
-	rc |= json_object_object_add(e, "busiest", top);
-	rc |= json_object_object_add(e, "recipients", v->ev.recipients >= 0 ?
-	    json_object_new_int64(v->ev.recipients) : NULL);
+	rc |= add_value(e, "busiest", top);
+	rc |= add_value(e, "recipients", v->ev.recipients >= 0 ?
+	    json_integer((json_int_t)v->ev.recipients) : json_null());
 	if (rc != 0) {
-		json_object_put(e);
+		json_decref(e);
 		return NULL;
 	}
 	return e;
 }
 
-static json_object *
+static json_t *
 notice_json(const struct notice *v)
 {
-	json_object *o = json_object_new_object();
+	json_t *o = json_object();
 	char cmd[MJ_TARGET_MAX * 4 + 4400];
 	int rc = 0;
 
@@ -548,15 +560,13 @@ notice_json(const struct notice *v)
 	rc |= add_time(o, "started", v->started_at);
 	rc |= add_time(o, "expires", v->expires_at);
 	rc |= add_str(o, "node", v->node);
-	if (v->have_evidence) {
-		json_object *e = evidence_json(v);
-		rc |= e == NULL ? -1 : json_object_object_add(o, "evidence", e);
-	}
+	if (v->have_evidence)
+		rc |= add_value(o, "evidence", evidence_json(v));
 	/* no -c here: the receiver is not on this host's command line */
 	if (undo_command(v, NULL, cmd, sizeof(cmd)))
 		rc |= add_str(o, "command", cmd);
 	if (rc != 0) {
-		json_object_put(o);
+		json_decref(o);
 		return NULL;
 	}
 	return o;
@@ -565,28 +575,26 @@ notice_json(const struct notice *v)
 char *
 notify_json(const struct notice *v, size_t n, bool digest, size_t *len)
 {
-	json_object *doc = digest ? json_object_new_array() : notice_json(v);
-	const char *s;
-	char *text = NULL;
+	json_t *doc = NULL;
+	char *s = NULL, *text = NULL;
 
-	if (doc == NULL || n == 0)
+	if (n == 0 || (doc = digest ? json_array() : notice_json(v)) == NULL)
 		goto out;
-	for (size_t i = 0; digest && i < n; i++) {
-		json_object *o = notice_json(&v[i]);
-		if (o == NULL || json_object_array_add(doc, o) != 0) {
-			json_object_put(o);
-			goto out;
-		}
-	}
-	s = json_object_to_json_string_length(doc, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, len);
-	if (s != NULL && (text = malloc(*len + 2)) != NULL) {
+	for (size_t i = 0; digest && i < n; i++)
+		if (json_array_append_new(doc, notice_json(&v[i])) != 0)
+			goto out;   /* (NULL, or taken and freed) */
+	/* Compact, members in the order added; '/' is not escaped. */
+	if ((s = json_dumps(doc, JSON_COMPACT)) == NULL)
+		goto out;
+	*len = strlen(s);
+	if ((text = malloc(*len + 2)) != NULL) {
 		memcpy(text, s, *len);
 		text[(*len)++] = '\n';
 		text[*len] = '\0';
 	}
 out:
-	json_object_put(doc);
+	free(s);
+	json_decref(doc);
 	return text;
 }
 

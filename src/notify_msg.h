@@ -7,7 +7,8 @@
  * Every field of a row may come from a log line (a target, a reason): in
  * the mail it is kept off the headers' line structure (control characters
  * become '?', non-ASCII too in the Subject), in a suggested command it is
- * shell-quoted, in JSON it is escaped by json-c.
+ * shell-quoted, in JSON it is escaped by jansson (and text that is not
+ * UTF-8 gets U+FFFD for each byte outside ASCII: jsontext.h).
  *
  * Memory: struct notice owns its strings (notice_free); the texts returned
  * are malloc'd and the caller's.

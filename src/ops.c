@@ -1,14 +1,22 @@
 /*
- * ops - the operator commands: ban, unban, status, bans, history.  They work
+ * ops - the operator commands: ban, unban, status, bans, history, metrics.  They work
  * whether or not the daemon runs: the DB is the record (WAL lets both write
  * in turn), and the kernel is reached through the same nft backend the
  * daemon uses.  A running daemon learns of a manual unban on its next reload
  * (SIGHUP); until then it may treat the target as still banned, which errs
  * on the side of not re-banning early.
+ *
+ * SECURITY: run as root, they open the DB and the maps as [mailjail] user
+ * (as_run_user): those live in that user's directory, where a name may be a
+ * symbolic link the user planted.  Only what needs root stays root: the
+ * look for a running daemon in /proc (status), and postsuper (release
+ * --requeue, whose DB and map part runs in a child that drops).
  */
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -25,8 +34,11 @@
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pipeline.h"
+#include "privdrop.h"
+#include "runuser.h"
 #include "table.h"
 
 struct common_opts {
@@ -81,9 +93,9 @@ parse_common(int argc, char **argv, const char *allowed, struct common_opts *o)
 	return 0;
 }
 
-/* open_app - config, rules, jails and an existing or new DB */
+/* load_app - config, rules and jails */
 static int
-open_app(struct app *a, const struct common_opts *o)
+load_app(struct app *a, const struct common_opts *o)
 {
 	struct diag d;
 	int rc;
@@ -92,11 +104,52 @@ open_app(struct app *a, const struct common_opts *o)
 	rc = app_load(a, o->cfgpath, NULL, true, &d);
 	diag_print(&d);
 	diag_free(&d);
-	if (rc != 0)
-		return EXIT_USAGE;
-	if (app_open_store(a, o->db, true) != 0)
-		return EXIT_RUNTIME;
-	return 0;
+	return rc == 0 ? 0 : EXIT_USAGE;
+}
+
+/*
+ * as_run_user - run as root, go on as [mailjail] user, as the daemon does
+ * (privdrop.h: CAP_NET_ADMIN kept for nftables): the DB and the maps live
+ * in that user's directory, where root must not open a name (the user may
+ * have planted a symbolic link there, runuser.h), and what the command
+ * creates there is the user's.  Not root, or user root: nothing changes.
+ */
+static int
+as_run_user(struct app *a)
+{
+	struct runuser u;
+	struct diag d;
+	char err[512];
+	int rc = 0;
+
+	diag_init(&d);
+	if (runuser_lookup(&a->cfg, &u, &d) != 0) {
+		diag_print(&d);
+		rc = EXIT_RUNTIME;
+	} else if (u.drop && privdrop(a->cfg.user, err, sizeof(err)) != 0) {
+		log_warnx("working as user %s: %s", u.name, err);
+		rc = EXIT_RUNTIME;
+	}
+	diag_free(&d);
+	return rc;
+}
+
+/* open_store - an existing or new DB */
+static int
+open_store(struct app *a, const struct common_opts *o)
+{
+	return app_open_store(a, o->db, true) != 0 ? EXIT_RUNTIME : 0;
+}
+
+/* open_app - config, rules, jails, then as the run user an existing or new DB */
+static int
+open_app(struct app *a, const struct common_opts *o)
+{
+	int rc;
+
+	if ((rc = load_app(a, o)) != 0 || (rc = as_run_user(a)) != 0)
+		return rc;
+	return open_store(a, o);
 }
 
 static void
@@ -384,6 +437,111 @@ out:
 /* How many of an account's recent messages release --requeue looks for. */
 #define RELEASE_QIDS_MAX 10000
 
+/*
+ * release_lift - release's part in the DB and the map, as the run user:
+ * lift the hold, and with requeue (and no dry run) find the account's
+ * queue ids into qids (*nq of them).
+ */
+static int
+release_lift(struct app *a, const struct common_opts *o, const char *account,
+    bool requeue, char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int rc, lifted = 0;
+
+	*nq = 0;
+	if ((rc = as_run_user(a)) != 0 || (rc = open_store(a, o)) != 0)
+		return rc;
+	if ((rc = manual_lift(a, account, TARGET_ACCOUNT, o->dry_run, &lifted)) != 0)
+		return rc;
+	if (lifted == 0 && !requeue) {
+		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
+		return EXIT_RUNTIME;
+	}
+	if (lifted)
+		printf("released %s from the hold map\n", account);
+	/* The queue ids the log showed for this account; plus, for a login
+	 * that is an address, mail it sent under that envelope sender. */
+	if (requeue && !o->dry_run &&
+	    (*nq = store_account_qids(a->store, account, qids, RELEASE_QIDS_MAX)) < 0)
+		return EXIT_RUNTIME;
+	return 0;
+}
+
+/*
+ * release_lift_apart - release_lift in a child process, which becomes the
+ * run user, while this one stays root for postsuper (only the superuser
+ * may requeue held mail): the queue ids come back over a pipe.
+ */
+static int
+release_lift_apart(struct app *a, const struct common_opts *o, const char *account,
+    char (*qids)[MJ_QID_MAX], int *nq)
+{
+	int fds[2], st, rc;
+	size_t got = 0, want;
+	pid_t pid;
+
+	*nq = 0;
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		log_warn("pipe");
+		return EXIT_RUNTIME;
+	}
+	fflush(stdout);
+	if ((pid = fork()) < 0) {
+		log_warn("fork");
+		close(fds[0]);
+		close(fds[1]);
+		return EXIT_RUNTIME;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		rc = release_lift(a, o, account, true, qids, nq);
+		fflush(stdout);
+		if (rc == 0 && (write(fds[1], nq, sizeof(*nq)) != (ssize_t)sizeof(*nq) ||
+		    (*nq > 0 && write(fds[1], qids, (size_t)*nq * sizeof(*qids)) !=
+		    (ssize_t)((size_t)*nq * sizeof(*qids)))))
+			rc = EXIT_RUNTIME;
+		_exit(rc);
+	}
+	close(fds[1]);
+	want = sizeof(*nq);
+	while (got < want) {
+		ssize_t n = read(fds[0], (char *)nq + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == want && *nq > 0 && *nq <= RELEASE_QIDS_MAX) {
+		want = (size_t)*nq * sizeof(*qids);
+		for (got = 0; got < want; ) {
+			ssize_t n = read(fds[0], (char *)qids + got, want - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+	}
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			log_warn("waitpid");
+			return EXIT_RUNTIME;
+		}
+	if (!WIFEXITED(st))
+		return EXIT_RUNTIME;
+	if ((rc = WEXITSTATUS(st)) != 0)
+		return rc;
+	if (got != want || *nq < 0 || *nq > RELEASE_QIDS_MAX) {
+		log_warnx("release: the queue ids did not come back whole");
+		return EXIT_RUNTIME;
+	}
+	for (int i = 0; i < *nq; i++)
+		qids[i][MJ_QID_MAX - 1] = '\0';
+	return 0;
+}
+
 int
 cli_release(int argc, char **argv)
 {
@@ -400,7 +558,7 @@ cli_release(int argc, char **argv)
 	const char **qp = NULL;
 	const char *account;
 	bool requeue = false;
-	int ch, rc, lifted = 0, nq, released = 0;
+	int ch, rc, nq = 0, released = 0;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
@@ -417,37 +575,28 @@ cli_release(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	account = argv[optind];
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
 		goto out;
-	if ((rc = manual_lift(&a, account, TARGET_ACCOUNT, o.dry_run, &lifted)) != 0)
+	rc = EXIT_RUNTIME;
+	if ((qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids))) == NULL ||
+	    (qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp))) == NULL)
 		goto out;
-	if (lifted == 0 && !requeue) {
-		fprintf(stderr, "mailjail release: %s is not on hold\n", account);
-		rc = EXIT_RUNTIME;
+	if (requeue && !o.dry_run && geteuid() == 0)
+		rc = release_lift_apart(&a, &o, account, qids, &nq);
+	else
+		rc = release_lift(&a, &o, account, requeue, qids, &nq);
+	if (rc != 0 || !requeue || o.dry_run)
+		goto out;
+	rc = EXIT_RUNTIME;
+	for (int i = 0; i < nq; i++)
+		qp[i] = qids[i];
+	if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
+	    strchr(account, '@') ? account : NULL, &released) != 0) {
+		log_warnx("releasing %s's held mail failed", account);
 		goto out;
 	}
-	if (lifted)
-		printf("released %s from the hold map\n", account);
-	if (requeue && !o.dry_run) {
-		/* The queue ids the log showed for this account; plus, for a login
-		 * that is an address, mail it sent under that envelope sender. */
-		qids = calloc(RELEASE_QIDS_MAX, sizeof(*qids));
-		qp = calloc(RELEASE_QIDS_MAX, sizeof(*qp));
-		rc = EXIT_RUNTIME;
-		if (qids == NULL || qp == NULL)
-			goto out;
-		if ((nq = store_account_qids(a.store, account, qids, RELEASE_QIDS_MAX)) < 0)
-			goto out;
-		for (int i = 0; i < nq; i++)
-			qp[i] = qids[i];
-		if (holdmap_release_queue(a.cfg.postfix_config_dir, qp, (size_t)nq,
-		    strchr(account, '@') ? account : NULL, &released) != 0) {
-			log_warnx("releasing %s's held mail failed", account);
-			goto out;
-		}
-		printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
-		    account);
-	}
+	printf("requeued %d held message%s of %s\n", released, released == 1 ? "" : "s",
+	    account);
 	rc = 0;
 out:
 	free(qids);
@@ -458,10 +607,30 @@ out:
 
 /* bans / history: one table of ban rows */
 
+/* The JSON shape (README, "JSON output"): level a number, times ISO 8601
+ * UTC strings, lifted null while the ban was not lifted. */
 static const char *const ban_headers[] = {
 	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
 };
+static const enum table_type ban_types[] = {
+	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT, TABLE_INTEGER, TABLE_TEXT, TABLE_TEXT,
+	TABLE_TEXT, TABLE_TEXT,
+};
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
+
+/* ban_time - t as ISO 8601 UTC into buf (1970 too: a ban's times are all
+ * set), or NULL if the year does not fit */
+static const char *
+ban_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL
+	    || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	return buf;
+}
 
 static int
 add_ban_row(void *arg, const struct stored_ban *b)
@@ -471,16 +640,13 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	const char *row[NBAN_COLS];
 
 	snprintf(level, sizeof(level), "%d", b->level);
-	iso_time(b->started_at, st, sizeof(st));
-	iso_time(b->expires_at, ex, sizeof(ex));
-	iso_time(b->lifted_at, li, sizeof(li));
 	row[0] = b->jail;
 	row[1] = b->target;
 	row[2] = b->target_kind;
 	row[3] = level;
-	row[4] = st;
-	row[5] = ex;
-	row[6] = b->lifted_at ? li : NULL;
+	row[4] = ban_time(b->started_at, st, sizeof(st));
+	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
+	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
 	return table_add(t, row);
 }
@@ -492,13 +658,17 @@ print_bans(struct app *a, const struct ban_filter *f, bool json)
 	int rc = 0;
 
 	table_init(&t, ban_headers, NBAN_COLS);
+	table_set_types(&t, ban_types);
 	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	if (json)
-		table_print_json(&t, stdout);
-	else if (t.nrows == 0)
+	if (json) {
+		if (table_print_json(&t, stdout) != 0) {
+			log_warnx("writing the JSON output failed");
+			rc = EXIT_RUNTIME;
+		}
+	} else if (t.nrows == 0)
 		printf("no %s\n", f->active_only ? "active bans or holds" : "bans or holds");
 	else
 		table_print(&t, stdout);
@@ -698,7 +868,12 @@ cli_status(int argc, char **argv)
 		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
 		return EXIT_USAGE;
 	}
-	if ((rc = open_app(&a, &o)) != 0)
+	if ((rc = load_app(&a, &o)) != 0)
+		goto out;
+	/* Before the drop: a daemon that dropped privileges itself cannot be
+	 * looked into by its user (it is not dumpable). */
+	pid = daemon_pid(o.db ? o.db : a.cfg.db);
+	if ((rc = as_run_user(&a)) != 0 || (rc = open_store(&a, &o)) != 0)
 		goto out;
 	rc = EXIT_RUNTIME;
 	if (pipeline_init(&p, a.rules, a.jails, a.store, false) != 0)
@@ -712,7 +887,6 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	pid = daemon_pid(a.db_path);
 	if (pid)
 		printf("daemon: running (pid %ld)\n", pid);
 	else
@@ -740,6 +914,59 @@ out:
 	table_free(&t);
 	if (p_up)
 		pipeline_fini(&p);
+	app_free(&a);
+	return rc;
+}
+
+/*
+ * cli_metrics - the Prometheus text once, on standard output: the daemon's
+ * counters as it last saved them (every 10 s and at stop), the gauges read
+ * now.  Run as root, the DB is read as the run user, like the other
+ * commands; it must exist (a new one would have nothing to say).
+ */
+int
+cli_metrics(int argc, char **argv)
+{
+	struct common_opts o;
+	struct metrics *m = NULL;
+	struct app a;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (parse_common(argc, argv, "", &o) != 0)
+		return EXIT_USAGE;
+	if (optind != argc) {
+		fprintf(stderr, "usage: mailjail metrics [-c FILE] [--db PATH]\n");
+		return EXIT_USAGE;
+	}
+	if ((rc = load_app(&a, &o)) != 0 || (rc = as_run_user(&a)) != 0)
+		goto out;
+	rc = EXIT_RUNTIME;
+	if (app_open_store(&a, o.db, false) != 0)
+		goto out;
+	if (metrics_open(&m, a.cfg.node) != 0 ||
+	    metrics_declare(m, &a.cfg, a.rules, a.jails) != 0) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (metrics_load(m, a.store) != 0) {
+		log_warnx("database %s: cannot read the saved counters: %s", a.db_path,
+		    store_errmsg(a.store));
+		goto out;
+	}
+	if ((text = metrics_render(m, a.store, &a.cfg, (int64_t)time(NULL), &len)) == NULL) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+		log_warn("standard output");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	metrics_close(m);
 	app_free(&a);
 	return rc;
 }

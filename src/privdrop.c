@@ -85,29 +85,3 @@ privdrop(const char *user, char *err, size_t errlen)
 	}
 	return verify(pw->pw_uid, err, errlen);
 }
-
-int
-privdrop_chown(const char *user, const char *path, char *err, size_t errlen)
-{
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-	struct passwd *pw;
-
-	if (geteuid() != 0)
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		snprintf(err, errlen, "user \"%s\": no such user", user);
-		return -1;
-	}
-	if (pw->pw_uid == 0)
-		return 0;
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		char file[4200];
-
-		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
-		if (chown(file, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT) {
-			snprintf(err, errlen, "chown %s: %s", file, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
-}

@@ -9,7 +9,11 @@
  * and any failure is returned: the caller treats it as fatal (fail closed).
  *
  * user "root" keeps uid 0 but still drops every capability except
- * CAP_NET_ADMIN.  Not running as root: nothing to drop, returns 0.
+ * CAP_NET_ADMIN.  Not running as root: nothing to drop, returns 0 (the
+ * shipped unit starts the daemon as its user with CAP_NET_ADMIN already).
+ *
+ * The daemon calls it before it opens anything in the run user's
+ * directories (the database, the maps, the logs): see runuser.h.
  */
 #ifndef MAILJAIL_PRIVDROP_H
 #define MAILJAIL_PRIVDROP_H
@@ -17,10 +21,5 @@
 #include <stddef.h>
 
 int privdrop(const char *user, char *err, size_t errlen);
-
-/* Before privdrop: give the files the daemon keeps writing (the DB and its
- * -wal/-shm) to user.  Only files, never directories; missing files are
- * skipped.  Not root, or user root: nothing to do. */
-int privdrop_chown(const char *user, const char *path, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,11 @@
 /*
- * store - the SQLite file: schema (schemas/NNN-NAME.sql, applied in order by
- * PRAGMA user_version, compiled into the binary), WAL mode, prepared
- * statements, one transaction per batch, and the history views.
+ * store - the record of truth: events, per-minute counts, bans, log
+ * positions and journal cursors, one transaction per batch, and the
+ * history views.  The one interface the jails, pipeline, daemon and
+ * commands use; which backend runs is chosen by the `db` value at
+ * store_open() (store.c, store_backend.h): a path is a SQLite file
+ * (store_sqlite.c: schemas/NNN-NAME.sql applied in order by PRAGMA
+ * user_version, compiled into the binary, WAL mode).
  *
  * Everything a batch of lines causes (event rows and per-minute event
  * counts, bans, the log positions or journal cursors after those lines)
@@ -23,9 +27,9 @@
 
 struct store;
 
-/* Open (creating if create is true) and migrate.  On failure returns -1 and
- * a one-line reason in err. */
-int store_open(const char *path, bool create, struct store **out, char *err,
+/* Open db (a SQLite path), creating it if create is true, and migrate.
+ * On failure returns -1 and a one-line reason in err. */
+int store_open(const char *db, bool create, struct store **out, char *err,
     size_t errlen);
 void store_close(struct store *st);
 /* Is the file at the path still the one open?  0 yes; -1 if it was deleted
@@ -137,9 +141,10 @@ int store_purge_events(struct store *st, int64_t before);
 
 /*
  * ---- Operator signals (issue 12; schemas/004-signals.sql) -------------
- * The notification outbox and the saved metric counters.  Self-contained:
- * these functions use their own statements (prepared on first use) and
- * nothing else in this file depends on them.
+ * The notification outbox, the evidence behind an account verdict, the
+ * bans in force per jail, and the saved metric counters (each backend's
+ * operations: store_backend.h says exactly what each does).  Nothing else
+ * in this file depends on them.
  */
 
 /* Delivery channels, as bits of a notification's done mask. */

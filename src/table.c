@@ -1,10 +1,14 @@
 /*
- * table - aligned tables and JSON.  See table.h.
+ * table - aligned tables and JSON (jansson).  See table.h.
  */
 #include "table.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "jsontext.h"
 
 void
 table_init(struct table *t, const char *const *headers, size_t ncols)
@@ -12,6 +16,31 @@ table_init(struct table *t, const char *const *headers, size_t ncols)
 	memset(t, 0, sizeof(*t));
 	t->headers = headers;
 	t->ncols = ncols;
+}
+
+void
+table_set_types(struct table *t, const enum table_type *types)
+{
+	t->types = types;
+}
+
+/* parse_integer - a whole cell of decimal digits, maybe signed, that fits */
+static bool
+parse_integer(const char *s, long long *v)
+{
+	char *end;
+
+	if (!(*s == '-' || (*s >= '0' && *s <= '9')))
+		return false;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+static bool
+is_integer(const struct table *t, size_t col)
+{
+	return t->types != NULL && t->types[col] == TABLE_INTEGER;
 }
 
 /* display_dup - a copy safe to print: control bytes become \xNN */
@@ -41,6 +70,11 @@ display_dup(const char *s)
 int
 table_add(struct table *t, const char *const *row)
 {
+	long long v;
+
+	for (size_t i = 0; i < t->ncols; i++)
+		if (row[i] != NULL && is_integer(t, i) && !parse_integer(row[i], &v))
+			return -1;
 	if (t->nrows == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
 		char **c = realloc(t->cells, cap * t->ncols * sizeof(*c));
@@ -104,47 +138,63 @@ out:
 	free(w);
 }
 
-static void
-json_string(FILE *fp, const char *s)
+/* cell_value - null, a number or a string, by the column's type */
+static json_t *
+cell_value(const struct table *t, size_t col, const char *v)
 {
-	fputc('"', fp);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		switch (*c) {
-		case '"': fputs("\\\"", fp); break;
-		case '\\': fputs("\\\\", fp); break;
-		case '\n': fputs("\\n", fp); break;
-		case '\t': fputs("\\t", fp); break;
-		case '\r': fputs("\\r", fp); break;
-		default:
-			if (*c < 0x20 || *c == 0x7f)
-				fprintf(fp, "\\u%04x", *c);
-			else
-				fputc(*c, fp);
-		}
-	}
-	fputc('"', fp);
+	long long n;
+
+	if (v == NULL)
+		return json_null();
+	if (is_integer(t, col) && parse_integer(v, &n))  /* checked by table_add */
+		return json_integer((json_int_t)n);
+	return jsontext_string(v);
 }
 
-void
+/* row_object - row r as an object keyed by the headers, in their order */
+static json_t *
+row_object(const struct table *t, size_t r)
+{
+	json_t *o = json_object();
+
+	for (size_t c = 0; o != NULL && c < t->ncols; c++) {
+		json_t *v = cell_value(t, c, t->cells[r * t->ncols + c]);
+
+		/* json_object_set_new takes v, also when it fails */
+		if (v == NULL || json_object_set_new(o, t->headers[c], v) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o;
+}
+
+int
 table_print_json(const struct table *t, FILE *fp)
 {
+	json_t **rows = calloc(t->nrows + 1, sizeof(*rows));
+	int rc = -1;
+
+	if (rows == NULL)
+		return -1;
+	/* Every row is built before anything is printed: no half output
+	 * when memory runs out. */
+	for (size_t r = 0; r < t->nrows; r++)
+		if ((rows[r] = row_object(t, r)) == NULL)
+			goto out;
 	fputc('[', fp);
 	for (size_t r = 0; r < t->nrows; r++) {
-		fputs(r ? ",\n {" : "\n {", fp);
-		for (size_t c = 0; c < t->ncols; c++) {
-			const char *v = t->cells[r * t->ncols + c];
-			if (c)
-				fputs(", ", fp);
-			json_string(fp, t->headers[c]);
-			fputs(": ", fp);
-			if (v)
-				json_string(fp, v);
-			else
-				fputs("null", fp);
-		}
-		fputc('}', fp);
+		fputs(r ? ",\n " : "\n ", fp);
+		if (json_dumpf(rows[r], fp, 0) != 0)
+			goto out;
 	}
 	fputs(t->nrows ? "\n]\n" : "]\n", fp);
+	rc = fflush(fp) == 0 && !ferror(fp) ? 0 : -1;
+out:
+	for (size_t r = 0; r < t->nrows; r++)
+		json_decref(rows[r]);
+	free(rows);
+	return rc;
 }
 
 void

@@ -197,8 +197,9 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
-	/* Mid-stream means once it reads: its start (loading the libraries
-	 * under ASan on a busy machine) may take longer than the writer. */
+	/* Running (its handlers set: a SIGTERM while an ASan binary is still
+	 * starting on a loaded machine would kill it, and that is not what
+	 * this tests), then mid-stream. */
 	cr_assert(tu_wait_file_has(errf, "running:"));
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
@@ -304,7 +305,9 @@ Test(daemon, runs_without_root_keeping_only_cap_net_admin)
 	pid_t pid;
 
 	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
-	cr_assert_eq(chmod(dir, 0777), 0);
+	/* Sticky, like /tmp: user nobody makes the DB here, and the config in
+	 * it stays root's (cfgfile.h refuses a directory others can write). */
+	cr_assert_eq(chmod(dir, 01777), 0);
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "nobody");
 	pid = start_daemon();
@@ -330,7 +333,9 @@ Test(daemon, hold_map_still_written_after_the_drop_and_a_reload)
 	pid_t pid;
 
 	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
-	cr_assert_eq(chmod(dir, 0777), 0);
+	/* Sticky, like /tmp: user nobody makes the DB here, and the config in
+	 * it stays root's (cfgfile.h refuses a directory others can write). */
+	cr_assert_eq(chmod(dir, 01777), 0);
 	snprintf(maps, sizeof(maps), "%s/maps", dir);
 	cr_assert_eq(mkdir(maps, 0755), 0);
 	cr_assert_eq(chown(maps, 65534, 65534), 0);

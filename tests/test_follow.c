@@ -818,3 +818,52 @@ Test(follow, oneshot_has_no_fd)
 	cr_expect_eq(follow_wait(f, 0), -1);
 	follow_close(f);
 }
+
+/* follow_end_position: a source that takes over from another holding the
+ * same lines (log = auto) starts with the next line written, and a line
+ * half written at the start is delivered whole once it is finished. */
+Test(follow, end_position_starts_with_the_next_line)
+{
+	const char *log = p("mail.log");
+	const char *first[] = { "first line" };
+	const char *after[] = { "half written, now whole", "new" };
+	struct log_position pos, empty;
+	struct follow *f;
+	struct got g = { 0 };
+
+	cr_assert_eq(follow_end_position(log, &pos), 0, "missing: 0");
+	append(log, "");
+	cr_assert_eq(follow_end_position(log, &empty), 1);
+	cr_assert_eq(empty.offset, 0, "empty file: its start");
+	append(log, "first line\nsecond\nhalf written");
+	cr_assert_eq(follow_end_position(log, &pos), 1);
+	cr_assert_str_eq(pos.path, log);
+	cr_assert_eq(pos.inode, inode_of(log));
+	cr_assert_eq(pos.offset, strlen("first line\nsecond\n"));
+	cr_assert_eq(pos.first_hash, follow_hash_line("first line", 10));
+
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, &pos), 0);
+	drain(f, &g);
+	cr_assert_eq(g.n, 0, "nothing before the end is delivered");
+	append(log, ", now whole\nnew\n");
+	want(f, &g, 2);
+	expect(&g, 0, after, 2);
+	follow_close(f);
+
+	/* A file with no newline at all: reading starts at its beginning. */
+	cr_assert_eq(unlink(log), 0);
+	append(log, "first line");
+	cr_assert_eq(follow_end_position(log, &pos), 1);
+	cr_assert_eq(pos.offset, 0);
+	memset(&g, 0, sizeof(g));
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, &pos), 0);
+	append(log, "\n");
+	want(f, &g, 1);
+	expect(&g, 0, first, 1);
+	follow_close(f);
+
+	/* A directory is no log. */
+	cr_assert_eq(follow_end_position(dir, &pos), 0);
+}

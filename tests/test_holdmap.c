@@ -594,6 +594,150 @@ Test(holdmap, parse_postqueue_json)
 	    sizeof(qi), snd, sizeof(snd)), -1);
 }
 
+/* parse - holdmap_parse_queue_line into the static buffers below */
+static char pqn[32], pqi[64], psnd[256];
+
+static int
+parse(const char *line)
+{
+	return holdmap_parse_queue_line(line, pqn, sizeof(pqn), pqi, sizeof(pqi),
+	    psnd, sizeof(psnd));
+}
+
+Test(holdmap, parse_postqueue_json_unicode_escapes)
+{
+	/* A surrogate pair is one code point: U+1F600, 4 bytes of UTF-8. */
+	cr_assert_eq(parse("{\"queue_name\": \"hold\", \"queue_id\": \"A1\", "
+	    "\"sender\": \"j\\u00fcrgen\\ud83d\\ude00@ex\\u0041mple.org\"}"), 0);
+	cr_assert_str_eq(psnd, "j\xc3\xbcrgen\xf0\x9f\x98\x80@exAmple.org");
+	/* Raw UTF-8 (what Postfix writes for SMTPUTF8 mail) is kept as is. */
+	cr_assert_eq(parse("{\"queue_name\": \"hold\", \"queue_id\": \"A2\", "
+	    "\"sender\": \"\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@\xd0\xbf\xd1\x80"
+	    "\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84\"}"), 0);
+	cr_assert_str_eq(psnd, "\xd0\xb8\xd0\xb2\xd0\xb0\xd0\xbd@\xd0\xbf\xd1"
+	    "\x80\xd0\xb8\xd0\xbc\xd0\xb5\xd1\x80.\xd1\x80\xd1\x84");
+	/* Control characters arrive escaped and are decoded. */
+	cr_assert_eq(parse("{\"sender\": \"a\\tb\\nc\\u001fd\\/e\"}"), 0);
+	cr_assert_str_eq(psnd, "a\tb\nc\x1f" "d/e");
+
+	/* Half a surrogate pair, or a bad escape, is not text. */
+	cr_assert_eq(parse("{\"sender\": \"\\ud83d\"}"), -1);
+	cr_assert_eq(parse("{\"sender\": \"\\ude00x\"}"), -1);
+	cr_assert_eq(parse("{\"sender\": \"\\ud83d\\u0041\"}"), -1);
+	cr_assert_eq(parse("{\"sender\": \"\\u12\"}"), -1);
+	cr_assert_eq(parse("{\"sender\": \"\\x41\"}"), -1);
+	/* \u0000 would cut the C string short: refused wherever it is, in a
+	 * field we read or in one we skip. */
+	cr_assert_eq(parse("{\"queue_name\": \"hold\", \"queue_id\": \"A3\", "
+	    "\"sender\": \"alice@x\\u0000@evil\"}"), -1);
+	cr_assert_str_empty(psnd, "nothing is left behind on failure");
+	cr_assert_eq(parse("{\"queue_id\": \"A3\", \"recipients\": [{\"address\": "
+	    "\"b@x\", \"delay_reason\": \"x\\u0000\"}]}"), -1);
+	cr_assert_eq(parse("{\"queue_id\\u0000\": \"A3\"}"), -1);
+}
+
+Test(holdmap, parse_postqueue_json_nesting)
+{
+	char *deep;
+	size_t n = 5000, len;
+
+	/* Postfix's shape: recipients is an array of objects; anything nested
+	 * is skipped whatever it holds, and only the top level counts. */
+	cr_assert_eq(parse("{\"queue_name\": \"hold\", \"recipients\": [{\"address\": "
+	    "\"a@x\", \"queue_id\": \"NOTME\"}, {\"address\": \"b@x\", "
+	    "\"delay_reason\": \"[{\\\"}\"}], \"extra\": [[[1, [2.5e3, -0, {\"a\": "
+	    "[true, false, null, {}, []]}]]]], \"queue_id\": \"B1\", \"sender\": "
+	    "\"s@x\"}"), 0);
+	cr_assert_str_eq(pqn, "hold");
+	cr_assert_str_eq(pqi, "B1");
+	cr_assert_str_eq(psnd, "s@x");
+
+	/* Deep nesting is bounded (no stack exhaustion): refused. */
+	deep = malloc(64 + 2 * n);
+	cr_assert_not_null(deep);
+	len = (size_t)sprintf(deep, "{\"queue_id\": \"B2\", \"x\": ");
+	memset(deep + len, '[', n);
+	memset(deep + len + n, ']', n);
+	strcpy(deep + len + 2 * n, "}");
+	cr_assert_eq(parse(deep), -1);
+	/* 100 levels, as deep as anything sane, are read. */
+	len = (size_t)sprintf(deep, "{\"queue_id\": \"B3\", \"x\": ");
+	memset(deep + len, '[', 100);
+	memset(deep + len + 100, ']', 100);
+	strcpy(deep + len + 200, "}");
+	cr_assert_eq(parse(deep), 0);
+	cr_assert_str_eq(pqi, "B3");
+	free(deep);
+}
+
+Test(holdmap, parse_postqueue_json_refuses_garbage)
+{
+	static const char *const bad[] = {
+		"", " ", "{", "}", "[]", "[{\"queue_id\": \"A\"}]", "null", "\"hold\"",
+		"42", "{\"queue_id\": \"A\",}", "{\"queue_id\" \"A\"}",
+		"{queue_id: \"A\"}", "{'queue_id': 'A'}", "{\"queue_id\": \"A\"",
+		"{\"queue_id\": \"A\"}{\"queue_id\": \"B\"}", "{} {}",
+		"{\"queue_id\": \"A\"} trailing", "{\"queue_id\": \"A\" /* c */}",
+		"{\"queue_id\": \"A\nB\"}", "{\"queue_id\": \"A\tB\"}",
+		"{\"sender\": \"\xff\xfe\"}", "{\"sender\": \"\xc0\xaf\"}",
+		"{\"sender\": \"\xed\xa0\x80\"}", "{\"x\": tru}", "{\"x\": 01}",
+		"{\"x\": NaN}", "{\"x\": .5}",
+		/* Typed: these fields are strings or absent, never null or else. */
+		"{\"queue_id\": null}", "{\"queue_id\": 5}", "{\"queue_name\": [\"hold\"]}",
+		"{\"sender\": {\"a\": \"b\"}}", "{\"sender\": false}",
+		/* Which of two would count is a guess: refused. */
+		"{\"queue_name\": \"deferred\", \"queue_name\": \"hold\"}",
+		"{\"recipients\": [{\"address\": \"a\", \"address\": \"b\"}]}",
+	};
+	unsigned seed = 17;
+	char line[200];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(parse(bad[i]), -1, "accepted: %s", bad[i]);
+	/* Random bytes (no NUL: the input is a C string; a fixed seed, so
+	 * the same bytes every run) never parse as an object and never crash
+	 * the reader (ASan/UBSan build). */
+	for (int round = 0; round < 2000; round++) {
+		size_t n = (size_t)(rand_r(&seed) % (sizeof(line) - 1));
+
+		for (size_t i = 0; i < n; i++)
+			line[i] = (char)(1 + rand_r(&seed) % 255);
+		line[n] = '\0';
+		if (round % 2)
+			line[0] = '{';
+		cr_assert_eq(parse(line), -1);
+	}
+}
+
+Test(holdmap, parse_postqueue_json_field_lengths)
+{
+	char id[80], line[200];
+
+	/* A queue id filling the buffer to the last byte fits; one more does
+	 * not, and is refused rather than cut. */
+	memset(id, 'A', sizeof(pqi) - 1);
+	id[sizeof(pqi) - 1] = '\0';
+	snprintf(line, sizeof(line), "{\"queue_id\": \"%s\"}", id);
+	cr_assert_eq(parse(line), 0);
+	cr_assert_str_eq(pqi, id);
+	memset(id, 'A', sizeof(pqi));
+	id[sizeof(pqi)] = '\0';
+	snprintf(line, sizeof(line), "{\"queue_id\": \"%s\"}", id);
+	cr_assert_eq(parse(line), -1);
+	cr_assert_str_empty(pqi);
+	/* The length counts decoded bytes: 20 escapes of 6 characters each
+	 * are 20 bytes, within a 32-byte buffer. */
+	snprintf(line, sizeof(line), "{\"queue_name\": \"%s\"}",
+	    "\\u0068\\u006f\\u006c\\u0064\\u0068\\u006f\\u006c\\u0064\\u0068"
+	    "\\u006f\\u006c\\u0064\\u0068\\u006f\\u006c\\u0064\\u0068\\u006f"
+	    "\\u006c\\u0064");
+	cr_assert_eq(parse(line), 0);
+	cr_assert_str_eq(pqn, "holdholdholdholdhold");
+	/* A long member we do not read is fine. */
+	cr_assert_eq(parse("{\"queue_name\": \"hold\", \"a_member_name_much_longer"
+	    "_than_any_buffer_here_0123456789_0123456789\": \"x\"}"), 0);
+}
+
 Test(holdmap, release_queue_fails_cleanly_without_a_queue)
 {
 	const char *ids[] = { "49F46A7234E" };

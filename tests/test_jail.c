@@ -4,6 +4,7 @@
  * Each test writes its jail file to a fresh temp dir.
  */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ load_text(const char *text)
 	snprintf(jpath, sizeof(jpath), "%s/t.jail", tmpdir);
 	f = fopen(jpath, "w");
 	cr_assert_not_null(f);
+	cr_assert_eq(fchmod(fileno(f), 0644), 0);   /* not the umask's */
 	fputs(text, f);
 	fclose(f);
 	diag_init(&d);
@@ -57,6 +59,7 @@ load_err(const char *text, size_t *ndiag)
 	snprintf(jpath, sizeof(jpath), "%s/t.jail", tmpdir);
 	f = fopen(jpath, "w");
 	cr_assert_not_null(f);
+	cr_assert_eq(fchmod(fileno(f), 0644), 0);   /* not the umask's */
 	fputs(text, f);
 	fclose(f);
 	diag_init(&d);

@@ -205,10 +205,13 @@ write_config_user(const char *log, bool with_dir, const char *user)
 {
 	char text[4096];
 
+	/* The shipped jails hold accounts: the map next to the DB (check-config
+	 * refuses a map directory the run user cannot write). */
 	snprintf(text, sizeof(text),
 	    "[mailjail]\nlog = %s\ndb = %s\nrules = %s/rules\njails = %s/jails\n"
-	    "user = %s\n%s%s\n", log, db, tu_srcdir(), tu_srcdir(), user,
-	    with_dir ? "[journal]\ndirectory = " : "", with_dir ? jdir : "");
+	    "user = %s\n[hold]\nmap = sqlite:%s/hold.db\n%s%s\n", log, db, tu_srcdir(),
+	    tu_srcdir(), user, dir, with_dir ? "[journal]\ndirectory = " : "",
+	    with_dir ? jdir : "");
 	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
 }
 
@@ -413,7 +416,9 @@ Test(journal, opened_before_the_privilege_drop)
 	char *err;
 
 	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
-	cr_assert_eq(chmod(dir, 0777), 0);
+	/* Sticky, like /tmp: user nobody makes the DB here, and the config in
+	 * it stays root's (cfgfile.h refuses a directory others can write). */
+	cr_assert_eq(chmod(dir, 01777), 0);
 	write_config_user("journal:SYSLOG_IDENTIFIER=" SUBMISSION, true, "nobody");
 	failures("a.journal", SUBMISSION, NULL, 2, "192.0.2.13", 1);   /* 0640 root */
 	start_daemon(1);
@@ -541,7 +546,9 @@ Test(journal, lines_have_the_rules_format)
 	uint64_t usec;
 
 	jwrite("a.journal", e, 1);
-	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(journal_read(j, collect, &c, 100), -1, "nothing read before positioning");
+	cr_assert_eq(journal_position(j, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(journal_pending_cursor(j), "the start is saved at once");
 	jwrite("a.journal", e + 1, 3);
 	cr_assert_eq(journal_process(j), 0);
@@ -569,7 +576,8 @@ Test(journal, lines_have_the_rules_format)
 	/* Reopened at that cursor: only what came after. */
 	c.n = 0;
 	jwrite("a.journal", e + 1, 1);
-	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, cursor, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(journal_position(j, cursor, err, sizeof(err)), 0, "%s", err);
 	cr_assert_null(journal_pending_cursor(j));
 	cr_assert_eq(journal_read(j, collect, &c, 100), 1);
 	cr_assert(strstr(c.lines[0], "[1005]: connect from") != NULL, "%s", c.lines[0]);
@@ -840,4 +848,207 @@ Test(journal, saved_entry_vacuumed_resumes_after_where_it_was)
 	    != NULL, "said once: %s", err);
 	cr_assert_eq(count_in_file(errf, "no longer in the journal"), 1, "%s", err);
 	free(err);
+}
+
+/*
+ * log = auto: /var/log/mail.log if it exists, else Postfix's journal.
+ * dir/log stands in for /var/log (log_auto_file), the journal is the test's
+ * journal directory, and Postfix's entries carry _SYSTEMD_UNIT=postfix@-.service
+ * as on Debian 12.  When rsyslog comes or goes between two starts, both
+ * sources hold the same lines: each must be counted once.
+ */
+#define POSTFIX_UNIT "postfix@-.service"
+
+static char logdir[700], maillog[800];
+static unsigned file_seq;
+
+static void
+write_config_auto(void)
+{
+	char text[4096];
+
+	snprintf(logdir, sizeof(logdir), "%s/log", dir);
+	snprintf(maillog, sizeof(maillog), "%s/mail.log", logdir);
+	(void)mkdir(logdir, 0755);
+	snprintf(text, sizeof(text),
+	    "[mailjail]\nlog = auto\nlog_auto_file = %s\ndb = %s\nrules = %s/rules\n"
+	    "jails = %s/jails\nuser = root\n[hold]\nmap = sqlite:%s/hold.db\n"
+	    "[journal]\ndirectory = %s\n",
+	    maillog, db, tu_srcdir(), tu_srcdir(), dir, jdir);
+	tu_write(dir, "mailjail.conf", text, cfg, sizeof(cfg));
+}
+
+/* file_failures - n SASL failures from ip appended to mail.log, as rsyslog
+ * writes Postfix's lines (stamped on the journal entries' clock, so the
+ * two sources' lines are in time order; users f<N>, distinct) */
+static void
+file_failures(const char *ip, int n)
+{
+	FILE *fp = fopen(maillog, "a");
+
+	cr_assert_not_null(fp);
+	for (int i = 0; i < n; i++, file_seq++) {
+		uint64_t t = base_usec + ++seq * 1000;
+		time_t secs = (time_t)(t / 1000000);
+		char stamp[64];
+
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", gmtime(&secs));
+		fprintf(fp, "%s.%06u+00:00 mx " SUBMISSION "[%u]: warning: unknown[%s]: "
+		    "SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=f%u\n",
+		    stamp, (unsigned)(t % 1000000), 1000 + file_seq, ip, file_seq);
+	}
+	cr_assert_eq(fclose(fp), 0);
+}
+
+/* age_saved - make source's saved place look older than anything saved
+ * since (a second is updated_at's grain: the tests are faster than that) */
+static void
+age_saved(bool journal)
+{
+	cr_assert_eq(tu_sh("sqlite3 '%s' 'UPDATE %s SET updated_at = updated_at - 100'",
+	    db, journal ? "journal_cursor" : "log_position"), 0);
+}
+
+Test(journal, log_auto_reads_the_journal_without_mail_log_and_the_file_with_it)
+{
+	char *out;
+
+	write_config_auto();
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1", bin, cfg);
+	cr_assert(strstr(out, "log = auto: journal:" POSTFIX_UNIT " (no ") != NULL,
+	    "check-config says what auto chose: %s", out);
+	free(out);
+	start_daemon(1);
+	cr_assert_eq(count_in_file(errf, "log = auto: journal:" POSTFIX_UNIT), 1,
+	    "said at start: %s", tu_sh_output("cat '%s'", errf));
+	failures("a.journal", SUBMISSION, "evil.service", 2, "198.51.100.50", 6);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.50", 5);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.50\n"),
+	    "Postfix's journal entries ban; another unit's are not read");
+	/* rsyslog installed while running: a reload says so, and keeps the
+	 * journal until a restart. */
+	file_failures("203.0.113.51", 0);
+	kill(daemon_pid, SIGHUP);
+	cr_assert(tu_wait_file_has(errf, "reload: [mailjail] log names other logs now"),
+	    "%s", tu_sh_output("cat '%s'", errf));
+	cr_assert(tu_wait_file_has(errf, "(it exists"), "%s", tu_sh_output("cat '%s'", errf));
+	stop_daemon();
+
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1", bin, cfg);
+	cr_assert(strstr(out, "log = auto: ") != NULL && strstr(out, maillog) != NULL &&
+	    strstr(out, "(it exists") != NULL, "%s", out);
+	free(out);
+	start_daemon(2);
+	file_failures("203.0.113.51", 5);
+	cr_assert(wait_for("SELECT group_concat(target) FROM (SELECT target FROM bans "
+	    "ORDER BY target)", "203.0.113.50,203.0.113.51\n"), "the file is read now");
+	stop_daemon();
+	out = query("SELECT count(*) FROM events WHERE ip = '198.51.100.50'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+}
+
+Test(journal, log_auto_journal_to_file_counts_each_line_once)
+{
+	char *err;
+
+	write_config_auto();
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.60", 3);
+	cr_assert(wait_for(EVENTS_OK, "3 3\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	/* rsyslog installed while mailjail ran on the journal: mail.log holds
+	 * lines the journal gave already. */
+	file_failures("203.0.113.60", 3);
+	start_daemon(2);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "log = auto: journal:" POSTFIX_UNIT " was read last and "
+	    "holds the same lines: ") != NULL && strstr(err, "starts at its end") != NULL,
+	    "%s", err);
+	free(err);
+	file_failures("203.0.113.60", 2);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.60\n"),
+	    "3 from the journal + 2 new in the file = 5: a ban");
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "the file's first 3 lines are not "
+	    "counted again: %s", query(EVENTS_OK));
+	stop_daemon();
+
+	/* From now on the file is the one read last: a restart resumes it
+	 * where it stopped, with a line written while stopped. */
+	age_saved(true);
+	file_failures("203.0.113.61", 1);
+	start_daemon(3);
+	cr_assert(wait_for(EVENTS_OK, "6 6\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	cr_assert_eq(count_in_file(errf, "was read last"), 1, "one switch only");
+}
+
+Test(journal, log_auto_file_to_journal_counts_each_line_once)
+{
+	char *err;
+
+	write_config_auto();
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.70", 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	age_saved(true);
+	/* rsyslog comes: while mailjail reads mail.log, the journal holds the
+	 * same lines (rsyslog takes them from journald). */
+	file_failures("203.0.113.70", 0);
+	start_daemon(2);
+	file_failures("203.0.113.70", 2);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.70", 2);
+	cr_assert(wait_for(EVENTS_OK, "4 4\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	/* rsyslog purged with its logs: auto is the journal again, whose saved
+	 * cursor is from before the file; the two entries after it were read
+	 * from the file. */
+	cr_assert_eq(unlink(maillog), 0);
+	start_daemon(3);
+	err = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(err, "was read last and holds the same lines: journal:"
+	    POSTFIX_UNIT " starts after its newest entry") != NULL, "%s", err);
+	free(err);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.70", 1);
+	cr_assert(wait_for("SELECT target FROM bans", "203.0.113.70\n"),
+	    "2 + 2 + 1 = 5: a ban");
+	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "the journal's 2 entries read from "
+	    "the file are not counted again: %s", query(EVENTS_OK));
+	stop_daemon();
+}
+
+Test(jdiskfull, log_auto_switch_with_its_start_refused_rereads_nothing_before_it)
+{
+	char *out;
+
+	write_config_auto();
+	start_daemon(1);
+	failures("a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.95", 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"), "%s", query(EVENTS_OK));
+	stop_daemon();
+	/* rsyslog comes; mail.log holds lines the journal gave already.  The
+	 * disk is full when the daemon starts at mail.log's end, so that start
+	 * is not saved, and the batch with the next lines is refused and read
+	 * again: from the start of the switch, not from the file's first byte. */
+	file_failures("203.0.113.95", 3);
+	hold_db();
+	fill_fs();
+	start_daemon(2);
+	cr_assert(err_has("starts at its end"), "%s", tu_sh_output("cat '%s'", errf));
+	file_failures("203.0.113.95", 2);
+	cr_assert(err_has("disk full"), "%s", tu_sh_output("cat '%s'", errf));
+	usleep(2500000);   /* at least one retry (rewind, read again), still full */
+	out = count_now("SELECT count(*) FROM log_position");
+	cr_assert_str_eq(out, "0\n", "the start was not saved: %s", out);
+	free(out);
+	cr_assert_eq(tu_sh("rm '%s/filler'", fs), 0);
+	cr_assert(err_has("writes work again"), "%s", tu_sh_output("cat '%s'", errf));
+	cr_assert(wait_for(EVENTS_OK, "4 4\n"), "2 from the journal, 2 new in the "
+	    "file: %s", query(EVENTS_OK));
+	stop_daemon();
+	release_db();
+	out = query("SELECT count(*) FROM bans");
+	cr_assert_str_eq(out, "0\n", "4 failures: no ban");
+	free(out);
 }

@@ -6,7 +6,7 @@
  * with the clock moved a day on), and the [notify] keys' checks.
  */
 #include <criterion/criterion.h>
-#include <json-c/json.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +133,7 @@ Test(notify, a_crafted_target_breaks_no_header_no_command_and_no_json)
 	struct notify_msg_opts o = opts();
 	size_t len;
 	char *mail = notify_mail(&n, 1, false, &o, &len), *h, *json, **env;
-	json_object *doc, *x;
+	json_t *doc, *x;
 	bool found = false;
 
 	h = headers(mail);
@@ -146,11 +146,11 @@ Test(notify, a_crafted_target_breaks_no_header_no_command_and_no_json)
 	free(mail);
 
 	json = notify_json(&n, 1, false, &len);
-	doc = json_tokener_parse(json);
+	doc = json_loads(json, 0, NULL);
 	cr_assert_not_null(doc, "%s", json);
-	cr_assert(json_object_object_get_ex(doc, "target", &x));
-	cr_assert_str_eq(json_object_get_string(x), evil, "the exact target, escaped by json-c");
-	json_object_put(doc);
+	cr_assert((x = json_object_get(doc, "target")) != NULL);
+	cr_assert_str_eq(json_string_value(x), evil, "the exact target, escaped by jansson");
+	json_decref(doc);
 	free(json);
 
 	env = notify_env(&n, 1, false, "mx1", NULL);
@@ -158,6 +158,36 @@ Test(notify, a_crafted_target_breaks_no_header_no_command_and_no_json)
 	for (size_t i = 0; env[i]; i++)
 		if (strncmp(env[i], "MAILJAIL_TARGET=", 16) == 0)
 			found = strcmp(env[i] + 16, evil) == 0;
+	cr_assert(found);
+	notify_env_free(env);
+	notice_free(&n);
+}
+
+Test(notify, a_target_that_is_not_utf8_still_gives_valid_json)
+{
+	/* Latin-1 bytes, a lone continuation byte, a truncated sequence. */
+	const char *raw = "caf\xe9-\x80-\xc3";
+	struct notice n = hold_of(raw);
+	size_t len;
+	char *json = notify_json(&n, 1, false, &len), **env;
+	json_t *doc;
+	bool found = false;
+
+	cr_assert_not_null(json, "a document, not a refusal");
+	cr_assert_eq(strlen(json), len);
+	doc = json_loads(json, 0, NULL);
+	cr_assert_not_null(doc, "valid JSON: %s", json);
+	cr_assert_str_eq(json_string_value(json_object_get(doc, "target")),
+	    "caf\xef\xbf\xbd-\xef\xbf\xbd-\xef\xbf\xbd", "U+FFFD per byte outside ASCII");
+	cr_assert_eq(json_integer_value(json_object_get(doc, "level")), 1);
+	json_decref(doc);
+	free(json);
+	/* The environment has the bytes as they were. */
+	env = notify_env(&n, 1, false, "mx1", NULL);
+	cr_assert_not_null(env);
+	for (size_t i = 0; env[i]; i++)
+		if (strncmp(env[i], "MAILJAIL_TARGET=", 16) == 0)
+			found = strcmp(env[i] + 16, raw) == 0;
 	cr_assert(found);
 	notify_env_free(env);
 	notice_free(&n);
@@ -238,7 +268,7 @@ Test(notify, a_digest_sums_up_per_jail_with_top_targets_and_escalations)
 	struct notify_msg_opts o = opts();
 	size_t len;
 	char *mail = notify_mail(v, 4, true, &o, &len), *json;
-	json_object *doc;
+	json_t *doc;
 
 	cr_assert(strstr(mail, "Subject: [mailjail] digest: 4 bans on mx1\r\n"), "%s", mail);
 	cr_assert(strstr(mail, "sasl: 3 bans, 2 escalated (level 2 or more)\r\n"
@@ -250,10 +280,10 @@ Test(notify, a_digest_sums_up_per_jail_with_top_targets_and_escalations)
 	cr_assert(strstr(mail, "Message-ID: <mailjail.1-4.4@mx1>"), "%s", mail);
 	free(mail);
 	json = notify_json(v, 4, true, &len);
-	doc = json_tokener_parse(json);
-	cr_assert(doc && json_object_is_type(doc, json_type_array), "%s", json);
-	cr_assert_eq(json_object_array_length(doc), 4);
-	json_object_put(doc);
+	doc = json_loads(json, 0, NULL);
+	cr_assert(doc && json_is_array(doc), "%s", json);
+	cr_assert_eq(json_array_size(doc), 4);
+	json_decref(doc);
 	free(json);
 	for (int i = 0; i < 4; i++)
 		notice_free(&v[i]);

@@ -14,7 +14,7 @@
  */
 #include <criterion/criterion.h>
 #include <glob.h>
-#include <json-c/json.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +41,9 @@ setup(void)
 	char path[700];
 
 	tu_mkdtemp(dir, sizeof(dir));
-	cr_assert_eq(chmod(dir, 0777), 0);   /* the user=nobody test writes here */
+	/* Sticky, like /tmp: the user=nobody test writes here, and the config
+	 * in it stays root's (cfgfile.h refuses a directory others can write). */
+	cr_assert_eq(chmod(dir, 01777), 0);
 	snprintf(db, sizeof(db), "%s/mj.db", dir);
 	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
 	snprintf(errf, sizeof(errf), "%s/daemon.err", dir);
@@ -108,9 +110,21 @@ notify_config(const char *user, const char *more)
 	write_config(user, extra);
 }
 
+/* starts_said - how many "running:" lines the daemons wrote so far */
+static int
+starts_said(void)
+{
+	char *out = tu_sh_output("grep -c -F 'running:' '%s' 2>/dev/null; true", errf);
+	int n = atoi(out);
+
+	free(out);
+	return n;
+}
+
 static pid_t
 start_daemon(void)
 {
+	int before = starts_said();
 	pid_t pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
@@ -120,8 +134,11 @@ start_daemon(void)
 		execl(bin, "mailjail", "run", "--dry-run", "-c", cfg, (char *)NULL);
 		_exit(127);
 	}
-	/* Running (and reading from the end of the log) before lines come. */
-	cr_assert(tu_wait_file_has(errf, "running:"), "the daemon started");
+	/* Running (and reading from the end of the log) before lines come:
+	 * this daemon, not one started before it in the same test. */
+	for (int i = 0; i < 300 && starts_said() == before; i++)
+		usleep(50000);
+	cr_assert_gt(starts_said(), before, "the daemon started");
 	return pid;
 }
 
@@ -304,7 +321,7 @@ Test(signals, a_hold_runs_the_hook_once_at_once_with_its_environment_and_json)
 	char *env, *json, *t, v[512], host[256];
 	double t_append, t_hook;
 	time_t started, expires;
-	json_object *doc, *ev, *x;
+	json_t *doc, *ev, *x;
 	pid_t pid;
 
 	notify_config("root", "timeout = 10s\n");
@@ -339,26 +356,26 @@ Test(signals, a_hold_runs_the_hook_once_at_once_with_its_environment_and_json)
 	free(env);
 
 	json = call_file(0, ".json");
-	doc = json_tokener_parse(json);
+	doc = json_loads(json, 0, NULL);
 	cr_assert_not_null(doc, "JSON on stdin: %s", json);
-	cr_assert(json_object_is_type(doc, json_type_object));
-	cr_assert(json_object_object_get_ex(doc, "event", &x));
-	cr_assert_str_eq(json_object_get_string(x), "hold");
-	cr_assert(json_object_object_get_ex(doc, "target", &x));
-	cr_assert_str_eq(json_object_get_string(x), "alice");
-	cr_assert(json_object_object_get_ex(doc, "command", &x));
-	cr_assert_str_eq(json_object_get_string(x), "mailjail release alice --requeue");
-	cr_assert(json_object_object_get_ex(doc, "evidence", &ev), "%s", json);
-	cr_assert(json_object_object_get_ex(ev, "submissions", &x));
-	cr_assert_eq(json_object_get_int(x), 4, "%s", json);
-	cr_assert(json_object_object_get_ex(ev, "clients", &x));
-	cr_assert_eq(json_object_get_int(x), 2, "%s", json);
-	cr_assert(json_object_object_get_ex(ev, "busiest", &x));
-	x = json_object_array_get_idx(x, 0);
+	cr_assert(json_is_object(doc));
+	cr_assert((x = json_object_get(doc, "event")) != NULL);
+	cr_assert_str_eq(json_string_value(x), "hold");
+	cr_assert((x = json_object_get(doc, "target")) != NULL);
+	cr_assert_str_eq(json_string_value(x), "alice");
+	cr_assert((x = json_object_get(doc, "command")) != NULL);
+	cr_assert_str_eq(json_string_value(x), "mailjail release alice --requeue");
+	cr_assert((ev = json_object_get(doc, "evidence")) != NULL, "%s", json);
+	cr_assert((x = json_object_get(ev, "submissions")) != NULL);
+	cr_assert_eq((int)json_integer_value(x), 4, "%s", json);
+	cr_assert((x = json_object_get(ev, "clients")) != NULL);
+	cr_assert_eq((int)json_integer_value(x), 2, "%s", json);
+	cr_assert((x = json_object_get(ev, "busiest")) != NULL);
+	x = json_array_get(x, 0);
 	cr_assert_not_null(x);
-	cr_assert_str_eq(json_object_get_string(json_object_object_get(x, "ip")), "192.0.2.10");
-	cr_assert_eq(json_object_get_int(json_object_object_get(x, "submissions")), 3);
-	json_object_put(doc);
+	cr_assert_str_eq(json_string_value(json_object_get(x, "ip")), "192.0.2.10");
+	cr_assert_eq((int)json_integer_value(json_object_get(x, "submissions")), 3);
+	json_decref(doc);
 	free(json);
 
 	cr_assert(wait_sql("SELECT done || ' ' || attempts || ' ' || (sent_at IS NOT NULL)"
@@ -373,7 +390,7 @@ Test(signals, a_hold_runs_the_hook_once_at_once_with_its_environment_and_json)
 Test(signals, ten_ip_bans_make_one_digest)
 {
 	char ip[32], *env, *json;
-	json_object *doc;
+	json_t *doc;
 	pid_t pid;
 
 	notify_config("root", "digest = 2s\n");
@@ -392,17 +409,17 @@ Test(signals, ten_ip_bans_make_one_digest)
 	cr_assert(has_line(env, "MAILJAIL_JAIL=brute"), "%s", env);
 	free(env);
 	json = call_file(0, ".json");
-	doc = json_tokener_parse(json);
-	cr_assert(doc != NULL && json_object_is_type(doc, json_type_array), "%s", json);
-	cr_assert_eq(json_object_array_length(doc), 10);
+	doc = json_loads(json, 0, NULL);
+	cr_assert(doc != NULL && json_is_array(doc), "%s", json);
+	cr_assert_eq(json_array_size(doc), 10);
 	for (size_t i = 0; i < 10; i++) {
-		json_object *o = json_object_array_get_idx(doc, i), *x;
-		cr_assert(json_object_object_get_ex(o, "event", &x));
-		cr_assert_str_eq(json_object_get_string(x), "ban");
-		cr_assert(json_object_object_get_ex(o, "target_kind", &x));
-		cr_assert_str_eq(json_object_get_string(x), "ip");
+		json_t *o = json_array_get(doc, i), *x;
+		cr_assert((x = json_object_get(o, "event")) != NULL);
+		cr_assert_str_eq(json_string_value(x), "ban");
+		cr_assert((x = json_object_get(o, "target_kind")) != NULL);
+		cr_assert_str_eq(json_string_value(x), "ip");
 	}
-	json_object_put(doc);
+	json_decref(doc);
 	free(json);
 	cr_assert(wait_sql("SELECT count(*) FROM notifications WHERE sent_at IS NOT NULL"
 	    " AND digest = 1", "10\n"));
@@ -608,6 +625,55 @@ Test(signals, bad_notify_and_metrics_settings_are_check_config_errors_with_file_
 	free(out);
 }
 
+Test(signals, the_run_user_must_be_able_to_run_the_hook_and_write_the_textfile)
+{
+	char text[2048], priv[700], ro[700], other[700], *out;
+	int st;
+	pid_t pid;
+
+	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
+	/* Root's hook, that only root may run; a directory only root writes. */
+	tu_write(dir, "private.sh", "#!/bin/sh\nexit 0\n", priv, sizeof(priv));
+	cr_assert_eq(chmod(priv, 0700), 0);
+	snprintf(ro, sizeof(ro), "%s/ro", dir);
+	cr_assert_eq(mkdir(ro, 0755), 0);
+	snprintf(text, sizeof(text), "[notify]\ncommand = %s\n[metrics]\ntextfile = %s/m.prom\n",
+	    priv, ro);
+	write_config("nobody", text);
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo rc=$?", bin, cfg);
+	cr_assert(strstr(out, "user nobody cannot run this [notify] command (a script: read "
+	    "and execute): Permission denied") != NULL, "%s", out);
+	cr_assert(strstr(out, "user nobody cannot create files in this directory, which holds "
+	    "the [metrics] textfile") != NULL, "%s", out);
+	cr_assert(strstr(out, "rc=2") != NULL, "%s", out);
+	free(out);
+	/* run refuses the same, before it is ready. */
+	pid = tu_fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		FILE *e = freopen(errf, "a", stderr);
+		(void)e;
+		execl(bin, "mailjail", "run", "--dry-run", "-c", cfg, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(tu_waitpid(pid, &st), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x", st);
+	cr_assert(err_has("cannot run this [notify] command"));
+	cr_assert(!err_has("running:"));
+
+	/* A script others may change would run their code as the run user:
+	 * refused like a config file they could change (cfgfile.h). */
+	tu_write(dir, "other.sh", "#!/bin/sh\nexit 0\n", other, sizeof(other));
+	cr_assert_eq(chmod(other, 0757), 0);
+	snprintf(text, sizeof(text), "[notify]\ncommand = %s\n", other);
+	write_config("nobody", text);
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo rc=$?", bin, cfg);
+	cr_assert(strstr(out, "[notify] command:") != NULL &&
+	    strstr(out, "the file is writable by others (mode 0757)") != NULL &&
+	    strstr(out, "rc=2") != NULL, "%s", out);
+	free(out);
+}
+
 /* ---- metrics ------------------------------------------------------------ */
 
 /* free_port - a loopback port nobody listens on now */
@@ -774,6 +840,67 @@ Test(signals, metrics_parse_count_what_happened_and_go_on_after_a_restart)
 	p = prom(prom_file);
 	check_counts(p, 20, "the textfile written at stop");
 	free(p);
+}
+
+/* low_port - a loopback port below 1024 nobody listens on now */
+static int
+low_port(void)
+{
+	for (int port = 1023; port > 900; port--) {
+		struct sockaddr_in sa;
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+		cr_assert_geq(fd, 0);
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((uint16_t)port);
+		ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	cr_assert_fail("no free port below 1024 on 127.0.0.1");
+	return -1;
+}
+
+Test(signals, metrics_as_the_run_user_on_a_port_below_1024_and_above)
+{
+	/* Below 1024 it is bound before the drop (by root: the drop leaves
+	 * no CAP_NET_BIND_SERVICE, also to user root); above, after it, as
+	 * the run user.  Served either way, and the textfile is the run
+	 * user's. */
+	static const struct { const char *user; uid_t uid; bool low; } runs[] = {
+		{ "nobody", 65534, true }, { "nobody", 65534, false }, { "root", 0, true },
+	};
+	char extra[1200], prom_file[700], url[128], s[900], *p;
+
+	cr_assert_eq(geteuid(), 0, "this test needs root (CI runs as root)");
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		int port = runs[i].low ? low_port() : free_port();
+		struct stat sb;
+		pid_t pid;
+
+		/* A DB and a log of each run's own: user root keeps no
+		 * CAP_DAC_OVERRIDE, so it could not write nobody's DB. */
+		cr_assert_eq(tu_sh("rm -f '%s' '%s-wal' '%s-shm' '%s/hold.db' && : > '%s'", db, db,
+		    db, dir, logf), 0);
+		snprintf(prom_file, sizeof(prom_file), "%s/m%zu.prom", dir, i);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+		snprintf(extra, sizeof(extra), "[metrics]\ntextfile = %s\nlisten = 127.0.0.1:%d\n",
+		    prom_file, port);
+		write_config(runs[i].user, extra);
+		pid = start_daemon();
+		junk(2);
+		snprintf(s, sizeof(s), "mailjail_lines_total{source=\"%s\"}", logf);
+		cr_assert(wait_value(url, s, 2), "user %s: served on port %d", runs[i].user, port);
+		cr_assert_eq(stat(prom_file, &sb), 0);
+		cr_assert_eq(sb.st_uid, runs[i].uid, "the textfile written as %s", runs[i].user);
+		cr_assert_eq(stop_daemon(pid, SIGTERM), 0);
+		p = prom(prom_file);
+		cr_assert_eq(value(p, s), 2, "%s", p);
+		free(p);
+	}
 }
 
 Test(signals, metrics_count_notifications_by_channel_and_result)

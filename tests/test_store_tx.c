@@ -1,11 +1,11 @@
 /*
- * test_store_tx - white-box: store.c compiled into the test (its statics and
- * its sqlite3 handle in reach), to make SQLite roll a batch back by itself
+ * test_store_tx - white-box: store_sqlite.c compiled into the test (its
+ * statics and its sqlite3 handle in reach), to make SQLite roll a batch back by itself
  * in the middle of store_commit, as it does on some I/O, full-disk and
  * out-of-memory errors.  Nothing written after that may land: the batch
  * must vanish whole, or a re-read after the rollback counts twice.
  */
-#include "../src/store.c"
+#include "../src/store_sqlite.c"
 
 #include <criterion/criterion.h>
 
@@ -50,6 +50,7 @@ sum_counts(void *arg, const char *name, int64_t n)
 Test(store_tx, a_batch_sqlite_rolled_back_leaves_nothing)
 {
 	struct store *st;
+	struct sqlite_store *sq;
 	struct log_position pos = { .inode = 1, .offset = 500, .first_hash = 9 }, got;
 	struct event e = { .rule = "r", .type = "auth_failure", .time = 1000, .nrcpt = -1 };
 	struct event c = { .rule = "q", .type = "postscreen_pregreet", .time = 1000, .nrcpt = -1 };
@@ -60,6 +61,8 @@ Test(store_tx, a_batch_sqlite_rolled_back_leaves_nothing)
 	snprintf(e.ip, sizeof(e.ip), "192.0.2.1");
 	snprintf(pos.path, sizeof(pos.path), "/var/log/mail.log");
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(st->ops, &store_backend_sqlite);
+	sq = st->be;
 	cr_assert_eq(store_begin(st), 0);
 	for (int i = 0; i < 5; i++) {
 		cr_assert_eq(store_add_event(st, &e), 0);
@@ -69,11 +72,11 @@ Test(store_tx, a_batch_sqlite_rolled_back_leaves_nothing)
 	/* The first flushed statement is interrupted: SQLite ends the whole
 	 * transaction (autocommit comes back on). */
 	interrupt_countdown = 1;
-	sqlite3_progress_handler(st->db, 1, interrupt_once, NULL);
+	sqlite3_progress_handler(sq->db, 1, interrupt_once, NULL);
 	rc = store_commit(st);
-	sqlite3_progress_handler(st->db, 0, NULL, NULL);
+	sqlite3_progress_handler(sq->db, 0, NULL, NULL);
 	cr_assert_eq(rc, -1, "the commit fails");
-	cr_assert(sqlite3_get_autocommit(st->db), "SQLite rolled the batch back itself");
+	cr_assert(sqlite3_get_autocommit(sq->db), "SQLite rolled the batch back itself");
 	cr_assert_eq(store_rollback(st), 0);
 
 	cr_assert_eq(store_event_counts_since(st, 0, sum_counts, &counted), 0);

@@ -38,6 +38,8 @@ tu_write(const char *dir, const char *name, const char *text, char *out, size_t 
 	snprintf(out, len, "%s/%s", dir, name);
 	fp = fopen(out, "w");
 	cr_assert_not_null(fp, "cannot write %s", out);
+	/* Not the umask's: a group-writable config is refused (cfgfile.h). */
+	cr_assert_eq(fchmod(fileno(fp), 0644), 0);
 	fputs(text, fp);
 	cr_assert_eq(fclose(fp), 0);
 }
@@ -173,8 +175,18 @@ bool
 tu_wait_sql(const char *db, const char *sql, const char *want)
 {
 	for (int i = 0; i < 300; i++) {
-		char *out = tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
-		bool ok = strcmp(out, want) == 0;
+		char *out;
+		bool ok;
+
+		/* Not before the daemon made it: sqlite3 would create it as
+		 * root, and a daemon running as another user could not write
+		 * it (it hands over only in a directory that user owns). */
+		if (access(db, F_OK) != 0) {
+			usleep(50000);
+			continue;
+		}
+		out = tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
+		ok = strcmp(out, want) == 0;
 		free(out);
 		if (ok)
 			return true;

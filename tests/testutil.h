@@ -12,7 +12,8 @@
 /* A fresh directory under $TMPDIR (or /tmp); the path is static storage
  * per call site's buffer. */
 void tu_mkdtemp(char *buf, size_t len);
-/* Write text to dir/name; returns the full path in out. */
+/* Write text to dir/name, mode 0644 whatever the umask (a config file
+ * others can write is refused); returns the full path in out. */
 void tu_write(const char *dir, const char *name, const char *text, char *out, size_t len);
 /* Remove a directory tree (best effort). */
 void tu_rmrf(const char *dir);
@@ -23,7 +24,8 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Poll "sqlite3 db sql" until it prints want exactly (15 s at most). */
+/* Poll "sqlite3 db sql" until it prints want exactly (15 s at most); never
+ * before db exists (sqlite3 would create it, as root). */
 bool tu_wait_sql(const char *db, const char *sql, const char *want);
 /* Poll a file until it contains s (15 s at most). */
 bool tu_wait_file_has(const char *path, const char *s);

@@ -4,6 +4,7 @@
 # ground truth the generator wrote.  TRUTH_LINES (default 1000000) lines.
 #   truth.sh MAILJAIL SRCDIR
 set -euo pipefail
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 MJ=$1 SRC=$2
 LINES=${TRUTH_LINES:-1000000}
 T=$(mktemp -d /tmp/mailjail-truth-XXXXXX)

@@ -3,6 +3,7 @@
 # shipped sample log in dry-run mode (decisions recorded, nothing enforced)
 # and show the ban history with the plain sqlite3 CLI.  Run as root (apt).
 set -eu
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 cd "$(dirname "$0")/.."
 sh tools/deps.sh
 if [ -d build ]; then meson setup --reconfigure build >/dev/null; else meson setup build >/dev/null; fi

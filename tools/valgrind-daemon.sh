@@ -4,6 +4,7 @@
 # appended, then stops on SIGTERM.  Fails unless valgrind reports no leaks
 # and no errors.   tools/valgrind-daemon.sh [BUILD_DIR]
 set -euo pipefail
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 T=$(mktemp -d /tmp/mailjail-vg-XXXXXX)

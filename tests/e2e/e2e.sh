@@ -26,6 +26,7 @@
 # A missing prerequisite is a failure, never a skip.  Last line:
 # "e2e: N passed, N failed".
 set -eu
+umask 022   # a config file others can write is refused (src/cfgfile.h)
 
 MJ_BIN=${1:?usage: e2e.sh MAILJAIL_BINARY SOURCE_ROOT}
 SRC=${2:?usage: e2e.sh MAILJAIL_BINARY SOURCE_ROOT}
@@ -145,12 +146,14 @@ action   = nft
 bantime  = 1h
 ignore   =
 EOF
-cat > "$MJ/hook.sh" <<EOF
+# The hook is root's, beside the config (the run user's directory would let
+# that user change what runs: refused like a config there); it writes in $MJ.
+cat > "$T/hook.sh" <<EOF
 #!/bin/sh
 # One line per notification: who ran it, and what it was told.
 echo "uid=\$(id -u) nnp=\$(sed -n 's/^NoNewPrivs:\t//p' /proc/\$\$/status) \$MAILJAIL_EVENT \$MAILJAIL_JAIL \$MAILJAIL_TARGET \$MAILJAIL_COUNT \$(tr -d '\n' | head -c 300)" >> $MJ/hook.out
 EOF
-chmod 755 "$MJ/hook.sh"
+chmod 755 "$T/hook.sh"
 cat > "$CONF" <<EOF
 [mailjail]
 log   = $LOG
@@ -161,7 +164,7 @@ user  = nobody
 [notify]
 mailto  = admin@pfxtest.local
 smtp    = 127.0.0.1:$SMTP_PORT
-command = $MJ/hook.sh
+command = $T/hook.sh
 digest  = 5s
 [nft]
 ports = $SMTP_PORT, $SUB_PORT

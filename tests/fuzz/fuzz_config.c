@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -28,6 +29,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/dev/shm/mailjail-fuzz-%d.conf", (int)getpid());
 	if ((fp = fopen(path, "w")) == NULL)
 		return 0;
+	/* Ours alone whatever the umask, or the parsers refuse it unread
+	 * (cfgfile.h, SECURITY). */
+	if (fchmod(fileno(fp), 0600) != 0) {
+		fclose(fp);
+		unlink(path);
+		return 0;
+	}
 	fwrite(data, 1, size, fp);
 	fclose(fp);
 	diag_init(&d);

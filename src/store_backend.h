@@ -1,0 +1,121 @@
+/*
+ * store_backend - what a store backend provides (internal to the store:
+ * store.c, store_sqlite.c, store_pgsql.c; nothing else includes this).
+ *
+ * The store is a table of backends chosen by the `db` value, the way
+ * enforce.c chooses by action (OpenBSD smtpd's queue backends are the
+ * model): store.c picks one at store_open() and forwards every store.h call
+ * to it.  Each operation is the store.h function of the same name, with the
+ * backend's own state (be) in place of the struct store; the contracts are
+ * the ones store.h states.  Every operation must be set.
+ *
+ * Memory: open() allocates the backend's state; close() frees it.  struct
+ * store (store.c) owns only the pointer.
+ */
+#ifndef MAILJAIL_STORE_BACKEND_H
+#define MAILJAIL_STORE_BACKEND_H
+
+#include "store.h"
+
+struct store_backend {
+	const char *name;
+	/* Does this backend take this `db` value?  The last backend of the
+	 * table takes anything (a SQLite path). */
+	bool (*takes)(const char *db);
+
+	int (*open)(const char *db, bool create, void **be, char *err, size_t errlen);
+	void (*close)(void *be);
+	int (*check_file)(const void *be, char *err, size_t errlen);
+	const char *(*errmsg)(const void *be);
+	bool (*error_is_transient)(const void *be);
+	void (*clear_error)(void *be);
+	void (*set_stop_flag)(void *be, const volatile sig_atomic_t *flag);
+	const char *(*path)(const void *be);
+
+	int (*begin)(void *be);
+	int (*commit)(void *be);
+	int (*rollback)(void *be);
+
+	int (*add_event)(void *be, const struct event *ev);
+	int (*count_event)(void *be, const struct event *ev);
+	int (*add_ban)(void *be, const struct verdict *v, int64_t *id);
+	int (*lift_bans)(void *be, const char *jail, const char *target, int64_t now);
+
+	int (*get_position)(void *be, const char *path, struct log_position *out);
+	int (*save_position)(void *be, const struct log_position *pos);
+	int (*get_cursor)(void *be, const char *source, char **out);
+	int (*save_cursor)(void *be, const char *source, const char *cursor);
+	int (*each_cursor)(void *be, store_cursor_cb cb, void *arg);
+
+	int (*each_event_since)(void *be, int64_t since, store_event_cb cb, void *arg);
+	int (*each_ban_since)(void *be, int64_t since, store_ban_cb cb, void *arg);
+	int (*each_active_ban)(void *be, int64_t now, store_ban_cb cb, void *arg);
+	int (*each_ban)(void *be, const struct ban_filter *f, store_ban_cb cb, void *arg);
+	int (*event_counts_since)(void *be, int64_t since, store_count_cb cb, void *arg);
+	int (*each_position)(void *be, store_position_cb cb, void *arg);
+	int (*account_qids)(void *be, const char *account, char (*qids)[MJ_QID_MAX],
+	    size_t max);
+	int (*newest_time)(void *be, int64_t *out);
+	int (*purge_events)(void *be, int64_t before);
+
+	/*
+	 * Operator signals (notify.h, metrics.h; SQLite: schemas/004-signals.sql).
+	 * The outbox is a table of notifications; a row is open until every
+	 * channel it was queued for is delivered (sent_at set) or it is given
+	 * up (gave_up_at set).  Strings given are the caller's, valid during
+	 * the call; strings passed to callbacks are valid during the callback.
+	 */
+	/* Insert n, inside the open transaction when there is one (the
+	 * verdict's: the row commits or rolls back with it).  n->id, done and
+	 * attempts are ignored: a new row has done 0, attempts 0, due_at =
+	 * created_at; ban_id 0 and an empty evidence_key are stored as NULL.
+	 * *id (may be NULL) gets the new row's id. */
+	int (*queue_notification)(void *be, const struct stored_notification *n,
+	    int64_t *id);
+	/* The open rows, by id ascending, at most max; every field set.  Stops
+	 * at and returns the first non-zero callback result; -1 on error. */
+	int (*each_open_notification)(void *be, size_t max, store_notification_cb cb,
+	    void *arg);
+	/* How many rows are open. */
+	int (*count_open_notifications)(void *be, int64_t *out);
+	/* done |= channel on row id; if then (done & all) == all, sent_at = now
+	 * (it is no longer open).  No transaction needed: one statement. */
+	int (*notification_delivered)(void *be, int64_t id, unsigned channel,
+	    unsigned all, int64_t now);
+	/* attempts + 1, due_at = due_at, last_error = error (NULL or "": none). */
+	int (*notification_retry)(void *be, int64_t id, int64_t due_at, const char *error);
+	/* attempts + 1, gave_up_at = now, last_error = error. */
+	int (*notification_gave_up)(void *be, int64_t id, int64_t now, const char *error);
+	/* The submission events (event "submission") with time in (since,
+	 * until] whose key is target: key "account", the event's account;
+	 * "sender", the envelope sender of the "queued" event with the same
+	 * qid; "domain", either of those ending in "@target" (case-folded).
+	 * Per client ip: how many, and the recipients (sum of the queued
+	 * events' nrcpt).  *out: the totals, the number of distinct ips, the
+	 * busiest STORE_EVIDENCE_TOP ips (most first, then by ip), recipients
+	 * -1 if no queued event was found for any.  Events added in the open
+	 * transaction and not yet written count too. */
+	int (*submission_evidence)(void *be, const char *key, const char *target,
+	    int64_t since, int64_t until, struct store_evidence *out);
+	/* Per (jail, target_kind), by jail then kind: the bans not lifted with
+	 * expires_at > now (the active_bans view's rows, with the caller's
+	 * clock).  Callback as each_open_notification. */
+	int (*count_active)(void *be, int64_t now, store_active_cb cb, void *arg);
+	/* The saved counters of node (name, labels: the exposition's label text,
+	 * value), by name then labels.  Callback as each_open_notification. */
+	int (*each_counter)(void *be, const char *node, store_counter_cb cb, void *arg);
+	/* Set (insert or replace) the counter (node, name, labels) to value;
+	 * called between begin and commit, once per counter. */
+	int (*save_counter)(void *be, const char *node, const char *name,
+	    const char *labels, double value);
+};
+
+/* The front's handle: which backend, and its state. */
+struct store {
+	const struct store_backend *ops;
+	void *be;
+};
+
+extern const struct store_backend store_backend_sqlite;
+
+#endif
