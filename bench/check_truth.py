@@ -1,8 +1,27 @@
 #!/usr/bin/env python3
-"""Compare what mailjail recorded (its SQLite DB) with the generator's ground
-truth.  Prints one line per check; the last line is "OK ..." or "FAIL ..."."""
+"""Compare what mailjail recorded (its SQLite DB, or a PostgreSQL URI read
+through psql) with the generator's ground truth.  Prints one line per check;
+the last line is "OK ..." or "FAIL ..."."""
+import re
 import sqlite3
+import subprocess
 import sys
+
+
+class Psql:
+    """The little of sqlite3.Connection used below, through psql (no Python
+    driver needed): ? parameters, rows as tuples, integers as int."""
+
+    def __init__(self, uri):
+        self.uri = uri
+
+    def execute(self, sql, params=()):
+        for p in params:
+            sql = sql.replace("?", "'" + str(p).replace("'", "''") + "'", 1)
+        out = subprocess.run(["psql", "-X", "-A", "-t", "-q", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql, self.uri], check=True, capture_output=True, text=True).stdout
+        return [tuple(int(v) if re.fullmatch(r"-?[0-9]+", v) else v for v in line.split("\t"))
+                for line in out.splitlines() if line]
 
 truth_path, db_path = sys.argv[1], sys.argv[2]
 per = {}          # (kind, key) -> count
@@ -21,7 +40,7 @@ for line in open(truth_path):
     elif f[0] == "burst":
         bursts.append(f[1])
 
-db = sqlite3.connect(db_path)
+db = Psql(db_path) if db_path.startswith("postgres") else sqlite3.connect(db_path)
 fails = []
 # Every recognised line is counted in event_counts (per minute and rule);
 # only the kinds a jail counts are also rows of events (schemas/003).

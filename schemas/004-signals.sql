@@ -1,7 +1,7 @@
 -- mailjail database, version 4: operator signals (issue 12, DESIGN.md
 -- "Operator signals"): the notification outbox and the saved metric counters.
--- (Fleet port: both tables carry node, so the PostgreSQL copy is the same
--- with BIGSERIAL ids; each node sends and counts only its own rows.)
+-- (The fleet's PostgreSQL copy is schemas/pg/002-signals.sql: the same
+-- tables, where each node sends and counts only its own rows.)
 
 -- The outbox.  A notification is queued in the same transaction as the ban,
 -- hold or lift it tells of, and marked once delivered, so it is sent at least

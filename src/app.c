@@ -3,10 +3,8 @@
  */
 #include "app.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "log.h"
 
@@ -31,7 +29,6 @@ app_load(struct app *a, const char *cfgpath, const char *rules_override,
 		return -1;
 	}
 	a->have_cfg = true;
-	a->db_path = a->cfg.db;
 	if (rules_load(rules_override ? rules_override : a->cfg.rules, &a->rules, d) != 0)
 		return -1;
 	if (!want_jails)
@@ -46,23 +43,19 @@ app_load(struct app *a, const char *cfgpath, const char *rules_override,
 int
 app_open_store(struct app *a, const char *db_override, bool create)
 {
-	char err[512];
-	const char *path = db_override ? db_override : a->cfg.db;
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	struct stat st;
+	char err[768];
+	const char *db = db_override ? db_override : a->cfg.db;
 
-	a->db_path = path;
-	/* Name the missing directory rather than let SQLite say "unable to open". */
-	if (slash && slash != path) {
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-		if (stat(dir, &st) != 0) {
-			log_warnx("database %s: directory %s: %s", path, dir, strerror(errno));
-			return -1;
-		}
-	}
-	if (store_open(path, create, &a->store, err, sizeof(err)) != 0) {
+	/* Until it is open, say nothing of db here: a URI may hold a
+	 * password, and the store's own words hide it. */
+	a->db_path = NULL;
+	if (store_open(db, create, &a->store, err, sizeof(err)) != 0) {
 		log_warnx("database: %s", err);
+		return -1;
+	}
+	a->db_path = store_path(a->store);
+	if (store_set_node(a->store, a->cfg.node) != 0) {
+		log_warnx("database %s: %s", a->db_path, store_errmsg(a->store));
 		return -1;
 	}
 	return 0;

@@ -23,7 +23,8 @@ struct app {
 	struct ruleset *rules;
 	struct jailset *jails;
 	struct store *store;
-	const char *db_path;       /* cfg.db or the --db override */
+	const char *db_path;       /* once the store is open: what it opened, fit
+	                            * to print (a URI's password hidden) */
 };
 
 /*
@@ -33,8 +34,8 @@ struct app {
  */
 int app_load(struct app *a, const char *cfgpath, const char *rules_override,
     bool want_jails, struct diag *d);
-/* Open the DB (db_override instead of the config's, if not NULL).
- * Returns 0, or -1 after logging why. */
+/* Open the DB (db_override instead of the config's, if not NULL) as the
+ * configured node.  Returns 0, or -1 after logging why. */
 int app_open_store(struct app *a, const char *db_override, bool create);
 void app_free(struct app *a);
 

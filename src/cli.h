@@ -10,7 +10,7 @@
 #define EXIT_USAGE 2
 
 int cli_replay(int argc, char **argv);
-int cli_test_rules(int argc, char **argv);
+int cli_test_rules(int argc, char **argv);   /* ruletest.c */
 int cli_check_config(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_ban(int argc, char **argv);
@@ -20,6 +20,7 @@ int cli_release(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_bans(int argc, char **argv);
 int cli_history(int argc, char **argv);
-int cli_metrics(int argc, char **argv);
+int cli_metrics(int argc, char **argv);   /* ops.c */
+int cli_explain(int argc, char **argv);   /* explain.c */
 
 #endif

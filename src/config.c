@@ -25,6 +25,8 @@
 enum key_kind {
 	KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
 	KEY_JOURNAL,               /* a journal source (journal.h) */
+	KEY_DB,                    /* a path, or a URI kept as given */
+	KEY_NODE,                  /* a node name (node_name_ok) */
 	KEY_MAILTO,                /* notify.mailto: a list of addresses */
 	KEY_ADDRESS,               /* one mail address */
 	KEY_HOSTPORT,              /* host:port (a name or an IP) */
@@ -49,7 +51,8 @@ static const struct config_key config_keys[] = {
 	{ "mailjail", "log_auto_file", KEY_PATH, OFF(log_auto_file), "/var/log/mail.log" },
 	{ "mailjail", "log_auto_journal", KEY_JOURNAL, OFF(log_auto_journal),
 	  "journal:postfix@-.service" },
-	{ "mailjail", "db",    KEY_PATH,   OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "db",    KEY_DB,     OFF(db), "/var/lib/mailjail/mailjail.db" },
+	{ "mailjail", "node",  KEY_NODE,   OFF(node), NULL },
 	{ "mailjail", "rules", KEY_PATH,   OFF(rules), "/etc/mailjail/rules" },
 	{ "mailjail", "jails", KEY_PATH,   OFF(jails), "/etc/mailjail/jails" },
 	{ "mailjail", "user",  KEY_STRING, OFF(user), "mailjail" },
@@ -371,6 +374,22 @@ exec_ok(const char *path, char *why, size_t wlen)
 	return true;
 }
 
+/* node_name_ok - a node name: letters, digits, '.', '_', '-' (a host name
+ * fits); it is shown in status and logs and keys the node's rows */
+static bool
+node_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CONFIG_NODE_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
 /* set_key - parse value into the member k describes; why says what is wrong */
 static int
 set_key(struct config *cfg, const char *base, const struct config_key *k,
@@ -476,12 +495,28 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 			return -1;
 		v = strdup(value);
 		break;
+	case KEY_DB:
+		/* A URI (postgresql://...) is the store's business, kept as
+		 * given; anything else is a file path. */
+		if (strstr(value, "://") != NULL) {
+			v = strdup(value);
+			break;
+		}
+		/* fall through */
 	case KEY_PATH:
 		if (*value == '\0') {
 			snprintf(why, wlen, "empty path");
 			return -1;
 		}
 		v = cfg_resolve_path(base, value);
+		break;
+	case KEY_NODE:
+		if (!node_name_ok(value)) {
+			snprintf(why, wlen, "expected 1 to %d letters, digits, '.', '_' or '-'",
+			    CONFIG_NODE_MAX);
+			return -1;
+		}
+		v = strdup(value);
 		break;
 	case KEY_STRING:
 		if (*value == '\0') {
@@ -578,24 +613,26 @@ resolve_log_auto(struct config *cfg, char *why, size_t wlen)
 	return 0;
 }
 
-/*
- * resolve_node - this host's name, the one place it is decided: the host
- * name (gethostname(2); "localhost" if it has none) until the fleet's
- * [mailjail] node key sets cfg->node (DESIGN.md, "Fleet"), then that.
- * Notifications carry it and the metric counters are saved under it;
- * notify.node is a copy for the notifier.
- */
+/* default_node - the host name, as the node's name */
 static int
-resolve_node(struct config *cfg)
+default_node(struct config *cfg)
 {
-	char host[256] = "";
+	char host[256];
 
-	if (cfg->node == NULL) {
-		if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
-			snprintf(host, sizeof(host), "localhost");
-		if ((cfg->node = strdup(host)) == NULL)
-			return -1;
-	}
+	if (gethostname(host, sizeof(host)) != 0)
+		return -1;
+	host[sizeof(host) - 1] = '\0';
+	if (!node_name_ok(host))
+		return -1;
+	return (cfg->node = strdup(host)) == NULL ? -1 : 0;
+}
+
+/* sync_notify_node - the notifier's copy of this node's name ([mailjail]
+ * node, or the host name by default: default_node), taken once the file
+ * is read: notifications carry it, metric counters are saved under it */
+static int
+sync_notify_node(struct config *cfg)
+{
 	free(cfg->notify.node);
 	return (cfg->notify.node = strdup(cfg->node)) == NULL ? -1 : 0;
 }
@@ -617,6 +654,12 @@ set_defaults(struct config *cfg)
 			return -1;
 		}
 	}
+	/* A host name a node name cannot be: the fleet's node lock then
+	 * says so if two nodes both fall back to this. */
+	if (default_node(cfg) != 0 && (cfg->node = strdup("mailjail")) == NULL) {
+		config_free(cfg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -627,7 +670,7 @@ config_defaults(struct config *cfg)
 
 	if (set_defaults(cfg) != 0)
 		return -1;
-	if (resolve_log_auto(cfg, why, sizeof(why)) != 0 || resolve_node(cfg) != 0) {
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0 || sync_notify_node(cfg) != 0) {
 		config_free(cfg);
 		return -1;
 	}
@@ -655,7 +698,7 @@ config_load(const char *path, struct config *cfg, struct diag *d)
 		diag_add(d, path, c.log_line, "[mailjail] log: %s", why);
 		return -1;
 	}
-	if (resolve_node(cfg) != 0) {
+	if (sync_notify_node(cfg) != 0) {
 		diag_add(d, path, 0, "out of memory");
 		return -1;
 	}
@@ -695,7 +738,6 @@ config_free(struct config *cfg)
 			free(*str_member(cfg, k));
 		}
 	}
-	free(cfg->node);
 	free(cfg->notify.node);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));

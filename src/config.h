@@ -27,6 +27,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/mailjail/mailjail.conf"
 #define CONFIG_LOGS_MAX 16
 #define CONFIG_LOG_AUTO "auto"
+#define CONFIG_NODE_MAX 63
 #define NOTIFY_MAILTO_MAX 8
 
 /* [notify]: who hears of bans and holds, and how (notify.h). */
@@ -54,7 +55,9 @@ struct config {
 	int log_auto;                /* index in logs of what "auto" chose; -1: none */
 	char *log_auto_file;         /* "auto": this file if it exists, */
 	char *log_auto_journal;      /* else this journal source */
-	char *db;
+	char *db;                    /* a path, or a URI (postgresql://...) */
+	char *node;                  /* this host's name in a fleet, in notifications
+	                              * and saved metric counters */
 	char *rules;
 	char *jails;
 	char *nft_table, *nft_set_v4, *nft_set_v6, *nft_chain;
@@ -66,10 +69,6 @@ struct config {
 	char *journal_dir;           /* NULL: the system journal (journal.h) */
 	char *user;                  /* unprivileged user for run */
 	uint64_t batch_lines;        /* lines per transaction */
-	/* This host's name (notifications, saved metric counters): decided in
-	 * one place, config.c's resolve_node (the host name until the fleet's
-	 * [mailjail] node key). */
-	char *node;
 	struct notify_config notify;
 	struct metrics_config metrics;
 };

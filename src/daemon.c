@@ -270,42 +270,47 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 }
 
 struct saved_at {
+	const char *node;          /* this node's rows only (NULL: one node) */
 	const char *name;
 	int found;
 	int64_t at;
 };
 
-static int
-position_at(void *arg, const struct log_position *pos, int64_t updated_at)
+/* saved_mine - a saved place of s->name, of this node */
+static void
+saved_mine(struct saved_at *s, const char *node, const char *name, int64_t updated_at)
 {
-	struct saved_at *s = arg;
-
-	if (strcmp(pos->path, s->name) == 0) {
+	if (node != NULL && s->node != NULL && strcmp(node, s->node) != 0)
+		return;
+	if (strcmp(name, s->name) == 0) {
 		s->found = 1;
 		s->at = updated_at;
 	}
+}
+
+static int
+position_at(void *arg, const char *node, const struct log_position *pos,
+    int64_t updated_at)
+{
+	saved_mine(arg, node, pos->path, updated_at);
 	return 0;
 }
 
 static int
-cursor_at(void *arg, const char *source, const char *cursor, int64_t updated_at)
+cursor_at(void *arg, const char *node, const char *source, const char *cursor,
+    int64_t updated_at)
 {
-	struct saved_at *s = arg;
-
 	(void)cursor;
-	if (strcmp(source, s->name) == 0) {
-		s->found = 1;
-		s->at = updated_at;
-	}
+	saved_mine(arg, node, source, updated_at);
 	return 0;
 }
 
 /* saved_at - when the position (file) or cursor (journal source) of name
- * was last committed: 1 (*at set), 0 never, -1 error */
+ * was last committed by this node: 1 (*at set), 0 never, -1 error */
 static int
-saved_at(struct store *st, const char *name, int64_t *at)
+saved_at(struct store *st, const char *node, const char *name, int64_t *at)
 {
-	struct saved_at s = { name, 0, 0 };
+	struct saved_at s = { node, name, 0, 0 };
 	int rc = journal_is_source(name) ? store_each_cursor(st, cursor_at, &s) :
 	    store_each_position(st, position_at, &s);
 
@@ -337,8 +342,8 @@ auto_switched(struct app *a, size_t i)
 
 	if (a->cfg.log_auto != (int)i)
 		return 0;
-	if ((chosen = saved_at(a->store, a->cfg.logs[i], &chosen_at)) < 0 ||
-	    (other = saved_at(a->store, auto_other(a), &other_at)) < 0)
+	if ((chosen = saved_at(a->store, a->cfg.node, a->cfg.logs[i], &chosen_at)) < 0 ||
+	    (other = saved_at(a->store, a->cfg.node, auto_other(a), &other_at)) < 0)
 		return -1;
 	return other == 1 && (chosen == 0 || other_at >= chosen_at);
 }
@@ -452,8 +457,8 @@ journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 }
 
 /* wait_sources - sleep until a file or a journal has news, one of the
- * other descriptors (a notification's delivery, a scrape) is ready, or
- * timeout_ms */
+ * other descriptors is ready (a notification's delivery, a scrape, the
+ * store: a fleet's notifications; -1s are skipped), or timeout_ms */
 static int
 wait_sources(struct follow *f, struct journal **js, size_t nj, const int *other,
     size_t nother, int timeout_ms)
@@ -484,6 +489,59 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, const int *other,
 		if (journal_process(js[i]) != 0)
 			return -1;
 	return 0;
+}
+
+/*
+ * The fleet's sync (pipeline_fleet_sync): when another node's commit is
+ * told (NOTIFY on the store's socket), but not more often than
+ * FLEET_MIN_MS, and at least every FLEET_MAX_MS (a notification can be
+ * lost with a connection; the heartbeat rides on the sync too).
+ */
+#define FLEET_MIN_MS 50
+#define FLEET_MAX_MS 1000
+
+struct fleet_clock {
+	struct timespec last;
+	bool news;
+};
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* fleet_due - is a sync due now?  (Reads the store's notifications.) */
+static bool
+fleet_due(struct fleet_clock *c, struct store *st)
+{
+	long ms;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	ms = ms_since(&c->last);
+	if (ms < (c->news ? FLEET_MIN_MS : FLEET_MAX_MS))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &c->last);
+	c->news = false;
+	return true;
+}
+
+/* fleet_wait_ms - how long the loop may sleep before the next sync (a
+ * notification read during a commit is not on the socket any more) */
+static int
+fleet_wait_ms(struct fleet_clock *c, struct store *st)
+{
+	long left;
+
+	if (store_fleet_wake(st) > 0)
+		c->news = true;
+	left = (c->news ? FLEET_MIN_MS : FLEET_MAX_MS) - ms_since(&c->last);
+
+	return left < 0 ? 0 : (int)left;
 }
 
 /* Re-applying after a failed enforcement backs off up to this (a permanent
@@ -607,10 +665,11 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  * in-memory state, rebuild it from the store as at start, and move every log
  * back to the position saved with the last good commit: the same lines come
  * again, are counted once, and decide the same bans.  Journal sources go
- * back to their last committed cursor the same way.  A file with no saved
- * position goes back to starts[i], where reading it began (files_open).
- * Returns 0, or -1 if the store cannot even be read yet (the caller waits
- * and tries again).
+ * back to their saved cursor the same way.  (Positions and cursors come
+ * from the store, not from memory: a COMMIT whose answer a lost connection
+ * cut off may have gone through.)  A file with no saved position goes back
+ * to starts[i], where reading it began (files_open).  Returns 0, or -1 if
+ * the store cannot even be read yet (the caller waits and tries again).
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
@@ -638,9 +697,17 @@ rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
 			pos = starts[i];
 		(void)follow_rewind(f, i, &pos);
 	}
-	for (size_t i = 0; i < nj; i++)
-		if (journal_rewind(js[i]) != 0)
+	for (size_t i = 0; i < nj; i++) {
+		char *saved = NULL;
+		int rc;
+
+		if (store_get_cursor(a->store, journal_source(js[i]), &saved) < 0)
 			return -1;
+		rc = journal_rewind_saved(js[i], saved);
+		free(saved);
+		if (rc != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -666,6 +733,7 @@ daemon_run(const struct daemon_options *o)
 	struct exporter *ex = NULL; /* ... their textfile and /metrics, */
 	struct notifier *nt = NULL; /* ... and the notifications' deliveries */
 	bool exported = false;      /* the textfile was written as the run user */
+	struct fleet_clock fleet = { { 0, 0 }, false };
 
 	/* First: a SIGTERM during start-up stops us once it is done. */
 	if (install_signals() != 0) {
@@ -753,16 +821,21 @@ daemon_run(const struct daemon_options *o)
 			log_info("%s", why);
 	}
 	{
-		const char *path = o->db ? o->db : a.cfg.db;
-		bool existed = access(path, F_OK) == 0;
+		char err[600];
 
 		/* The first start makes the DB; later a missing one means it
 		 * was deleted, and the history with it: say so. */
 		if (app_open_store(&a, o->db, true) != 0)
 			goto out;
-		if (!existed)
+		if (store_created(a.store))
 			log_warnx("database %s did not exist: created a new, empty one "
 			    "(first start, or the old one was deleted)", a.db_path);
+		/* A fleet: this process is the node (another with its name is
+		 * refused). */
+		if (store_claim_node(a.store, err, sizeof(err)) != 0) {
+			log_warnx("database %s: %s", a.db_path, err);
+			goto out;
+		}
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
@@ -819,6 +892,10 @@ daemon_run(const struct daemon_options *o)
 
 		if (db_retry_at == 0) {
 			pipeline_tick(&p, (int64_t)time(NULL));
+			/* Other nodes' bans and events first; a DB error is the
+			 * batch's (p.failed): its commit fails below. */
+			if (store_fleet(a.store) && fleet_due(&fleet, a.store))
+				(void)pipeline_fleet_sync(&p);
 			if ((n = follow_read(f, pipeline_follow_cb, &p, a.cfg.batch_lines)) < 0)
 				goto out;
 			/* Each journal source reads up to a batch of its own into the
@@ -930,11 +1007,16 @@ daemon_run(const struct daemon_options *o)
 				pause_until(db_retry_at < due ? db_retry_at : due);
 				continue;
 			}
-			int other[2] = { notifier_fd(nt), exporter_fd(ex) };
+			int other[3] = { notifier_fd(nt), exporter_fd(ex), store_fd(a.store) };
 
 			if (wait_ms > 1000)
 				wait_ms = 1000;
-			if (wait_sources(f, js, nj, other, 2, wait_ms) < 0)
+			if (store_fleet(a.store)) {
+				int fleet_ms = fleet_wait_ms(&fleet, a.store);
+				if (fleet_ms < wait_ms)
+					wait_ms = fleet_ms;
+			}
+			if (wait_sources(f, js, nj, other, 3, wait_ms) < 0)
 				goto out;
 		}
 	}

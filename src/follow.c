@@ -55,6 +55,7 @@
 
 #include "follow.h"
 #include "log.h"
+#include "unpack.h"
 
 /* Large reads make replay fast (256 KiB: 1 MiB bought nothing measurable
  * and cost RSS); must exceed FOLLOW_LINE_MAX + 1. */
@@ -80,6 +81,10 @@ struct ffile {
 	uint64_t first_hash;
 	char *buf;
 	size_t start, end;        /* unconsumed bytes: buf[start..end) */
+	/* One-shot mode, a compressed file: its decoder.  Offsets and the
+	 * first-line hash are then those of the decoded text. */
+	struct unpack *unpack;
+	enum unpack_format packed;
 	bool skipping;            /* inside a line longer than FOLLOW_LINE_MAX */
 	bool warned_type;         /* path is not a regular file (warned once) */
 	bool warned_open;
@@ -240,6 +245,8 @@ close_file(struct follow *f, struct ffile *fl)
 {
 	if (f->watch)
 		unwatch_file(fl);
+	unpack_close(fl->unpack);
+	fl->unpack = NULL;
 	if (fl->fd >= 0 && close(fl->fd) == -1)
 		log_warn("close %s", fl->path);
 	fl->fd = -1;
@@ -427,6 +434,118 @@ reset_reading(struct ffile *fl)
 	fl->told_wait = false;
 }
 
+/* restart_unpacked - the decoder again from the file's first byte */
+static int
+restart_unpacked(struct ffile *fl)
+{
+	unpack_close(fl->unpack);
+	fl->unpack = NULL;
+	if (lseek(fl->fd, 0, SEEK_SET) == -1) {
+		log_warn("lseek %s", fl->path);
+		return -1;
+	}
+	if (unpack_open(&fl->unpack, fl->fd, fl->packed) != 0) {
+		log_warnx("%s: cannot start the %s decoder", fl->path,
+		    unpack_format_name(fl->packed));
+		return -1;
+	}
+	return 0;
+}
+
+/* unpacked_first_hash - the hash of the decoded first line (what a resume
+ * compares), read with the decoder that is then started again */
+static int
+unpacked_first_hash(struct ffile *fl)
+{
+	uint64_t h = FNV_BASIS;
+	ssize_t n;
+
+	for (;;) {
+		if ((n = unpack_read(fl->unpack, fl->buf, FOLLOW_BUF)) < 0) {
+			log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+			return -1;
+		}
+		char *nl = memchr(fl->buf, '\n', (size_t)n);
+		h = fnv_add(h, fl->buf, nl ? (size_t)(nl - fl->buf) : (size_t)n);
+		if (nl || n == 0)
+			break;
+	}
+	fl->first_hash = n == 0 && h == FNV_BASIS ? 0 : h;
+	return restart_unpacked(fl);
+}
+
+/*
+ * open_unpacked - one-shot mode: a compressed file is read through its
+ * decoder (unpack.h), told by its first bytes.  A format not decoded here
+ * is refused (replay and test-rules say so before they get here).
+ */
+static int
+open_unpacked(struct ffile *fl)
+{
+	unsigned char head[UNPACK_MAGIC_MAX];
+	enum unpack_format fmt;
+	const char *name;
+	ssize_t n;
+
+	do
+		n = pread(fl->fd, head, sizeof(head), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		log_warn("read %s", fl->path);
+		return -1;
+	}
+	fmt = unpack_sniff(head, (size_t)n, &name);
+	if (fmt == UNPACK_PLAIN)
+		return 0;
+	if (fmt == UNPACK_FOREIGN) {
+		log_warnx("%s: %s data, not read (gzip, xz and bzip2 are)", fl->path, name);
+		return -1;
+	}
+	fl->packed = fmt;
+	if (restart_unpacked(fl) != 0)
+		return -1;
+	return unpacked_first_hash(fl);
+}
+
+/*
+ * resume_unpacked - go to a saved position in a compressed file: decode
+ * and drop the bytes before it, keeping what follows it in the buffer.
+ * A position that does not fit the file (another inode, another first
+ * line, beyond its end) means it was rewritten: read from the start.
+ */
+static int
+resume_unpacked(struct ffile *fl, const struct log_position *r)
+{
+	uint64_t total = 0;
+	ssize_t n = 1;
+
+	if (r->offset == 0)
+		return 0;
+	if (r->inode == fl->inode && r->first_hash == fl->first_hash) {
+		while (total < r->offset) {
+			if ((n = unpack_read(fl->unpack, fl->buf, FOLLOW_BUF)) < 0) {
+				log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+				return -1;
+			}
+			if (n == 0)
+				break;
+			total += (uint64_t)n;
+		}
+		if (total >= r->offset) {
+			fl->start = (size_t)(r->offset - (total - (uint64_t)n));
+			fl->end = (size_t)n;
+			fl->rd_off = total;
+			fl->pos_off = r->offset;
+			return 0;
+		}
+	}
+	log_info("%s: saved position does not match the file (rotated or rewritten), "
+	    "reading from the start", fl->path);
+	fl->start = fl->end = 0;
+	fl->rd_off = fl->pos_off = 0;
+	return restart_unpacked(fl);
+}
+
 /*
  * open_file - open the path if it is a regular file.  Returns 1 if opened,
  * 0 if missing (or not a regular file: warned once), -1 on error.  A pending
@@ -465,8 +584,14 @@ open_file(struct follow *f, struct ffile *fl)
 	fl->dev = (uint64_t)st.st_dev;
 	fl->inode = (uint64_t)st.st_ino;
 	reset_reading(fl);
+	if (!f->watch && open_unpacked(fl) != 0)
+		goto out;
 
-	if (fl->has_resume) {
+	if (fl->has_resume && fl->unpack != NULL) {
+		fl->has_resume = false;
+		if (resume_unpacked(fl, &fl->resume) != 0)
+			goto out;
+	} else if (fl->has_resume) {
 		const struct log_position *r = &fl->resume;
 
 		fl->has_resume = false;
@@ -809,6 +934,24 @@ deliver(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 	return 0;
 }
 
+/* deliver_tail - the unterminated rest of a finished file, as its last
+ * line; 1 if reading must stop (no budget left, or cb asked), else 0 */
+static int
+deliver_tail(struct ffile *fl, size_t idx, follow_line_cb cb, void *arg,
+    size_t *budget, long *count)
+{
+	size_t len = fl->end - fl->start;
+	const char *line = fl->buf + fl->start;
+
+	if (*budget == 0)
+		return 1;
+	fl->start = fl->end;
+	consumed(fl, fl->end, line, len);
+	(*budget)--;
+	(*count)++;
+	return cb(arg, idx, line, len) != 0;
+}
+
 /* fill - read more of the file; >0 bytes read, 0 at end of file, -1 error */
 static ssize_t
 fill(struct ffile *fl)
@@ -820,6 +963,15 @@ fill(struct ffile *fl)
 		memmove(fl->buf, fl->buf + fl->start, fl->end - fl->start);
 		fl->end -= fl->start;
 		fl->start = 0;
+	}
+	if (fl->unpack != NULL) {
+		if ((n = unpack_read(fl->unpack, fl->buf + fl->end, FOLLOW_BUF - fl->end)) < 0) {
+			log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
+			return -1;
+		}
+		fl->end += (size_t)n;
+		fl->rd_off += (uint64_t)n;
+		return n;
 	}
 	do
 		n = read(fl->fd, fl->buf + fl->end, FOLLOW_BUF - fl->end);
@@ -926,8 +1078,15 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 			return -1;
 		if (n > 0)
 			continue;
-		if (!f->watch)
+		if (!f->watch && fl->unpack == NULL)
 			return 0;   /* one-shot: a partial last line is held */
+		if (!f->watch) {
+			/* A compressed file is finished: nobody appends to
+			 * it, so an unterminated tail is its last line. */
+			if (fl->start < fl->end && !fl->skipping)
+				return deliver_tail(fl, idx, cb, arg, budget, count);
+			return 0;
+		}
 		switch (at_eof(fl)) {
 		case EOF_IDLE:
 			return 0;
@@ -938,19 +1097,11 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 		case EOF_SWITCH:
 			break;
 		}
-		/* The old file is finished: its unterminated tail is a line. */
-		if (fl->start < fl->end && !fl->skipping) {
-			if (*budget == 0)
-				return 1;
-			size_t len = fl->end - fl->start;
-			const char *line = fl->buf + fl->start;
-			fl->start = fl->end;
-			consumed(fl, fl->end, line, len);
-			(*budget)--;
-			(*count)++;
-			if (cb(arg, idx, line, len) != 0)
-				return 1;   /* the next read switches */
-		}
+		/* The old file is finished: its unterminated tail is a line.
+		 * (Stopped there, the next read switches.) */
+		if (fl->start < fl->end && !fl->skipping &&
+		    deliver_tail(fl, idx, cb, arg, budget, count) != 0)
+			return 1;
 		/*
 		 * Lines of the old file not committed yet: a batch that went on
 		 * into the new file and were refused could only resume by path,

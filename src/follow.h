@@ -21,7 +21,11 @@
  * follow_rewind can always go back to them (see there).
  *
  * One-shot mode (replay): follow_open(..., false) makes no inotify watches;
- * follow_read() returns 0 lines at end of file.
+ * follow_read() returns 0 lines at end of file.  In this mode a file that
+ * starts like gzip, xz or bzip2 data is read through its decoder
+ * (unpack.h): offsets and the first-line hash are then those of the
+ * decoded text, and its unterminated last line is delivered (a compressed
+ * file is finished; a plain one may still grow).
  *
  * libinotifytools keeps global state: at most one watching struct follow per
  * process.  Memory: struct follow owns its buffers (one per file, allocated at

@@ -69,6 +69,7 @@
 #define LIMIT_MAX 65534          /* ring capacity is a uint16 */
 #define PENDING_MAX 65536        /* queue ids awaiting their qmgr line */
 #define PENDING_TTL ((int64_t)86400)
+#define SPARE_FACTOR_DEFAULT 3
 
 enum keytype { KEY_IP, KEY_PREFIX, KEY_ACCOUNT, KEY_SENDER, KEY_DOMAIN };
 
@@ -128,6 +129,12 @@ struct jail {
 	enum jail_notify notify;
 	int64_t window;          /* findtime or the longest limit */
 	uint16_t ringmax;        /* entries kept per key */
+	/* spare_authenticated: an address some account logged in from within
+	 * spare_after (0: off) needs maxretry * spare_factor failures. */
+	int64_t spare_after;
+	uint32_t spare_factor;
+	int l_spare, l_spare_factor;
+	struct htab spared;      /* key -> time of its last login (t32) */
 	/* lines of keys seen, for checks after the section is read */
 	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
 	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
@@ -144,6 +151,7 @@ struct jailset {
 	const char **kinds;      /* borrowed from the jails' events lists */
 	size_t nkinds;
 	int kind_submission;     /* index of "submission", or -1 */
+	bool need_logins;        /* a jail has spare_authenticated */
 	struct htab pending;
 	int64_t span;
 	/* load state */
@@ -542,6 +550,7 @@ jail_free(struct jail *j)
 	free(j->counts_kind);
 	htab_free(&j->counters);
 	htab_free(&j->bans);
+	htab_free(&j->spared);
 	free(j);
 }
 
@@ -736,6 +745,7 @@ start_jail(struct jailset *js, const char *file, const char *section, int line)
 	j->bantime = 3600;
 	j->factor = 2;
 	j->maxbantime = TEN_YEARS;
+	j->spare_factor = SPARE_FACTOR_DEFAULT;
 	j->enabled = true;
 	j->name = strdup(section);
 	j->file = strdup(file);
@@ -867,6 +877,17 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		else
 			diag_add(js->d, file, line, "jail %s: notify must be now, digest or no, "
 			    "not \"%s\"", j->name, value);
+	} else if (strcmp(key, "spare_authenticated") == 0) {
+		j->l_spare = line;
+		return parse_duration_key(js, j, key, value, line, &j->spare_after);
+	} else if (strcmp(key, "spare_factor") == 0) {
+		j->l_spare_factor = line;
+		if (cfg_parse_uint(value, 100, &u) != 0 || u < 1) {
+			diag_add(js->d, file, line, "jail %s: bad number for spare_factor: \"%s\" (1..100)",
+			    j->name, value);
+			return 1;
+		}
+		j->spare_factor = (uint32_t)u;
 	} else if (strcmp(key, "enabled") == 0) {
 		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
 			j->enabled = true;
@@ -896,6 +917,23 @@ key_is_ip(const struct jail *j)
 	return j->key == KEY_IP || j->key == KEY_PREFIX;
 }
 
+/* spare_finish - room for maxretry * spare_factor failures per key once a
+ * spared address may need that many */
+static void
+spare_finish(struct jailset *js, struct jail *j)
+{
+	uint64_t need = (uint64_t)j->maxretry * j->spare_factor;
+
+	if (j->spare_after == 0)
+		return;
+	if (need > LIMIT_MAX) {
+		diag_add(js->d, j->file, j->l_spare_factor ? j->l_spare_factor : j->l_spare,
+		    "jail %s: maxretry x spare_factor is more than %d", j->name, LIMIT_MAX);
+		return;
+	}
+	j->ringmax = (uint16_t)need;
+}
+
 /* finish_jail - checks that need the whole section; derived values */
 static void
 finish_jail(struct jailset *js, struct jail *j)
@@ -921,6 +959,13 @@ finish_jail(struct jailset *js, struct jail *j)
 	if (j->l_findtime && j->l_limits)
 		diag_add(d, j->file, j->l_findtime,
 		    "jail %s: findtime belongs to maxretry; limits carry their own windows", j->name);
+	if ((j->l_spare || j->l_spare_factor) && (!j->maxretry || j->recidive || !key_is_ip(j)))
+		diag_add(d, j->file, j->l_spare ? j->l_spare : j->l_spare_factor,
+		    "jail %s: spare_authenticated is for failure jails (maxretry) keyed by ip or ip/N",
+		    j->name);
+	else if (j->l_spare_factor && !j->l_spare)
+		diag_add(d, j->file, j->l_spare_factor,
+		    "jail %s: spare_factor needs spare_authenticated", j->name);
 	if (j->l_count && !j->l_limits)
 		diag_add(d, j->file, j->l_count, "jail %s: count needs limits", j->name);
 	if (j->count_rcpt && !jail_has_event(j, "submission"))
@@ -939,6 +984,7 @@ finish_jail(struct jailset *js, struct jail *j)
 			j->findtime = 600;
 		j->window = j->findtime;
 		j->ringmax = (uint16_t)j->maxretry;
+		spare_finish(js, j);
 	} else {
 		uint32_t big = 0;
 		for (size_t i = 0; i < j->nlimits; i++) {
@@ -1030,6 +1076,8 @@ jails_load(const char *path, struct jailset **out, struct diag *d)
 		js->jails[k++] = j;
 		if (j->recidive && j->window > js->span)
 			js->span = j->window;
+		if (j->spare_after > 0)
+			js->need_logins = true;
 		if (jail_has_event(j, "submission") &&
 		    (j->count_rcpt || j->key == KEY_SENDER || j->key == KEY_DOMAIN))
 			js->need_pending = true;
@@ -1073,6 +1121,7 @@ jails_clear_state(struct jailset *js)
 	for (size_t i = 0; i < js->n; i++) {
 		htab_free(&js->jails[i]->counters);
 		htab_free(&js->jails[i]->bans);
+		htab_free(&js->jails[i]->spared);
 	}
 	htab_free(&js->pending);
 }
@@ -1139,9 +1188,13 @@ jails_longest_window(const struct jailset *js)
 {
 	int64_t w = 0;
 
-	for (size_t i = 0; i < js->n; i++)
+	for (size_t i = 0; i < js->n; i++) {
 		if (js->jails[i]->window > w)
 			w = js->jails[i]->window;
+		/* the logins a spared jail looks back on are restored too */
+		if (js->jails[i]->spare_after > w)
+			w = js->jails[i]->spare_after;
+	}
 	return w;
 }
 
@@ -1326,6 +1379,48 @@ ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
 	return 0;
 }
 
+/* ---- spare_authenticated ---------------------------------------------- */
+
+/*
+ * Behind one NAT address an office shares: one user mistyping a password
+ * would ban everyone.  An address from which some account logged in (a
+ * submission: Postfix logs sasl_username only after a successful AUTH)
+ * within spare_after of a failure needs maxretry * spare_factor failures.
+ * An address that only ever failed is never spared.  The logins ride on
+ * stored submission events (jails_want_event), so a restart restores them
+ * with the counters (jail_restore_event).
+ */
+
+/* spare_note_login - remember, per sparing jail, the newest login time of
+ * the key of ev's address */
+static int
+spare_note_login(struct jailset *js, const struct event *ev, struct ipmemo *m)
+{
+	char key[MJ_TARGET_MAX];
+	struct ent *e;
+
+	for (size_t i = 0; i < js->n; i++) {
+		struct jail *j = js->jails[i];
+		if (j->spare_after == 0 || !ip_key(j, m, key, sizeof(key)))
+			continue;
+		if ((e = ent_get(&j->spared, key, 0, false)) == NULL)
+			return -1;
+		if (t32(ev->time) > e->t32)
+			e->t32 = t32(ev->time);
+	}
+	return 0;
+}
+
+/* spare_applies - did an account log in from key within spare_after before
+ * t (or after it: a line of a second log read late)? */
+static bool
+spare_applies(struct jail *j, const char *key, int64_t t)
+{
+	struct ent *e = ent_lookup(&j->spared, key);
+
+	return e != NULL && (int64_t)e->t32 > t - j->spare_after;
+}
+
 /* ---- counting --------------------------------------------------------- */
 
 struct sink {
@@ -1356,6 +1451,48 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
 	return ban_record(j, key, now, v->expires_at);
 }
 
+/*
+ * over_limit - does a window of c that holds time t reach j's limit?  The
+ * windows ending at t and at each later event less than a window after
+ * it: an event that comes late (another node's, or another log's read
+ * behind) can complete a window that ends at an event counted before it.
+ * For events in time order that is the window ending at t alone.  A
+ * failure jail needs need events in findtime (maxretry, or more for an
+ * address spared_authenticated).  *sum (and *li, the limit, for a quota)
+ * say which.
+ */
+static bool
+over_limit(const struct jail *j, struct ent *c, int64_t t, uint64_t need, uint64_t *sum,
+    size_t *li)
+{
+	const uint32_t *r = ent_ring(c);
+
+	for (uint32_t i = ent_rank(c, t - 1); i < c->n; i++) {
+		int64_t e = r[ring_pos(c, i)];
+		bool within = false;
+
+		if (j->maxretry) {
+			if (e >= t + j->findtime)
+				break;
+			if ((*sum = ent_sum(c, e, j->findtime, false)) >= need)
+				return true;
+			continue;
+		}
+		for (size_t l = 0; l < j->nlimits; l++) {
+			if (e >= t + j->limits[l].w)
+				continue;
+			within = true;
+			if ((*sum = ent_sum(c, e, j->limits[l].w, j->count_rcpt)) > j->limits[l].n) {
+				*li = l;
+				return true;
+			}
+		}
+		if (!within)
+			break;
+	}
+	return false;
+}
+
 /* count_key - count weight at time t for key in j; maybe a verdict */
 static int
 count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
@@ -1367,7 +1504,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 	struct verdict *v;
 	uint64_t sum = 0;
 	size_t li = 0;
-	bool fire = false;
+	bool spared = false;
 
 	if (b != NULL && t < (int64_t)b->t32)
 		return 0;   /* banned then: not counted, see top */
@@ -1378,26 +1515,21 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 		return -1;
 	if (!sk->live || t <= now - j->window)
 		return 0;
-	if (j->maxretry) {
-		sum = ent_sum(c, t, j->findtime, false);
-		fire = sum >= j->maxretry;
-	} else {
-		for (li = 0; li < j->nlimits && !fire; li++) {
-			sum = ent_sum(c, t, j->limits[li].w, j->count_rcpt);
-			fire = sum > j->limits[li].n;
-		}
-		li--;
-	}
-	if (!fire || sk->n >= sk->max)
+	if (j->maxretry)
+		spared = j->spare_after > 0 && spare_applies(j, key, t);
+	if (!over_limit(j, c, t, (uint64_t)j->maxretry * (spared ? j->spare_factor : 1),
+	    &sum, &li) || sk->n >= sk->max)
 		return 0;
 	if (j->recidive)
 		snprintf(reason, sizeof(reason), "%" PRIu64 " bans in %s", sum,
 		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)));
 	else if (j->maxretry)
-		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s (rule %s)", sum,
+		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s (rule %s%s%s)", sum,
 		    ev && ev->type ? ev->type : "events",
 		    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)),
-		    ev && ev->rule ? ev->rule : "?");
+		    ev && ev->rule ? ev->rule : "?", spared ? "; spared: an account logged in "
+		    "from it within " : "", spared ? cfg_format_duration(j->spare_after, lbuf,
+		    sizeof(lbuf)) : "");
 	else
 		snprintf(reason, sizeof(reason), "%" PRIu64 " %s in %s over limit %" PRIu32 "/%s", sum,
 		    j->count_rcpt ? "recipients" : "messages",
@@ -1510,6 +1642,9 @@ jails_want_event(struct jailset *js, const struct event *ev)
 		return false;
 	if (kind_of(js, ev->type) >= 0)
 		return true;
+	/* a login that spares an address (spare_authenticated) */
+	if (js->need_logins && strcmp(ev->type, "submission") == 0)
+		return true;
 	/* a queued line that a jail is about to join to its submission */
 	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
 		return false;
@@ -1530,6 +1665,8 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return 0;   /* bans reach recidive jails from verdicts only */
 	kind = kind_of(js, ev->type);
+	if (submission && js->need_logins && spare_note_login(js, ev, &am) != 0)
+		return -1;
 	if (submission && js->need_pending && ev->qid[0] != '\0' && pending_put(js, ev) != 0)
 		return -1;
 	for (size_t i = 0; i < js->n; i++) {
@@ -1709,6 +1846,12 @@ keep_ban(struct ent *e, const void *arg)
 }
 
 static bool
+keep_login(struct ent *e, const void *arg)
+{
+	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
+}
+
+static bool
 keep_pending(struct ent *e, const void *arg)
 {
 	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
@@ -1729,8 +1872,58 @@ jails_expire(struct jailset *js, int64_t now)
 		htab_sweep(&j->counters, keep_counter, &s);
 		s.cut = now - js->span;
 		htab_sweep(&j->bans, keep_ban, &s);
+		if (j->spare_after > 0) {
+			s.cut = now - j->spare_after;
+			htab_sweep(&j->spared, keep_login, &s);
+		}
 	}
 	s.now = now;
 	s.cut = now - PENDING_TTL;
 	htab_sweep(&js->pending, keep_pending, &s);
+}
+
+/* ---- for "mailjail explain" (issue 15) -------------------------------- */
+
+int
+jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out)
+{
+	const struct jail *j = find_jail(js, jail);
+	static const char *const key_names[] = {
+		[KEY_IP] = "ip", [KEY_PREFIX] = "prefix", [KEY_ACCOUNT] = "account",
+		[KEY_SENDER] = "sender", [KEY_DOMAIN] = "domain",
+	};
+
+	memset(out, 0, sizeof(*out));
+	if (j == NULL)
+		return -1;
+	out->recidive = j->recidive;
+	out->key = key_names[j->key];
+	out->kind = key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT;
+	out->maxretry = j->maxretry;
+	out->findtime = j->findtime;
+	for (size_t i = 0; i < j->nlimits && i < JAIL_SHAPE_LIMITS; i++) {
+		out->limits[i].n = j->limits[i].n;
+		out->limits[i].w = j->limits[i].w;
+		out->nlimits++;
+	}
+	out->count_rcpt = j->count_rcpt;
+	out->window = j->window;
+	out->spare_after = j->spare_after;
+	out->spare_factor = j->spare_factor;
+	return 0;
+}
+
+bool
+jail_counts_for(const struct jailset *js, const char *jail, const struct event *ev,
+    const char *target)
+{
+	const struct jail *j = find_jail(js, jail);
+	struct ipmemo m = { .ip = ev->ip };
+	char key[MJ_TARGET_MAX];
+	int kind;
+
+	if (j == NULL || j->recidive || ev->type == NULL ||
+	    (kind = kind_of(js, ev->type)) < 0 || !j->counts_kind[kind])
+		return false;
+	return event_key(j, ev, &m, key, sizeof(key)) && strcmp(key, target) == 0;
 }

@@ -11,6 +11,11 @@
  *              "submission" event that named the account.
  *   recidive   events = ban: counts verdicts of the other jails.
  *
+ * spare_authenticated = DURATION (failure jails keyed by ip): an address
+ * from which some account logged in (a submission event) within DURATION
+ * of a failure needs maxretry * spare_factor (default 3) failures; see
+ * jail.c.  The logins are restored with the events (jails_want_event).
+ *
  * Keys: ip, ip/N (prefix), account, sender, domain.  Ignored keys (CIDRs,
  * account names; loopback unless "ignore =" is given empty) are never counted.
  * While a target's ban is active its events make no verdict; after it ends
@@ -111,5 +116,31 @@ void jails_clear_state(struct jailset *js);
 
 /* Drop state that can no longer matter at time now. */
 void jails_expire(struct jailset *js, int64_t now);
+
+/* ---- for "mailjail explain" (issue 15) --------------------------------- */
+
+#define JAIL_SHAPE_LIMITS 8
+/* What a jail counts and when it fires, as configured now. */
+struct jail_shape {
+	bool recidive;           /* counts the bans of the other jails */
+	const char *key;         /* "ip", "prefix", "account", "sender", "domain" */
+	enum target_kind kind;   /* of its targets */
+	uint32_t maxretry;       /* failure and recidive jails; 0: a quota jail */
+	int64_t findtime;
+	struct { uint32_t n; int64_t w; } limits[JAIL_SHAPE_LIMITS];
+	size_t nlimits;          /* quota jails, in the order they are checked */
+	bool count_rcpt;         /* limits count recipients (nrcpt), not messages */
+	int64_t window;          /* findtime or the longest limit */
+	int64_t spare_after;     /* spare_authenticated (0: off) */
+	uint32_t spare_factor;
+};
+/* The shape of jail; -1 if no such jail is configured. */
+int jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out);
+/* Whether jail counts ev for target: its kind, its key, its ignore list
+ * (not the time: the caller picks the window).  A submission is counted as
+ * its joined form by jails that wait for the queued line: give it with the
+ * queued line's sender and nrcpt (store_each_event_about does). */
+bool jail_counts_for(const struct jailset *js, const char *jail, const struct event *ev,
+    const char *target);
 
 #endif

@@ -625,6 +625,24 @@ journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 }
 
 int
+journal_rewind_saved(struct journal *j, const char *saved)
+{
+	char *c;
+
+	if (saved != NULL && (j->committed == NULL || strcmp(saved, j->committed) != 0)) {
+		/* The batch's COMMIT went through though its answer was lost
+		 * (a server's connection cut at that instant). */
+		if ((c = strdup(saved)) == NULL)
+			return -1;
+		if (j->committed != j->cursor)
+			free(j->committed);
+		j->committed = c;
+		j->committed_in_db = true;
+	}
+	return journal_rewind(j);
+}
+
+int
 journal_rewind(struct journal *j)
 {
 	int r;

@@ -120,6 +120,10 @@ void journal_saved(struct journal *j);
 /* The database refused the batch: read again from the last committed
  * entry (or from where reading started).  Returns 0, or -1 (logged). */
 int journal_rewind(struct journal *j);
+/* The same, to the cursor the database holds for this source (saved; NULL
+ * if none): with a server, a COMMIT whose answer was lost may have gone
+ * through, and then its cursor is the one to go back to. */
+int journal_rewind_saved(struct journal *j, const char *saved);
 
 /* Entries skipped: no MESSAGE, or the line longer than FOLLOW_LINE_MAX. */
 uint64_t journal_skipped(const struct journal *j);

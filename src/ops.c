@@ -2,9 +2,12 @@
  * ops - the operator commands: ban, unban, status, bans, history, metrics.  They work
  * whether or not the daemon runs: the DB is the record (WAL lets both write
  * in turn), and the kernel is reached through the same nft backend the
- * daemon uses.  A running daemon learns of a manual unban on its next reload
- * (SIGHUP); until then it may treat the target as still banned, which errs
- * on the side of not re-banning early.
+ * daemon uses.  A running daemon on a SQLite file learns of a manual unban
+ * on its next reload (SIGHUP); until then it may treat the target as still
+ * banned, which errs on the side of not re-banning early.  A fleet's
+ * (PostgreSQL) commands act on the whole fleet: every running node applies
+ * the ban or the lift within a second (pipeline_fleet_sync), this host's
+ * daemon too.
  *
  * SECURITY: run as root, they open the DB and the maps as [mailjail] user
  * (as_run_user): those live in that user's directory, where a name may be a
@@ -30,6 +33,7 @@
 
 #include "addr.h"
 #include "app.h"
+#include "cmdhelp.h"
 #include "enforce.h"
 #include "holdmap.h"
 #include "journal.h"
@@ -220,6 +224,23 @@ manual_verdict(struct app *a, const char *target, enum target_kind kind,
 	return 0;
 }
 
+/* record_manual - the operator's verdict as a row.  A fleet's store writes
+ * no second ban of a jail and target in force (one offence, one row, when
+ * two nodes decide it at once); an operator who bans again means the new
+ * one: the ban in force is lifted in the same transaction (the nodes see
+ * the lift, then the new ban). */
+static int
+record_manual(struct app *a, const struct verdict *v)
+{
+	int rc = store_add_ban(a->store, v, NULL);
+
+	if (rc != 1)
+		return rc;
+	if (store_lift_bans(a->store, v->jail, v->target, v->started_at) < 0)
+		return -1;
+	return store_add_ban(a->store, v, NULL) == 0 ? 0 : -1;
+}
+
 /* manual_ban - shared by ban and hold */
 static int
 manual_ban(int argc, char **argv, enum target_kind kind)
@@ -234,11 +255,9 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 	bool p_up = false;
 
 	if (parse_common(argc, argv, "nJf", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail %s %s [--jail J] [--for DURATION] [-c FILE]\n",
-		    argv[0], kind == TARGET_IP ? "IP" : "ACCOUNT");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (kind == TARGET_IP) {
 		if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
@@ -272,7 +291,7 @@ manual_ban(int argc, char **argv, enum target_kind kind)
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (store_begin(a.store) != 0 || store_add_ban(a.store, &v, NULL) != 0 ||
+	if (store_begin(a.store) != 0 || record_manual(&a, &v) != 0 ||
 	    store_commit(a.store) != 0) {
 		log_warnx("database %s: %s", a.db_path, store_errmsg(a.store));
 		(void)store_rollback(a.store);
@@ -409,10 +428,9 @@ cli_unban(int argc, char **argv)
 	int rc, lifted = 0;
 
 	if (parse_common(argc, argv, "n", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail unban IP [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0) {
 		fprintf(stderr, "mailjail unban: \"%s\" is not an IP address or prefix\n",
@@ -567,12 +585,11 @@ cli_release(int argc, char **argv)
 		case 'd': o.db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'r': requeue = true; break;
-		default: return EXIT_USAGE;
+		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail release ACCOUNT [--requeue] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	account = argv[optind];
 	if ((rc = load_app(&a, &o)) != 0)
@@ -608,13 +625,15 @@ out:
 /* bans / history: one table of ban rows */
 
 /* The JSON shape (README, "JSON output"): level a number, times ISO 8601
- * UTC strings, lifted null while the ban was not lifted. */
+ * UTC strings, lifted null while the ban was not lifted.  A fleet's rows
+ * say which node decided them: the last column (only there: one SQLite
+ * file is one node). */
 static const char *const ban_headers[] = {
-	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason",
+	"jail", "target", "kind", "level", "started", "expires", "lifted", "reason", "node",
 };
 static const enum table_type ban_types[] = {
 	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT, TABLE_INTEGER, TABLE_TEXT, TABLE_TEXT,
-	TABLE_TEXT, TABLE_TEXT,
+	TABLE_TEXT, TABLE_TEXT, TABLE_TEXT,
 };
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
 
@@ -648,6 +667,7 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
 	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
+	row[8] = b->node;
 	return table_add(t, row);
 }
 
@@ -657,7 +677,7 @@ print_bans(struct app *a, const struct ban_filter *f, bool json)
 	struct table t;
 	int rc = 0;
 
-	table_init(&t, ban_headers, NBAN_COLS);
+	table_init(&t, ban_headers, store_fleet(a->store) ? NBAN_COLS : NBAN_COLS - 1);
 	table_set_types(&t, ban_types);
 	if (store_each_ban(a->store, f, add_ban_row, &t) != 0) {
 		rc = EXIT_RUNTIME;
@@ -686,10 +706,9 @@ cli_bans(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "jaJ", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail bans [--jail J] [--all] [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = open_app(&a, &o)) == 0) {
 		f = (struct ban_filter){ o.jail, NULL, !o.all, (int64_t)time(NULL) };
@@ -709,10 +728,9 @@ cli_history(int argc, char **argv)
 	int rc;
 
 	if (parse_common(argc, argv, "j", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: mailjail history TARGET [--json] [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	/* An IP is looked up in its canonical form, as it was stored. */
 	if (addr_canonical(argv[optind], target, sizeof(target)) != 0)
@@ -817,31 +835,113 @@ print_event_count(void *arg, const char *name, int64_t n)
 	return 0;
 }
 
-static int
-print_position(void *arg, const struct log_position *pos, int64_t updated)
+/* A fleet's positions and cursors are per node: "node NAME:" heads each
+ * node's lines (node NULL: one node, no heading).  arg: the last node
+ * headed, a char[CONFIG_NODE_MAX + 1]. */
+static const char *
+node_heading(char *last, const char *node)
 {
+	if (node == NULL)
+		return "";
+	if (strcmp(last, node) != 0) {
+		printf("  node %s:\n", node);
+		snprintf(last, CONFIG_NODE_MAX + 1, "%s", node);
+	}
+	return "  ";
+}
+
+static int
+print_position(void *arg, const char *node, const struct log_position *pos,
+    int64_t updated)
+{
+	const char *indent = node_heading(arg, node);
 	char when[32];
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
-	printf("  %s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", pos->path,
-	    pos->offset, pos->inode, when);
+	printf("  %s%s: offset %" PRIu64 ", inode %" PRIu64 ", saved %s\n", indent,
+	    pos->path, pos->offset, pos->inode, when);
 	return 0;
 }
 
 static int
-print_cursor(void *arg, const char *source, const char *cursor, int64_t updated)
+print_cursor(void *arg, const char *node, const char *source, const char *cursor,
+    int64_t updated)
 {
+	const char *indent = node_heading(arg, node);
 	char when[32], at[32];
 	uint64_t usec;
 
-	(void)arg;
 	iso_time(updated, when, sizeof(when));
 	if (journal_cursor_time(cursor, &usec) == 0)
 		iso_time((int64_t)(usec / 1000000), at, sizeof(at));
 	else
 		snprintf(at, sizeof(at), "-");
-	printf("  %s: entry of %s, saved %s\n    cursor %s\n", source, at, when, cursor);
+	printf("  %s%s: entry of %s, saved %s\n  %s  cursor %s\n", indent, source, at, when,
+	    indent, cursor);
+	return 0;
+}
+
+/* A fleet's nodes: who runs, since when, last heard of when. */
+struct nodes_ctx {
+	struct table t;
+	const char *me;            /* this host's node name */
+	int64_t now;
+	long my_pid;               /* this node's daemon, running: its pid */
+};
+
+static int
+add_node_row(void *arg, const struct store_node *n)
+{
+	struct nodes_ctx *c = arg;
+	char pid[24], started[32], seen[64], ago[24];
+	const char *row[6] = { n->name, n->host, pid, started, seen,
+	    n->running ? "running" : "stopped" };
+
+	snprintf(pid, sizeof(pid), "%ld", n->pid);
+	iso_time(n->started_at, started, sizeof(started));
+	iso_time(n->last_seen, seen, sizeof(seen));
+	snprintf(ago, sizeof(ago), " (%llds ago)", (long long)(c->now - n->last_seen));
+	snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s", ago);
+	if (strcmp(n->name, c->me) == 0 && n->running)
+		c->my_pid = n->pid;
+	return table_add(&c->t, row);
+}
+
+/* print_daemon - whether this host's daemon runs: a fleet's nodes table
+ * says (and every node is listed); one SQLite file: pid, the process that
+ * has it open (found before the privilege drop), or 0 */
+static int
+print_daemon(struct app *a, int64_t now, long pid)
+{
+	static const char *const headers[] = {
+		"node", "host", "pid", "started", "last seen", "state",
+	};
+	struct nodes_ctx c = { .me = a->cfg.node, .now = now, .my_pid = 0 };
+
+	if (!store_fleet(a->store)) {
+		if (pid)
+			printf("daemon: running (pid %ld)\n", pid);
+		else
+			printf("daemon: not running\n");
+		printf("database: %s\n\n", a->db_path);
+		return 0;
+	}
+	table_init(&c.t, headers, 6);
+	if (store_each_node(a->store, add_node_row, &c) != 0) {
+		table_free(&c.t);
+		return -1;
+	}
+	if (c.my_pid)
+		printf("daemon: running (pid %ld, node %s)\n", c.my_pid, a->cfg.node);
+	else
+		printf("daemon: not running (node %s)\n", a->cfg.node);
+	printf("database: %s\n\nnodes:\n", a->db_path);
+	if (c.t.nrows == 0)
+		printf("  none has run yet\n");
+	else
+		table_print(&c.t, stdout);
+	printf("\n");
+	table_free(&c.t);
 	return 0;
 }
 
@@ -855,24 +955,28 @@ cli_status(int argc, char **argv)
 	struct ban_filter f;
 	struct table t;
 	static const char *const headers[] = { "jail", "keys tracked", "active" };
+	char last_node[CONFIG_NODE_MAX + 1] = "";
 	int64_t now = (int64_t)time(NULL);
-	long pid;
+	const char *db;
+	long pid = 0;
 	int rc;
 	bool p_up = false;
 
 	memset(&jc, 0, sizeof(jc));
 	table_init(&t, headers, 3);
 	if (parse_common(argc, argv, "", &o) != 0)
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail status [-c FILE]\n");
-		return EXIT_USAGE;
+		return cmdhelp_usage_error(argv[0]);
 	}
 	if ((rc = load_app(&a, &o)) != 0)
 		goto out;
 	/* Before the drop: a daemon that dropped privileges itself cannot be
-	 * looked into by its user (it is not dumpable). */
-	pid = daemon_pid(o.db ? o.db : a.cfg.db);
+	 * looked into by its user (it is not dumpable).  A fleet's nodes
+	 * table says instead. */
+	db = o.db ? o.db : a.cfg.db;
+	if (strstr(db, "://") == NULL)
+		pid = daemon_pid(db);
 	if ((rc = as_run_user(&a)) != 0 || (rc = open_store(&a, &o)) != 0)
 		goto out;
 	rc = EXIT_RUNTIME;
@@ -887,11 +991,8 @@ cli_status(int argc, char **argv)
 	f = (struct ban_filter){ NULL, NULL, true, now };
 	if (store_each_ban(a.store, &f, count_active, &jc) != 0)
 		goto out;
-	if (pid)
-		printf("daemon: running (pid %ld)\n", pid);
-	else
-		printf("daemon: not running\n");
-	printf("database: %s\n\n", a.db_path);
+	if (print_daemon(&a, now, pid) != 0)
+		goto out;
 	for (size_t j = 0; j < jails_count(a.jails); j++) {
 		char keys[32], active[32];
 		const char *row[3] = { jails_name(a.jails, j), keys, active };
@@ -905,8 +1006,10 @@ cli_status(int argc, char **argv)
 	if (store_event_counts_since(a.store, now - 3600, print_event_count, NULL) != 0)
 		goto out;
 	printf("\nlogs:\n");
-	if (store_each_position(a.store, print_position, NULL) != 0 ||
-	    store_each_cursor(a.store, print_cursor, NULL) != 0)
+	if (store_each_position(a.store, print_position, last_node) != 0)
+		goto out;
+	last_node[0] = '\0';
+	if (store_each_cursor(a.store, print_cursor, last_node) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -934,12 +1037,8 @@ cli_metrics(int argc, char **argv)
 	size_t len = 0;
 	int rc;
 
-	if (parse_common(argc, argv, "", &o) != 0)
-		return EXIT_USAGE;
-	if (optind != argc) {
-		fprintf(stderr, "usage: mailjail metrics [-c FILE] [--db PATH]\n");
-		return EXIT_USAGE;
-	}
+	if (parse_common(argc, argv, "", &o) != 0 || optind != argc)
+		return cmdhelp_usage_error(argv[0]);
 	if ((rc = load_app(&a, &o)) != 0 || (rc = as_run_user(&a)) != 0)
 		goto out;
 	rc = EXIT_RUNTIME;

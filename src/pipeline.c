@@ -4,6 +4,7 @@
 #include "pipeline.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +51,7 @@ pipeline_fini(struct pipeline *p)
 	free(p->saved);
 	free(p->batch_rule_hits);
 	free(p->rule_series);
+	free(p->lost);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -226,21 +228,10 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
-	for (int i = 0; i < n; i++) {
-		int64_t ban_id = 0;
-		int q = 0;
-
-		p->st.verdicts++;
-		count_jail_verdict(p, &v[i]);
-		if (store_add_ban(p->store, &v[i], &ban_id) != 0 || pending_push(p, &v[i]) != 0)
+	/* Written with the batch (store_add_bans: one round trip for all). */
+	for (int i = 0; i < n; i++)
+		if (pending_push(p, &v[i]) != 0)
 			goto fail;
-		/* In the verdict's own transaction: told at least once. */
-		if (p->notify != NULL && (q = notify_queue_verdict(p->notify, p->jails,
-		    p->store, &v[i], ban_id, (int64_t)time(NULL))) < 0)
-			goto fail;
-		p->notes_pending += q > 0;
-		p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
-	}
 	return 0;
 fail:
 	/* SQLite may have undone just the statement: the batch must not
@@ -388,6 +379,85 @@ remember_positions(struct pipeline *p, struct follow *f)
 	p->nsaved = n;
 }
 
+/* lost_add - remember a verdict another node's row won over (bounded:
+ * forgetting one only means its row is counted in the jails again) */
+static void
+lost_add(struct pipeline *p, const struct verdict *v)
+{
+	if (p->nlost == p->caplost) {
+		size_t cap = p->caplost ? p->caplost * 2 : 16;
+		struct pipeline_lost *n;
+		if (cap > 4096 || (n = realloc(p->lost, cap * sizeof(*n))) == NULL)
+			return;
+		p->lost = n;
+		p->caplost = cap;
+	}
+	p->lost[p->nlost].jail = v->jail;
+	snprintf(p->lost[p->nlost].target, sizeof(p->lost[0].target), "%s", v->target);
+	p->nlost++;
+}
+
+/* lost_take - was the ban of target in jail one this node decided too? */
+static bool
+lost_take(struct pipeline *p, const char *jail, const char *target)
+{
+	for (size_t i = 0; i < p->nlost; i++) {
+		if (strcmp(p->lost[i].jail, jail) == 0 && strcmp(p->lost[i].target, target) == 0) {
+			p->lost[i] = p->lost[--p->nlost];
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * write_verdicts - the batch's verdicts into the store, all at once, each
+ * with its notification (notify.h) in the same transaction: told at least
+ * once.  A verdict the store did not write because the same ban is already
+ * in force (another node decided it at the same moment: one offence, one
+ * row) is dropped here, unnotified (the node whose row it is tells of it);
+ * the other node's row comes with the next fleet poll and is enforced from
+ * there.
+ */
+static int
+write_verdicts(struct pipeline *p)
+{
+	int *outcome;
+	int64_t *ids;
+	size_t kept = 0;
+	int rc = -1;
+
+	if (p->npending == 0)
+		return 0;
+	outcome = calloc(p->npending, sizeof(*outcome));
+	ids = calloc(p->npending, sizeof(*ids));
+	if (outcome == NULL || ids == NULL ||
+	    store_add_bans(p->store, p->pending, p->npending, outcome, ids) != 0)
+		goto out;
+	for (size_t i = 0; i < p->npending; i++) {
+		int q;
+
+		if (outcome[i] != 0) {
+			lost_add(p, &p->pending[i]);
+			continue;
+		}
+		if (p->notify != NULL) {
+			if ((q = notify_queue_verdict(p->notify, p->jails, p->store,
+			    &p->pending[i], ids[i], (int64_t)time(NULL))) < 0)
+				goto out;
+			p->notes_pending += q > 0;
+			p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
+		}
+		p->pending[kept++] = p->pending[i];
+	}
+	p->npending = kept;
+	rc = 0;
+out:
+	free(outcome);
+	free(ids);
+	return rc;
+}
+
 int
 pipeline_commit(struct pipeline *p, struct follow *f)
 {
@@ -428,6 +498,8 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 		if (c != NULL && store_save_cursor(p->store, journal_source(js[i]), c) != 0)
 			goto fail;
 	}
+	if (write_verdicts(p) != 0)
+		goto fail;
 	{
 		double t0 = p->metrics ? mono_secs() : 0;
 		int crc = store_commit(p->store);
@@ -453,6 +525,8 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	/* Logged now, once: a batch the DB refused is read again and decides
 	 * the same verdicts, which were never made. */
 	for (size_t i = 0; i < p->npending; i++) {
+		p->st.verdicts++;
+		count_jail_verdict(p, &p->pending[i]);
 		if (p->verbose_verdicts)
 			log_verdict(&p->pending[i]);
 		if (pipeline_enforce(p, &p->pending[i]) != 0)
@@ -480,4 +554,141 @@ fail:
 	p->npending = 0;
 	clear_batch(p);
 	return -1;
+}
+
+/* ---- the fleet ----------------------------------------------------------- */
+
+/* verdict_of - a stored ban as a verdict for the backends (strings borrowed) */
+static void
+verdict_of(const struct stored_ban *b, struct verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->jail = b->jail;
+	v->kind = strcmp(b->target_kind, "ip") == 0 ? TARGET_IP : TARGET_ACCOUNT;
+	snprintf(v->target, sizeof(v->target), "%s", b->target);
+	v->level = b->level;
+	v->actions = b->actions;
+	v->reply = b->reply;
+	v->started_at = b->started_at;
+	v->expires_at = b->expires_at;
+	snprintf(v->reason, sizeof(v->reason), "%s", b->reason);
+}
+
+static int
+reenforce_cb(void *arg, const struct stored_ban *b)
+{
+	struct pipeline *p = arg;
+	struct verdict v;
+
+	verdict_of(b, &v);
+	if (pipeline_enforce(p, &v) != 0)
+		p->enforce_failed = true;
+	return 0;
+}
+
+/* fleet_lift - a ban lifted (by an operator, on any node): out of the
+ * jails, the kernel set and the maps; a ban of the target by another jail
+ * that is still in force goes back in */
+static int
+fleet_lift(struct pipeline *p, const struct stored_ban *b, int64_t now)
+{
+	struct ban_filter f = { NULL, b->target, true, now };
+	enum target_kind kind = strcmp(b->target_kind, "ip") == 0 ? TARGET_IP : TARGET_ACCOUNT;
+
+	(void)lost_take(p, b->jail, b->target);
+	/* Not in force here (never seen, or ended): its history still counts. */
+	if (jail_lift(p->jails, b->jail, b->target, b->lifted_at) == 0 &&
+	    jail_restore_ban(p->jails, b->jail, b->target, b->level, b->started_at,
+	    b->expires_at, b->lifted_at) != 0)
+		return -1;
+	for (size_t i = 0; i < p->nbackends; i++) {
+		if (!(b->actions & p->backend[i]->action))
+			continue;
+		if (p->backend[i]->unban(p->backend_state[i], b->target, kind) != 0)
+			p->enforce_failed = true;
+	}
+	if (p->verbose_verdicts)
+		log_info("fleet: %s %s lifted (jail %s, node %s)", target_kind_name(kind),
+		    b->target, b->jail, b->node ? b->node : "-");
+	return store_each_ban(p->store, &f, reenforce_cb, p);
+}
+
+/* fleet_ban_cb - a ban of another node (or an operator's): counted in the
+ * jails, enforced here */
+static int
+fleet_ban_cb(void *arg, const struct stored_ban *b)
+{
+	struct pipeline *p = arg;
+	int64_t now = (int64_t)time(NULL);
+	struct verdict v;
+
+	p->st.fleet_bans++;
+	if (b->lifted_at != 0)
+		return fleet_lift(p, b, now);
+	/* This node decided it too and its jails have it (lost_add). */
+	if (!lost_take(p, b->jail, b->target) &&
+	    jail_restore_ban(p->jails, b->jail, b->target, b->level, b->started_at,
+	    b->expires_at, 0) != 0)
+		return -1;
+	if (b->expires_at <= now)
+		return 0;   /* over already: history only */
+	verdict_of(b, &v);
+	if (p->verbose_verdicts) {
+		char dur[24];
+		cfg_format_duration(v.expires_at - v.started_at, dur, sizeof(dur));
+		log_info("fleet: %s %s %s jail=%s level=%d for %s (node %s): %s",
+		    (v.actions & ACTION_HOLD) ? "hold" : "ban", target_kind_name(v.kind),
+		    v.target, v.jail, v.level, dur, b->node ? b->node : "-", v.reason);
+	}
+	if (pipeline_enforce(p, &v) != 0)
+		p->enforce_failed = true;
+	return 0;
+}
+
+/* fleet_event_cb - another node's event, counted as this node's lines are */
+static int
+fleet_event_cb(void *arg, const struct event *ev)
+{
+	struct pipeline *p = arg;
+	struct verdict v[JAIL_VERDICTS_MAX];
+	int64_t now = p->log_clock ? ev->time : (int64_t)time(NULL);
+	int n;
+
+	/* The poll's events count as seen when this batch commits. */
+	if (!p->in_tx) {
+		if (store_begin(p->store) != 0)
+			return -1;
+		p->in_tx = true;
+	}
+	p->st.fleet_events++;
+	if ((n = jail_record_event(p->jails, ev, now, v, JAIL_VERDICTS_MAX)) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (pending_push(p, &v[i]) != 0)
+			return -1;
+	return 0;
+}
+
+int
+pipeline_fleet_sync(struct pipeline *p)
+{
+	int rc;
+
+	if (p->store == NULL || p->failed)
+		return p->failed ? -1 : 0;
+	if (p->in_tx)
+		return 0;   /* between batches only */
+	rc = store_fleet_poll(p->store, fleet_ban_cb, fleet_event_cb, p);
+	for (size_t b = 0; b < p->nbackends; b++)
+		if (p->backend[b]->sync(p->backend_state[b]) != 0)
+			p->enforce_failed = true;
+	if (rc != 0) {
+		/* Bans the poll handed over after the failure are seen: the
+		 * rebuild after the refused batch has them in the jails, and
+		 * re-applying every active ban puts them in the kernel. */
+		p->enforce_failed = true;
+		p->failed = true;
+		return -1;
+	}
+	return 0;
 }

@@ -44,6 +44,8 @@ struct pipeline_stats {
 	uint64_t bad_fields;       /* a rule matched but a capture was invalid */
 	uint64_t events;
 	uint64_t verdicts;
+	uint64_t fleet_bans;       /* bans and lifts of other nodes applied */
+	uint64_t fleet_events;     /* events of other nodes counted */
 	uint64_t *rule_hits;       /* per rule index */
 	size_t nrules;
 	uint64_t *jail_verdicts;   /* per jail index */
@@ -71,6 +73,13 @@ struct pipeline {
 	} *saved;
 	size_t nsaved;
 	uint64_t commits;          /* batches committed since pipeline_init */
+	/* Fleet: verdicts of this node another node's row won over (jail
+	 * owned by the jailset): when that row comes, the jails have it. */
+	struct pipeline_lost {
+		const char *jail;
+		char target[MJ_TARGET_MAX];
+	} *lost;
+	size_t nlost, caplost;
 	int64_t last_time;         /* newest event time seen */
 	struct pipeline_stats st;
 	/* Operator signals (pipeline_set_signals); both may be NULL. */
@@ -142,5 +151,20 @@ int pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal
 
 /* Hand a verdict made outside the log (operator ban) to the backends. */
 int pipeline_enforce(struct pipeline *p, const struct verdict *v);
+
+/*
+ * Fleet: what the other nodes committed since the last sync
+ * (store_fleet_poll).  Their bans are counted in the jails (levels,
+ * recidive, no counting while in force) and enforced here at once, like
+ * the start-up restore does; their lifts are lifted in the jails and
+ * removed from the kernel set and the maps.  Their events are counted in
+ * the jails like this node's own lines, and a verdict they cause goes into
+ * a batch opened for them, written and enforced at its commit like one a
+ * line caused (the store writes one row per offence: if another node wrote
+ * it first, this node's copy is dropped and the other's comes with a later
+ * sync).  Call between batches.  Returns 0, or -1 after a DB error (then
+ * p->failed is set: the next commit rolls back and fails, as for a line).
+ */
+int pipeline_fleet_sync(struct pipeline *p);
 
 #endif

@@ -139,6 +139,30 @@ rules_has_event(const struct ruleset *rs, const char *event)
 	return false;
 }
 
+int
+rules_keep_only(struct ruleset *rs, const char *name)
+{
+	size_t keep = rs->n;
+
+	for (size_t i = 0; i < rs->n && keep == rs->n; i++)
+		if (strcmp(rs->rules[i].name, name) == 0)
+			keep = i;
+	if (keep == rs->n)
+		return -1;
+	for (size_t i = 0; i < rs->n; i++)
+		if (i != keep)
+			rule_free(&rs->rules[i]);
+	rs->rules[0] = rs->rules[keep];
+	rs->n = 1;
+	/* the tag cache lists rule indexes that no longer exist */
+	for (size_t i = 0; i < TAG_CACHE_SIZE; i++) {
+		free(rs->cache[i].applies);
+		memset(&rs->cache[i], 0, sizeof(rs->cache[i]));
+	}
+	rs->cache_used = 0;
+	return 0;
+}
+
 uint64_t
 rules_limit_hits(const struct ruleset *rs)
 {

@@ -46,6 +46,10 @@ size_t rules_count(const struct ruleset *rs);
 const char *rules_name(const struct ruleset *rs, size_t i);
 const char *rules_event(const struct ruleset *rs, size_t i);
 bool rules_has_event(const struct ruleset *rs, const char *event);
+/* Drop every rule but the one named (test-rules --rule): the line is then
+ * tried against that rule alone, not first-match-wins among all.  Returns 0,
+ * or -1 if there is no such rule (the set is unchanged). */
+int rules_keep_only(struct ruleset *rs, const char *name);
 /* Matches abandoned at the PCRE2 match or depth limit (a pathological
  * pattern): counted as no match. */
 uint64_t rules_limit_hits(const struct ruleset *rs);

@@ -1,6 +1,7 @@
 /*
- * schema - schemas/NNN-NAME.sql compiled into the binary (generated schema.c).
- * Step i brings the DB to user_version = version.
+ * schema - schemas/NNN-NAME.sql compiled into the binary (generated schema.c):
+ * step i brings a SQLite DB to user_version = version.  schemas/pg/ likewise
+ * for PostgreSQL (generated pg_schema.c; the version is in schema_version).
  */
 #ifndef MAILJAIL_SCHEMA_H
 #define MAILJAIL_SCHEMA_H
@@ -13,5 +14,7 @@ struct schema_step {
 
 extern const struct schema_step schema_steps[];
 extern const unsigned schema_nsteps;
+extern const struct schema_step pg_schema_steps[];
+extern const unsigned pg_schema_nsteps;
 
 #endif

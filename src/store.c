@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 static const struct store_backend *const backends[] = {
+	&store_backend_pgsql,
 	&store_backend_sqlite,
 };
 
@@ -95,6 +96,24 @@ store_path(const struct store *st)
 	return st->ops->path(st->be);
 }
 
+const char *
+store_file(const struct store *st)
+{
+	return st->ops->file(st->be);
+}
+
+bool
+store_created(const struct store *st)
+{
+	return st->ops->created(st->be);
+}
+
+uint64_t
+store_round_trips(const struct store *st)
+{
+	return st->ops->round_trips ? st->ops->round_trips(st->be) : 0;
+}
+
 int
 store_begin(struct store *st)
 {
@@ -129,6 +148,18 @@ int
 store_add_ban(struct store *st, const struct verdict *v, int64_t *id)
 {
 	return st->ops->add_ban(st->be, v, id);
+}
+
+int
+store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome,
+    int64_t *id)
+{
+	if (st->ops->add_bans != NULL)
+		return st->ops->add_bans(st->be, v, n, outcome, id);
+	for (size_t i = 0; i < n; i++)
+		if ((outcome[i] = st->ops->add_ban(st->be, &v[i], id ? &id[i] : NULL)) < 0)
+			return -1;
+	return 0;
 }
 
 int
@@ -221,6 +252,59 @@ store_purge_events(struct store *st, int64_t before)
 {
 	return st->ops->purge_events(st->be, before);
 }
+
+int
+store_each_event_about(struct store *st, const struct event_about *about,
+    store_event_cb cb, void *arg)
+{
+	return st->ops->each_event_about(st->be, about, cb, arg);
+}
+
+/* The fleet.  A backend that is one node leaves these unset. */
+
+int
+store_set_node(struct store *st, const char *node)
+{
+	return st->ops->set_node ? st->ops->set_node(st->be, node) : 0;
+}
+
+int
+store_claim_node(struct store *st, char *err, size_t errlen)
+{
+	return st->ops->claim_node ? st->ops->claim_node(st->be, err, errlen) : 0;
+}
+
+bool
+store_fleet(const struct store *st)
+{
+	return st->ops->fleet_poll != NULL;
+}
+
+int
+store_fd(const struct store *st)
+{
+	return st->ops->fd ? st->ops->fd(st->be) : -1;
+}
+
+int
+store_fleet_wake(struct store *st)
+{
+	return st->ops->fleet_wake ? st->ops->fleet_wake(st->be) : 0;
+}
+
+int
+store_fleet_poll(struct store *st, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
+{
+	return st->ops->fleet_poll ? st->ops->fleet_poll(st->be, ban_cb, event_cb, arg) : 0;
+}
+
+int
+store_each_node(struct store *st, store_node_cb cb, void *arg)
+{
+	return st->ops->each_node ? st->ops->each_node(st->be, cb, arg) : 0;
+}
+
+/* Operator signals. */
 
 int
 store_queue_notification(struct store *st, const struct stored_notification *n,

@@ -3,14 +3,22 @@
  * positions and journal cursors, one transaction per batch, and the
  * history views.  The one interface the jails, pipeline, daemon and
  * commands use; which backend runs is chosen by the `db` value at
- * store_open() (store.c, store_backend.h): a path is a SQLite file
- * (store_sqlite.c: schemas/NNN-NAME.sql applied in order by PRAGMA
- * user_version, compiled into the binary, WAL mode).
+ * store_open() (store.c, store_backend.h):
+ *
+ *   a path                 SQLite, one file, one node (store_sqlite.c:
+ *                          schemas/NNN-NAME.sql by PRAGMA user_version, WAL)
+ *   postgresql://... or    PostgreSQL through libpq, shared by a fleet of
+ *   postgres://...         nodes (store_pgsql.c: schemas/pg/, schema_version)
  *
  * Everything a batch of lines causes (event rows and per-minute event
  * counts, bans, the log positions or journal cursors after those lines)
  * is written between store_begin() and store_commit(), so a crash loses or
  * repeats nothing.  All SQL uses bound parameters.
+ *
+ * Fleet: with PostgreSQL every row names the node that wrote it (its
+ * `[mailjail] node`), positions and cursors are per node, and
+ * store_fleet_poll() hands a node what the others committed since it last
+ * looked.  A SQLite file is one node: its fleet functions do nothing.
  *
  * Memory: struct store owns the connection and its statements.  Strings
  * passed to callbacks are valid during the call only.
@@ -27,8 +35,9 @@
 
 struct store;
 
-/* Open db (a SQLite path), creating it if create is true, and migrate.
- * On failure returns -1 and a one-line reason in err. */
+/* Open db (a SQLite path or a PostgreSQL URI), creating the file or the
+ * tables if create is true, and migrate.  On failure returns -1 and a
+ * one-line reason in err (a URI's password never appears in it). */
 int store_open(const char *db, bool create, struct store **out, char *err,
     size_t errlen);
 void store_close(struct store *st);
@@ -48,8 +57,28 @@ void store_clear_error(struct store *st);
 /* While *flag (set by a signal handler; may be NULL) is non-zero, waiting
  * for a lock gives up at once: the statement fails with SQLITE_BUSY. */
 void store_set_stop_flag(struct store *st, const volatile sig_atomic_t *flag);
-/* The file opened (owned by the store, valid until store_close). */
+/* What was opened, fit to print: the file, or the URI with its password
+ * hidden (owned by the store, valid until store_close). */
 const char *store_path(const struct store *st);
+/* The file the store writes (to hand to the run user), or NULL (a server). */
+const char *store_file(const struct store *st);
+/* Did store_open create the record (a new file, tables in an empty DB)? */
+bool store_created(const struct store *st);
+/* Round trips to a database server since store_open (0 for SQLite). */
+uint64_t store_round_trips(const struct store *st);
+
+/*
+ * Nodes.  store_set_node names the node this store writes as (once, right
+ * after store_open): its rows carry the name, and positions and cursors
+ * are this node's.  store_claim_node (run) makes this process the node:
+ * refused, -1 with the reason in err and not transient, while another
+ * process holds the name; kept across reconnections.  store_fleet: do the
+ * rows carry nodes (PostgreSQL) or is the store one node (SQLite: the
+ * three do nothing)?
+ */
+int store_set_node(struct store *st, const char *node);
+int store_claim_node(struct store *st, char *err, size_t errlen);
+bool store_fleet(const struct store *st);
 
 int store_begin(struct store *st);
 int store_commit(struct store *st);
@@ -67,8 +96,16 @@ int store_rollback(struct store *st);
  */
 int store_add_event(struct store *st, const struct event *ev);
 int store_count_event(struct store *st, const struct event *ev);
-/* Records a ban; *id (may be NULL) gets its row id. */
+/* Records a ban; *id (may be NULL) gets its row id.  Returns 0, -1 on error,
+ * or 1 if no row was written because a ban of the same jail and target is
+ * already in force: another node made it at the same moment (one offence,
+ * one row), and it reaches this node through store_fleet_poll. */
 int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);
+/* The verdicts of a batch, v[0..n), at once (one round trip to a server);
+ * outcome[i] is what store_add_ban would return, 0 or 1, and id[i] (id may
+ * be NULL) the row's id when written.  Returns 0 or -1. */
+int store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome,
+    int64_t *id);
 /* Lift the active bans of target (jail NULL: any jail) at time now.
  * Returns how many rows were lifted, or -1. */
 int store_lift_bans(struct store *st, const char *jail, const char *target, int64_t now);
@@ -81,13 +118,15 @@ int store_save_position(struct store *st, const struct log_position *pos);
  * caller frees), 0 none, -1 error. */
 int store_get_cursor(struct store *st, const char *source, char **out);
 int store_save_cursor(struct store *st, const char *source, const char *cursor);
-typedef int (*store_cursor_cb)(void *arg, const char *source, const char *cursor,
-    int64_t updated_at);
-/* Every saved journal cursor, by source. */
+/* node: whose cursor (NULL: the store is one node). */
+typedef int (*store_cursor_cb)(void *arg, const char *node, const char *source,
+    const char *cursor, int64_t updated_at);
+/* Every saved journal cursor, of every node, by node and source. */
 int store_each_cursor(struct store *st, store_cursor_cb cb, void *arg);
 
 struct stored_ban {
 	int64_t id;
+	const char *node;          /* who decided it (NULL: the store is one node) */
 	const char *jail, *target, *target_kind, *reason, *reply;
 	int level;
 	unsigned actions;
@@ -99,9 +138,13 @@ typedef int (*store_event_cb)(void *arg, const struct event *ev);
 /* Events with time >= since, in the order they were added: the order the
  * jails counted them when they were live, so a restart rebuilds the same
  * state (one pass over the table, no index, no sort).  Returns 0, or the
- * first non-zero callback result, or -1 on a DB error. */
+ * first non-zero callback result, or -1 on a DB error.
+ * Fleet: this node's events and the other nodes' that store_fleet_poll
+ * has handed over (at the first call, all), so that what a refused batch
+ * had polled comes again from store_fleet_poll, not from here. */
 int store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg);
-/* Bans started at or after since, oldest first. */
+/* Bans started at or after since, oldest first.  Fleet: as they are now;
+ * store_fleet_poll then hands over the changes made after this read. */
 int store_each_ban_since(struct store *st, int64_t since, store_ban_cb cb, void *arg);
 /* Bans in force at now (not lifted, expires_at > now), oldest first. */
 int store_each_active_ban(struct store *st, int64_t now, store_ban_cb cb, void *arg);
@@ -120,15 +163,35 @@ int store_each_ban(struct store *st, const struct ban_filter *f, store_ban_cb cb
 typedef int (*store_count_cb)(void *arg, const char *name, int64_t count);
 int store_event_counts_since(struct store *st, int64_t since, store_count_cb cb, void *arg);
 
-/* Every saved log position, with the time it was saved. */
-typedef int (*store_position_cb)(void *arg, const struct log_position *pos,
-    int64_t updated_at);
+/* Every saved log position, of every node, with the time it was saved
+ * (node NULL: the store is one node). */
+typedef int (*store_position_cb)(void *arg, const char *node,
+    const struct log_position *pos, int64_t updated_at);
 int store_each_position(struct store *st, store_position_cb cb, void *arg);
 
 /* Queue ids of the submissions of account (most recent first, at most max);
  * returns how many were written to qids[], or -1. */
 int store_account_qids(struct store *st, const char *account,
     char (*qids)[MJ_QID_MAX], size_t max);
+
+/* ---- explain (issue 15): self-contained, for the lead to port to each
+ * backend.  The events kept about a target, for "mailjail explain": rows of
+ * events with time >= since whose ip is about->ip, or whose account or
+ * sender is about->account, or whose account or sender ends in
+ * "@" about->domain (any case); all three NULL: every row with an ip (a
+ * prefix target: the caller filters).  Coarse on purpose: the caller asks
+ * the jail which events it counts (jail_counts_for).  A submission comes
+ * with the sender and nrcpt of its queued line (joined by queue id) when
+ * that was kept.  Oldest first (the order they were added).  Returns 0,
+ * the first non-zero cb result, or -1 on a DB error. */
+struct event_about {
+	const char *ip;
+	const char *account;
+	const char *domain;
+	int64_t since;
+};
+int store_each_event_about(struct store *st, const struct event_about *about,
+    store_event_cb cb, void *arg);
 
 /* Newest time recorded: max of event row times and ban starts (0 if none);
  * events only counted are not rows, so this may be a little early: a
@@ -138,6 +201,36 @@ int store_newest_time(struct store *st, int64_t *out);
 /* Delete events older than before, and the counts of the minutes before
  * its minute; bans are kept (the history is the point). */
 int store_purge_events(struct store *st, int64_t before);
+
+/*
+ * Fleet sync (PostgreSQL; for SQLite, no fd, never news, nothing to poll).
+ *
+ * store_fd is the descriptor to wait on for news from other nodes (-1:
+ * none).  store_fleet_wake reads it: 1 if another node committed events or
+ * bans since (or the connection needs attention: then poll, and see the
+ * error), 0 if not.  store_fleet_poll, outside a transaction, hands over
+ * what others committed since the last poll, each row once: first the bans
+ * written or lifted (by other nodes, or by operator commands anywhere;
+ * lifted_at set for a lift), then the other nodes' events, in the order
+ * they were added.  The bans count as seen at once; the events when the
+ * next store_commit succeeds (a store_rollback hands them over again).
+ * Also says, now and then, that this node is alive (store_each_node).
+ */
+int store_fd(const struct store *st);
+int store_fleet_wake(struct store *st);
+int store_fleet_poll(struct store *st, store_ban_cb ban_cb, store_event_cb event_cb,
+    void *arg);
+
+/* The nodes that ran here: running means its "mailjail run" holds the name
+ * now.  SQLite: none. */
+struct store_node {
+	const char *name, *host;
+	long pid;
+	int64_t started_at, last_seen;
+	bool running;
+};
+typedef int (*store_node_cb)(void *arg, const struct store_node *n);
+int store_each_node(struct store *st, store_node_cb cb, void *arg);
 
 /*
  * ---- Operator signals (issue 12; schemas/004-signals.sql) -------------
@@ -173,7 +266,8 @@ typedef int (*store_notification_cb)(void *arg, const struct stored_notification
 int store_queue_notification(struct store *st, const struct stored_notification *n,
     int64_t *id);
 /* The notifications neither delivered nor given up, oldest first, at most
- * max of them.  Returns 0, the first non-zero callback result, or -1. */
+ * max of them (a fleet: this node's; each node sends what it queued).
+ * Returns 0, the first non-zero callback result, or -1. */
 int store_each_open_notification(struct store *st, size_t max,
     store_notification_cb cb, void *arg);
 /* How many there are (for the pending gauge). */

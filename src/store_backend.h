@@ -7,7 +7,9 @@
  * model): store.c picks one at store_open() and forwards every store.h call
  * to it.  Each operation is the store.h function of the same name, with the
  * backend's own state (be) in place of the struct store; the contracts are
- * the ones store.h states.  Every operation must be set.
+ * the ones store.h states.  Every operation must be set, except those
+ * marked "may be NULL": a backend that is one node (SQLite) leaves the
+ * fleet ones unset and store.c answers for it (no node, no news).
  *
  * Memory: open() allocates the backend's state; close() frees it.  struct
  * store (store.c) owns only the pointer.
@@ -31,6 +33,9 @@ struct store_backend {
 	void (*clear_error)(void *be);
 	void (*set_stop_flag)(void *be, const volatile sig_atomic_t *flag);
 	const char *(*path)(const void *be);
+	const char *(*file)(const void *be);
+	bool (*created)(const void *be);
+	uint64_t (*round_trips)(const void *be);               /* may be NULL */
 
 	int (*begin)(void *be);
 	int (*commit)(void *be);
@@ -39,6 +44,9 @@ struct store_backend {
 	int (*add_event)(void *be, const struct event *ev);
 	int (*count_event)(void *be, const struct event *ev);
 	int (*add_ban)(void *be, const struct verdict *v, int64_t *id);
+	/* may be NULL: add_ban for each */
+	int (*add_bans)(void *be, const struct verdict *v, size_t n, int *outcome,
+	    int64_t *id);
 	int (*lift_bans)(void *be, const char *jail, const char *target, int64_t now);
 
 	int (*get_position)(void *be, const char *path, struct log_position *out);
@@ -57,12 +65,17 @@ struct store_backend {
 	    size_t max);
 	int (*newest_time)(void *be, int64_t *out);
 	int (*purge_events)(void *be, int64_t before);
+	int (*each_event_about)(void *be, const struct event_about *about,
+	    store_event_cb cb, void *arg);
 
 	/*
-	 * Operator signals (notify.h, metrics.h; SQLite: schemas/004-signals.sql).
-	 * The outbox is a table of notifications; a row is open until every
-	 * channel it was queued for is delivered (sent_at set) or it is given
-	 * up (gave_up_at set).  Strings given are the caller's, valid during
+	 * Operator signals (notify.h, metrics.h; SQLite: schemas/004-signals.sql,
+	 * PostgreSQL: schemas/pg/002-signals.sql).  The outbox is a table of
+	 * notifications; a row is open until every channel it was queued for
+	 * is delivered (sent_at set) or it is given up (gave_up_at set).  In a
+	 * fleet each node delivers the rows it queued (node = its own name:
+	 * the node whose verdict or command it tells of), so none is sent
+	 * twice by two nodes.  Strings given are the caller's, valid during
 	 * the call; strings passed to callbacks are valid during the callback.
 	 */
 	/* Insert n, inside the open transaction when there is one (the
@@ -72,11 +85,12 @@ struct store_backend {
 	 * *id (may be NULL) gets the new row's id. */
 	int (*queue_notification)(void *be, const struct stored_notification *n,
 	    int64_t *id);
-	/* The open rows, by id ascending, at most max; every field set.  Stops
-	 * at and returns the first non-zero callback result; -1 on error. */
+	/* The open rows (a fleet: this node's), by id ascending, at most max;
+	 * every field set.  Stops at and returns the first non-zero callback
+	 * result; -1 on error. */
 	int (*each_open_notification)(void *be, size_t max, store_notification_cb cb,
 	    void *arg);
-	/* How many rows are open. */
+	/* How many rows are open (a fleet: this node's). */
 	int (*count_open_notifications)(void *be, int64_t *out);
 	/* done |= channel on row id; if then (done & all) == all, sent_at = now
 	 * (it is no longer open).  No transaction needed: one statement. */
@@ -94,12 +108,15 @@ struct store_backend {
 	 * events' nrcpt).  *out: the totals, the number of distinct ips, the
 	 * busiest STORE_EVIDENCE_TOP ips (most first, then by ip), recipients
 	 * -1 if no queued event was found for any.  Events added in the open
-	 * transaction and not yet written count too. */
+	 * transaction and not yet written count too.  A fleet: the events of
+	 * every node (the jails count them all), a queued line joined on its
+	 * node and qid (queue ids are unique per host only). */
 	int (*submission_evidence)(void *be, const char *key, const char *target,
 	    int64_t since, int64_t until, struct store_evidence *out);
 	/* Per (jail, target_kind), by jail then kind: the bans not lifted with
 	 * expires_at > now (the active_bans view's rows, with the caller's
-	 * clock).  Callback as each_open_notification. */
+	 * clock; a fleet: every node's, as every node enforces them).
+	 * Callback as each_open_notification. */
 	int (*count_active)(void *be, int64_t now, store_active_cb cb, void *arg);
 	/* The saved counters of node (name, labels: the exposition's label text,
 	 * value), by name then labels.  Callback as each_open_notification. */
@@ -108,6 +125,14 @@ struct store_backend {
 	 * called between begin and commit, once per counter. */
 	int (*save_counter)(void *be, const char *node, const char *name,
 	    const char *labels, double value);
+
+	/* The fleet: may be NULL (one node). */
+	int (*set_node)(void *be, const char *node);
+	int (*claim_node)(void *be, char *err, size_t errlen);
+	int (*fd)(const void *be);
+	int (*fleet_wake)(void *be);
+	int (*fleet_poll)(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg);
+	int (*each_node)(void *be, store_node_cb cb, void *arg);
 };
 
 /* The front's handle: which backend, and its state. */
@@ -117,5 +142,6 @@ struct store {
 };
 
 extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_pgsql;
 
 #endif

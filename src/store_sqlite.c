@@ -151,6 +151,7 @@ struct sqlite_store {
 	const volatile sig_atomic_t *stop;   /* set: the busy wait gives up */
 	dev_t dev;                 /* the file opened, for store_check_file */
 	ino_t ino;
+	bool created;              /* store_open made the file */
 	/* Operator signals (near the end of this file): prepared on first use. */
 	sqlite3_stmt *sig[STORE_SIG_STMTS];
 };
@@ -170,6 +171,14 @@ sq_path(const void *be)
 	const struct sqlite_store *st = be;
 
 	return st->path;
+}
+
+static bool
+sq_created(const void *be)
+{
+	const struct sqlite_store *st = be;
+
+	return st->created;
 }
 
 static const char *
@@ -402,15 +411,29 @@ sq_open(const char *path, bool create, void **out, char *err, size_t errlen)
 {
 	struct sqlite_store *st = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	const char *slash = strrchr(path, '/');
+	bool created;
 
 	*out = NULL;
 	if (!create && access(path, F_OK) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Name the missing directory rather than let SQLite say "unable to open". */
+	if (slash != NULL && slash != path) {
+		char dir[4096];
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		if (stat(dir, &sb) != 0) {
+			snprintf(err, errlen, "%s: directory %s: %s", path, dir, strerror(errno));
+			return -1;
+		}
+	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	tune_library();
+	created = create && access(path, F_OK) != 0;
 	if ((st = calloc(1, sizeof(*st))) == NULL || (st->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		free(st);
@@ -444,6 +467,7 @@ sq_open(const char *path, bool create, void **out, char *err, size_t errlen)
 		st->dev = sb.st_dev;
 		st->ino = sb.st_ino;
 	}
+	st->created = created;
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &st->stmt[i], NULL) != SQLITE_OK) {
@@ -1005,7 +1029,7 @@ sq_each_cursor(void *be, store_cursor_cb cb, void *arg)
 
 		if (src == NULL || cur == NULL)
 			continue;
-		if ((ret = cb(arg, (const char *)src, (const char *)cur,
+		if ((ret = cb(arg, NULL, (const char *)src, (const char *)cur,
 		    sqlite3_column_int64(s, 2))) != 0)
 			goto out;
 	}
@@ -1087,6 +1111,7 @@ each_ban_rows(struct sqlite_store *st, sqlite3_stmt *s, store_ban_cb cb, void *a
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		b.id = sqlite3_column_int64(s, 0);
+		b.node = NULL;
 		b.jail = (const char *)sqlite3_column_text(s, 1);
 		b.target = (const char *)sqlite3_column_text(s, 2);
 		b.target_kind = (const char *)sqlite3_column_text(s, 3);
@@ -1183,7 +1208,7 @@ sq_each_position(void *be, store_position_cb cb, void *arg)
 		pos.inode = (uint64_t)sqlite3_column_int64(s, 1);
 		pos.offset = (uint64_t)sqlite3_column_int64(s, 2);
 		pos.first_hash = (uint64_t)sqlite3_column_int64(s, 3);
-		if ((ret = cb(arg, &pos, sqlite3_column_int64(s, 4))) != 0)
+		if ((ret = cb(arg, NULL, &pos, sqlite3_column_int64(s, 4))) != 0)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1278,6 +1303,76 @@ out:
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return n;
+}
+
+/*
+ * sq_each_event_about - store_each_event_about (explain): its own statement,
+ * prepared per call (an operator command, not the hot path).
+ *
+ * The queued lines are grouped by queue id first (a qid's first queued
+ * row: qmgr logs again when a deferred message is retried) and joined to
+ * the submissions; SQLite indexes that set on the fly.  No index on events
+ * is needed: one pass over the rows kept.
+ */
+static const char explain_events_sql[] =
+    "WITH q AS (SELECT qid, sender, nrcpt, min(id) AS first FROM events"
+    "  WHERE event = 'queued' AND qid IS NOT NULL AND time >= ?4 GROUP BY qid)"
+    " SELECT e.time, e.rule, e.event, e.ip, e.account,"
+    "  coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt)"
+    " FROM events e LEFT JOIN q ON e.event = 'submission' AND q.qid = e.qid"
+    " WHERE e.time >= ?4 AND ("
+    "  (?1 IS NOT NULL AND e.ip = ?1)"
+    "  OR (?2 IS NOT NULL AND (e.account = ?2 OR coalesce(e.sender, q.sender) = ?2))"
+    "  OR (?3 IS NOT NULL AND (lower(substr(e.account, -length(?3) - 1)) = '@' || lower(?3)"
+    "   OR lower(substr(coalesce(e.sender, q.sender), -length(?3) - 1)) = '@' || lower(?3)))"
+    "  OR (?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL AND e.ip IS NOT NULL))"
+    " ORDER BY e.id";
+
+static int
+sq_each_event_about(void *be, const struct event_about *about,
+    store_event_cb cb, void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = NULL;
+	struct event ev;
+	char rule[256], type[64];
+	int rc, ret = 0;
+
+	if (flush_pending(st) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, explain_events_sql, -1, &s, NULL) != SQLITE_OK ||
+	    bind_text_or_null(s, 1, about->ip) != SQLITE_OK ||
+	    bind_text_or_null(s, 2, about->account) != SQLITE_OK ||
+	    bind_text_or_null(s, 3, about->domain) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, about->since) != SQLITE_OK) {
+		note_error(st);
+		ret = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.time = sqlite3_column_int64(s, 0);
+		if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
+		    copy_col(s, 2, type, sizeof(type)) != 0 ||
+		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
+		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
+		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+			continue;   /* cannot come from rules_match; not ours */
+		ev.rule = rule;
+		ev.type = type;
+		ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
+		    (long)sqlite3_column_int64(s, 7);
+		if ((ret = cb(arg, &ev)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret;
 }
 
 /*
@@ -1651,6 +1746,8 @@ const struct store_backend store_backend_sqlite = {
 	.clear_error = sq_clear_error,
 	.set_stop_flag = sq_set_stop_flag,
 	.path = sq_path,
+	.file = sq_path,
+	.created = sq_created,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
@@ -1672,6 +1769,7 @@ const struct store_backend store_backend_sqlite = {
 	.account_qids = sq_account_qids,
 	.newest_time = sq_newest_time,
 	.purge_events = sq_purge_events,
+	.each_event_about = sq_each_event_about,
 	.queue_notification = sq_queue_notification,
 	.each_open_notification = sq_each_open_notification,
 	.count_open_notifications = sq_count_open_notifications,

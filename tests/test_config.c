@@ -210,3 +210,37 @@ Test(config, log_auto_errors)
 	    "bad field name");
 	expect_error("[mailjail]\nlog_auto_file =\n", 2, "empty path");
 }
+
+/* A fleet: db may be a PostgreSQL URI (kept as given, not made a path);
+ * node names this host (default: the host name). */
+Test(config, db_uri_and_node)
+{
+	char dir[256], path[512], host[256];
+	struct config c;
+	struct diag d;
+
+	cr_assert_eq(config_defaults(&c), 0);
+	cr_assert_eq(gethostname(host, sizeof(host)), 0);
+	cr_assert_str_eq(c.node, host, "the host name by default");
+	config_free(&c);
+
+	tu_mkdtemp(dir, sizeof(dir));
+	tu_write(dir, "mailjail.conf", "[mailjail]\n"
+	    "db = postgresql://mailjail@db.example.net/mailjail?sslmode=verify-full\n"
+	    "node = mx1.example.net\n", path, sizeof(path));
+	diag_init(&d);
+	cr_assert_eq(config_load(path, &c, &d), 0);
+	cr_assert_str_eq(c.db, "postgresql://mailjail@db.example.net/mailjail?sslmode=verify-full");
+	cr_assert_str_eq(c.node, "mx1.example.net");
+	config_free(&c);
+	diag_free(&d);
+
+	tu_write(dir, "mailjail.conf", "[mailjail]\nnode = mx 1\n", path, sizeof(path));
+	diag_init(&d);
+	cr_assert_eq(config_load(path, &c, &d), -1, "a blank in a node name");
+	cr_assert_eq(d.n, 1);
+	cr_assert(strstr(d.msgs[0], "[mailjail] node") != NULL, "%s", d.msgs[0]);
+	config_free(&c);
+	diag_free(&d);
+	tu_rmrf(dir);
+}

@@ -3,7 +3,7 @@
  * or follows a large log, restart it, and compare the final database with an
  * uninterrupted run: the same events, the same bans.  Also rotation (rename
  * + create, and copytruncate) while lines are appended: every line exactly
- * once.
+ * once.  On the store under test (SQLite, or MAILJAIL_TEST_DB=pgsql).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -88,13 +88,13 @@ spawn(const char *const argv[])
 static char *
 digest(const char *db, bool with_times)
 {
-	return tu_sh_output("sqlite3 '%s' \"SELECT (SELECT count(*) FROM events) || "
+	return tu_sql(db, "SELECT (SELECT count(*) FROM events) || "
 	    "' events, ' || coalesce((SELECT group_concat(c, ' ') FROM (SELECT event || '=' || "
-	    "sum(n) AS c FROM event_counts GROUP BY event ORDER BY event)), '') || ' counted, ' || "
+	    "sum(n) AS c FROM event_counts GROUP BY event ORDER BY event) x), '') || ' counted, ' || "
 	    "(SELECT count(DISTINCT time || rule || coalesce(ip,'') || "
 	    "coalesce(account,'') || coalesce(qid,'')) FROM events) || ' distinct; bans: ' "
 	    "|| (SELECT coalesce(group_concat(b, ' '), '') FROM (SELECT jail || '/' || target "
-	    "|| '/' || level %s AS b FROM bans ORDER BY jail, target, level))\"", db,
+	    "|| '/' || level %s AS b FROM bans ORDER BY jail, target, level) y)",
 	    with_times ? "|| '/' || started_at || '/' || expires_at" : "");
 }
 
@@ -105,8 +105,8 @@ Test(crash, replay_killed_at_random_points_matches_one_run)
 	bool done = false;
 
 	big_log(60);
-	snprintf(ref, sizeof(ref), "%s/ref.db", dir);
-	snprintf(db, sizeof(db), "%s/killed.db", dir);
+	tu_db(dir, "ref.db", ref, sizeof(ref));
+	tu_db(dir, "killed.db", db, sizeof(db));
 	write_config("ref.conf", ref, cfg_ref, sizeof(cfg_ref));
 	write_config("killed.conf", db, cfg, sizeof(cfg));
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' '%s'", bin, cfg_ref, logf), 0);
@@ -154,8 +154,7 @@ wait_caught_up(const char *db)
 	cr_assert_eq(stat(logf, &st), 0);
 	snprintf(want, sizeof(want), "%lld\n", (long long)st.st_size);
 	for (int i = 0; i < 600; i++) {
-		char *out = tu_sh_output("sqlite3 '%s' 'SELECT offset FROM log_position' "
-		    "2>/dev/null", db);
+		char *out = tu_sql(db, "SELECT \"offset\" FROM log_position");
 		bool ok = strcmp(out, want) == 0;
 		free(out);
 		if (ok)
@@ -174,8 +173,8 @@ Test(crash, run_killed_at_random_points_matches_one_run)
 	int kills = 0;
 
 	big_log(60);
-	snprintf(ref, sizeof(ref), "%s/ref.db", dir);
-	snprintf(db, sizeof(db), "%s/killed.db", dir);
+	tu_db(dir, "ref.db", ref, sizeof(ref));
+	tu_db(dir, "killed.db", db, sizeof(db));
 	write_config("ref.conf", ref, cfg_ref, sizeof(cfg_ref));
 	write_config("killed.conf", db, cfg, sizeof(cfg));
 	argv_ref[4] = cfg_ref;
@@ -230,7 +229,7 @@ wait_events(const char *db, int n)
 
 	snprintf(want, sizeof(want), "%d\n", n);
 	for (int i = 0; i < 300; i++) {
-		char *out = tu_sh_output("sqlite3 '%s' 'SELECT count(*) FROM events' 2>/dev/null", db);
+		char *out = tu_sql(db, "SELECT count(*) FROM events");
 		bool ok = strcmp(out, want) == 0;
 		free(out);
 		if (ok)
@@ -248,7 +247,7 @@ rotation_test(bool copytruncate)
 	pid_t pid;
 	int total = 0;
 
-	snprintf(db, sizeof(db), "%s/rot.db", dir);
+	tu_db(dir, "rot.db", db, sizeof(db));
 	write_config("rot.conf", db, cfg, sizeof(cfg));
 	argv[4] = cfg;
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
@@ -281,8 +280,8 @@ rotation_test(bool copytruncate)
 	total += 100;
 	snprintf(want, sizeof(want), "%d\n", total);
 	for (int i = 0; i < 300; i++) {
-		char *out = tu_sh_output("sqlite3 '%s' 'SELECT count(DISTINCT ip) || char(10) || "
-		    "count(*) FROM events' 2>/dev/null", db);
+		char *out = tu_sql(db, "SELECT count(DISTINCT ip) FROM events;"
+		    " SELECT count(*) FROM events");
 		char both[140];
 		snprintf(both, sizeof(both), "%s%s", want, want);
 		if (strcmp(out, both) == 0) {

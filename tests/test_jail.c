@@ -187,6 +187,42 @@ Test(jail, out_of_order_event_keeps_newest_times)
 	jails_free(js);
 }
 
+/* rec_late - an event of time t counted at the clock now (a fleet's other
+ * node's, polled a moment later) */
+static int
+rec_late(struct jailset *js, const char *type, int64_t t, int64_t now, const char *ip,
+    const char *user)
+{
+	struct event e = mkev(type, t, ip, user);
+	int n = jail_record_event(js, &e, now, out, JAIL_VERDICTS_MAX);
+
+	cr_assert_geq(n, 0);
+	return n;
+}
+
+/* 3 failures on this node, then 2 older ones from another node: the late
+ * ones complete the window that ends at this node's last, and the verdict
+ * is made when they come (else neither node would ever see 5). */
+Test(jail, late_events_complete_a_window_ending_at_a_later_one)
+{
+	struct jailset *js = load_text(SASL);
+
+	cr_assert_eq(rec(js, "auth_failure", T0 + 100, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 101, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 102, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 95, T0 + 103, "192.0.2.5", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 96, T0 + 103, "192.0.2.5", NULL), 1);
+	check_verdict(&out[0], "sasl", "192.0.2.5", 1, T0 + 103, T0 + 103 + 3600);
+	cr_assert_str_eq(out[0].reason, "5 auth_failure in 10m (rule test-rule)");
+	/* a late event a whole window before the rest completes nothing */
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5000, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5001, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec(js, "auth_failure", T0 + 5002, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 4400, T0 + 5003, "192.0.2.6", NULL), 0);
+	cr_assert_eq(rec_late(js, "auth_failure", T0 + 4401, T0 + 5003, "192.0.2.6", NULL), 0);
+	jails_free(js);
+}
+
 /* ban - make 5 failures at t..t+4 and return the verdict count of the last */
 static int
 ban5(struct jailset *js, int64_t t, const char *ip)
@@ -288,6 +324,20 @@ Test(jail, quota_window_edge_and_second_limit)
 	/* 6 in the day > 5: the 1d limit fires */
 	cr_assert_eq(rec(js, "submission", t + 10800, NULL, "bob"), 1);
 	cr_assert_str_eq(out[0].reason, "6 messages in 1d over limit 5/1d");
+	jails_free(js);
+}
+
+/* The same for a quota: 3 messages here, a 4th from another node sent
+ * before them, polled after. */
+Test(jail, a_late_message_completes_a_quota_window)
+{
+	struct jailset *js = load_text(QUOTA);
+
+	cr_assert_eq(rec(js, "submission", T0 + 10, NULL, "carol"), 0);
+	cr_assert_eq(rec(js, "submission", T0 + 20, NULL, "carol"), 0);
+	cr_assert_eq(rec(js, "submission", T0 + 30, NULL, "carol"), 0);
+	cr_assert_eq(rec_late(js, "submission", T0 + 5, T0 + 31, NULL, "carol"), 1);
+	cr_assert_str_eq(out[0].reason, "4 messages in 1h over limit 3/1h");
 	jails_free(js);
 }
 
@@ -780,4 +830,96 @@ Test(jail, want_event_is_what_restore_needs)
 	cr_assert_eq(jail_record_event(js, &q, T0 + 1, out, JAIL_VERDICTS_MAX), 0);
 	cr_assert(!jails_want_event(js, &q), "joined once: a retry's line is not needed");
 	jails_free(js);
+}
+
+/* ---- spare_authenticated (issue 15) --------------------------------------- */
+
+static const char *SPARE =
+    "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 5\n"
+    "action = nft\nbantime = 1h\nspare_authenticated = 1d\n";
+
+/* fail_until_ban - failures of ip 10 s apart from t; how many made the ban
+ * (0: none within max) */
+static int
+fail_until_ban(struct jailset *js, int64_t t, const char *ip, int max)
+{
+	for (int i = 1; i <= max; i++)
+		if (rec(js, "auth_failure", t + 10 * i, ip, "boss") > 0)
+			return i;
+	return 0;
+}
+
+Test(jail, spare_authenticated_needs_three_times_the_failures_after_a_login)
+{
+	struct jailset *js = load_text(SPARE);
+
+	/* an office: alice sent mail from its NAT address an hour ago */
+	cr_assert_eq(rec(js, "submission", T0, "198.51.100.10", "alice"), 0);
+	cr_assert_eq(fail_until_ban(js, T0 + 3600, "198.51.100.10", 30), 15, "maxretry x 3");
+	cr_assert(strstr(out[0].reason, "15 auth_failure in 10m") != NULL, "%s", out[0].reason);
+	cr_assert(strstr(out[0].reason, "spared: an account logged in from it within 1d") != NULL,
+	    "%s", out[0].reason);
+	/* the other side: an address that only ever failed is banned at 5 */
+	cr_assert_eq(fail_until_ban(js, T0 + 3600, "203.0.113.66", 30), 5);
+	cr_assert(strstr(out[0].reason, "spared") == NULL, "%s", out[0].reason);
+	jails_free(js);
+}
+
+Test(jail, spare_authenticated_ends_after_its_duration_and_is_off_by_default)
+{
+	struct jailset *js = load_text(SPARE), *plain = load_text(SASL);
+
+	cr_assert_eq(rec(js, "submission", T0, "198.51.100.10", "alice"), 0);
+	/* a day and a minute later the login no longer counts */
+	cr_assert_eq(fail_until_ban(js, T0 + 86400 + 60, "198.51.100.10", 30), 5);
+	jails_free(js);
+	/* without the key, a login spares nothing */
+	cr_assert_eq(rec(plain, "submission", T0, "198.51.100.10", "alice"), 0);
+	cr_assert_eq(fail_until_ban(plain, T0 + 60, "198.51.100.10", 30), 5);
+	jails_free(plain);
+}
+
+Test(jail, spare_factor_and_the_login_survive_a_restart)
+{
+	const char *text = "[sasl]\nevents = auth_failure\nkey = ip\nfindtime = 10m\nmaxretry = 4\n"
+	    "action = nft\nbantime = 1h\nspare_authenticated = 12h\nspare_factor = 2\n";
+	struct jailset *js = load_text(text);
+	struct event login = mkev("submission", T0, "2001:db8::10", "alice");
+
+	/* the login is an event the jails keep for a restart... */
+	cr_assert(jails_want_event(js, &login));
+	jails_free(js);
+	/* ...and a restarted jailset restored from it spares the address */
+	js = load_text(text);
+	cr_assert_eq(jail_restore_event(js, &login), 0);
+	cr_assert_eq(jails_longest_window(js), 12 * 3600, "restore reads back to the logins");
+	cr_assert_eq(fail_until_ban(js, T0 + 600, "2001:db8::10", 30), 8, "maxretry x spare_factor");
+	jails_free(js);
+	/* the login's own address only: another in the same /64 is not spared */
+	js = load_text(text);
+	cr_assert_eq(jail_restore_event(js, &login), 0);
+	cr_assert_eq(fail_until_ban(js, T0 + 600, "2001:db8::11", 30), 4);
+	jails_free(js);
+}
+
+Test(jail, spare_authenticated_config_errors)
+{
+	const char *e;
+
+	e = load_err("[q]\nevents = submission\nkey = account\nlimits = 10/1h\naction = hold\n"
+	    "spare_authenticated = 1d\n", NULL);
+	cr_assert(strstr(e, "t.jail:6: jail q: spare_authenticated is for failure jails") != NULL,
+	    "%s", e);
+	e = load_err("[a]\nevents = auth_failure\nkey = account\nmaxretry = 5\naction = hold\n"
+	    "spare_authenticated = 1d\n", NULL);
+	cr_assert(strstr(e, ":6: jail a: spare_authenticated is for failure jails") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_factor = 3\n", NULL);
+	cr_assert(strstr(e, ":6: jail s: spare_factor needs spare_authenticated") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_authenticated = 1d\nspare_factor = 0\n", NULL);
+	cr_assert(strstr(e, ":7: jail s: bad number for spare_factor") != NULL, "%s", e);
+	e = load_err("[s]\nevents = auth_failure\nkey = ip\nmaxretry = 5\naction = nft\n"
+	    "spare_authenticated = soon\n", NULL);
+	cr_assert(strstr(e, ":6: jail s: bad duration for spare_authenticated") != NULL, "%s", e);
 }

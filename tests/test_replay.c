@@ -1,11 +1,14 @@
 /*
  * test_replay - the real binary on the shipped sample log and config, with
- * real SQLite files read back through the sqlite3 CLI (what an admin sees).
+ * the store under test (real SQLite files, or PostgreSQL with
+ * MAILJAIL_TEST_DB=pgsql) read back through the sqlite3 CLI or psql (what
+ * an admin sees).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -15,7 +18,7 @@ static void
 setup(void)
 {
 	tu_mkdtemp(dir, sizeof(dir));
-	snprintf(db, sizeof(db), "%s/mj.db", dir);
+	tu_db(dir, "mj.db", db, sizeof(db));
 	snprintf(bin, sizeof(bin), "%s/mailjail", tu_builddir());
 	snprintf(conf, sizeof(conf), "%s/conf/mailjail.conf", tu_srcdir());
 	snprintf(sample, sizeof(sample), "%s/tests/data/sample-mail.log", tu_srcdir());
@@ -34,7 +37,7 @@ TestSuite(test_rules, .init = setup, .fini = teardown);
 static char *
 query(const char *sql)
 {
-	return tu_sh_output("sqlite3 '%s' \"%s\"", db, sql);
+	return tu_sql(db, "%s", sql);
 }
 
 Test(replay, sample_bans_the_attackers_and_holds_the_spammer)
@@ -90,14 +93,14 @@ Test(replay, second_replay_counts_nothing_twice)
 
 Test(replay, growing_file_resumes_where_it_stopped)
 {
-	char log[600], db2[600];
+	char log[600], db2[700];
 	char *a, *b;
 	const char *sql = "SELECT (SELECT count(*) FROM events) || ' ' || coalesce((SELECT sum(n)"
 	    " FROM event_counts), 0) || ' ' || (SELECT group_concat(jail || '/' || target || '/' || level || '/' || started_at, ',') "
 	    "FROM (SELECT * FROM bans ORDER BY id))";
 
 	snprintf(log, sizeof(log), "%s/mail.log", dir);
-	snprintf(db2, sizeof(db2), "%s/whole.db", dir);
+	tu_db(dir, "whole.db", db2, sizeof(db2));
 	/* The same log in three pieces, the last piece appended later. */
 	cr_assert_eq(tu_sh("head -n 400 '%s' > '%s'", sample, log), 0);
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf,
@@ -231,5 +234,214 @@ Test(replay, submissions_kept_for_release_without_a_quota_jail)
 	out = query("SELECT count(*) FROM events WHERE event = 'postscreen_pregreet' "
 	    "OR event = 'auth_disconnect'");
 	cr_assert_str_eq(out, "0\n", "kinds nobody needs are only counted");
+	free(out);
+}
+
+/* ---- rotated and compressed logs (issue 15) ---------------------------- */
+
+/* failures - n SASL failures of ip from t on, 20 s apart */
+static void
+failures(FILE *fp, time_t t, const char *ip, int n)
+{
+	char st[32];
+
+	for (int i = 0; i < n; i++) {
+		tu_syslog_stamp(t + 20 * i, st, sizeof(st));
+		fprintf(fp, "%s mx postfix/submission/smtpd[%d]: warning: unknown[%s]: SASL LOGIN "
+		    "authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n", st, 4000 + i, ip);
+	}
+}
+
+/* submissions - n messages of user from ip from t on, a minute apart */
+static void
+submissions(FILE *fp, time_t t, const char *user, const char *ip, int n)
+{
+	char st[32];
+
+	for (int i = 0; i < n; i++) {
+		tu_syslog_stamp(t + 60 * i, st, sizeof(st));
+		fprintf(fp, "%s mx postfix/submission/smtpd[5%03d]: 4F%05X: client=c.example.net[%s], "
+		    "sasl_method=PLAIN, sasl_username=%s\n", st, i, i, ip, user);
+		fprintf(fp, "%s mx postfix/qmgr[77]: 4F%05X: from=<%s>, size=900, nrcpt=2 "
+		    "(queue active)\n", st, i, user);
+	}
+}
+
+/*
+ * rotated_set - four days' worth of a rotated log in dir: mail.log.3, .2,
+ * .1 and mail.log (each plain; the caller compresses), and all of it in
+ * whole.log.  203.0.113.7 is banned in each of the three older files, so
+ * in time order its bans escalate (levels 1, 2, 3) and recidive bans it;
+ * read newest first they would not (a later ban makes the earlier
+ * failures count for nothing).
+ */
+static void
+rotated_set(void)
+{
+	static const char *const names[] = { "mail.log.3", "mail.log.2", "mail.log.1", "mail.log" };
+	time_t base = time(NULL) - 3 * 86400;
+	char path[700];
+
+	base -= base % 3600;
+	for (int k = 0; k < 4; k++) {
+		FILE *fp;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+		cr_assert_not_null(fp = fopen(path, "w"));
+		/* one file a few hours of the first day, the last a day later */
+		time_t t = base + (k < 3 ? 3 * 3600 * k : 86400);
+		submissions(fp, t, "alice@example.org", "198.51.100.20", 3);
+		failures(fp, t + 600, "203.0.113.7", 5);
+		if (k == 0 || k == 3)
+			failures(fp, t + 1200, "198.51.100.8", 5);
+		fclose(fp);
+	}
+	cr_assert_eq(tu_sh("cd '%s' && cat mail.log.3 mail.log.2 mail.log.1 mail.log > whole.log",
+	    dir), 0);
+}
+
+static const char ban_list_sql[] =
+    "SELECT jail, target, level, started_at, expires_at FROM bans ORDER BY started_at, jail, target";
+
+/* replay_into - replay the given files into dbfile; its ban list */
+static char *
+replay_into(const char *dbfile, const char *files)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, dbfile);
+	cr_assert_eq(tu_sh("cd '%s' && '%s' replay --dry-run --quiet -c '%s' --db '%s' %s", dir, bin,
+	    conf, path, files), 0, "replay %s", files);
+	return tu_sh_output("sqlite3 '%s' '%s'", path, ban_list_sql);
+}
+
+Test(replay, gzip_rotated_set_in_any_order_bans_as_one_file)
+{
+	char *whole, *set, *wrong;
+
+	rotated_set();
+	whole = replay_into("whole.db", "whole.log");
+	cr_assert(strstr(whole, "recidive|203.0.113.7|1|") != NULL, "the set escalates: %s", whole);
+	cr_assert(strstr(whole, "sasl-bruteforce|203.0.113.7|3|") != NULL, "%s", whole);
+	cr_assert(strstr(whole, "sasl-bruteforce|198.51.100.8|2|") != NULL, "%s", whole);
+	/* logrotate's names: .2 and .3 compressed, .1 not yet (delaycompress) */
+	cr_assert_eq(tu_sh("cd '%s' && gzip mail.log.2 mail.log.3", dir), 0);
+	set = replay_into("set.db", "mail.log mail.log.2.gz mail.log.1 mail.log.3.gz");
+	cr_assert_str_eq(set, whole, "rotated set:\n%s\none file:\n%s", set, whole);
+	/* The test can fail: newest first, one replay per file, escalates less. */
+	free(replay_into("wrong.db", "mail.log"));
+	free(replay_into("wrong.db", "mail.log.1"));
+	free(replay_into("wrong.db", "mail.log.2.gz"));
+	wrong = replay_into("wrong.db", "mail.log.3.gz");
+	cr_assert_str_neq(wrong, whole, "the order matters for this data");
+	free(whole);
+	free(set);
+	free(wrong);
+}
+
+Test(replay, xz_and_bzip2_read_like_gzip_and_a_second_replay_reads_nothing)
+{
+	char *whole, *set, *out;
+
+	rotated_set();
+	whole = replay_into("whole.db", "whole.log");
+	cr_assert_eq(tu_sh("cd '%s' && xz mail.log.3 && bzip2 mail.log.2 && gzip mail.log.1", dir), 0);
+	/* the names say nothing: the content does */
+	cr_assert_eq(tu_sh("cd '%s' && mv mail.log.3.xz old-a && mv mail.log.2.bz2 old-b.gz", dir), 0);
+	set = replay_into("set.db", "mail.log.1.gz old-b.gz mail.log old-a");
+	cr_assert_str_eq(set, whole, "xz/bzip2/gzip set:\n%s\none file:\n%s", set, whole);
+	out = tu_sh_output("cd '%s' && '%s' replay --dry-run -c '%s' --db set.db old-a old-b.gz "
+	    "mail.log.1.gz mail.log", dir, bin, conf);
+	cr_assert(strstr(out, "old-a (xz, from ") != NULL, "%s", out);
+	cr_assert(strstr(out, "old-b.gz (bzip2, from ") != NULL, "%s", out);
+	cr_assert(strstr(out, "\n0 lines in") != NULL, "positions saved in the decoded text: %s", out);
+	free(out);
+	free(whole);
+	free(set);
+}
+
+Test(replay, a_file_that_is_not_a_log_is_refused_by_name_and_nothing_is_read)
+{
+	char *out;
+
+	rotated_set();
+	cr_assert_eq(tu_sh("cd '%s' && gzip mail.log.2 && cp '%s' prog && echo 'just text' > notes "
+	    "&& printf '\\050\\265\\057\\375rest' > mail.log.4.zst && gzip -c '%s' > bin.gz", dir,
+	    bin, bin), 0);
+	out = tu_sh_output("cd '%s' && '%s' replay --dry-run -c '%s' --db r.db mail.log mail.log.2.gz "
+	    "prog 2>&1; echo \"exit=$?\"", dir, bin, conf);
+	cr_assert(strstr(out, "prog: not a log: binary data") != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+	out = tu_sh_output("sqlite3 '%s/r.db' 'SELECT count(*) FROM events; SELECT count(*) FROM "
+	    "log_position'", dir);
+	cr_assert_str_eq(out, "0\n0\n", "nothing read, not even the good files: %s", out);
+	free(out);
+	out = tu_sh_output("cd '%s' && for f in notes mail.log.4.zst bin.gz; do '%s' replay "
+	    "--dry-run -c '%s' --db r.db $f 2>&1; echo \"exit=$?\"; done", dir, bin, conf);
+	cr_assert(strstr(out, "notes: not a log: no line in its first 64 KiB starts with a time "
+	    "stamp\nexit=2") != NULL, "%s", out);
+	cr_assert(strstr(out, "mail.log.4.zst: zstd data, not a log mailjail reads") != NULL, "%s", out);
+	cr_assert(strstr(out, "bin.gz: not a log: binary data (a NUL byte before any line with a "
+	    "time stamp) once decompressed\nexit=2") != NULL, "%s", out);
+	cr_assert(strstr(out, "bad lines") == NULL, "refused, not counted: %s", out);
+	free(out);
+	/* A missing file stays a runtime failure (exit 1). */
+	cr_assert_eq(tu_sh("cd '%s' && '%s' replay --dry-run -c '%s' --db r.db nothere 2>/dev/null",
+	    dir, bin, conf), 1);
+}
+
+Test(replay, a_truncated_compressed_log_is_an_error_not_a_silent_end)
+{
+	char *out;
+
+	rotated_set();
+	/* More than the 64 KiB looked at first, cut in the middle. */
+	cr_assert_eq(tu_sh("cd '%s' && for i in $(seq 200); do cat mail.log.3; done > big && "
+	    "gzip -c big > full.gz && head -c $(($(stat -c %%s full.gz) / 2)) full.gz > big.gz",
+	    dir), 0);
+	out = tu_sh_output("cd '%s' && '%s' replay --dry-run -c '%s' --db t.db big.gz 2>&1; "
+	    "echo \"exit=$?\"", dir, bin, conf);
+	cr_assert(strstr(out, "big.gz: gzip data: truncated") != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=1") != NULL, "%s", out);
+	free(out);
+}
+
+/* ---- spare_authenticated (issue 15) ---------------------------------------- */
+
+/*
+ * The shipped sasl-bruteforce spares an address some account logged in
+ * from within a day: it needs 15 failures, not 5.  The login is in the
+ * first log, the failures go on in the second, replayed by another process:
+ * what spares the address comes back from the database.
+ */
+Test(replay, spare_authenticated_survives_a_restart_and_spares_only_logged_in_addresses)
+{
+	char log1[600], log2[600], *out;
+	time_t t = time(NULL) - 6 * 3600;
+	FILE *fp;
+
+	snprintf(log1, sizeof(log1), "%s/one.log", dir);
+	snprintf(log2, sizeof(log2), "%s/two.log", dir);
+	cr_assert_not_null(fp = fopen(log1, "w"));
+	submissions(fp, t, "alice@example.org", "198.51.100.50", 1);
+	failures(fp, t + 60, "198.51.100.50", 4);
+	failures(fp, t + 61, "203.0.113.9", 4);
+	fclose(fp);
+	cr_assert_not_null(fp = fopen(log2, "w"));
+	failures(fp, t + 160, "198.51.100.50", 11);
+	failures(fp, t + 161, "203.0.113.9", 1);
+	fclose(fp);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf, db,
+	    log1), 0);
+	out = query("SELECT count(*) FROM bans");
+	cr_assert_str_eq(out, "0\n", "4 failures each: no ban yet");
+	free(out);
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf, db,
+	    log2), 0);
+	out = query("SELECT target || ': ' || reason FROM bans ORDER BY target");
+	cr_assert_str_eq(out,
+	    "198.51.100.50: 15 auth_failure in 10m (rule sasl-auth-failed; spared: an account "
+	    "logged in from it within 1d)\n"
+	    "203.0.113.9: 5 auth_failure in 10m (rule sasl-auth-failed)\n", "%s", out);
 	free(out);
 }

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Children of this test process not yet reaped (criterion: one process
@@ -181,11 +183,11 @@ tu_wait_sql(const char *db, const char *sql, const char *want)
 		/* Not before the daemon made it: sqlite3 would create it as
 		 * root, and a daemon running as another user could not write
 		 * it (it hands over only in a directory that user owns). */
-		if (access(db, F_OK) != 0) {
+		if (strstr(db, "://") == NULL && access(db, F_OK) != 0) {
 			usleep(50000);
 			continue;
 		}
-		out = tu_sh_output("sqlite3 '%s' \"%s\" 2>/dev/null", db, sql);
+		out = tu_sql(db, "%s", sql);
 		ok = strcmp(out, want) == 0;
 		free(out);
 		if (ok)
@@ -233,4 +235,158 @@ tu_small_fs(const char *dir, char *fs, size_t len)
 	cr_assert_eq(mkdir(fs, 0755), 0);
 	cr_assert_eq(mount("tmpfs", fs, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755"),
 	    0, "mount a small tmpfs on %s", fs);
+}
+
+void
+tu_syslog_stamp(long long t, char *buf, size_t len)
+{
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	snprintf(buf, len, "%s %2d %02d:%02d:%02d", mon[tm.tm_mon], tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec);
+}
+
+/* ---- PostgreSQL --------------------------------------------------------- */
+
+bool
+tu_pg(void)
+{
+	const char *d = getenv("MAILJAIL_TEST_DB");
+
+	return d != NULL && strcmp(d, "pgsql") == 0;
+}
+
+static bool
+want_cluster(void)
+{
+	const char *p = getenv("MAILJAIL_TEST_PG");
+
+	return tu_pg() || (p != NULL && strcmp(p, "1") == 0);
+}
+
+/* pg_dir_started - the cluster this runner started (empty: none) */
+static char pg_dir_started[256];
+
+/* The runner (not a test process) starts the cluster once, before every
+ * test, and says where through the environment the tests inherit. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	const char *src = getenv("MAILJAIL_SRCDIR");
+	char cmd[1024];
+
+	(void)set;
+	if (!want_cluster() || src == NULL)
+		return;
+	snprintf(pg_dir_started, sizeof(pg_dir_started), "/tmp/mailjail-pg-XXXXXX");
+	if (mkdtemp(pg_dir_started) == NULL) {
+		perror("mkdtemp");
+		pg_dir_started[0] = '\0';
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "bash '%s/tests/pg.sh' start '%s' fast >/dev/null", src,
+	    pg_dir_started);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "testutil: the test PostgreSQL did not start (tests/pg.sh "
+		    "start %s): every test that needs it fails\n", pg_dir_started);
+		return;
+	}
+	setenv("MAILJAIL_TEST_PGDIR", pg_dir_started, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	const char *src = getenv("MAILJAIL_SRCDIR");
+	char cmd[1024];
+
+	(void)stats;
+	if (pg_dir_started[0] == '\0' || src == NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "bash '%s/tests/pg.sh' stop '%s'; rm -rf '%s'", src,
+	    pg_dir_started, pg_dir_started);
+	if (system(cmd) != 0)
+		fprintf(stderr, "testutil: stopping the test PostgreSQL failed\n");
+}
+
+const char *
+tu_pg_dir(void)
+{
+	const char *d = getenv("MAILJAIL_TEST_PGDIR");
+
+	cr_assert_not_null(d, "no test PostgreSQL: it did not start (see the runner's "
+	    "stderr), or neither MAILJAIL_TEST_DB=pgsql nor MAILJAIL_TEST_PG=1 is set");
+	return d;
+}
+
+void
+tu_pg_db(const char *name, char *out, size_t len)
+{
+	static int seq;
+	char db[64], *uri;
+	size_t n;
+
+	/* One database per test: tests are processes, so the pid tells them
+	 * apart. */
+	snprintf(db, sizeof(db), "t%d_%d_", (int)getpid(), seq++);
+	for (const char *p = name; *p && strlen(db) < sizeof(db) - 1; p++) {
+		n = strlen(db);
+		db[n] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p : '_';
+		db[n + 1] = '\0';
+	}
+	uri = tu_sh_output("bash '%s/tests/pg.sh' createdb '%s' '%s'", tu_srcdir(),
+	    tu_pg_dir(), db);
+	n = strlen(uri);
+	cr_assert(n > 1 && uri[n - 1] == '\n', "createdb %s failed", db);
+	uri[n - 1] = '\0';
+	snprintf(out, len, "%s", uri);
+	free(uri);
+	/* SQLite's group_concat, so that the tests' SQL reads the same on
+	 * both (test scaffolding: mailjail itself never uses it). */
+	uri = tu_sql(out, "CREATE FUNCTION group_concat_step(acc text, v text, sep text)"
+	    " RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN v IS NULL THEN acc"
+	    " WHEN acc IS NULL THEN v ELSE acc || sep || v END $$;"
+	    " CREATE AGGREGATE group_concat(text, text) (sfunc = group_concat_step,"
+	    " stype = text); SELECT 'ok'");
+	cr_assert_str_eq(uri, "ok\n", "group_concat in %s", out);
+	free(uri);
+}
+
+void
+tu_db(const char *dir, const char *name, char *out, size_t len)
+{
+	if (tu_pg())
+		tu_pg_db(name, out, len);
+	else
+		snprintf(out, len, "%s/%s", dir, name);
+}
+
+char *
+tu_sql(const char *db, const char *fmt, ...)
+{
+	char sql[8192], file[64];
+	va_list ap;
+	FILE *fp;
+	char *out;
+	int fd;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	/* Through a file: no shell quoting of the SQL to get wrong. */
+	snprintf(file, sizeof(file), "/tmp/mailjail-sql-XXXXXX");
+	cr_assert_neq(fd = mkstemp(file), -1);
+	fp = fdopen(fd, "w");
+	cr_assert_not_null(fp);
+	fputs(sql, fp);
+	fputc('\n', fp);
+	cr_assert_eq(fclose(fp), 0);
+	if (strncmp(db, "postgres", 8) == 0)
+		out = tu_sh_output("psql -X -A -t -q -F '|' -f '%s' '%s' 2>/dev/null", file, db);
+	else
+		out = tu_sh_output("sqlite3 '%s' < '%s' 2>/dev/null", db, file);
+	unlink(file);
+	return out;
 }

@@ -24,8 +24,32 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Poll "sqlite3 db sql" until it prints want exactly (15 s at most); never
- * before db exists (sqlite3 would create it, as root). */
+/* "Nov  2 09:00:05": t as syslog stamps it (local time, no year). */
+void tu_syslog_stamp(long long t, char *buf, size_t len);
+
+/*
+ * The store under test.  MAILJAIL_TEST_DB=pgsql (the suites' second meson
+ * entry) runs the store-level tests on PostgreSQL: the test runner starts a
+ * private cluster (tests/pg.sh, in /tmp, unix socket only) before the first
+ * test and stops it after the last; MAILJAIL_TEST_PG=1 starts one too,
+ * whatever store the tests use.  No PostgreSQL: every test that needs it
+ * fails, none skips.
+ */
+bool tu_pg(void);
+/* The running cluster's directory (pg.sh's DIR); asserts it runs. */
+const char *tu_pg_dir(void);
+/* A new, empty database for this test, fit for --db and "db =": SQLite
+ * dir/name, or (tu_pg) a new database in the cluster, as a URI. */
+void tu_db(const char *dir, const char *name, char *out, size_t len);
+/* The same, always PostgreSQL. */
+void tu_pg_db(const char *name, char *out, size_t len);
+/* Run sql (valid for both SQLite and PostgreSQL) on db with the sqlite3
+ * CLI or psql: rows one per line, columns '|'-separated (sqlite3's way);
+ * malloc'd.  Errors are not shown: the output is what was printed. */
+char *tu_sql(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Poll tu_sql(db, sql) until it prints want exactly (15 s at most); never
+ * before a SQLite db exists (sqlite3 would create it, as root). */
 bool tu_wait_sql(const char *db, const char *sql, const char *want);
 /* Poll a file until it contains s (15 s at most). */
 bool tu_wait_file_has(const char *path, const char *s);
