@@ -975,7 +975,7 @@ cli_status(int argc, char **argv)
 	 * looked into by its user (it is not dumpable).  A fleet's nodes
 	 * table says instead. */
 	db = o.db ? o.db : a.cfg.db;
-	if (strstr(db, "://") == NULL)
+	if (store_db_is_file(db))
 		pid = daemon_pid(db);
 	if ((rc = as_run_user(&a)) != 0 || (rc = open_store(&a, &o)) != 0)
 		goto out;

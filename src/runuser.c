@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "log.h"
 #include "safefile.h"
+#include "store.h"
 #include "types.h"
 
 #define STATE_FILES_MAX 12
@@ -175,12 +176,15 @@ make_plan(struct plan *p, const struct config *cfg, const char *db, unsigned act
 	char what[RU_PATH_MAX + 32];
 
 	memset(p, 0, sizeof(*p));
-	snprintf(what, sizeof(what), "the database %s", db);
-	add_dir(p, db, what);
-	add_file(p, db, "", what, true);
-	add_file(p, db, "-wal", what, true);
-	add_file(p, db, "-shm", what, true);
-	add_file(p, db, "-journal", what, true);
+	/* A server's URI (a fleet's PostgreSQL) is no file of the user's. */
+	if (store_db_is_file(db)) {
+		snprintf(what, sizeof(what), "the database %s", db);
+		add_dir(p, db, what);
+		add_file(p, db, "", what, true);
+		add_file(p, db, "-wal", what, true);
+		add_file(p, db, "-shm", what, true);
+		add_file(p, db, "-journal", what, true);
+	}
 	if ((actions & ACTION_HOLD) && cfg->hold_map)
 		add_map(p, cfg->hold_map, HOLDMAP_HOLD, "hold");
 	if ((actions & ACTION_REJECT) && cfg->reject_map)

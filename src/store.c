@@ -31,6 +31,12 @@ backend_for(const char *db)
 	return backends[n - 1];
 }
 
+bool
+store_db_is_file(const char *db)
+{
+	return backend_for(db) == &store_backend_sqlite;
+}
+
 int
 store_open(const char *db, bool create, struct store **out, char *err, size_t errlen)
 {

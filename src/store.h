@@ -38,6 +38,9 @@ struct store;
 /* Open db (a SQLite path or a PostgreSQL URI), creating the file or the
  * tables if create is true, and migrate.  On failure returns -1 and a
  * one-line reason in err (a URI's password never appears in it). */
+/* Is db (a `db` value) a file the store opens by name (SQLite), rather
+ * than a server's URI?  Start-up checks and the hand-over of files ask. */
+bool store_db_is_file(const char *db);
 int store_open(const char *db, bool create, struct store **out, char *err,
     size_t errlen);
 void store_close(struct store *st);
