@@ -1,10 +1,11 @@
 /*
- * ops - the operator commands: ban, unban, status, bans, history, metrics.  They work
- * whether or not the daemon runs: the DB is the record (WAL lets both write
- * in turn), and the kernel is reached through the same nft backend the
- * daemon uses.  A running daemon on a SQLite file learns of a manual unban
- * on its next reload (SIGHUP); until then it may treat the target as still
- * banned, which errs on the side of not re-banning early.  A fleet's
+ * ops - the operator commands: ban, unban, status, bans, history (and
+ * metrics, at the end).  They work whether or not the daemon runs: the DB
+ * is the record (WAL lets both write in turn), and the kernel is reached
+ * through the same nft backend the daemon uses.  A running daemon on a
+ * SQLite file learns of a manual unban on its next reload (SIGHUP); until
+ * then it may treat the target as still banned, which errs on the side of
+ * not re-banning early.  A fleet's
  * (PostgreSQL) commands act on the whole fleet: every running node applies
  * the ban or the lift within a second (pipeline_fleet_sync), this host's
  * daemon too.
