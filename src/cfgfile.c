@@ -245,6 +245,22 @@ trusted(const char *path, const struct stat *st, struct diag *d)
 }
 
 int
+cfgfile_check_trusted(const char *path, struct diag *d)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		diag_add(d, path, 0, "cannot look at it: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		diag_add(d, path, 0, "not a regular file");
+		return -1;
+	}
+	return trusted(path, &st, d) ? 0 : -1;
+}
+
+int
 cfgfile_parse(const char *path, cfgfile_handler h, void *arg, struct diag *d)
 {
 	struct reader r = { .file = path, .h = h, .arg = arg, .d = d };

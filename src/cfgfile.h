@@ -19,7 +19,10 @@
  * link, by its real name) and a directory of rules or jails itself; a
  * directory with the sticky bit (/tmp) may be writable by others, since
  * nobody else can replace the files in it.  Anything else is refused with
- * one "path: ..." diag, and the load fails (exit 2 for the commands).
+ * one "path: ..." diag, and the load fails (exit 2 for the commands).  A
+ * program the configuration names (the notification hook) is held to the
+ * same rule (cfgfile_check_trusted): whoever could change it would run
+ * code as the daemon's user.
  */
 #ifndef MAILJAIL_CFGFILE_H
 #define MAILJAIL_CFGFILE_H
@@ -53,6 +56,12 @@ typedef int (*cfgfile_handler)(void *arg, const char *file, const char *section,
 /* Parse one INI file.  Syntax errors become diags.  Returns 0, or -1 if the file
  * could not be read or had syntax errors. */
 int cfgfile_parse(const char *path, cfgfile_handler h, void *arg, struct diag *d);
+
+/* The same trust for a file the configuration names and the daemon runs
+ * ([notify] command): a regular file, root's or the caller's, writable by
+ * neither group nor others, in a directory as trusted.  Returns 0, or -1
+ * with one "path: ..." diag. */
+int cfgfile_check_trusted(const char *path, struct diag *d);
 
 /* Parse path: a directory (every *.suffix inside, sorted) or one file.
  * Returns 0, or -1 if anything failed (diags say what). */

@@ -44,6 +44,7 @@ cli_replay(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "notify", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct replay_options o = { .progress = isatty(STDERR_FILENO) };
@@ -57,6 +58,7 @@ cli_replay(int argc, char **argv)
 		case 'd': db = optarg; break;
 		case 'n': o.dry_run = true; break;
 		case 'q': o.quiet = true; o.progress = false; break;
+		case 'N': o.notify = true; break;
 		default: return cmdhelp_usage_error(argv[0]);
 		}
 	}
@@ -190,3 +192,4 @@ cli_run(int argc, char **argv)
 	}
 	return daemon_run(&o);
 }
+

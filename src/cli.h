@@ -20,6 +20,7 @@ int cli_release(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_bans(int argc, char **argv);
 int cli_history(int argc, char **argv);
+int cli_metrics(int argc, char **argv);   /* ops.c */
 int cli_explain(int argc, char **argv);   /* explain.c */
 
 #endif

@@ -34,7 +34,7 @@ static const struct cmdhelp commands[] = {
 	  "  --log-file PATH    log to PATH instead of stderr\n"
 	  OPT_HELP },
 	{ "replay",
-	  "replay [-c FILE] [--db PATH] [--dry-run] [--quiet] LOG...",
+	  "replay [-c FILE] [--db PATH] [--dry-run] [--quiet] [--notify] LOG...",
 	  "read whole logs with their own time as the clock",
 	  "Read whole log files through the daemon's pipeline with the log's own\n"
 	  "time as the clock, then print a summary.  Logs may be compressed (gzip,\n"
@@ -48,6 +48,9 @@ static const struct cmdhelp commands[] = {
 	  OPT_CONFIG OPT_DB
 	  "  -n, --dry-run      record verdicts, touch neither nftables nor the maps\n"
 	  "  -q, --quiet        no summary\n"
+	  "  --notify           queue the notifications of the verdicts ([notify]);\n"
+	  "                     the running daemon, or its next start, sends them\n"
+	  "                     (without it none: history is not news)\n"
 	  OPT_HELP },
 	{ "test-rules",
 	  "test-rules [-c FILE] [--rules PATH] [--rule NAME] [--all] [--missed[=N]] "
@@ -163,6 +166,15 @@ static const struct cmdhelp commands[] = {
 	  "                     (postsuper -H, found by the queue ids the log showed)\n"
 	  "                     and deliver it now\n"
 	  "  --dry-run          record it, touch neither the map nor the queue\n"
+	  OPT_CONFIG OPT_DB OPT_HELP },
+	{ "metrics",
+	  "metrics [-c FILE] [--db PATH]",
+	  "the Prometheus metrics, once",
+	  "Print the Prometheus metrics (text exposition 0.0.4) once: the daemon's\n"
+	  "counters as it last saved them (every 10 seconds and at stop), the\n"
+	  "gauges read now.  The same families as [metrics] textfile and /metrics.\n"
+	  "\n"
+	  "options:\n"
 	  OPT_CONFIG OPT_DB OPT_HELP },
 };
 

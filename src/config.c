@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +27,19 @@
  * fleet's stores) */
 _Static_assert(CONFIG_NODE_MAX < MJ_NODE_MAX, "a node name fits an event's buffers");
 
-enum key_kind { KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
-	KEY_JOURNAL, KEY_DB, KEY_NODE };
+enum key_kind {
+	KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,
+	KEY_JOURNAL,               /* a journal source (journal.h) */
+	KEY_DB,                    /* a path, or a URI kept as given */
+	KEY_NODE,                  /* a node name (node_name_ok) */
+	KEY_MAILTO,                /* notify.mailto: a list of addresses */
+	KEY_ADDRESS,               /* one mail address */
+	KEY_HOSTPORT,              /* host:port (a name or an IP) */
+	KEY_LISTEN,                /* IP:PORT to bind */
+	KEY_EXEC,                  /* a path to an executable file */
+	KEY_DURATION,              /* an int64_t of seconds, 1s..1d */
+	KEY_OUTFILE,               /* a file to write, in an existing directory */
+};
 
 struct config_key {
 	const char *section;
@@ -58,6 +71,14 @@ static const struct config_key config_keys[] = {
 	{ "reject", "map",   KEY_MAP,    OFF(reject_map), "sqlite:/var/lib/mailjail/reject.db" },
 	{ "postfix", "config_directory", KEY_PATH, OFF(postfix_config_dir), NULL },
 	{ "journal", "directory", KEY_PATH, OFF(journal_dir), NULL },
+	{ "notify", "mailto",  KEY_MAILTO,   0, NULL },
+	{ "notify", "from",    KEY_ADDRESS,  OFF(notify.from), NULL },
+	{ "notify", "smtp",    KEY_HOSTPORT, OFF(notify.smtp), "127.0.0.1:25" },
+	{ "notify", "command", KEY_EXEC,     OFF(notify.command), NULL },
+	{ "notify", "digest",  KEY_DURATION, OFF(notify.digest), "1h" },
+	{ "notify", "timeout", KEY_DURATION, OFF(notify.timeout), "30s" },
+	{ "metrics", "textfile", KEY_OUTFILE, OFF(metrics.textfile), NULL },
+	{ "metrics", "listen",   KEY_LISTEN, OFF(metrics.listen), NULL },
 };
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -191,6 +212,173 @@ set_ports(struct config *cfg, const char *value, char *why, size_t wlen)
 	return 0;
 }
 
+/* address_ok - local@domain, the dot-atom of RFC 5322 on both sides (no
+ * quoted local parts, no address literals, ASCII only): what a person
+ * writes in a config, and nothing that could break an SMTP command or a
+ * header */
+static bool
+address_ok(const char *a, char *why, size_t wlen)
+{
+	static const char local_extra[] = "!#$%&'*+/=?^_`{|}~-";
+	const char *at = strrchr(a, '@'), *p;
+	size_t label = 0;
+
+	if (strlen(a) > 254 || at == NULL || at == a || at[1] == '\0') {
+		snprintf(why, wlen, "\"%s\" is not a mail address (local@domain, e.g. "
+		    "root@localhost)", a);
+		return false;
+	}
+	for (p = a; p < at; p++) {
+		bool dot = *p == '.';
+		if (dot ? (p == a || p + 1 == at || p[1] == '.') :
+		    !(isalnum((unsigned char)*p) || strchr(local_extra, *p)))
+			goto bad;
+	}
+	for (p = at + 1; *p; p++) {
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-' || p[1] == '\0')
+				goto bad;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
+			if (++label > 63)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (p[-1] == '-')
+		goto bad;
+	return true;
+bad:
+	snprintf(why, wlen, "bad mail address \"%s\" (local@domain, letters, digits "
+	    "and the usual punctuation; no spaces, quotes or brackets)", a);
+	return false;
+}
+
+/* set_mailto - "a@b, c@d" into cfg->notify.mailto */
+static int
+set_mailto(struct config *cfg, const char *value, char *why, size_t wlen)
+{
+	struct notify_config *n = &cfg->notify;
+	const char *p = value;
+
+	for (size_t i = 0; i < n->nmailto; i++)
+		free(n->mailto[i]);
+	n->nmailto = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char *item = trim_dup(p, len);
+
+		if (item == NULL)
+			return -1;
+		if (!address_ok(item, why, wlen)) {
+			free(item);
+			return -1;
+		}
+		if (n->nmailto == NOTIFY_MAILTO_MAX) {
+			free(item);
+			snprintf(why, wlen, "more than %d addresses", NOTIFY_MAILTO_MAX);
+			return -1;
+		}
+		n->mailto[n->nmailto++] = item;
+		p += len + (comma ? 1 : 0);
+	}
+	if (n->nmailto == 0) {
+		snprintf(why, wlen, "no address given");
+		return -1;
+	}
+	return 0;
+}
+
+/* split_hostport - "host:port" or "[v6]:port": host into buf, the port */
+static int
+split_hostport(const char *v, char *host, size_t hlen, uint16_t *port, bool *literal6)
+{
+	const char *colon;
+	size_t len;
+	uint64_t n;
+
+	*literal6 = v[0] == '[';
+	if (*literal6) {
+		const char *close = strchr(v, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		len = (size_t)(close - v - 1);
+		v++;
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL)
+			return -1;
+		len = (size_t)(colon - v);
+	}
+	if (len == 0 || len >= hlen)
+		return -1;
+	memcpy(host, v, len);
+	host[len] = '\0';
+	if (cfg_parse_uint(colon + 1, 65535, &n) != 0 || n == 0)
+		return -1;
+	*port = (uint16_t)n;
+	return 0;
+}
+
+/* hostport_ok - an IPv4 address, a [bracketed] IPv6 address or a host
+ * name, then a port; listen: an address only (it is bound) */
+static bool
+hostport_ok(const char *v, bool listen, char *why, size_t wlen)
+{
+	char host[256];
+	unsigned char bin[16];
+	uint16_t port;
+	bool v6, name = true;
+
+	if (split_hostport(v, host, sizeof(host), &port, &v6) != 0)
+		goto bad;
+	if (v6) {
+		if (inet_pton(AF_INET6, host, bin) == 1)
+			return true;
+		goto bad;
+	}
+	if (inet_pton(AF_INET, host, bin) == 1)
+		return true;
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			name = false;
+	if (!listen && name)
+		return true;
+bad:
+	snprintf(why, wlen, listen ? "expected IP:PORT (e.g. 127.0.0.1:9947 or [::1]:9947)"
+	    : "expected HOST:PORT (e.g. 127.0.0.1:25 or [::1]:25)");
+	return false;
+}
+
+/* exec_ok - an executable regular file, trusted as the config is (the
+ * hook runs it as the run user: cfgfile.h) */
+static bool
+exec_ok(const char *path, char *why, size_t wlen)
+{
+	struct stat sb;
+	struct diag d;
+
+	if (stat(path, &sb) != 0) {
+		snprintf(why, wlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(sb.st_mode) || access(path, X_OK) != 0 ||
+	    (sb.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) == 0) {
+		snprintf(why, wlen, "%s: not an executable file", path);
+		return false;
+	}
+	diag_init(&d);
+	if (cfgfile_check_trusted(path, &d) != 0) {
+		snprintf(why, wlen, "%s", d.n ? d.msgs[0] : path);
+		diag_free(&d);
+		return false;
+	}
+	diag_free(&d);
+	return true;
+}
+
 /* node_name_ok - a node name: letters, digits, '.', '_', '-' (a host name
  * fits); it is shown in status and logs and keys the node's rows */
 static bool
@@ -220,6 +408,68 @@ set_key(struct config *cfg, const char *base, const struct config_key *k,
 		return set_logs(cfg, base, value, why, wlen);
 	case KEY_PORTS:
 		return set_ports(cfg, value, why, wlen);
+	case KEY_MAILTO:
+		return set_mailto(cfg, value, why, wlen);
+	case KEY_DURATION: {
+		int64_t secs;
+		if (cfg_parse_duration(value, &secs) != 0 || secs < 1 || secs > 86400) {
+			snprintf(why, wlen, "expected a duration from 1s to 1d (e.g. 30s, 10m, 1h)");
+			return -1;
+		}
+		*(int64_t *)(void *)((char *)cfg + k->offset) = secs;
+		return 0;
+	}
+	case KEY_ADDRESS:
+		if (!address_ok(value, why, wlen))
+			return -1;
+		v = strdup(value);
+		break;
+	case KEY_HOSTPORT:
+	case KEY_LISTEN:
+		if (!hostport_ok(value, k->kind == KEY_LISTEN, why, wlen))
+			return -1;
+		v = strdup(value);
+		break;
+	case KEY_OUTFILE: {
+		struct stat sb;
+		char *slash;
+
+		if (*value == '\0' || (v = cfg_resolve_path(base, value)) == NULL) {
+			snprintf(why, wlen, *value ? "out of memory" : "empty path");
+			return -1;
+		}
+		/* The directory is the admin's (node_exporter's); the file
+		 * and its temporary twin are made in it. */
+		slash = strrchr(v, '/');
+		if (slash != NULL && slash != v) {
+			*slash = '\0';
+			const char *bad = stat(v, &sb) != 0 ? strerror(errno) :
+			    !S_ISDIR(sb.st_mode) ? "not a directory" : NULL;
+
+			if (bad != NULL) {
+				snprintf(why, wlen, "directory %s: %s", v, bad);
+				free(v);
+				return -1;
+			}
+			*slash = '/';
+		}
+		if (slash != NULL && slash[1] == '\0') {
+			snprintf(why, wlen, "%s: a file name, not a directory", v);
+			free(v);
+			return -1;
+		}
+		break;
+	}
+	case KEY_EXEC:
+		if (*value == '\0') {
+			snprintf(why, wlen, "empty path");
+			return -1;
+		}
+		if ((v = cfg_resolve_path(base, value)) != NULL && !exec_ok(v, why, wlen)) {
+			free(v);
+			return -1;
+		}
+		break;
 	case KEY_UINT: {
 		uint64_t n;
 		if (cfg_parse_uint(value, 10000000, &n) != 0 || n == 0) {
@@ -297,7 +547,7 @@ config_handler(void *arg, const char *file, const char *section, int section_lin
 {
 	struct load_ctx *c = arg;
 	bool section_known = false;
-	char why[256];
+	char why[600];
 
 	(void)section_line;
 	for (size_t i = 0; i < NKEYS; i++) {
@@ -382,11 +632,21 @@ default_node(struct config *cfg)
 	return (cfg->node = strdup(host)) == NULL ? -1 : 0;
 }
 
+/* sync_notify_node - the notifier's copy of this node's name ([mailjail]
+ * node, or the host name by default: default_node), taken once the file
+ * is read: notifications carry it, metric counters are saved under it */
+static int
+sync_notify_node(struct config *cfg)
+{
+	free(cfg->notify.node);
+	return (cfg->notify.node = strdup(cfg->node)) == NULL ? -1 : 0;
+}
+
 /* set_defaults - every key's default, "auto" not resolved yet */
 static int
 set_defaults(struct config *cfg)
 {
-	char why[256];
+	char why[600];
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_auto = -1;
@@ -415,7 +675,7 @@ config_defaults(struct config *cfg)
 
 	if (set_defaults(cfg) != 0)
 		return -1;
-	if (resolve_log_auto(cfg, why, sizeof(why)) != 0) {
+	if (resolve_log_auto(cfg, why, sizeof(why)) != 0 || sync_notify_node(cfg) != 0) {
 		config_free(cfg);
 		return -1;
 	}
@@ -443,6 +703,10 @@ config_load(const char *path, struct config *cfg, struct diag *d)
 		diag_add(d, path, c.log_line, "[mailjail] log: %s", why);
 		return -1;
 	}
+	if (sync_notify_node(cfg) != 0) {
+		diag_add(d, path, 0, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -468,11 +732,18 @@ config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nlogs; i++)
 		free(cfg->logs[i]);
+	for (size_t i = 0; i < cfg->notify.nmailto; i++)
+		free(cfg->notify.mailto[i]);
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
-		if (k->kind != KEY_LOGS && k->kind != KEY_PORTS && k->kind != KEY_UINT)
+		switch (k->kind) {
+		case KEY_LOGS: case KEY_PORTS: case KEY_UINT: case KEY_MAILTO: case KEY_DURATION:
+			break;   /* not one string */
+		default:
 			free(*str_member(cfg, k));
+		}
 	}
+	free(cfg->notify.node);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->log_auto = -1;

@@ -28,6 +28,25 @@
 #define CONFIG_LOGS_MAX 16
 #define CONFIG_LOG_AUTO "auto"
 #define CONFIG_NODE_MAX 63
+#define NOTIFY_MAILTO_MAX 8
+
+/* [notify]: who hears of bans and holds, and how (notify.h). */
+struct notify_config {
+	char *mailto[NOTIFY_MAILTO_MAX];   /* checked local@domain addresses */
+	size_t nmailto;
+	char *from;                  /* NULL: mailjail@ the node's name */
+	char *smtp;                  /* host:port of the local Postfix */
+	char *command;               /* an executable file, or NULL */
+	char *node;                  /* this host's name: a copy of config's node */
+	int64_t digest;              /* seconds: the longest a digest waits */
+	int64_t timeout;             /* seconds a delivery may take */
+};
+
+/* [metrics]: where the exposition goes (metrics.h). */
+struct metrics_config {
+	char *textfile;              /* node_exporter textfile, or NULL */
+	char *listen;                /* "IP:PORT" for /metrics over HTTP, or NULL */
+};
 
 struct config {
 	char *path;                  /* the file read */
@@ -37,7 +56,8 @@ struct config {
 	char *log_auto_file;         /* "auto": this file if it exists, */
 	char *log_auto_journal;      /* else this journal source */
 	char *db;                    /* a path, or a URI (postgresql://...) */
-	char *node;                  /* this host's name in a fleet */
+	char *node;                  /* this host's name in a fleet, in notifications
+	                              * and saved metric counters */
 	char *rules;
 	char *jails;
 	char *nft_table, *nft_set_v4, *nft_set_v6, *nft_chain;
@@ -49,6 +69,8 @@ struct config {
 	char *journal_dir;           /* NULL: the system journal (journal.h) */
 	char *user;                  /* unprivileged user for run */
 	uint64_t batch_lines;        /* lines per transaction */
+	struct notify_config notify;
+	struct metrics_config metrics;
 };
 
 /* Load path; a missing key keeps its default.  Returns 0, or -1 with diags. */

@@ -24,10 +24,13 @@
  *
  * Start-up, in this order: signals; the --log-file (safefile.h); the
  * configuration; the run user's check and the hand-over of root's state
- * files (runuser.h); the journal (root or its groups); the privilege drop;
- * then, as the run user, the DB, the backends (netlink, maps), restore and
- * re-apply, the followed files, the journal's saved cursor; READY=1.  So
- * started as root, root opens no name in the run user's directories.
+ * files (runuser.h); the journal (root or its groups); the metrics' HTTP
+ * socket only if its port is below 1024 (exporter.h); the privilege drop;
+ * then, as the run user, the DB, the saved metric counters, the notifier,
+ * the metrics' HTTP socket on any other port, the backends (netlink, maps),
+ * restore and re-apply, the followed files, the journal's saved cursor, the
+ * metrics textfile's first write; READY=1.  So started as root, root opens
+ * no name in the run user's directories.
  */
 #include "daemon.h"
 
@@ -46,9 +49,12 @@
 #include "app.h"
 #include "cli.h"
 #include "enforce.h"
+#include "exporter.h"
 #include "follow.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "pipeline.h"
 #include "privdrop.h"
 #include "runuser.h"
@@ -168,13 +174,20 @@ reapply_active(struct pipeline *p, struct store *st)
 	return rc;
 }
 
-/* start_pipeline - pipeline over a's rules and jails, state restored */
+/* start_pipeline - pipeline over a's rules and jails, state restored; its
+ * verdicts notified and its work counted in m */
 static int
-start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b)
+start_pipeline(struct pipeline *p, struct app *a, struct backend_set *b, struct metrics *m)
 {
 	if (pipeline_init(p, a->rules, a->jails, a->store, false) != 0)
 		return -1;
 	p->verbose_verdicts = true;
+	if (metrics_declare(m, &a->cfg, a->rules, a->jails) != 0 ||
+	    pipeline_set_signals(p, notify_enabled(&a->cfg.notify) ? &a->cfg.notify : NULL,
+	    m) != 0) {
+		pipeline_fini(p);
+		return -1;
+	}
 	for (size_t i = 0; i < b->n; i++)
 		(void)pipeline_add_backend(p, b->ops[i], b->state[i]);
 	if (pipeline_restore(p, (int64_t)time(NULL)) != 0) {
@@ -203,7 +216,7 @@ logs_differ(const struct config *x, const struct config *y)
 /* reload - new config, rules and jails; on any error keep the running ones */
 static void
 reload(struct app *a, struct pipeline *p, struct backend_set *b,
-    const struct daemon_options *o)
+    const struct daemon_options *o, struct metrics *m)
 {
 	struct app n;
 	struct backend_set nb;
@@ -237,7 +250,7 @@ reload(struct app *a, struct pipeline *p, struct backend_set *b,
 		app_free(&n);
 		return;
 	}
-	if (start_pipeline(&np, &n, &nb) != 0) {
+	if (start_pipeline(&np, &n, &nb, m) != 0) {
 		log_warnx("reload refused: cannot rebuild state from the database");
 		enforce_close(&nb);
 		n.store = NULL;
@@ -434,21 +447,23 @@ journals_read(struct journal **js, size_t nj, struct pipeline *p, size_t batch)
 	long total = 0;
 
 	for (size_t i = 0; i < nj && !p->failed; i++) {
-		long n = journal_read(js[i], pipeline_follow_cb, p, batch);
+		long n = journal_read(js[i], pipeline_journal_cb, p, batch);
 		if (n < 0)
 			return -1;
+		pipeline_journal_lines(p, i, n);
 		total += n;
 	}
 	return total;
 }
 
-/* wait_sources - sleep until a file or a journal has news, or the store
- * (store_fd: a fleet's notifications; -1 none), or timeout_ms */
+/* wait_sources - sleep until a file or a journal has news, one of the
+ * other descriptors is ready (a notification's delivery, a scrape, the
+ * store: a fleet's notifications; -1s are skipped), or timeout_ms */
 static int
-wait_sources(struct follow *f, struct journal **js, size_t nj, int store_fd,
-    int timeout_ms)
+wait_sources(struct follow *f, struct journal **js, size_t nj, const int *other,
+    size_t nother, int timeout_ms)
 {
-	struct pollfd pfd[CONFIG_LOGS_MAX + 1];
+	struct pollfd pfd[FOLLOW_EXTRA_FDS_MAX];
 	size_t n = nj;
 
 	for (size_t i = 0; i < nj; i++) {
@@ -459,8 +474,14 @@ wait_sources(struct follow *f, struct journal **js, size_t nj, int store_fd,
 		if (t >= 0 && (timeout_ms < 0 || t < timeout_ms))
 			timeout_ms = t;
 	}
-	if (store_fd >= 0)
-		pfd[n++] = (struct pollfd){ .fd = store_fd, .events = POLLIN };
+	/* (No room: they are still served within a second, by the timeout.) */
+	for (size_t i = 0; i < nother && n < FOLLOW_EXTRA_FDS_MAX; i++) {
+		if (other[i] < 0)
+			continue;
+		pfd[n].fd = other[i];
+		pfd[n].events = POLLIN;
+		n++;
+	}
 	if (follow_wait_fds(f, timeout_ms, pfd, n) < 0)
 		return -1;
 	/* Readable or timed out: sd-journal wants to hear of both. */
@@ -652,14 +673,15 @@ db_refused(struct db_outage *o, struct store *st, time_t now, bool batch,
  */
 static int
 rewind_batch(struct app *a, struct pipeline *p, struct backend_set *b,
-    struct follow *f, struct journal **js, size_t nj, const struct log_position *starts)
+    struct follow *f, struct journal **js, size_t nj, const struct log_position *starts,
+    struct metrics *m)
 {
 	struct log_position pos;
 	bool enforce_failed = p->enforce_failed;
 
 	pipeline_fini(p);
 	jails_clear_state(a->jails);
-	if (start_pipeline(p, a, b) != 0)
+	if (start_pipeline(p, a, b, m) != 0)
 		return -1;
 	p->enforce_failed = enforce_failed;
 	for (size_t i = 0; i < follow_count(f); i++) {
@@ -707,6 +729,10 @@ daemon_run(const struct daemon_options *o)
 	time_t db_retry_at = 0;     /* set: a batch was refused; read again then */
 	struct runuser ru;
 	bool log_created = false;
+	struct metrics *mt = NULL;  /* operator signals: counters, */
+	struct exporter *ex = NULL; /* ... their textfile and /metrics, */
+	struct notifier *nt = NULL; /* ... and the notifications' deliveries */
+	bool exported = false;      /* the textfile was written as the run user */
 	struct fleet_clock fleet = { { 0, 0 }, false };
 
 	/* First: a SIGTERM during start-up stops us once it is done. */
@@ -764,6 +790,16 @@ daemon_run(const struct daemon_options *o)
 	 */
 	if (journals_open(&a, js, &nj) != 0)
 		goto out;
+	if (metrics_open(&mt, a.cfg.node) != 0) {
+		log_warnx("metrics: out of memory");
+		goto out;
+	}
+	/* /metrics on a port below 1024 is bound now, by root (the drop
+	 * leaves no CAP_NET_BIND_SERVICE, also to user root); any other after
+	 * the drop, as the run user. */
+	if (geteuid() == 0 && exporter_needs_privilege(&a.cfg.metrics) &&
+	    exporter_open(&ex, mt, &a.cfg.metrics) != 0)
+		goto out;
 	{
 		char err[512];
 
@@ -803,9 +839,20 @@ daemon_run(const struct daemon_options *o)
 	}
 	/* A stop must not wait out a held lock (up to a minute per statement). */
 	store_set_stop_flag(a.store, &sig_stop);
+	/* The counters go on from where the last run saved them. */
+	if (metrics_load(mt, a.store) != 0) {
+		log_warnx("cannot read the saved metric counters: %s", store_errmsg(a.store));
+		goto out;
+	}
+	if (notifier_open(&nt, &a.cfg.notify, a.cfg.path, mt) != 0) {
+		log_warnx("cannot set up notifications: out of memory");
+		goto out;
+	}
+	if (ex == NULL && exporter_open(&ex, mt, &a.cfg.metrics) != 0)
+		goto out;
 	if (backends_init(&b, &a, o->dry_run) != 0)
 		goto out;
-	if (start_pipeline(&p, &a, &b) != 0) {
+	if (start_pipeline(&p, &a, &b, mt) != 0) {
 		log_warnx("cannot rebuild state from %s", a.db_path);
 		goto out;
 	}
@@ -823,6 +870,17 @@ daemon_run(const struct daemon_options *o)
 	follow_committed(f);   /* where it starts is saved (or nothing is) */
 	if (journals_position(&a, js, nj) != 0)
 		goto out;
+	/* The textfile is written now, as the run user: a directory it
+	 * cannot write is said at start (runuser_check said it already; this
+	 * is the write itself), not at the first flush. */
+	{
+		char err[600];
+		if (exporter_flush(ex, a.store, &a.cfg, (int64_t)time(NULL), err, sizeof(err)) != 0) {
+			log_warnx("[metrics] textfile: user %s cannot write it: %s", ru.name, err);
+			goto out;
+		}
+		exported = true;
+	}
 	log_info("running: %zu logs, %zu rules, %zu jails, database %s%s",
 	    a.cfg.nlogs, rules_count(a.rules), jails_count(a.jails), a.db_path,
 	    o->dry_run ? " (dry run)" : "");
@@ -868,7 +926,7 @@ daemon_run(const struct daemon_options *o)
 			 * failed to rebuild is zeroed: fini and the next rewind
 			 * handle that. */
 			store_clear_error(a.store);
-			if (rewind_batch(&a, &p, &b, f, js, nj, starts) == 0) {
+			if (rewind_batch(&a, &p, &b, f, js, nj, starts, mt) == 0) {
 				db_retry_at = 0;
 				continue;   /* read the batch again at once */
 			}
@@ -885,7 +943,9 @@ daemon_run(const struct daemon_options *o)
 		if (sig_reload) {
 			sig_reload = 0;
 			(void)sd_notify(0, "RELOADING=1");
-			reload(&a, &p, &b, o);
+			reload(&a, &p, &b, o, mt);
+			if (notifier_configure(nt, &a.cfg.notify, a.cfg.path) != 0)
+				log_warnx("notify: out of memory: the old [notify] settings stay");
 			(void)sd_notify(0, "READY=1");
 		}
 		now = time(NULL);
@@ -926,6 +986,10 @@ daemon_run(const struct daemon_options *o)
 			jails_expire(a.jails, (int64_t)now);
 			next_purge = now + PURGE_SECS;
 		}
+		/* Notifications committed are sent at once (the pipeline's
+		 * count is the kick); metrics are written on their beat. */
+		notifier_tick(nt, a.store, (int64_t)now, p.notes_now_committed);
+		exporter_tick(ex, a.store, &a.cfg, (int64_t)now);
 		if (n > 0 || m > 0)
 			continue;   /* more may be waiting: read before sleeping */
 		/* Sleep until a line arrives or the nearest timer is due.  A signal
@@ -943,6 +1007,8 @@ daemon_run(const struct daemon_options *o)
 				pause_until(db_retry_at < due ? db_retry_at : due);
 				continue;
 			}
+			int other[3] = { notifier_fd(nt), exporter_fd(ex), store_fd(a.store) };
+
 			if (wait_ms > 1000)
 				wait_ms = 1000;
 			if (store_fleet(a.store)) {
@@ -950,7 +1016,7 @@ daemon_run(const struct daemon_options *o)
 				if (fleet_ms < wait_ms)
 					wait_ms = fleet_ms;
 			}
-			if (wait_sources(f, js, nj, store_fd(a.store), wait_ms) < 0)
+			if (wait_sources(f, js, nj, other, 3, wait_ms) < 0)
 				goto out;
 		}
 	}
@@ -958,6 +1024,17 @@ daemon_run(const struct daemon_options *o)
 	(void)sd_notify(0, "STOPPING=1");
 	status = 0;
 out:
+	/* Deliveries running get a moment; the counters and the textfile are
+	 * written a last time. */
+	if (nt != NULL && a.store != NULL)
+		notifier_close(nt, a.store);
+	if (exported) {
+		char err[600];
+		if (exporter_flush(ex, a.store, &a.cfg, (int64_t)time(NULL), err, sizeof(err)) != 0)
+			log_warnx("metrics: cannot write the textfile: %s", err);
+	}
+	exporter_close(ex);
+	metrics_close(mt);
 	/* Nothing read since the last commit stays unsaved: it is read again. */
 	for (size_t i = 0; i < nj; i++)
 		journal_close(js[i]);

@@ -4,7 +4,8 @@
  * whenever the nftables table vanished (a firewall reload), reloads on
  * SIGHUP (a bad new configuration is refused and the old one keeps running),
  * stops on SIGTERM/SIGINT after committing the current batch, reopens its
- * log file on SIGUSR1.
+ * log file on SIGUSR1.  Between batches it delivers the notifications the
+ * batches queued (notify.h) and writes or serves the metrics (exporter.h).
  */
 #ifndef MAILJAIL_DAEMON_H
 #define MAILJAIL_DAEMON_H

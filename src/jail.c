@@ -149,6 +149,8 @@ struct jail {
 	double factor;
 	int64_t maxbantime;
 	bool enabled;
+	bool notify_set;
+	enum jail_notify notify;
 	int64_t window;          /* findtime or the longest limit */
 	uint16_t ringmax;        /* entries kept per key */
 	/* spare_authenticated: an address some account logged in from within
@@ -909,6 +911,17 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 			return 1;
 		}
 		j->factor = f;
+	} else if (strcmp(key, "notify") == 0) {
+		j->notify_set = true;
+		if (strcmp(value, "now") == 0)
+			j->notify = JAIL_NOTIFY_NOW;
+		else if (strcmp(value, "digest") == 0)
+			j->notify = JAIL_NOTIFY_DIGEST;
+		else if (strcmp(value, "no") == 0)
+			j->notify = JAIL_NOTIFY_NO;
+		else
+			diag_add(js->d, file, line, "jail %s: notify must be now, digest or no, "
+			    "not \"%s\"", j->name, value);
 	} else if (strcmp(key, "spare_authenticated") == 0) {
 		j->l_spare = line;
 		return parse_duration_key(js, j, key, value, line, &j->spare_after);
@@ -1363,6 +1376,31 @@ jails_actions(const struct jailset *js, size_t i)
 	return i < js->n ? js->jails[i]->actions : 0;
 }
 
+int
+jails_signal(const struct jailset *js, const char *jail, struct jail_signal *out)
+{
+	static const char *const keys[] = {
+		[KEY_IP] = "ip", [KEY_PREFIX] = "ip", [KEY_ACCOUNT] = "account",
+		[KEY_SENDER] = "sender", [KEY_DOMAIN] = "domain",
+	};
+	const struct jail *j = find_jail(js, jail);
+
+	if (j == NULL)
+		return -1;
+	out->key = keys[j->key];
+	out->window = j->window;
+	out->bans_addresses = j->bans_addresses;
+	out->alarms = j->counts_listed;
+	/* DESIGN: now for jails acting on accounts (hold, defer); a jail keyed
+	 * by account that bans addresses tells of them in the digest */
+	if (j->notify_set)
+		out->notify = j->notify;
+	else
+		out->notify = (j->actions & (ACTION_HOLD | ACTION_DEFER)) ? JAIL_NOTIFY_NOW :
+		    JAIL_NOTIFY_DIGEST;
+	return 0;
+}
+
 int64_t
 jails_longest_window(const struct jailset *js)
 {
@@ -1391,7 +1429,12 @@ jails_history_span(const struct jailset *js)
 size_t
 jails_tracked_keys(const struct jailset *js, size_t i)
 {
-	return i < js->n ? js->jails[i]->counters.n : 0;
+	if (i >= js->n)
+		return 0;
+	/* a jail that bans the addresses failing against an account counts in
+	 * its addrlog */
+	return js->jails[i]->bans_addresses ? addrlog_accounts(&js->jails[i]->addrs) :
+	    js->jails[i]->counters.n;
 }
 
 /* ---- keys ------------------------------------------------------------- */
@@ -1670,11 +1713,11 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
  * For events in time order that is the window ending at t alone.  A
  * failure jail needs need events in findtime (maxretry, or more for an
  * address spared_authenticated).  *sum (and *li, the limit, for a quota)
- * say which; *end (may be NULL) the time the window ends at.
+ * say which.
  */
 static bool
 over_limit(const struct jail *j, struct ent *c, int64_t t, uint64_t need, uint64_t *sum,
-    size_t *li, int64_t *end)
+    size_t *li)
 {
 	const uint32_t *r = ent_ring(c);
 
@@ -1682,8 +1725,6 @@ over_limit(const struct jail *j, struct ent *c, int64_t t, uint64_t need, uint64
 		int64_t e = r[ring_pos(c, i)];
 		bool within = false;
 
-		if (end != NULL)
-			*end = e;
 		if (j->maxretry) {
 			if (e >= t + j->findtime)
 				break;
@@ -1731,7 +1772,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 	if (j->maxretry)
 		spared = j->spare_after > 0 && spare_applies(j, key, t);
 	if (!over_limit(j, c, t, (uint64_t)j->maxretry * (spared ? j->spare_factor : 1),
-	    &sum, &li, NULL) || sk->n >= sk->max)
+	    &sum, &li) || sk->n >= sk->max)
 		return 0;
 	if (j->recidive)
 		snprintf(reason, sizeof(reason), "%" PRIu64 " bans in %s", sum,
@@ -1856,7 +1897,6 @@ watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t 
 	    addrs, JAIL_VERDICTS_MAX), nspared = 0;
 	int level = level_in(js, &j->watches, account, now);
 	struct verdict *v = &sk->out[sk->n];
-	struct ent *c;
 
 	for (size_t i = 0; i < n && j->spare_after > 0; i++)
 		if (spare_applies(j, addrs[i], ev->time))
@@ -1880,10 +1920,7 @@ watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t 
 	if (record_in(&j->watches, account, now, v->expires_at) != 0)
 		return -1;
 	sk->n++;
-	if ((c = ent_lookup(&j->counters, account)) != NULL) {
-		c->n = 0;   /* counting starts fresh after the watch */
-		c->head = 0;
-	}
+	addrlog_forget(&j->addrs, account);   /* counting starts fresh after the watch */
 	/* bans beyond out[] are made at each address's next failure */
 	for (size_t i = 0; i < n && sk->n < sk->max; i++)
 		if (ban_attacker(js, j, account, addrs[i], ev, now, sk) != 0)
@@ -1898,10 +1935,8 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
     struct ipmemo *m, int64_t now, struct sink *sk)
 {
 	char account[MJ_TARGET_MAX], ip[MJ_TARGET_MAX];
-	struct ent *w, *c;
+	struct ent *w;
 	bool has_ip;
-	uint64_t sum = 0;
-	size_t li = 0;
 	int64_t end = ev->time;
 
 	if (!event_key(j, ev, m, account, sizeof(account)))
@@ -1910,22 +1945,20 @@ count_against_account(struct jailset *js, struct jail *j, const struct event *ev
 	w = ent_lookup(&j->watches, account);
 	if (w != NULL && ev->time < (int64_t)w->t32)
 		return has_ip ? ban_attacker(js, j, account, ip, ev, now, sk) : 0;
-	/* ip_key parsed the address into m: no second inet_pton */
-	if (has_ip && addrlog_add(&j->addrs, account, ev->time, m->c.family, m->c.addr,
+	/* The addrlog is the counter: one block per account, its ring of
+	 * maxretry (time, address) in time order.  ip_key parsed the address
+	 * into m (no second inet_pton); an ignored address counts with none. */
+	if (addrlog_add(&j->addrs, account, ev->time, has_ip ? m->c.family : 0, m->c.addr,
 	    j->ringmax) != 0)
-		return -1;
-	/* a ring of one to start: most accounts of a spray fail once */
-	if ((c = ent_get(&j->counters, account, 1, false)) == NULL)
-		return -1;
-	ent_prune(c, ev->time - j->window);
-	if (ent_push(&j->counters, &c, t32(ev->time), 1, j->ringmax, false) != 0)
 		return -1;
 	if (!sk->live || ev->time <= now - j->window)
 		return 0;
-	/* a late failure (another node's) may complete a later window */
-	if (!over_limit(j, c, ev->time, j->maxretry, &sum, &li, &end) || sk->n >= sk->max)
+	/* a late failure (another node's) may complete a window that ends at
+	 * a later one: the ring holds the newest maxretry, whatever came first */
+	if (!addrlog_full(&j->addrs, account, ev->time, j->findtime, j->maxretry, &end) ||
+	    sk->n >= sk->max)
 		return 0;
-	return watch_account(js, j, account, sum, end, ev, now, sk);
+	return watch_account(js, j, account, j->maxretry, end, ev, now, sk);
 }
 
 /* ---- delivery results joined to their submission --------------------- */
@@ -2282,7 +2315,9 @@ jail_restore_ban(struct jailset *js, const char *jail, const char *target,
 	watch = j->bans_addresses && kind == TARGET_ACCOUNT;
 	if (record_in(watch ? &j->watches : &j->bans, target, started_at, end) != 0)
 		return -1;
-	if ((c = ent_lookup(&j->counters, target)) != NULL && (watch || !j->bans_addresses)) {
+	if (watch)
+		addrlog_forget(&j->addrs, target);   /* counted afresh after it */
+	else if ((c = ent_lookup(&j->counters, target)) != NULL && !j->bans_addresses) {
 		c->n = 0;
 		c->head = 0;
 	}

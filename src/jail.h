@@ -65,6 +65,22 @@ int jails_check_events(const struct jailset *js,
 size_t jails_count(const struct jailset *js);
 const char *jails_name(const struct jailset *js, size_t i);
 unsigned jails_actions(const struct jailset *js, size_t i);   /* ACTION_* */
+/* How the verdicts of a jail are told to the admin (notify = in its file;
+ * notify.h): at once, summarised in the next digest, or not at all. */
+enum jail_notify { JAIL_NOTIFY_NOW, JAIL_NOTIFY_DIGEST, JAIL_NOTIFY_NO };
+struct jail_signal {
+	enum jail_notify notify;   /* the jail's notify =, else now for jails acting
+	                            * on accounts (hold, defer), digest for the rest */
+	const char *key;           /* "ip", "account", "sender" or "domain" */
+	int64_t window;            /* findtime, or the longest limit */
+	bool bans_addresses;       /* key = account with nft/reject: bans addresses
+	                            * (kind ip), watches the account attacked
+	                            * (kind account, no action) */
+	bool alarms;               /* raises alarms (counts remote_listed) */
+};
+/* 0, or -1 if there is no jail of that name. */
+int jails_signal(const struct jailset *js, const char *jail, struct jail_signal *out);
+
 /* Longest findtime or limit window of all jails (state older is useless). */
 int64_t jails_longest_window(const struct jailset *js);
 /* How far back ban history matters: max(30d, findtime of recidive jails). */

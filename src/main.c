@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{ "unban", cli_unban },
 	{ "hold", cli_hold },
 	{ "release", cli_release },
+	{ "metrics", cli_metrics },
 };
 
 int

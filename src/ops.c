@@ -1,10 +1,11 @@
 /*
- * ops - the operator commands: ban, unban, status, bans, history.  They work
- * whether or not the daemon runs: the DB is the record (WAL lets both write
- * in turn), and the kernel is reached through the same nft backend the
- * daemon uses.  A running daemon on a SQLite file learns of a manual unban
- * on its next reload (SIGHUP); until then it may treat the target as still
- * banned, which errs on the side of not re-banning early.  A fleet's
+ * ops - the operator commands: ban, unban, status, bans, history (and
+ * metrics, at the end).  They work whether or not the daemon runs: the DB
+ * is the record (WAL lets both write in turn), and the kernel is reached
+ * through the same nft backend the daemon uses.  A running daemon on a
+ * SQLite file learns of a manual unban on its next reload (SIGHUP); until
+ * then it may treat the target as still banned, which errs on the side of
+ * not re-banning early.  A fleet's
  * (PostgreSQL) commands act on the whole fleet: every running node applies
  * the ban or the lift within a second (pipeline_fleet_sync), this host's
  * daemon too.
@@ -38,6 +39,8 @@
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "pipeline.h"
 #include "privdrop.h"
 #include "runuser.h"
@@ -322,18 +325,63 @@ cli_hold(int argc, char **argv)
 	return manual_ban(argc, argv, TARGET_ACCOUNT);
 }
 
+/* The active bans of a target, kept to tell of their lift (notify.h). */
+#define LIFT_TOLD_MAX 32
+
 struct lift_ctx {
 	unsigned actions;
 	int n;
+	struct stored_ban told[LIFT_TOLD_MAX];   /* strings strdup'd */
+	size_t ntold;
 };
 
 static int
 collect_actions(void *arg, const struct stored_ban *b)
 {
 	struct lift_ctx *c = arg;
+	struct stored_ban *t = &c->told[c->ntold];
 
 	c->actions |= b->actions;
 	c->n++;
+	if (c->ntold == LIFT_TOLD_MAX)
+		return 0;
+	*t = *b;
+	t->target = NULL;   /* the target is the caller's */
+	t->reply = NULL;
+	t->jail = strdup(b->jail);
+	t->target_kind = strdup(b->target_kind);
+	t->reason = strdup(b->reason ? b->reason : "");
+	if (t->jail == NULL || t->target_kind == NULL || t->reason == NULL) {
+		free((char *)t->jail);
+		free((char *)t->target_kind);
+		free((char *)t->reason);
+		return -1;
+	}
+	c->ntold++;
+	return 0;
+}
+
+static void
+lift_ctx_free(struct lift_ctx *c)
+{
+	for (size_t i = 0; i < c->ntold; i++) {
+		free((char *)c->told[i].jail);
+		free((char *)c->told[i].target_kind);
+		free((char *)c->told[i].reason);
+	}
+	c->ntold = 0;
+}
+
+/* tell_lifts - queue the notification of each lift, in the lift's
+ * transaction (the daemon delivers it) */
+static int
+tell_lifts(struct app *a, struct lift_ctx *c, const char *target, int64_t now)
+{
+	for (size_t i = 0; i < c->ntold; i++) {
+		c->told[i].target = target;
+		if (notify_queue_lift(&a->cfg.notify, a->jails, a->store, &c->told[i], now) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -343,27 +391,33 @@ static int
 manual_lift(struct app *a, const char *target, enum target_kind kind, bool dry_run,
     int *lifted)
 {
-	struct lift_ctx c = { 0, 0 };
+	struct lift_ctx c;
 	struct ban_filter f = { NULL, target, true, (int64_t)time(NULL) };
-	int n;
+	int n, rc = EXIT_RUNTIME;
 
+	memset(&c, 0, sizeof(c));
 	if (store_each_ban(a->store, &f, collect_actions, &c) != 0)
-		return EXIT_RUNTIME;
+		goto out;
 	if (c.n == 0) {
 		*lifted = 0;
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (store_begin(a->store) != 0 ||
 	    (n = store_lift_bans(a->store, NULL, target, f.now)) < 0 ||
+	    tell_lifts(a, &c, target, f.now) != 0 ||
 	    store_commit(a->store) != 0) {
 		log_warnx("database %s: %s", a->db_path, store_errmsg(a->store));
 		(void)store_rollback(a->store);
-		return EXIT_RUNTIME;
+		goto out;
 	}
 	*lifted = n;
 	if (!dry_run && enforce_now(a, NULL, target, kind, c.actions) != 0)
-		return EXIT_RUNTIME;
-	return 0;
+		goto out;
+	rc = 0;
+out:
+	lift_ctx_free(&c);
+	return rc;
 }
 
 int
@@ -964,6 +1018,55 @@ out:
 	table_free(&t);
 	if (p_up)
 		pipeline_fini(&p);
+	app_free(&a);
+	return rc;
+}
+
+/*
+ * cli_metrics - the Prometheus text once, on standard output: the daemon's
+ * counters as it last saved them (every 10 s and at stop), the gauges read
+ * now.  Run as root, the DB is read as the run user, like the other
+ * commands; it must exist (a new one would have nothing to say).
+ */
+int
+cli_metrics(int argc, char **argv)
+{
+	struct common_opts o;
+	struct metrics *m = NULL;
+	struct app a;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (parse_common(argc, argv, "", &o) != 0 || optind != argc)
+		return cmdhelp_usage_error(argv[0]);
+	if ((rc = load_app(&a, &o)) != 0 || (rc = as_run_user(&a)) != 0)
+		goto out;
+	rc = EXIT_RUNTIME;
+	if (app_open_store(&a, o.db, false) != 0)
+		goto out;
+	if (metrics_open(&m, a.cfg.node) != 0 ||
+	    metrics_declare(m, &a.cfg, a.rules, a.jails) != 0) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (metrics_load(m, a.store) != 0) {
+		log_warnx("database %s: cannot read the saved counters: %s", a.db_path,
+		    store_errmsg(a.store));
+		goto out;
+	}
+	if ((text = metrics_render(m, a.store, &a.cfg, (int64_t)time(NULL), &len)) == NULL) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
+		log_warn("standard output");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	metrics_close(m);
 	app_free(&a);
 	return rc;
 }

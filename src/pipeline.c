@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 
 int
 pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
@@ -27,7 +29,11 @@ pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
 	p->st.jail_verdicts = calloc(p->st.njails ? p->st.njails : 1, sizeof(uint64_t));
 	p->cap = 256;
 	p->pending = calloc(p->cap, sizeof(*p->pending));
-	if (p->st.rule_hits == NULL || p->st.jail_verdicts == NULL || p->pending == NULL) {
+	p->batch_rule_hits = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(uint32_t));
+	for (size_t i = 0; i < PIPELINE_SOURCES_MAX; i++)
+		p->file_series[i] = -2;
+	if (p->st.rule_hits == NULL || p->st.jail_verdicts == NULL || p->pending == NULL ||
+	    p->batch_rule_hits == NULL) {
 		pipeline_fini(p);
 		return -1;
 	}
@@ -43,8 +49,28 @@ pipeline_fini(struct pipeline *p)
 	free(p->st.jail_verdicts);
 	free(p->pending);
 	free(p->saved);
+	free(p->batch_rule_hits);
+	free(p->rule_series);
 	free(p->lost);
 	memset(p, 0, sizeof(*p));
+}
+
+int
+pipeline_set_signals(struct pipeline *p, const struct notify_config *notify,
+    struct metrics *metrics)
+{
+	p->notify = notify;
+	p->metrics = metrics;
+	if (metrics == NULL)
+		return 0;
+	/* The hot series, looked up once: each rule's event. */
+	if (p->rule_series == NULL &&
+	    (p->rule_series = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(int))) == NULL)
+		return -1;
+	for (size_t r = 0; r < p->st.nrules; r++)
+		p->rule_series[r] = metrics_series(metrics, METRIC_EVENTS,
+		    rules_event(p->rules, r), NULL);
+	return 0;
 }
 
 int
@@ -142,22 +168,43 @@ pipeline_alarm(struct pipeline *p, const struct alarm *a)
 {
 	log_warnx("alarm jail=%s event=%s: %s", a->jail, a->event, a->reason);
 	p->st.alarms++;
-	if (p->on_alarm != NULL)
-		p->on_alarm(p->on_alarm_arg, a);
+	if (p->metrics)
+		metrics_count(p->metrics, METRIC_ALARMS, a->jail, a->event, 1);
+}
+
+/* queue_alarm - a's notification, in the open transaction (sent at once,
+ * after the commit: at least once, like a verdict's) */
+static int
+queue_alarm(struct pipeline *p, const struct alarm *a)
+{
+	int q;
+
+	if (p->notify == NULL)
+		return 0;
+	if ((q = notify_queue_alarm(p->notify, p->store, a->jail, a->reason, a->time)) < 0)
+		return -1;
+	p->notes_pending += q > 0;
+	p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
+	return 0;
 }
 
 /* take_alarms - the alarms the last event raised, kept until the commit */
-static void
+static int
 take_alarms(struct pipeline *p)
 {
 	struct alarm a;
 
 	while (jails_take_alarm(p->jails, &a)) {
-		if (p->nalarms < PIPELINE_ALARMS_MAX)
+		if (p->nalarms < PIPELINE_ALARMS_MAX) {
 			p->alarms[p->nalarms++] = a;
-		else
-			pipeline_alarm(p, &a);   /* a flood: said now, not lost */
+			continue;
+		}
+		/* a flood: said now, not lost (a rolled back batch says it again) */
+		if (queue_alarm(p, &a) != 0)
+			return -1;
+		pipeline_alarm(p, &a);
 	}
+	return 0;
 }
 
 /* count_jail_verdict - per-jail totals for summaries (few jails: a scan) */
@@ -215,8 +262,10 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 		break;
 	}
 	p->st.events++;
-	if (rule < p->st.nrules)
+	if (rule < p->st.nrules) {
 		p->st.rule_hits[rule]++;
+		p->batch_rule_hits[rule]++;
+	}
 	if (ev.time > p->last_time)
 		p->last_time = ev.time;
 	if (p->store == NULL)
@@ -235,7 +284,8 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
-	take_alarms(p);
+	if (take_alarms(p) != 0)
+		goto fail;
 	/* Written with the batch (store_add_bans: one round trip for all). */
 	for (int i = 0; i < n; i++)
 		if (pending_push(p, &v[i]) != 0)
@@ -251,8 +301,25 @@ fail:
 int
 pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len)
 {
-	(void)file;
+	struct pipeline *p = arg;
+
+	if (file < PIPELINE_SOURCES_MAX)
+		p->batch_lines[file]++;
+	return pipeline_line(p, line, len);
+}
+
+int
+pipeline_journal_cb(void *arg, size_t index, const char *line, size_t len)
+{
+	(void)index;
 	return pipeline_line(arg, line, len);
+}
+
+void
+pipeline_journal_lines(struct pipeline *p, size_t i, long n)
+{
+	if (i < PIPELINE_SOURCES_MAX && n > 0)
+		p->batch_journal_lines[i] += (uint32_t)n;
 }
 
 int
@@ -264,10 +331,71 @@ pipeline_enforce(struct pipeline *p, const struct verdict *v)
 	for (size_t b = 0; b < p->nbackends; b++) {
 		if (!(v->actions & p->backend[b]->action))
 			continue;
-		if (p->backend[b]->ban(p->backend_state[b], v, now) != 0)
+		if (p->backend[b]->ban(p->backend_state[b], v, now) != 0) {
 			rc = -1;
+			if (p->metrics)
+				metrics_count(p->metrics, METRIC_ENFORCE_ERRORS,
+				    p->backend[b]->name, NULL, 1);
+		}
 	}
 	return rc;
+}
+
+/* clear_batch - forget what the batch read (committed, or rolled back) */
+static void
+clear_batch(struct pipeline *p)
+{
+	memset(p->batch_lines, 0, sizeof(p->batch_lines));
+	memset(p->batch_journal_lines, 0, sizeof(p->batch_journal_lines));
+	memset(p->batch_rule_hits, 0, (p->st.nrules ? p->st.nrules : 1) * sizeof(uint32_t));
+	p->notes_pending = p->notes_now_pending = 0;
+}
+
+/* count_batch - what a committed batch made, into the metrics */
+static void
+count_batch(struct pipeline *p, struct follow *f, struct journal *const *js, size_t nj)
+{
+	static const struct { unsigned bit; const char *name; } actions[] = {
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_DEFER, "defer" },
+	};
+	struct log_position pos;
+
+	for (size_t i = 0; i < PIPELINE_SOURCES_MAX; i++) {
+		if (p->batch_lines[i] == 0)
+			continue;
+		/* Named by follow's path, once (follow keeps its indices). */
+		if (p->file_series[i] == -2 && f != NULL && i < follow_count(f)) {
+			follow_position(f, i, &pos);
+			p->file_series[i] = metrics_series(p->metrics, METRIC_LINES, pos.path, NULL);
+		}
+		metrics_add(p->metrics, p->file_series[i], p->batch_lines[i]);
+	}
+	for (size_t i = 0; i < nj && i < PIPELINE_SOURCES_MAX; i++)
+		if (p->batch_journal_lines[i] > 0)
+			metrics_count(p->metrics, METRIC_LINES, journal_source(js[i]), NULL,
+			    p->batch_journal_lines[i]);
+	for (size_t r = 0; r < p->st.nrules; r++)
+		if (p->batch_rule_hits[r] > 0)
+			metrics_add(p->metrics, p->rule_series[r], p->batch_rule_hits[r]);
+	for (size_t i = 0; i < p->npending; i++) {
+		/* a watch (an account attacked, its addresses banned) has none */
+		if (p->pending[i].actions == 0)
+			metrics_count(p->metrics, METRIC_VERDICTS, p->pending[i].jail, "watch", 1);
+		for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
+			if (p->pending[i].actions & actions[a].bit)
+				metrics_count(p->metrics, METRIC_VERDICTS, p->pending[i].jail,
+				    actions[a].name, 1);
+	}
+}
+
+static double
+mono_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* positions_moved - has any log's position changed since the last commit? */
@@ -346,36 +474,51 @@ lost_take(struct pipeline *p, const char *jail, const char *target)
 }
 
 /*
- * write_verdicts - the batch's verdicts into the store, all at once.  A
- * verdict the store did not write because the same ban is already in
- * force (another node decided it at the same moment: one offence, one
- * row) is dropped here; the other node's row comes with the next fleet
- * poll and is enforced from there.
+ * write_verdicts - the batch's verdicts into the store, all at once, each
+ * with its notification (notify.h) in the same transaction: told at least
+ * once.  A verdict the store did not write because the same ban is already
+ * in force (another node decided it at the same moment: one offence, one
+ * row) is dropped here, unnotified (the node whose row it is tells of it);
+ * the other node's row comes with the next fleet poll and is enforced from
+ * there.
  */
 static int
 write_verdicts(struct pipeline *p)
 {
 	int *outcome;
+	int64_t *ids;
 	size_t kept = 0;
+	int rc = -1;
 
 	if (p->npending == 0)
 		return 0;
-	if ((outcome = calloc(p->npending, sizeof(*outcome))) == NULL)
-		return -1;
-	if (store_add_bans(p->store, p->pending, p->npending, outcome) != 0) {
-		free(outcome);
-		return -1;
-	}
+	outcome = calloc(p->npending, sizeof(*outcome));
+	ids = calloc(p->npending, sizeof(*ids));
+	if (outcome == NULL || ids == NULL ||
+	    store_add_bans(p->store, p->pending, p->npending, outcome, ids) != 0)
+		goto out;
 	for (size_t i = 0; i < p->npending; i++) {
+		int q;
+
 		if (outcome[i] != 0) {
 			lost_add(p, &p->pending[i]);
 			continue;
 		}
+		if (p->notify != NULL) {
+			if ((q = notify_queue_verdict(p->notify, p->jails, p->store,
+			    &p->pending[i], ids[i], (int64_t)time(NULL))) < 0)
+				goto out;
+			p->notes_pending += q > 0;
+			p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
+		}
 		p->pending[kept++] = p->pending[i];
 	}
 	p->npending = kept;
+	rc = 0;
+out:
 	free(outcome);
-	return 0;
+	free(ids);
+	return rc;
 }
 
 int
@@ -418,10 +561,27 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 		if (c != NULL && store_save_cursor(p->store, journal_source(js[i]), c) != 0)
 			goto fail;
 	}
-	if (write_verdicts(p) != 0 || store_commit(p->store) != 0)
+	if (write_verdicts(p) != 0)
 		goto fail;
+	for (size_t i = 0; i < p->nalarms; i++)
+		if (queue_alarm(p, &p->alarms[i]) != 0)
+			goto fail;
+	{
+		double t0 = p->metrics ? mono_secs() : 0;
+		int crc = store_commit(p->store);
+
+		if (p->metrics)
+			metrics_observe_commit(p->metrics, mono_secs() - t0);
+		if (crc != 0)
+			goto fail;
+	}
 	p->in_tx = false;
 	p->commits++;
+	p->notes_committed += p->notes_pending;
+	p->notes_now_committed += p->notes_now_pending;
+	if (p->metrics)
+		count_batch(p, f, js, nj);
+	clear_batch(p);
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
 	remember_positions(p, f);
@@ -442,9 +602,14 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	for (size_t i = 0; i < p->nalarms; i++)
 		pipeline_alarm(p, &p->alarms[i]);
 	p->nalarms = 0;
-	for (size_t b = 0; b < p->nbackends; b++)
-		if (p->backend[b]->sync(p->backend_state[b]) != 0)
+	for (size_t b = 0; b < p->nbackends; b++) {
+		if (p->backend[b]->sync(p->backend_state[b]) != 0) {
 			rc = -1;
+			if (p->metrics)
+				metrics_count(p->metrics, METRIC_ENFORCE_ERRORS,
+				    p->backend[b]->name, NULL, 1);
+		}
+	}
 	/* An enforcement failure is logged by the backend (naming the
 	 * element); the batch itself is safely recorded, and the daemon
 	 * re-applies every active ban until that works. */
@@ -457,6 +622,7 @@ fail:
 	p->failed = false;
 	p->npending = 0;
 	p->nalarms = 0;
+	clear_batch(p);
 	return -1;
 }
 
@@ -567,7 +733,9 @@ fleet_event_cb(void *arg, const struct event *ev)
 	p->st.fleet_events++;
 	if ((n = jail_record_event(p->jails, ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		return -1;
-	take_alarms(p);   /* none: a node raises its own server's alarms (jail.c) */
+	/* none, in fact: a node raises its own server's alarms (jail.c) */
+	if (take_alarms(p) != 0)
+		return -1;
 	for (int i = 0; i < n; i++)
 		if (pending_push(p, &v[i]) != 0)
 			return -1;

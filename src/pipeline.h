@@ -8,7 +8,8 @@
  *   pipeline_commit()  save every log's position (and journal cursor),
  *                      COMMIT, then hand the batch's verdicts to the
  *                      enforcement backends and raise its alarms
- *                      (pipeline_alarm: a log line, and the hook)
+ *                      (pipeline_alarm: a log line and the metric; the
+ *                      notification is queued in the batch's transaction)
  *
  * The database commits before the kernel or the map is touched: after a
  * crash in between, the start-up restore re-applies every active ban, so
@@ -32,8 +33,13 @@
 #include "rules.h"
 #include "store.h"
 
+struct metrics;
+struct notify_config;
+
 #define PIPELINE_BACKENDS_MAX 4
-#define PIPELINE_ALARMS_MAX 16     /* per batch; more are logged at once */
+#define PIPELINE_ALARMS_MAX 16     /* per batch; more are said at once */
+/* Sources told apart in the lines metric (CONFIG_LOGS_MAX). */
+#define PIPELINE_SOURCES_MAX 16
 
 struct pipeline_stats {
 	uint64_t lines;
@@ -62,14 +68,11 @@ struct pipeline {
 	size_t nbackends;
 	struct verdict *pending;   /* verdicts of the open batch */
 	size_t npending, cap;
-	/* Alarms of the open batch (jails_take_alarm), raised once it commits;
-	 * a batch rolled back raises none (its lines are read again). */
+	/* Alarms of the open batch (jails_take_alarm): notified in its
+	 * transaction, said once it commits; a batch rolled back raises none
+	 * (its lines are read again). */
 	struct alarm alarms[PIPELINE_ALARMS_MAX];
 	size_t nalarms;
-	/* Called with every alarm raised, after its log line (NULL: the log
-	 * line only): where notifications and metrics plug in. */
-	void (*on_alarm)(void *arg, const struct alarm *a);
-	void *on_alarm_arg;
 	bool in_tx;
 	bool failed;               /* a DB write of the open batch failed */
 	bool enforce_failed;       /* a committed verdict did not reach a backend:
@@ -88,12 +91,37 @@ struct pipeline {
 	size_t nlost, caplost;
 	int64_t last_time;         /* newest event time seen */
 	struct pipeline_stats st;
+	/* Operator signals (pipeline_set_signals); both may be NULL. */
+	const struct notify_config *notify;
+	struct metrics *metrics;
+	uint64_t notes_committed;  /* notifications committed since init */
+	uint64_t notes_now_committed;  /* ... of them to be sent at once (no
+	                            * digest): the notifier's kick */
+	size_t notes_pending, notes_now_pending;   /* ... queued in the open batch */
+	/* What the open batch read, for the metrics at its commit. */
+	uint32_t batch_lines[PIPELINE_SOURCES_MAX];          /* by follow index */
+	uint32_t batch_journal_lines[PIPELINE_SOURCES_MAX];  /* by journal */
+	uint32_t *batch_rule_hits;                           /* per rule */
+	int *rule_series;          /* metrics handle of each rule's event */
+	int file_series[PIPELINE_SOURCES_MAX];               /* -2: not looked up */
 };
 
 int pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
     struct store *store, bool log_clock);
 void pipeline_fini(struct pipeline *p);
 int pipeline_add_backend(struct pipeline *p, const struct enforcer_ops *ops, void *state);
+
+/*
+ * Operator signals: with notify set, each verdict queues its notification
+ * (notify.h) in the batch's transaction, and notes_committed counts those
+ * committed (notes_now_committed those not waiting for a digest: the
+ * notifier's kick, so a storm of digest bans does not make it read the
+ * outbox at every commit); with metrics set, each commit counts its
+ * lines, events, verdicts and enforcement errors, and times the commit.
+ * Replay sets neither unless asked (replay --notify).
+ */
+int pipeline_set_signals(struct pipeline *p, const struct notify_config *notify,
+    struct metrics *metrics);
 
 /* Rebuild jail state from the store: bans within the history span, events
  * within the longest window, counted back from now (the wall clock) or, with
@@ -109,8 +137,12 @@ void pipeline_tick(struct pipeline *p, int64_t wall_now);
  * -1 once a write of the open batch failed, without looking at the line
  * (the caller stops reading and commits, which rolls the batch back). */
 int pipeline_line(struct pipeline *p, const char *line, size_t len);
-/* follow_line_cb adapter: arg is the pipeline. */
+/* follow_line_cb adapter: arg is the pipeline, file the follow index. */
 int pipeline_follow_cb(void *arg, size_t file, const char *line, size_t len);
+/* The same for journal sources (whose index is not a follow index); the
+ * caller says how many lines journal js[i] gave (pipeline_journal_lines). */
+int pipeline_journal_cb(void *arg, size_t index, const char *line, size_t len);
+void pipeline_journal_lines(struct pipeline *p, size_t i, long n);
 
 /* Save positions of every log in f (may be NULL), commit, enforce.
  * Nothing is written when the batch has no event and no log moved since the
@@ -126,8 +158,9 @@ int pipeline_commit(struct pipeline *p, struct follow *f);
 int pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *const *js,
     size_t nj);
 
-/* Raise an alarm: one log line ("alarm jail=J event=E: reason"), then the
- * on_alarm hook.  Called for each alarm of a batch once it committed. */
+/* Say an alarm: one log line ("alarm jail=J event=E: reason") and
+ * mailjail_alarms_total{jail,event}.  Called for each alarm of a batch once
+ * it committed (its notification committed with it). */
 void pipeline_alarm(struct pipeline *p, const struct alarm *a);
 
 /* Hand a verdict made outside the log (operator ban) to the backends. */

@@ -14,6 +14,7 @@
 #include "follow.h"
 #include "log.h"
 #include "logfiles.h"
+#include "notify.h"
 #include "pipeline.h"
 
 static double
@@ -161,6 +162,9 @@ replay_files(struct app *a, char *const *logs, size_t nlogs,
 		log_warnx("out of memory");
 		goto out_files;
 	}
+	/* Queued only; the running daemon (or its next start) sends them. */
+	if (o->notify && notify_enabled(&a->cfg.notify))
+		(void)pipeline_set_signals(&p, &a->cfg.notify, NULL);
 	if (pipeline_restore(&p, (int64_t)time(NULL)) != 0) {
 		log_warnx("cannot rebuild state from %s", a->db_path);
 		goto out;
@@ -180,6 +184,10 @@ replay_files(struct app *a, char *const *logs, size_t nlogs,
 			print_order(order, info, nlogs);
 		print_summary(&p, a, mono_now() - t0);
 	}
+	if (o->notify && !o->quiet)
+		printf("%" PRIu64 " notification%s queued%s\n", p.notes_committed,
+		    p.notes_committed == 1 ? "" : "s", notify_enabled(&a->cfg.notify) ?
+		    " (the daemon sends them)" : ": none, [notify] has no mailto or command");
 	status = 0;
 out:
 	enforce_close(&b);

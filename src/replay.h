@@ -20,6 +20,8 @@ struct replay_options {
 	bool dry_run;              /* verdicts recorded, no kernel, no map */
 	bool progress;             /* progress line on stderr (a terminal) */
 	bool quiet;                /* no summary */
+	bool notify;               /* queue notifications of the verdicts (history
+	                            * is not news: off unless asked) */
 };
 
 /* Returns the process exit status: 0; 1 on a runtime failure (a file

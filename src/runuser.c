@@ -27,7 +27,7 @@
 #include "types.h"
 
 #define STATE_FILES_MAX 12
-#define STATE_DIRS_MAX 3
+#define STATE_DIRS_MAX 4        /* the DB's, two maps', the textfile's */
 #define RU_PATH_MAX 4200
 
 struct state_file {
@@ -48,6 +48,7 @@ struct plan {
 	size_t nfiles;
 	struct state_dir dir[STATE_DIRS_MAX];
 	size_t ndirs;
+	bool hook_script;       /* [notify] command starts with #!: read too */
 };
 
 /* A finding: the path it is about, and what is wrong. */
@@ -152,6 +153,23 @@ add_map(struct plan *p, const char *spec, enum holdmap_kind kind, const char *na
 	}
 }
 
+/* is_script - does path start with "#!"?  Then its interpreter opens it:
+ * the run user must read it too.  (The admin's file, not in the run
+ * user's directories: read by whoever runs the check.) */
+static bool
+is_script(const char *path)
+{
+	char head[2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	bool script;
+
+	if (fd < 0)
+		return false;
+	script = read(fd, head, 2) == 2 && head[0] == '#' && head[1] == '!';
+	close(fd);
+	return script;
+}
+
 static void
 make_plan(struct plan *p, const struct config *cfg, const char *db, unsigned actions)
 {
@@ -172,6 +190,12 @@ make_plan(struct plan *p, const struct config *cfg, const char *db, unsigned act
 		add_map(p, cfg->hold_map, HOLDMAP_HOLD, "hold");
 	if ((actions & ACTION_REJECT) && cfg->reject_map)
 		add_map(p, cfg->reject_map, HOLDMAP_REJECT, "reject");
+	/* The textfile is replaced by a rename: its directory is written. */
+	if (cfg->metrics.textfile) {
+		snprintf(what, sizeof(what), "the [metrics] textfile %s", cfg->metrics.textfile);
+		add_dir(p, cfg->metrics.textfile, what);
+	}
+	p->hook_script = cfg->notify.command && is_script(cfg->notify.command);
 }
 
 /* can - access(2) with the effective ids; 0 or an errno */
@@ -208,6 +232,13 @@ check_all(const struct plan *p, const struct config *cfg, const char *user,
 			    strerror(e), user);
 			say(arg, f->path, msg);
 		}
+	}
+	if (cfg->notify.command &&
+	    ((e = can(cfg->notify.command, X_OK)) != 0 ||
+	    (p->hook_script && (e = can(cfg->notify.command, R_OK)) != 0))) {
+		snprintf(msg, sizeof(msg), "user %s cannot run this [notify] command%s: %s",
+		    user, p->hook_script ? " (a script: read and execute)" : "", strerror(e));
+		say(arg, cfg->notify.command, msg);
 	}
 	for (size_t i = 0; i < cfg->nlogs; i++) {
 		const char *log = cfg->logs[i];

@@ -45,8 +45,10 @@ int runuser_lookup(const struct config *cfg, struct runuser *u, struct diag *d);
  * Hand root's state files over (change false: only see which would be, for
  * check-config), then check as u that it can create files in the
  * database's directory and in each map's (actions: the ACTION_* bits of the
- * jails; 0 for a dry run, which writes no map), write the state files that
- * are written in place, and read each file log and its directory (a log,
+ * jails; 0 for a dry run, which writes no map) and in the directory of the
+ * [metrics] textfile (replaced by a rename), write the state files that
+ * are written in place, run the [notify] command (execute it, and read it
+ * if it is a #! script), and read each file log and its directory (a log,
  * or a directory, that does not exist yet is waited for).  Journal sources are not files: the daemon
  * warns about those after the drop (journal.h).
  * Returns 0, or -1 with one diag per problem, each naming the path and the

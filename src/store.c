@@ -157,12 +157,13 @@ store_add_ban(struct store *st, const struct verdict *v, int64_t *id)
 }
 
 int
-store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome)
+store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome,
+    int64_t *id)
 {
 	if (st->ops->add_bans != NULL)
-		return st->ops->add_bans(st->be, v, n, outcome);
+		return st->ops->add_bans(st->be, v, n, outcome, id);
 	for (size_t i = 0; i < n; i++)
-		if ((outcome[i] = st->ops->add_ban(st->be, &v[i], NULL)) < 0)
+		if ((outcome[i] = st->ops->add_ban(st->be, &v[i], id ? &id[i] : NULL)) < 0)
 			return -1;
 	return 0;
 }
@@ -307,4 +308,71 @@ int
 store_each_node(struct store *st, store_node_cb cb, void *arg)
 {
 	return st->ops->each_node ? st->ops->each_node(st->be, cb, arg) : 0;
+}
+
+/* Operator signals. */
+
+int
+store_queue_notification(struct store *st, const struct stored_notification *n,
+    int64_t *id)
+{
+	return st->ops->queue_notification(st->be, n, id);
+}
+
+int
+store_each_open_notification(struct store *st, size_t max, store_notification_cb cb,
+    void *arg)
+{
+	return st->ops->each_open_notification(st->be, max, cb, arg);
+}
+
+int
+store_count_open_notifications(struct store *st, int64_t *out)
+{
+	return st->ops->count_open_notifications(st->be, out);
+}
+
+int
+store_notification_delivered(struct store *st, int64_t id, unsigned channel,
+    unsigned all, int64_t now)
+{
+	return st->ops->notification_delivered(st->be, id, channel, all, now);
+}
+
+int
+store_notification_retry(struct store *st, int64_t id, int64_t due_at, const char *error)
+{
+	return st->ops->notification_retry(st->be, id, due_at, error);
+}
+
+int
+store_notification_gave_up(struct store *st, int64_t id, int64_t now, const char *error)
+{
+	return st->ops->notification_gave_up(st->be, id, now, error);
+}
+
+int
+store_submission_evidence(struct store *st, const char *key, const char *target,
+    int64_t since, int64_t until, struct store_evidence *out)
+{
+	return st->ops->submission_evidence(st->be, key, target, since, until, out);
+}
+
+int
+store_count_active(struct store *st, int64_t now, store_active_cb cb, void *arg)
+{
+	return st->ops->count_active(st->be, now, cb, arg);
+}
+
+int
+store_each_counter(struct store *st, const char *node, store_counter_cb cb, void *arg)
+{
+	return st->ops->each_counter(st->be, node, cb, arg);
+}
+
+int
+store_save_counter(struct store *st, const char *node, const char *name,
+    const char *labels, double value)
+{
+	return st->ops->save_counter(st->be, node, name, labels, value);
 }

@@ -105,8 +105,10 @@ int store_count_event(struct store *st, const struct event *ev);
  * one row), and it reaches this node through store_fleet_poll. */
 int store_add_ban(struct store *st, const struct verdict *v, int64_t *id);
 /* The verdicts of a batch, v[0..n), at once (one round trip to a server);
- * outcome[i] is what store_add_ban would return, 0 or 1.  Returns 0 or -1. */
-int store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome);
+ * outcome[i] is what store_add_ban would return, 0 or 1, and id[i] (id may
+ * be NULL) the row's id when written.  Returns 0 or -1. */
+int store_add_bans(struct store *st, const struct verdict *v, size_t n, int *outcome,
+    int64_t *id);
 /* Lift the active bans of target (jail NULL: any jail) at time now.
  * Returns how many rows were lifted, or -1. */
 int store_lift_bans(struct store *st, const char *jail, const char *target, int64_t now);
@@ -237,5 +239,87 @@ struct store_node {
 };
 typedef int (*store_node_cb)(void *arg, const struct store_node *n);
 int store_each_node(struct store *st, store_node_cb cb, void *arg);
+
+/*
+ * ---- Operator signals (issue 12; schemas/004-signals.sql) -------------
+ * The notification outbox, the evidence behind an account verdict, the
+ * bans in force per jail, and the saved metric counters (each backend's
+ * operations: store_backend.h says exactly what each does).  Nothing else
+ * in this file depends on them.
+ */
+
+/* Delivery channels, as bits of a notification's done mask. */
+#define STORE_CHANNEL_MAIL    0x1u
+#define STORE_CHANNEL_COMMAND 0x2u
+
+/* One row of the outbox.  Strings are borrowed (the caller's when queueing;
+ * valid during the callback when read back). */
+struct stored_notification {
+	int64_t id;
+	const char *event;          /* ban hold defer lift alarm */
+	bool digest;                /* summarised in the next digest */
+	int64_t ban_id;             /* 0: none */
+	const char *jail, *target, *target_kind, *reason, *node;
+	const char *evidence_key;   /* account | sender | domain, or NULL */
+	int64_t evidence_window;    /* seconds before started_at */
+	int level;
+	int64_t started_at, expires_at, created_at, due_at;
+	unsigned done;              /* STORE_CHANNEL_* delivered */
+	int attempts;               /* failed deliveries */
+};
+typedef int (*store_notification_cb)(void *arg, const struct stored_notification *n);
+
+/* Queue n (id, done, attempts ignored); inside the verdict's transaction
+ * when there is one.  *id (may be NULL) gets its id. */
+int store_queue_notification(struct store *st, const struct stored_notification *n,
+    int64_t *id);
+/* The notifications neither delivered nor given up, oldest first, at most
+ * max of them (a fleet: this node's; each node sends what it queued).
+ * Returns 0, the first non-zero callback result, or -1. */
+int store_each_open_notification(struct store *st, size_t max,
+    store_notification_cb cb, void *arg);
+/* How many there are (for the pending gauge). */
+int store_count_open_notifications(struct store *st, int64_t *out);
+/* Channel (STORE_CHANNEL_*) delivered notification id at now; once every
+ * channel in all is delivered, it is sent (never looked at again). */
+int store_notification_delivered(struct store *st, int64_t id, unsigned channel,
+    unsigned all, int64_t now);
+/* A delivery failed: one attempt more, not tried again before due_at. */
+int store_notification_retry(struct store *st, int64_t id, int64_t due_at,
+    const char *error);
+/* Abandoned at now (failed for too long). */
+int store_notification_gave_up(struct store *st, int64_t id, int64_t now,
+    const char *error);
+
+/* The submissions behind an account verdict: those of the events table in
+ * (since, until] whose key (account, sender: the queued line's envelope
+ * sender joined by queue id, or domain: either's @domain) is target. */
+#define STORE_EVIDENCE_TOP 5
+struct store_evidence {
+	int64_t submissions;
+	int64_t clients;            /* distinct client addresses */
+	int64_t recipients;         /* -1: no queued line kept for them */
+	struct {
+		char ip[MJ_IP_MAX];
+		int64_t submissions;
+	} top[STORE_EVIDENCE_TOP];  /* the busiest clients, most first */
+	size_t ntop;
+};
+int store_submission_evidence(struct store *st, const char *key, const char *target,
+    int64_t since, int64_t until, struct store_evidence *out);
+
+/* Bans and holds in force at now per jail and target kind: the rows the
+ * active_bans view shows. */
+typedef int (*store_active_cb)(void *arg, const char *jail, const char *target_kind,
+    int64_t n);
+int store_count_active(struct store *st, int64_t now, store_active_cb cb, void *arg);
+
+/* Saved metric counters of node. */
+typedef int (*store_counter_cb)(void *arg, const char *name, const char *labels,
+    double value);
+int store_each_counter(struct store *st, const char *node, store_counter_cb cb, void *arg);
+/* Between store_begin and store_commit, one per counter. */
+int store_save_counter(struct store *st, const char *node, const char *name,
+    const char *labels, double value);
 
 #endif

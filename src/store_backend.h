@@ -45,7 +45,8 @@ struct store_backend {
 	int (*count_event)(void *be, const struct event *ev);
 	int (*add_ban)(void *be, const struct verdict *v, int64_t *id);
 	/* may be NULL: add_ban for each */
-	int (*add_bans)(void *be, const struct verdict *v, size_t n, int *outcome);
+	int (*add_bans)(void *be, const struct verdict *v, size_t n, int *outcome,
+	    int64_t *id);
 	int (*lift_bans)(void *be, const char *jail, const char *target, int64_t now);
 
 	int (*get_position)(void *be, const char *path, struct log_position *out);
@@ -66,6 +67,64 @@ struct store_backend {
 	int (*purge_events)(void *be, int64_t before);
 	int (*each_event_about)(void *be, const struct event_about *about,
 	    store_event_cb cb, void *arg);
+
+	/*
+	 * Operator signals (notify.h, metrics.h; SQLite: schemas/004-signals.sql,
+	 * PostgreSQL: schemas/pg/002-signals.sql).  The outbox is a table of
+	 * notifications; a row is open until every channel it was queued for
+	 * is delivered (sent_at set) or it is given up (gave_up_at set).  In a
+	 * fleet each node delivers the rows it queued (node = its own name:
+	 * the node whose verdict or command it tells of), so none is sent
+	 * twice by two nodes.  Strings given are the caller's, valid during
+	 * the call; strings passed to callbacks are valid during the callback.
+	 */
+	/* Insert n, inside the open transaction when there is one (the
+	 * verdict's: the row commits or rolls back with it).  n->id, done and
+	 * attempts are ignored: a new row has done 0, attempts 0, due_at =
+	 * created_at; ban_id 0 and an empty evidence_key are stored as NULL.
+	 * *id (may be NULL) gets the new row's id. */
+	int (*queue_notification)(void *be, const struct stored_notification *n,
+	    int64_t *id);
+	/* The open rows (a fleet: this node's), by id ascending, at most max;
+	 * every field set.  Stops at and returns the first non-zero callback
+	 * result; -1 on error. */
+	int (*each_open_notification)(void *be, size_t max, store_notification_cb cb,
+	    void *arg);
+	/* How many rows are open (a fleet: this node's). */
+	int (*count_open_notifications)(void *be, int64_t *out);
+	/* done |= channel on row id; if then (done & all) == all, sent_at = now
+	 * (it is no longer open).  No transaction needed: one statement. */
+	int (*notification_delivered)(void *be, int64_t id, unsigned channel,
+	    unsigned all, int64_t now);
+	/* attempts + 1, due_at = due_at, last_error = error (NULL or "": none). */
+	int (*notification_retry)(void *be, int64_t id, int64_t due_at, const char *error);
+	/* attempts + 1, gave_up_at = now, last_error = error. */
+	int (*notification_gave_up)(void *be, int64_t id, int64_t now, const char *error);
+	/* The submission events (event "submission") with time in (since,
+	 * until] whose key is target: key "account", the event's account;
+	 * "sender", the envelope sender of the "queued" event with the same
+	 * qid; "domain", either of those ending in "@target" (case-folded).
+	 * Per client ip: how many, and the recipients (sum of the queued
+	 * events' nrcpt).  *out: the totals, the number of distinct ips, the
+	 * busiest STORE_EVIDENCE_TOP ips (most first, then by ip), recipients
+	 * -1 if no queued event was found for any.  Events added in the open
+	 * transaction and not yet written count too.  A fleet: the events of
+	 * every node (the jails count them all), a queued line joined on its
+	 * node and qid (queue ids are unique per host only). */
+	int (*submission_evidence)(void *be, const char *key, const char *target,
+	    int64_t since, int64_t until, struct store_evidence *out);
+	/* Per (jail, target_kind), by jail then kind: the bans not lifted with
+	 * expires_at > now (the active_bans view's rows, with the caller's
+	 * clock; a fleet: every node's, as every node enforces them).
+	 * Callback as each_open_notification. */
+	int (*count_active)(void *be, int64_t now, store_active_cb cb, void *arg);
+	/* The saved counters of node (name, labels: the exposition's label text,
+	 * value), by name then labels.  Callback as each_open_notification. */
+	int (*each_counter)(void *be, const char *node, store_counter_cb cb, void *arg);
+	/* Set (insert or replace) the counter (node, name, labels) to value;
+	 * called between begin and commit, once per counter. */
+	int (*save_counter)(void *be, const char *node, const char *name,
+	    const char *labels, double value);
 
 	/* The fleet: may be NULL (one node). */
 	int (*set_node)(void *be, const char *node);

@@ -974,7 +974,7 @@ buffer_event(struct pg_store *st, const struct event *ev)
 		put_int8(st, ev->nrcpt);
 	else
 		put_be(st, UINT32_MAX, 4);
-	/* a delivery result's (schema pg/002): NULL for every other row */
+	/* a delivery result's (schema pg/003): NULL for every other row */
 	put_text(st, ev->rcpt, false);
 	put_text(st, ev->newqid, false);
 	st->copyrows++;
@@ -1470,9 +1470,9 @@ pg_add_ban(void *be, const struct verdict *v, int64_t *id)
 }
 
 static int
-pg_add_bans(void *be, const struct verdict *v, size_t n, int *outcome)
+pg_add_bans(void *be, const struct verdict *v, size_t n, int *outcome, int64_t *id)
 {
-	return add_bans(be, v, n, outcome, NULL);
+	return add_bans(be, v, n, outcome, id);
 }
 
 static int
@@ -2431,6 +2431,293 @@ pg_each_node(void *be, store_node_cb cb, void *arg)
 	return u.rc;
 }
 
+/* ---- operator signals ------------------------------------------------------
+ * The outbox, the evidence of an account verdict, the bans in force per
+ * jail, the saved metric counters (schemas/pg/002-signals.sql; the
+ * contracts are in store_backend.h).  Each node queues, reads and marks its
+ * own notifications (node = st->node), so two nodes never send the same
+ * one; the evidence and the bans in force are the fleet's, as the jails
+ * and the enforcement are.  Reads are one round trip; the writes ride the
+ * pipeline like the batch's (write_now outside a transaction).
+ */
+
+#define NOTE_COLUMNS "id, event, digest, coalesce(ban_id, 0), jail, target, target_kind," \
+	" level, reason, started_at, expires_at, evidence_key, evidence_window, node," \
+	" created_at, done, attempts, due_at"
+
+static int
+pg_queue_notification(void *be, const struct stored_notification *n, int64_t *id)
+{
+	struct pg_store *st = be;
+	char digest[PG_NUM], ban[PG_NUM], level[PG_NUM], start[PG_NUM], end[PG_NUM],
+	    window[PG_NUM], created[PG_NUM];
+	const char *vals[14] = { st->node, n->event, digest, n->ban_id > 0 ? ban : NULL,
+		n->jail, n->target, n->target_kind, level, n->reason, start, end,
+		n->evidence_key && *n->evidence_key ? n->evidence_key : NULL, window, created };
+	static const char sql[] = "INSERT INTO notifications(node, event, digest, ban_id,"
+	    " jail, target, target_kind, level, reason, started_at, expires_at,"
+	    " evidence_key, evidence_window, created_at, due_at) VALUES ($1, $2,"
+	    " $3::integer, $4::bigint, $5, $6, $7, $8::integer, $9, $10::bigint,"
+	    " $11::bigint, $12, $13::bigint, $14::bigint, $14::bigint) RETURNING id";
+	struct one_id got = { false, 0 };
+
+	if (!st->in_tx && ensure_conn(st) != 0)
+		return -1;
+	fmt_i64(digest, n->digest ? 1 : 0);
+	fmt_i64(ban, n->ban_id);
+	fmt_i64(level, n->level);
+	fmt_i64(start, n->started_at);
+	fmt_i64(end, n->expires_at);
+	fmt_i64(window, n->evidence_window);
+	fmt_i64(created, n->created_at);
+	if (id == NULL) {
+		/* Sent with the batch (the verdict's transaction). */
+		if (send_sql(st, sql, 14, vals) != 0)
+			return -1;
+		return write_now(st);
+	}
+	if (read_sync(st, sql, 14, vals, take_id, &got) != 0)
+		return -1;
+	*id = got.id;
+	return 0;
+}
+
+static int
+take_note_row(struct pg_store *st, const PGresult *r, int row, void *arg)
+{
+	struct user_cb *u = arg;
+	store_notification_cb cb = (store_notification_cb)u->fn;
+	struct stored_notification n;
+
+	(void)st;
+	memset(&n, 0, sizeof(n));
+	n.id = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
+	n.event = pq.PQgetvalue(r, row, 1);
+	n.digest = atoi(pq.PQgetvalue(r, row, 2)) != 0;
+	n.ban_id = strtoll(pq.PQgetvalue(r, row, 3), NULL, 10);
+	n.jail = pq.PQgetvalue(r, row, 4);
+	n.target = pq.PQgetvalue(r, row, 5);
+	n.target_kind = pq.PQgetvalue(r, row, 6);
+	n.level = atoi(pq.PQgetvalue(r, row, 7));
+	n.reason = pq.PQgetvalue(r, row, 8);
+	n.started_at = strtoll(pq.PQgetvalue(r, row, 9), NULL, 10);
+	n.expires_at = strtoll(pq.PQgetvalue(r, row, 10), NULL, 10);
+	n.evidence_key = pq.PQgetisnull(r, row, 11) ? NULL : pq.PQgetvalue(r, row, 11);
+	n.evidence_window = strtoll(pq.PQgetvalue(r, row, 12), NULL, 10);
+	n.node = pq.PQgetvalue(r, row, 13);
+	n.created_at = strtoll(pq.PQgetvalue(r, row, 14), NULL, 10);
+	n.done = (unsigned)atoi(pq.PQgetvalue(r, row, 15));
+	n.attempts = atoi(pq.PQgetvalue(r, row, 16));
+	n.due_at = strtoll(pq.PQgetvalue(r, row, 17), NULL, 10);
+	u->rc = cb(u->arg, &n);
+	return u->rc;
+}
+
+static int
+pg_each_open_notification(void *be, size_t max, store_notification_cb cb, void *arg)
+{
+	struct pg_store *st = be;
+	struct user_cb u = { (void *)cb, arg, 0, false };
+	char lim[PG_NUM];
+	const char *vals[2] = { st->node, lim };
+
+	fmt_i64(lim, (int64_t)max);
+	if (read_sync(st, "SELECT " NOTE_COLUMNS " FROM notifications WHERE node = $1"
+	    " AND sent_at IS NULL AND gave_up_at IS NULL ORDER BY id LIMIT $2::bigint",
+	    2, vals, take_note_row, &u) != 0)
+		return -1;
+	return u.rc;
+}
+
+static int
+pg_count_open_notifications(void *be, int64_t *out)
+{
+	struct pg_store *st = be;
+	const char *vals[1] = { st->node };
+
+	*out = 0;
+	return read_sync(st, "SELECT count(*) FROM notifications WHERE node = $1"
+	    " AND sent_at IS NULL AND gave_up_at IS NULL", 1, vals, take_i64, out);
+}
+
+/* note_write - one statement on a notification row, committed at once
+ * outside a transaction */
+static int
+note_write(struct pg_store *st, const char *sql, int n, const char *const *vals)
+{
+	if (!st->in_tx && ensure_conn(st) != 0)
+		return -1;
+	if (send_sql(st, sql, n, vals) != 0)
+		return -1;
+	return write_now(st);
+}
+
+static int
+pg_notification_delivered(void *be, int64_t id, unsigned channel, unsigned all,
+    int64_t now)
+{
+	char i[PG_NUM], c[PG_NUM], a[PG_NUM], t[PG_NUM];
+	const char *vals[4] = { i, c, a, t };
+
+	fmt_i64(i, id);
+	fmt_i64(c, (int64_t)channel);
+	fmt_i64(a, (int64_t)all);
+	fmt_i64(t, now);
+	return note_write(be, "UPDATE notifications SET done = done | $2::integer,"
+	    " sent_at = CASE WHEN ((done | $2::integer) & $3::integer) = $3::integer"
+	    " THEN $4::bigint ELSE sent_at END WHERE id = $1::bigint", 4, vals);
+}
+
+static int
+pg_notification_retry(void *be, int64_t id, int64_t due_at, const char *error)
+{
+	char i[PG_NUM], t[PG_NUM];
+	const char *vals[3] = { i, t, error && *error ? error : NULL };
+
+	fmt_i64(i, id);
+	fmt_i64(t, due_at);
+	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " due_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+}
+
+static int
+pg_notification_gave_up(void *be, int64_t id, int64_t now, const char *error)
+{
+	char i[PG_NUM], t[PG_NUM];
+	const char *vals[3] = { i, t, error && *error ? error : NULL };
+
+	fmt_i64(i, id);
+	fmt_i64(t, now);
+	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " gave_up_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+}
+
+struct evidence_read {
+	struct store_evidence *out;
+	bool rcpt_known;
+};
+
+static int
+take_evidence_row(struct pg_store *st, const PGresult *r, int row, void *arg)
+{
+	struct evidence_read *e = arg;
+	struct store_evidence *out = e->out;
+	int64_t n = strtoll(pq.PQgetvalue(r, row, 1), NULL, 10);
+
+	(void)st;
+	out->submissions += n;
+	out->clients++;
+	if (strtoll(pq.PQgetvalue(r, row, 3), NULL, 10) > 0) {
+		e->rcpt_known = true;
+		out->recipients += strtoll(pq.PQgetvalue(r, row, 2), NULL, 10);
+	}
+	if (out->ntop < STORE_EVIDENCE_TOP &&
+	    copy_field(r, row, 0, out->top[out->ntop].ip, sizeof(out->top[0].ip))) {
+		out->top[out->ntop].submissions = n;
+		out->ntop++;
+	}
+	return 0;
+}
+
+/* pg_submission_evidence - the SQLite query's shape over the fleet's
+ * events, the queued line joined on (node, qid) */
+static int
+pg_submission_evidence(void *be, const char *key, const char *target, int64_t since,
+    int64_t until, struct store_evidence *out)
+{
+	struct evidence_read e = { out, false };
+	char s[PG_NUM], u[PG_NUM];
+	const char *vals[4] = { key, target, s, u };
+
+	memset(out, 0, sizeof(*out));
+	fmt_i64(s, since);
+	fmt_i64(u, until);
+	if (read_sync(be, "SELECT s.ip, count(*), coalesce(sum(q.nrcpt), 0), count(q.nrcpt)"
+	    " FROM events s LEFT JOIN events q ON q.node = s.node AND q.qid = s.qid"
+	    " AND q.event = 'queued'"
+	    " WHERE s.event = 'submission' AND s.time > $3::bigint AND s.time <= $4::bigint"
+	    " AND CASE $1::text"
+	    " WHEN 'account' THEN s.account = $2"
+	    " WHEN 'sender' THEN q.sender = $2"
+	    " ELSE lower(right(coalesce(s.account, ''), length($2) + 1)) = '@' || $2"
+	    "  OR lower(right(coalesce(q.sender, ''), length($2) + 1)) = '@' || $2 END"
+	    " GROUP BY s.ip ORDER BY 2 DESC, s.ip", 4, vals, take_evidence_row, &e) != 0)
+		return -1;
+	if (!e.rcpt_known)
+		out->recipients = -1;
+	return 0;
+}
+
+static int
+take_active_row(struct pg_store *st, const PGresult *r, int row, void *arg)
+{
+	struct user_cb *u = arg;
+	store_active_cb cb = (store_active_cb)u->fn;
+
+	(void)st;
+	u->rc = cb(u->arg, pq.PQgetvalue(r, row, 0), pq.PQgetvalue(r, row, 1),
+	    strtoll(pq.PQgetvalue(r, row, 2), NULL, 10));
+	return u->rc;
+}
+
+static int
+pg_count_active(void *be, int64_t now, store_active_cb cb, void *arg)
+{
+	struct user_cb u = { (void *)cb, arg, 0, false };
+	char t[PG_NUM];
+	const char *vals[1] = { t };
+
+	fmt_i64(t, now);
+	if (read_sync(be, "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
+	    " AND expires_at > $1::bigint GROUP BY jail, target_kind ORDER BY jail, target_kind",
+	    1, vals, take_active_row, &u) != 0)
+		return -1;
+	return u.rc;
+}
+
+static int
+take_counter_row(struct pg_store *st, const PGresult *r, int row, void *arg)
+{
+	struct user_cb *u = arg;
+	store_counter_cb cb = (store_counter_cb)u->fn;
+
+	(void)st;
+	u->rc = cb(u->arg, pq.PQgetvalue(r, row, 0), pq.PQgetvalue(r, row, 1),
+	    strtod(pq.PQgetvalue(r, row, 2), NULL));
+	return u->rc;
+}
+
+static int
+pg_each_counter(void *be, const char *node, store_counter_cb cb, void *arg)
+{
+	struct user_cb u = { (void *)cb, arg, 0, false };
+	const char *vals[1] = { node };
+
+	if (read_sync(be, "SELECT name, labels, value FROM metric_counters WHERE node = $1"
+	    " ORDER BY name, labels", 1, vals, take_counter_row, &u) != 0)
+		return -1;
+	return u.rc;
+}
+
+static int
+pg_save_counter(void *be, const char *node, const char *name, const char *labels,
+    double value)
+{
+	struct pg_store *st = be;
+	char v[40];
+	const char *vals[4] = { node, name, labels, v };
+
+	if (!st->in_tx && ensure_conn(st) != 0)
+		return -1;
+	/* %.17g: a double read back as the same double. */
+	snprintf(v, sizeof(v), "%.17g", value);
+	if (send_sql(st, "INSERT INTO metric_counters(node, name, labels, value)"
+	    " VALUES ($1, $2, $3, $4::double precision) ON CONFLICT (node, name, labels)"
+	    " DO UPDATE SET value = excluded.value", 4, vals) != 0)
+		return -1;
+	return write_now(st);
+}
+
 const struct store_backend store_backend_pgsql = {
 	.name = "pgsql",
 	.takes = pg_takes,
@@ -2468,6 +2755,16 @@ const struct store_backend store_backend_pgsql = {
 	.newest_time = pg_newest_time,
 	.purge_events = pg_purge_events,
 	.each_event_about = pg_each_event_about,
+	.queue_notification = pg_queue_notification,
+	.each_open_notification = pg_each_open_notification,
+	.count_open_notifications = pg_count_open_notifications,
+	.notification_delivered = pg_notification_delivered,
+	.notification_retry = pg_notification_retry,
+	.notification_gave_up = pg_notification_gave_up,
+	.submission_evidence = pg_submission_evidence,
+	.count_active = pg_count_active,
+	.each_counter = pg_each_counter,
+	.save_counter = pg_save_counter,
 	.set_node = pg_set_node,
 	.claim_node = pg_claim_node,
 	.fd = pg_fd,

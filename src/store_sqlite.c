@@ -123,6 +123,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 #define COUNT_SLOTS 1024     /* a power of two; written out when 3/4 full */
 #define COUNT_ROWS 32        /* counts per multi-row upsert */
 
+/* Statements of the operator signals' block (near the end of this file). */
+#define STORE_SIG_STMTS 12
+
 struct count_slot {
 	int64_t minute;
 	const char *rule, *event;    /* borrowed, like a pending row's */
@@ -154,6 +157,8 @@ struct sqlite_store {
 	dev_t dev;                 /* the file opened, for store_check_file */
 	ino_t ino;
 	bool created;              /* store_open made the file */
+	/* Operator signals (near the end of this file): prepared on first use. */
+	sqlite3_stmt *sig[STORE_SIG_STMTS];
 };
 
 static int flush_pending(struct sqlite_store *st);
@@ -578,6 +583,8 @@ sq_close(void *be)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_finalize(st->add_events);
 	sqlite3_finalize(st->add_counts);
+	for (int i = 0; i < STORE_SIG_STMTS; i++)
+		sqlite3_finalize(st->sig[i]);
 	sqlite3_close(st->db);
 	free(st->path);
 	free(st);
@@ -829,7 +836,7 @@ sq_count_event(void *be, const struct event *ev)
 	return count_event(st, ev);
 }
 
-/* add_delivery - a row with a recipient or a new queue id (schema 004):
+/* add_delivery - a row with a recipient or a new queue id (schema 005):
  * the rows buffered before it are written first, so the table keeps the
  * order the jails counted them in */
 static int
@@ -1406,6 +1413,359 @@ out:
 	return ret;
 }
 
+/*
+ * ---- Operator signals (issue 12; schemas/004-signals.sql) -------------
+ * The notification outbox, the evidence of an account verdict, the active
+ * counts per jail, and the saved metric counters (store_backend.h, the
+ * operator signals' operations).  Self-contained: its own statements,
+ * prepared on first use (the daemon without [notify] or [metrics] never
+ * prepares them) and finalized by sq_close.
+ */
+
+enum sig_stmt {
+	SIG_QUEUE, SIG_OPEN, SIG_COUNT_OPEN, SIG_DELIVERED, SIG_RETRY, SIG_GAVE_UP,
+	SIG_EVIDENCE, SIG_ACTIVE, SIG_COUNTERS, SIG_SAVE_COUNTER,
+	SIG_N
+};
+
+_Static_assert(SIG_N <= STORE_SIG_STMTS, "STORE_SIG_STMTS too small");
+
+static const char *const sig_sql[SIG_N] = {
+	[SIG_QUEUE] =
+	    "INSERT INTO notifications(event, digest, ban_id, jail, target, target_kind,"
+	    " level, reason, started_at, expires_at, evidence_key, evidence_window, node,"
+	    " created_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	    " ?12, ?13, ?14, ?14)",
+	[SIG_OPEN] =
+	    "SELECT id, event, digest, ban_id, jail, target, target_kind, level, reason,"
+	    " started_at, expires_at, evidence_key, evidence_window, node, created_at,"
+	    " done, attempts, due_at FROM notifications"
+	    " WHERE sent_at IS NULL AND gave_up_at IS NULL ORDER BY id LIMIT ?1",
+	[SIG_COUNT_OPEN] =
+	    "SELECT count(*) FROM notifications WHERE sent_at IS NULL AND gave_up_at IS NULL",
+	[SIG_DELIVERED] =
+	    "UPDATE notifications SET done = done | ?2, sent_at = CASE WHEN"
+	    " ((done | ?2) & ?3) = ?3 THEN ?4 ELSE sent_at END WHERE id = ?1",
+	[SIG_RETRY] =
+	    "UPDATE notifications SET attempts = attempts + 1, due_at = ?2,"
+	    " last_error = ?3 WHERE id = ?1",
+	[SIG_GAVE_UP] =
+	    "UPDATE notifications SET attempts = attempts + 1, gave_up_at = ?2,"
+	    " last_error = ?3 WHERE id = ?1",
+	/* Per client address: its submissions, and the recipients of those
+	 * whose queued line was kept (a jail joins it by queue id). */
+	[SIG_EVIDENCE] =
+	    "SELECT s.ip, count(*), sum(q.nrcpt), count(q.nrcpt)"
+	    " FROM events s LEFT JOIN events q ON q.qid = s.qid AND q.event = 'queued'"
+	    " WHERE s.event = 'submission' AND s.time > ?3 AND s.time <= ?4 AND CASE ?1"
+	    " WHEN 'account' THEN s.account = ?2"
+	    " WHEN 'sender' THEN q.sender = ?2"
+	    " ELSE lower(substr(coalesce(s.account, ''), -length(?2) - 1)) = '@' || ?2"
+	    "  OR lower(substr(coalesce(q.sender, ''), -length(?2) - 1)) = '@' || ?2 END"
+	    " GROUP BY s.ip ORDER BY 2 DESC, s.ip",
+	/* The active_bans view's condition, with the caller's clock. */
+	[SIG_ACTIVE] =
+	    "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
+	    " AND expires_at > ?1 GROUP BY jail, target_kind ORDER BY jail, target_kind",
+	[SIG_COUNTERS] =
+	    "SELECT name, labels, value FROM metric_counters WHERE node = ?1"
+	    " ORDER BY name, labels",
+	[SIG_SAVE_COUNTER] =
+	    "INSERT INTO metric_counters(node, name, labels, value) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT(node, name, labels) DO UPDATE SET value = excluded.value",
+};
+
+/* sig_stmt - statement i, prepared on first use; NULL after noting why */
+static sqlite3_stmt *
+sig_stmt(struct sqlite_store *st, enum sig_stmt i)
+{
+	if (st->sig[i] == NULL &&
+	    sqlite3_prepare_v3(st->db, sig_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+	    &st->sig[i], NULL) != SQLITE_OK) {
+		note_error(st);
+		return NULL;
+	}
+	return st->sig[i];
+}
+
+/* bind_fail - a bind failed: note it, reset, -1 */
+static int
+bind_fail(struct sqlite_store *st, sqlite3_stmt *s)
+{
+	note_error(st);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return -1;
+}
+
+static int
+sq_queue_notification(void *be, const struct stored_notification *n,
+    int64_t *id)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_QUEUE);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_text(s, 1, n->event, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 2, n->digest) != SQLITE_OK ||
+	    (n->ban_id > 0 ? sqlite3_bind_int64(s, 3, n->ban_id)
+	                   : sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 4, n->jail, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 5, n->target, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 6, n->target_kind, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 7, n->level) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 8, n->reason, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 9, n->started_at) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 10, n->expires_at) != SQLITE_OK ||
+	    bind_text_or_null(s, 11, n->evidence_key) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 12, n->evidence_window) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 13, n->node, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 14, n->created_at) != SQLITE_OK)
+		return bind_fail(st, s);
+	if (run_done(st, s) != 0)
+		return -1;
+	if (id)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+static const char *
+col_text(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	return t ? (const char *)t : "";
+}
+
+static int
+sq_each_open_notification(void *be, size_t max, store_notification_cb cb,
+    void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_OPEN);
+	struct stored_notification n;
+	int rc, ret = 0;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)max) != SQLITE_OK)
+		return bind_fail(st, s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&n, 0, sizeof(n));
+		n.id = sqlite3_column_int64(s, 0);
+		n.event = col_text(s, 1);
+		n.digest = sqlite3_column_int(s, 2) != 0;
+		n.ban_id = sqlite3_column_int64(s, 3);
+		n.jail = col_text(s, 4);
+		n.target = col_text(s, 5);
+		n.target_kind = col_text(s, 6);
+		n.level = sqlite3_column_int(s, 7);
+		n.reason = col_text(s, 8);
+		n.started_at = sqlite3_column_int64(s, 9);
+		n.expires_at = sqlite3_column_int64(s, 10);
+		n.evidence_key = sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL :
+		    col_text(s, 11);
+		n.evidence_window = sqlite3_column_int64(s, 12);
+		n.node = col_text(s, 13);
+		n.created_at = sqlite3_column_int64(s, 14);
+		n.done = (unsigned)sqlite3_column_int(s, 15);
+		n.attempts = sqlite3_column_int(s, 16);
+		n.due_at = sqlite3_column_int64(s, 17);
+		if ((ret = cb(arg, &n)) != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	busy_done(st);
+	return ret;
+}
+
+static int
+sq_count_open_notifications(void *be, int64_t *out)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_COUNT_OPEN);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		note_error(st);
+	sqlite3_reset(s);
+	busy_done(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int
+sq_notification_delivered(void *be, int64_t id, unsigned channel,
+    unsigned all, int64_t now)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_DELIVERED);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 2, (int)channel) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 3, (int)all) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, now) != SQLITE_OK)
+		return bind_fail(st, s);
+	return run_done(st, s);
+}
+
+/* mark_failed - SIG_RETRY or SIG_GAVE_UP: one failed attempt more */
+static int
+mark_failed(struct sqlite_store *st, enum sig_stmt which, int64_t id, int64_t t, const char *error)
+{
+	sqlite3_stmt *s = sig_stmt(st, which);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, t) != SQLITE_OK ||
+	    bind_text_or_null(s, 3, error) != SQLITE_OK)
+		return bind_fail(st, s);
+	return run_done(st, s);
+}
+
+static int
+sq_notification_retry(void *be, int64_t id, int64_t due_at, const char *error)
+{
+	struct sqlite_store *st = be;
+	return mark_failed(st, SIG_RETRY, id, due_at, error);
+}
+
+static int
+sq_notification_gave_up(void *be, int64_t id, int64_t now, const char *error)
+{
+	struct sqlite_store *st = be;
+	return mark_failed(st, SIG_GAVE_UP, id, now, error);
+}
+
+static int
+sq_submission_evidence(void *be, const char *key, const char *target,
+    int64_t since, int64_t until, struct store_evidence *out)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_EVIDENCE);
+	int rc, ret = 0;
+	bool rcpt_known = false;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return -1;
+	if (flush_pending(st) != 0)
+		return -1;
+	if (sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, target, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, since) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 4, until) != SQLITE_OK)
+		return bind_fail(st, s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t n = sqlite3_column_int64(s, 1);
+
+		out->submissions += n;
+		out->clients++;
+		if (sqlite3_column_int64(s, 3) > 0) {
+			rcpt_known = true;
+			out->recipients += sqlite3_column_int64(s, 2);
+		}
+		if (out->ntop < STORE_EVIDENCE_TOP &&
+		    copy_col(s, 0, out->top[out->ntop].ip, sizeof(out->top[0].ip)) == 0) {
+			out->top[out->ntop].submissions = n;
+			out->ntop++;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+	if (!rcpt_known)
+		out->recipients = -1;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	busy_done(st);
+	return ret;
+}
+
+static int
+sq_count_active(void *be, int64_t now, store_active_cb cb, void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_ACTIVE);
+	int rc, ret = 0;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
+		return bind_fail(st, s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((ret = cb(arg, col_text(s, 0), col_text(s, 1),
+		    sqlite3_column_int64(s, 2))) != 0)
+			goto out;
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	busy_done(st);
+	return ret;
+}
+
+static int
+sq_each_counter(void *be, const char *node, store_counter_cb cb, void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_COUNTERS);
+	int rc, ret = 0;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC) != SQLITE_OK)
+		return bind_fail(st, s);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((ret = cb(arg, col_text(s, 0), col_text(s, 1),
+		    sqlite3_column_double(s, 2))) != 0)
+			goto out;
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	busy_done(st);
+	return ret;
+}
+
+static int
+sq_save_counter(void *be, const char *node, const char *name,
+    const char *labels, double value)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = sig_stmt(st, SIG_SAVE_COUNTER);
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 3, labels, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_double(s, 4, value) != SQLITE_OK)
+		return bind_fail(st, s);
+	return run_done(st, s);
+}
+
 static bool
 sq_takes(const char *db)
 {
@@ -1448,4 +1808,14 @@ const struct store_backend store_backend_sqlite = {
 	.newest_time = sq_newest_time,
 	.purge_events = sq_purge_events,
 	.each_event_about = sq_each_event_about,
+	.queue_notification = sq_queue_notification,
+	.each_open_notification = sq_each_open_notification,
+	.count_open_notifications = sq_count_open_notifications,
+	.notification_delivered = sq_notification_delivered,
+	.notification_retry = sq_notification_retry,
+	.notification_gave_up = sq_notification_gave_up,
+	.submission_evidence = sq_submission_evidence,
+	.count_active = sq_count_active,
+	.each_counter = sq_each_counter,
+	.save_counter = sq_save_counter,
 };

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
+
 void
 table_init(struct table *t, const char *const *headers, size_t ncols)
 {
@@ -136,41 +138,6 @@ out:
 	free(w);
 }
 
-/*
- * text_value - s as a JSON string.  jansson refuses text that is not UTF-8
- * (a name typed on the command line or in a config can be anything; log
- * lines are checked before they count): then each byte outside ASCII is
- * shown as U+FFFD, so a script sees that something was there.
- */
-static json_t *
-text_value(const char *s)
-{
-	static const char repl[] = "\xef\xbf\xbd";
-	json_t *v;
-	size_t n = 0;
-	char *r, *p;
-
-	if ((v = json_string(s)) != NULL)
-		return v;
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-		n += *c < 0x80 ? 1 : sizeof(repl) - 1;
-	if ((r = malloc(n + 1)) == NULL)
-		return NULL;
-	p = r;
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c < 0x80)
-			*p++ = (char)*c;
-		else {
-			memcpy(p, repl, sizeof(repl) - 1);
-			p += sizeof(repl) - 1;
-		}
-	}
-	*p = '\0';
-	v = json_string(r);
-	free(r);
-	return v;
-}
-
 /* cell_value - null, a number or a string, by the column's type */
 static json_t *
 cell_value(const struct table *t, size_t col, const char *v)
@@ -181,7 +148,7 @@ cell_value(const struct table *t, size_t col, const char *v)
 		return json_null();
 	if (is_integer(t, col) && parse_integer(v, &n))  /* checked by table_add */
 		return json_integer((json_int_t)n);
-	return text_value(v);
+	return jsontext_string(v);
 }
 
 /* row_object - row r as an object keyed by the headers, in their order */

@@ -698,8 +698,9 @@ Test(fleet, a_late_failure_completes_a_later_window)
 	}
 	cr_assert_eq(n, 21, "the watch and 20 addresses: %d", n);
 	cr_assert_str_eq(out[0].target, "ceo@example.org");
-	cr_assert_str_eq(out[1].target, "203.0.113.1");
-	cr_assert_str_eq(out[20].target, "198.51.100.30");
+	cr_assert_str_eq(out[1].target, "198.51.100.30", "oldest first, in time");
+	cr_assert_str_eq(out[2].target, "203.0.113.1");
+	cr_assert_str_eq(out[20].target, "203.0.113.19");
 	jails_free(js);
 }
 

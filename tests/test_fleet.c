@@ -630,3 +630,104 @@ Test(fleet, kill_9_of_a_node_mid_batch_counts_every_line_once)
 	free(got);
 	free(ref);
 }
+
+/* hook_config - [notify] command: a hook of node name's that leaves each
+ * call's environment in dir/calls-NAME/, and [metrics] textfile */
+static void
+hook_config(const char *name, char *extra, size_t len)
+{
+	char calls_dir[700], file[64], path[700], text[1024];
+
+	snprintf(calls_dir, sizeof(calls_dir), "%s/calls-%s", dir, name);
+	cr_assert_eq(mkdir(calls_dir, 0755), 0);
+	snprintf(text, sizeof(text), "#!/bin/sh\nf=$(mktemp '%s/call.XXXXXX') || exit 9\n"
+	    "env | grep '^MAILJAIL_' | sort > \"$f\"\ncat > \"$f.json\"\n", calls_dir);
+	snprintf(file, sizeof(file), "hook-%s.sh", name);
+	tu_write(dir, file, text, path, sizeof(path));
+	cr_assert_eq(chmod(path, 0755), 0);
+	snprintf(extra, len, "[notify]\ncommand = %s\n[metrics]\ntextfile = %s/%s.prom\n", path,
+	    dir, name);
+}
+
+/* calls - what node name's hook was told, one line per call: its event,
+ * target and node (MAILJAIL_*), in the order of the calls */
+static char *
+calls(const char *name)
+{
+	return tu_sh_output("cd '%s/calls-%s' && for f in $(ls -tr | grep -v json); do "
+	    "sed -n 's/^MAILJAIL_\\(EVENT\\|TARGET\\|NODE\\)=//p' \"$f\" | tr '\\n' ' '; echo; "
+	    "done", dir, name);
+}
+
+/* A hold the fleet decides is told once, by the node whose row it is,
+ * with the evidence of both nodes' submissions; a release is told by the
+ * node it was run on; each node's textfile counts the fleet's holds in
+ * force and its own lines. */
+Test(fleet, a_verdict_is_told_once_by_the_node_that_made_it)
+{
+	char extra_a[1200], extra_b[1200], *out, *ca, *cb, *decider, want[1200], cmd[1200];
+	struct node *a, *b;
+
+	hook_config("mx1", extra_a, sizeof(extra_a));
+	hook_config("mx2", extra_b, sizeof(extra_b));
+	a = node_init(0, "mx1", extra_a);
+	b = node_init(1, "mx2", extra_b);
+	node_start(a);
+	node_start(b);
+	submissions(a, "alice@example.org", 60, 0);
+	submissions(b, "alice@example.org", 41, 0x1000);
+	cr_assert(wait_held(a, "alice@example.org", "HOLD"), "held in mx1's map");
+	cr_assert(wait_held(b, "alice@example.org", "HOLD"), "held in mx2's map");
+	cr_assert(tu_wait_sql(admin_db, "SELECT count(*) FROM notifications WHERE sent_at"
+	    " IS NOT NULL", "1\n"), "delivered");
+	decider = sql("SELECT node FROM bans%s", "");
+	decider[strcspn(decider, "\n")] = '\0';
+	out = sql("SELECT node, event, target FROM notifications%s", "");
+	snprintf(want, sizeof(want), "%s|hold|alice@example.org\n", decider);
+	cr_assert_str_eq(out, want, "queued by the node whose ban row it is");
+	free(out);
+	sleep(2);
+	ca = calls("mx1");
+	cb = calls("mx2");
+	snprintf(want, sizeof(want), "hold %s alice@example.org \n", decider);
+	cr_assert_str_eq(strcmp(decider, "mx1") == 0 ? ca : cb, want);
+	cr_assert_str_eq(strcmp(decider, "mx1") == 0 ? cb : ca, "", "the other node tells nothing");
+	free(ca);
+	free(cb);
+	out = tu_sh_output("cat '%s'/calls-%s/*.json", dir, decider);
+	cr_assert(strstr(out, "\"submissions\":101") != NULL && strstr(out, "\"clients\":1") != NULL,
+	    "the evidence of both nodes: %s", out);
+	free(out);
+
+	/* An operator's release on mx2: told by mx2. */
+	snprintf(cmd, sizeof(cmd), "%s release alice@example.org -c %s", bin, b->cfg);
+	out = node_sh(b, "%s", cmd);
+	cr_assert(strstr(out, "released alice@example.org") != NULL, "%s", out);
+	free(out);
+	for (int i = 0; i < 200; i++) {
+		cb = calls("mx2");
+		bool told = strstr(cb, "lift mx2 alice@example.org") != NULL;
+		free(cb);
+		if (told)
+			break;
+		cr_assert_lt(i, 199, "mx2 tells of the release it made");
+		usleep(50000);
+	}
+	out = sql("SELECT node, count(*) FROM notifications GROUP BY node ORDER BY node%s", "");
+	snprintf(want, sizeof(want), strcmp(decider, "mx2") == 0 ? "mx2|2\n" : "mx1|1\nmx2|1\n");
+	cr_assert_str_eq(out, want);
+	free(out);
+	free(decider);
+	node_stop(a);
+	node_stop(b);
+	/* Written at stop: each node's own lines, saved under its name. */
+	out = tu_sh_output("grep -h '^mailjail_lines_total' '%s'/mx1.prom '%s'/mx2.prom", dir, dir);
+	snprintf(want, sizeof(want), "mailjail_lines_total{source=\"%s\"} 60\n"
+	    "mailjail_lines_total{source=\"%s\"} 41\n", a->log, b->log);
+	cr_assert_str_eq(out, want);
+	free(out);
+	out = sql("SELECT node, value FROM metric_counters WHERE name = 'mailjail_lines_total'"
+	    " ORDER BY node%s", "");
+	cr_assert_str_eq(out, "mx1|60\nmx2|41\n");
+	free(out);
+}

@@ -263,3 +263,38 @@ Test(addrlog, distinct_addresses_of_a_window_oldest_first)
 	cr_assert_eq(addrlog_since(&a, "cfo", 0, 100, out, 8), 0, "all expired");
 	addrlog_free(&a);
 }
+
+/* The ring is the targeted jail's counter: in time order whatever the
+ * arrival order (another node's failure comes late), full within a window
+ * when maxretry failures lie within findtime; an ignored address counts
+ * with none. */
+Test(addrlog, a_full_window_in_time_order_and_counts_without_an_address)
+{
+	struct addrlog a = { 0 };
+	char out[8][MJ_IP_MAX];
+	int64_t end = 0;
+
+	cr_assert_eq(add(&a, "ceo", 100, "203.0.113.1", 3), 0);
+	cr_assert_eq(add(&a, "ceo", 300, "203.0.113.3", 3), 0);
+	cr_assert(!addrlog_full(&a, "ceo", 300, 600, 3, &end), "two of three");
+	/* a late one, between them, from an address never to ban */
+	cr_assert_eq(addrlog_add(&a, "ceo", 200, 0, NULL, 3), 0);
+	cr_assert(addrlog_full(&a, "ceo", 200, 600, 3, &end));
+	cr_assert_eq(end, 300, "the window ends at the newest");
+	cr_assert(!addrlog_full(&a, "ceo", 200, 200, 3, &end), "not within 200 s");
+	cr_assert_eq(addrlog_since(&a, "ceo", 0, 1000, out, 8), 2, "none is no address");
+	cr_assert_str_eq(out[0], "203.0.113.1");
+	cr_assert_str_eq(out[1], "203.0.113.3");
+	/* full: a later one drops the oldest, an older one than all is dropped */
+	cr_assert_eq(add(&a, "ceo", 250, "198.51.100.7", 3), 0);
+	cr_assert_eq(addrlog_since(&a, "ceo", 0, 1000, out, 8), 2);
+	cr_assert_str_eq(out[0], "198.51.100.7");
+	cr_assert_eq(add(&a, "ceo", 50, "198.51.100.8", 3), 0);
+	cr_assert_eq(addrlog_since(&a, "ceo", 0, 1000, out, 8), 2);
+	cr_assert(!addrlog_full(&a, "ceo", 50, 600, 3, &end), "it is not in the ring");
+	cr_assert_eq(addrlog_accounts(&a), 1);
+	addrlog_forget(&a, "ceo");
+	cr_assert_eq(addrlog_accounts(&a), 0, "counted afresh");
+	cr_assert(!addrlog_full(&a, "ceo", 300, 600, 3, &end));
+	addrlog_free(&a);
+}

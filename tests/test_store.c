@@ -83,7 +83,7 @@ Test(store_sqlite, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n4\n");
+	cr_assert_str_eq(out, "wal\n5\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
@@ -112,7 +112,7 @@ Test(store_sqlite, version_1_db_gains_journal_cursors_and_keeps_positions)
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
 	    "log_position; SELECT count(*) FROM journal_cursor'", db);
-	cr_assert_str_eq(out, "4\n42\n1\n");
+	cr_assert_str_eq(out, "5\n42\n1\n");
 	free(out);
 }
 
@@ -170,7 +170,7 @@ Test(store_sqlite, version_1_database_is_migrated)
 	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
 	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
 	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
-	cr_assert_str_eq(out, "4\n0\n0 r auth_failure 2\n", "the old rows are counted");
+	cr_assert_str_eq(out, "5\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
@@ -519,6 +519,241 @@ Test(store, counted_events_per_minute)
 	free(out);
 }
 
+/* ---- operator signals (notify.h, metrics.h) ------------------------------ */
+
+static struct stored_notification
+mknote(const char *event, const char *target, bool digest, int64_t ban_id, int64_t now)
+{
+	struct stored_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.event = event;
+	n.digest = digest;
+	n.ban_id = ban_id;
+	n.jail = "quota";
+	n.target = target;
+	n.target_kind = strchr(target, '.') && !strchr(target, '@') ? "ip" : "account";
+	n.level = 2;
+	n.reason = "4 messages in 1h over limit 3/1h";
+	n.started_at = now;
+	n.expires_at = now + 3600;
+	n.evidence_key = strcmp(n.target_kind, "account") == 0 ? "account" : NULL;
+	n.evidence_window = 3600;
+	n.node = "mx1";
+	n.created_at = now;
+	return n;
+}
+
+/* notes_seen - "id:event:target:digest:done:attempts:due;" per open row */
+static int
+notes_seen(void *arg, const struct stored_notification *n)
+{
+	char *buf = arg;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, 1024 - len, "%lld:%s:%s:%d:%u:%d:%lld;", (long long)n->id, n->event,
+	    n->target, n->digest, n->done, n->attempts, (long long)n->due_at);
+	return 0;
+}
+
+/* The outbox round trip: queued in a batch (gone with its rollback), read
+ * back open in id order with every field, delivered channel by channel,
+ * retried, given up. */
+Test(store, the_outbox_queues_reads_and_marks_notifications)
+{
+	struct store *st;
+	struct stored_notification a = mknote("hold", "alice", false, 7, 1000),
+	    b = mknote("ban", "192.0.2.9", true, 0, 1001), c = mknote("lift", "bob", false, 0, 1002);
+	char err[256], seen[1024] = "", want[1024], *out;
+	int64_t id_a = 0, n = -1;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_queue_notification(st, &a, NULL), 0);
+	cr_assert_eq(store_rollback(st), 0);
+	cr_assert_eq(store_count_open_notifications(st, &n), 0);
+	cr_assert_eq(n, 0, "rolled back with its batch");
+
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_queue_notification(st, &a, &id_a), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_queue_notification(st, &b, NULL), 0);
+	cr_assert_eq(store_queue_notification(st, &c, NULL), 0);
+	cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+	cr_assert_gt(id_a, 0);
+	cr_assert_eq(store_count_open_notifications(st, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(store_each_open_notification(st, 10, notes_seen, seen), 0);
+	snprintf(want, sizeof(want), "%lld:hold:alice:0:0:0:1000;%lld:ban:192.0.2.9:1:0:0:1001;"
+	    "%lld:lift:bob:0:0:0:1002;", (long long)id_a, (long long)id_a + 1,
+	    (long long)id_a + 2);
+	cr_assert_str_eq(seen, want);
+	seen[0] = '\0';
+	cr_assert_eq(store_each_open_notification(st, 1, notes_seen, seen), 0);
+	cr_assert(strncmp(seen, want, strlen(seen)) == 0 && strchr(seen, ';')[1] == '\0',
+	    "at most max, oldest first: %s", seen);
+
+	/* Mail delivered, the command not yet: still open.  Then both: sent. */
+	cr_assert_eq(store_notification_delivered(st, id_a, STORE_CHANNEL_MAIL,
+	    STORE_CHANNEL_MAIL | STORE_CHANNEL_COMMAND, 1100), 0);
+	cr_assert_eq(store_count_open_notifications(st, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(store_notification_delivered(st, id_a, STORE_CHANNEL_COMMAND,
+	    STORE_CHANNEL_MAIL | STORE_CHANNEL_COMMAND, 1200), 0);
+	cr_assert_eq(store_notification_retry(st, id_a + 1, 1500, "exit 3"), 0);
+	cr_assert_eq(store_notification_gave_up(st, id_a + 2, 90000, "connection refused"), 0);
+	cr_assert_eq(store_count_open_notifications(st, &n), 0);
+	cr_assert_eq(n, 1);
+	seen[0] = '\0';
+	cr_assert_eq(store_each_open_notification(st, 10, notes_seen, seen), 0);
+	snprintf(want, sizeof(want), "%lld:ban:192.0.2.9:1:0:1:1500;", (long long)id_a + 1);
+	cr_assert_str_eq(seen, want);
+	store_close(st);
+	/* (The node column: the row's for SQLite, the store's for a fleet.) */
+	out = tu_sql(db, "SELECT done, coalesce(sent_at, 0), attempts, coalesce(last_error, '-'),"
+	    " coalesce(gave_up_at, 0), coalesce(ban_id, 0), coalesce(evidence_key, '-')"
+	    " FROM notifications ORDER BY id");
+	cr_assert_str_eq(out, "3|1200|0|-|0|7|account\n0|0|1|exit 3|0|0|-\n"
+	    "0|0|1|connection refused|90000|0|account\n");
+	free(out);
+}
+
+static struct event
+submission(const char *account, const char *ip, const char *qid, int64_t t)
+{
+	struct event e = { .rule = "submission-auth", .type = "submission", .time = t,
+	    .nrcpt = -1 };
+
+	snprintf(e.user, sizeof(e.user), "%s", account);
+	snprintf(e.ip, sizeof(e.ip), "%s", ip);
+	snprintf(e.qid, sizeof(e.qid), "%s", qid);
+	return e;
+}
+
+static struct event
+queued(const char *sender, const char *qid, long nrcpt, int64_t t)
+{
+	struct event e = { .rule = "qmgr-queued", .type = "queued", .time = t, .nrcpt = nrcpt };
+
+	snprintf(e.sender, sizeof(e.sender), "%s", sender);
+	snprintf(e.qid, sizeof(e.qid), "%s", qid);
+	return e;
+}
+
+/* The evidence of an account verdict: the submissions in the window, per
+ * client, by account, by envelope sender and by domain (joined to the
+ * queued lines by queue id), including rows not yet written. */
+Test(store, submission_evidence_by_account_sender_and_domain)
+{
+	struct store *st;
+	struct store_evidence ev;
+	struct event e[] = {
+		submission("alice@example.org", "192.0.2.1", "Q1", 100),
+		submission("alice@example.org", "192.0.2.1", "Q2", 110),
+		submission("alice@example.org", "198.51.100.2", "Q3", 120),
+		submission("alice@example.org", "192.0.2.1", "Q4", 50),    /* before the window */
+		submission("bob@Example.org", "203.0.113.3", "Q5", 130),
+		queued("alice@example.org", "Q1", 3, 101),
+		queued("alice@example.org", "Q2", 4, 111),
+		queued("newsletter@example.org", "Q3", 10, 121),
+	};
+	char err[256];
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++)
+		cr_assert_eq(store_add_event(st, &e[i]), 0);
+	/* Still in the open batch: read all the same. */
+	cr_assert_eq(store_submission_evidence(st, "account", "alice@example.org", 60, 200, &ev),
+	    0, "%s", store_errmsg(st));
+	cr_assert_eq(ev.submissions, 3);
+	cr_assert_eq(ev.clients, 2);
+	cr_assert_eq(ev.recipients, 17);
+	cr_assert_eq(ev.ntop, 2);
+	cr_assert_str_eq(ev.top[0].ip, "192.0.2.1");
+	cr_assert_eq(ev.top[0].submissions, 2);
+	cr_assert_str_eq(ev.top[1].ip, "198.51.100.2");
+	cr_assert_eq(store_commit(st), 0);
+
+	cr_assert_eq(store_submission_evidence(st, "sender", "newsletter@example.org", 60, 200,
+	    &ev), 0);
+	cr_assert(ev.submissions == 1 && ev.clients == 1 && ev.recipients == 10);
+	cr_assert_str_eq(ev.top[0].ip, "198.51.100.2");
+	/* Either side's domain, case-folded: alice's 3 and bob's 1. */
+	cr_assert_eq(store_submission_evidence(st, "domain", "example.org", 60, 200, &ev), 0);
+	cr_assert_eq(ev.submissions, 4);
+	cr_assert_eq(ev.clients, 3);
+	/* No queued line kept for them: recipients unknown, not 0. */
+	cr_assert_eq(store_submission_evidence(st, "account", "bob@Example.org", 60, 200, &ev), 0);
+	cr_assert(ev.submissions == 1 && ev.recipients == -1, "%lld %lld",
+	    (long long)ev.submissions, (long long)ev.recipients);
+	/* A name with LIKE's wildcards is matched as it is. */
+	cr_assert_eq(store_submission_evidence(st, "domain", "%", 60, 200, &ev), 0);
+	cr_assert_eq(ev.submissions, 0);
+	store_close(st);
+}
+
+static int
+active_seen(void *arg, const char *jail, const char *kind, int64_t n)
+{
+	char *buf = arg;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, 256 - len, "%s/%s=%lld ", jail, kind, (long long)n);
+	return 0;
+}
+
+static int
+counter_seen(void *arg, const char *name, const char *labels, double value)
+{
+	char *buf = arg;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, 512 - len, "%s{%s}=%.17g ", name, labels, value);
+	return 0;
+}
+
+/* Bans in force per jail and kind (active_bans' rows), and the saved
+ * metric counters of a node, set again on a save. */
+Test(store, active_counts_and_saved_counters)
+{
+	struct store *st;
+	int64_t now = 1700000000;
+	struct verdict v[] = {
+		mkverdict("sasl", "192.0.2.1", 1, now - 100, 3600),
+		mkverdict("sasl", "192.0.2.2", 1, now - 100, 3600),
+		mkverdict("sasl", "192.0.2.3", 1, now - 7200, 3600),     /* over */
+		mkverdict("quota", "alice@example.org", 1, now - 10, 86400),
+		mkverdict("quota", "bob@example.org", 1, now - 10, 86400),   /* lifted below */
+	};
+	char err[256], buf[512] = "";
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_begin(st), 0);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		cr_assert_eq(store_add_ban(st, &v[i], NULL), 0);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_lift_bans(st, NULL, "bob@example.org", now), 1);
+	cr_assert_eq(store_count_active(st, now, active_seen, buf), 0);
+	cr_assert_str_eq(buf, "quota/account=1 sasl/ip=2 ");
+
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_save_counter(st, "mx1", "mailjail_lines_total",
+	    "source=\"/var/log/mail.log\"", 12345), 0);
+	cr_assert_eq(store_save_counter(st, "mx1", "mailjail_db_commit_seconds_sum", "", 0.1), 0);
+	cr_assert_eq(store_save_counter(st, "mx2", "mailjail_lines_total",
+	    "source=\"/var/log/mail.log\"", 7), 0);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_save_counter(st, "mx1", "mailjail_lines_total",
+	    "source=\"/var/log/mail.log\"", 12400), 0, "set again, not added");
+	cr_assert_eq(store_commit(st), 0);
+	buf[0] = '\0';
+	cr_assert_eq(store_each_counter(st, "mx1", counter_seen, buf), 0);
+	cr_assert_str_eq(buf, "mailjail_db_commit_seconds_sum{}=0.10000000000000001 "
+	    "mailjail_lines_total{source=\"/var/log/mail.log\"}=12400 ", "exact doubles");
+	store_close(st);
+}
+
 /* ---- PostgreSQL only ---------------------------------------------------- */
 
 /* column_names - a view's columns, in order, space-separated (SQLite's
@@ -547,7 +782,7 @@ Test(store_pgsql, schema_is_versioned_and_the_views_have_sqlites_columns_then_no
 	cr_assert_null(store_file(st), "a server: no file to hand over");
 	store_close(st);
 	out = tu_sql(db, "SELECT version, name FROM schema_version ORDER BY version");
-	cr_assert_str_eq(out, "1|001-initial.sql\n2|002-delivery.sql\n");
+	cr_assert_str_eq(out, "1|001-initial.sql\n2|002-signals.sql\n3|003-delivery.sql\n");
 	free(out);
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
 	cr_assert(!store_created(st), "reopening migrates nothing");
@@ -662,7 +897,7 @@ Test(store_pgsql, nodes_starting_together_on_an_empty_database_migrate_it_once,
 	}
 	out = tu_sql(db, "SELECT count(*) FROM schema_version; SELECT count(*) FROM"
 	    " information_schema.tables WHERE table_name IN ('events', 'bans', 'nodes')");
-	cr_assert_str_eq(out, "2\n3\n", "each step once");
+	cr_assert_str_eq(out, "3\n3\n", "each step once");
 	free(out);
 }
 
@@ -884,7 +1119,7 @@ event_line(void *arg, const struct event *ev)
 
 /*
  * Queue ids are unique per host only: two nodes' messages may share one.
- * The delivery columns (schema pg/002) go through the COPY, and every read
+ * The delivery columns (schema pg/003) go through the COPY, and every read
  * of another node's event names the node: the restore's and the poll's.
  */
 Test(store_pgsql, another_nodes_events_name_it_and_carry_the_delivery_columns)
@@ -928,7 +1163,7 @@ Test(store_pgsql, another_nodes_events_name_it_and_carry_the_delivery_columns)
 
 /* A fleet's database made by the version before (no delivery columns)
  * is migrated at the next start, its rows kept. */
-Test(store_pgsql, a_version_1_database_is_migrated_and_keeps_its_rows)
+Test(store_pgsql, a_version_2_database_is_migrated_and_keeps_its_rows)
 {
 	struct store *st;
 	struct event_lines l;
@@ -937,7 +1172,7 @@ Test(store_pgsql, a_version_1_database_is_migrated_and_keeps_its_rows)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sql(db, "ALTER TABLE events DROP COLUMN rcpt, DROP COLUMN newqid;"
-	    " DELETE FROM schema_version WHERE version = 2;"
+	    " DELETE FROM schema_version WHERE version = 3;"
 	    " INSERT INTO events(node, time, rule, event, qid) VALUES"
 	    " ('mx9', 100, 'sasl-submission', 'submission', 'OLD01')");
 	free(out);
@@ -948,7 +1183,7 @@ Test(store_pgsql, a_version_1_database_is_migrated_and_keeps_its_rows)
 	cr_assert_str_eq(l.text, "mx9 OLD01 submission - -\n");
 	store_close(st);
 	out = tu_sql(db, "SELECT max(version) FROM schema_version");
-	cr_assert_str_eq(out, "2\n");
+	cr_assert_str_eq(out, "3\n");
 	free(out);
 }
 
@@ -1023,5 +1258,34 @@ Test(store_pgsql, a_failed_copy_is_rolled_back_and_the_next_batch_works)
 	store_close(st);
 	out = tu_sql(db, "SELECT count(*) FROM events");
 	cr_assert_str_eq(out, "1\n");
+	free(out);
+}
+
+/* Each node of a fleet reads and sends the notifications it queued, never
+ * another's (two nodes would mail the same hold twice). */
+Test(store_pgsql, each_node_sends_only_the_notifications_it_queued)
+{
+	struct store *mx1 = open_node("mx1"), *mx2 = open_node("mx2");
+	struct stored_notification a = mknote("hold", "alice", false, 0, 1000),
+	    b = mknote("lift", "bob", false, 0, 1001);
+	char seen1[1024] = "", seen2[1024] = "", *out;
+	int64_t n1 = -1, n2 = -1;
+
+	cr_assert_eq(store_begin(mx1), 0);
+	cr_assert_eq(store_queue_notification(mx1, &a, NULL), 0);
+	cr_assert_eq(store_commit(mx1), 0);
+	/* An operator's unban run on mx2, outside a batch. */
+	cr_assert_eq(store_queue_notification(mx2, &b, NULL), 0, "%s", store_errmsg(mx2));
+	cr_assert_eq(store_each_open_notification(mx1, 10, notes_seen, seen1), 0);
+	cr_assert_eq(store_each_open_notification(mx2, 10, notes_seen, seen2), 0);
+	cr_assert(strstr(seen1, ":alice:") && !strstr(seen1, ":bob:"), "%s", seen1);
+	cr_assert(strstr(seen2, ":bob:") && !strstr(seen2, ":alice:"), "%s", seen2);
+	cr_assert_eq(store_count_open_notifications(mx1, &n1), 0);
+	cr_assert_eq(store_count_open_notifications(mx2, &n2), 0);
+	cr_assert(n1 == 1 && n2 == 1);
+	store_close(mx1);
+	store_close(mx2);
+	out = tu_sql(db, "SELECT node, target FROM notifications ORDER BY id");
+	cr_assert_str_eq(out, "mx1|alice\nmx2|bob\n", "the node is the store's");
 	free(out);
 }

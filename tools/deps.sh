@@ -17,12 +17,14 @@ export DEBIAN_FRONTEND=noninteractive
 # libpq-dev builds the PostgreSQL store backend; postgresql gives the tests
 # and the bench the binaries (initdb, pg_ctl) of the private clusters they
 # start in a temporary directory (tests/pg.sh), never the system's cluster.
+# python3-prometheus-client parses the metrics exposition in test_signals.
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
 apt-get build-dep -y -qq --no-install-recommends "$(cd "$(dirname "$0")/.." && pwd)" >/dev/null
 apt-get install -y -qq --no-install-recommends \
     build-essential debhelper dpkg-dev lintian libcriterion-dev \
     gzip xz-utils bzip2 bash-completion groff-base man-db \
+    python3-prometheus-client \
     systemd-journal-remote \
     systemd strace \
     sqlite3 postgresql nftables pcre2-utils iproute2 util-linux procps \

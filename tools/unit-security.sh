@@ -10,7 +10,12 @@
 #     capability, no_new_privs, the unit's UMask) in a private network
 #     namespace, under strace -f: check-config, then run through start, a
 #     ban (nftables), a hold (sqlite: map), a reject (hash: map, so postmap
-#     runs too), a rotation, SIGHUP, SIGUSR1 and SIGTERM.  Then:
+#     runs too), a rotation, SIGHUP, SIGUSR1 and SIGTERM, with every
+#     operator signal configured: the hold mailed by SMTP (libcurl, in a
+#     child) to a Python smtpd sink and told to a [notify] command (a
+#     /bin/sh hook: its calls are the unit's too), the IP bans in a
+#     digest, the metrics textfile written and /metrics (libmicrohttpd)
+#     scraped.  Then:
 #     - every system call made is allowed by the unit's SystemCallFilter=
 #       lines (expanded with systemd-analyze syscall-filter), so
 #       SystemCallErrorNumber=EPERM never fires;
@@ -21,7 +26,8 @@
 #       with StateDirectory= as the one writable place);
 #     - sockets are only of the RestrictAddressFamilies= families;
 #     - /dev is only what PrivateDevices= leaves;
-#     - the maps Postfix reads are 0644 and the DB is 0600 under the UMask.
+#     - the maps Postfix reads and the metrics textfile (node_exporter
+#       reads it) are 0644 and the DB is 0600 under the UMask.
 # Needs root (namespaces, the user switch).  Prints "unit-security: PASS"
 # or the failures and exits 1.
 set -euo pipefail
@@ -33,7 +39,9 @@ say() { echo "unit-security: $*"; }
 bad() { say "FAIL: $*"; fail=1; }
 
 [ "$(id -u)" = 0 ] || { say "FAIL: needs root"; exit 1; }
-for t in systemd-analyze strace setpriv unshare nft sqlite3 /usr/sbin/postmap; do
+# (/usr/bin/python3: Debian's, whose smtpd module is the scenario's SMTP
+# sink; a python3 earlier in PATH may not have it.)
+for t in systemd-analyze strace setpriv unshare nft sqlite3 /usr/sbin/postmap /usr/bin/python3; do
 	command -v "$t" >/dev/null || { say "FAIL: $t is missing (tools/deps.sh)"; exit 1; }
 done
 
@@ -110,7 +118,22 @@ map = sqlite:$T/state/hold.db
 map = hash:$T/state/mailjail_reject
 [postfix]
 config_directory = $T/pfx
+[notify]
+mailto  = postmaster@localhost
+smtp    = 127.0.0.1:2525
+command = $T/conf/hook.sh
+digest  = 2s
+[metrics]
+textfile = $T/state/mailjail.prom
+listen   = 127.0.0.1:9947
 EOF
+# The hook leaves what it was told in the state directory (the one place
+# the unit lets it write), one file per call.
+cat >"$T/conf/hook.sh" <<EOF
+#!/bin/sh
+cat >"$T/state/hook.\$MAILJAIL_EVENT.\$\$"
+EOF
+chmod 755 "$T/conf/hook.sh"
 
 # The scenario, inside a private network namespace.
 cat >"$T/scenario.sh" <<'EOF'
@@ -139,8 +162,14 @@ wait_for() { # SECONDS command...
 	echo "scenario: timed out: $*" >&2
 	return 1
 }
-said() { grep -q -- "$1" "$T/run.err"; }
+said() { grep -qs -- "$1" "$T/run.err"; }
 stamp() { date '+%b %e %H:%M:%S'; }
+# The SMTP peer of [notify] mailto (root's, not traced: not the daemon).
+/usr/bin/python3 -u -W ignore -m smtpd -n -c DebuggingServer 127.0.0.1:2525 \
+	>"$T/smtp.out" 2>&1 &
+smtp=$!
+trap 'kill "$smtp" 2>/dev/null || true' EXIT
+wait_for 30 /usr/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.1", 2525)).close()' 2>/dev/null
 (as_unit check "$MJ" check-config -c "$CONF") >"$T/check.out" 2>&1 ||
 	{ cat "$T/check.out"; echo "scenario: check-config failed" >&2; exit 1; }
 as_unit run "$MJ" run -c "$CONF" 2>"$T/run.err" &
@@ -159,6 +188,15 @@ done
 wait_for 30 sh -c "nft list set inet mailjail banned_ipv4 | grep -q 203.0.113.7"
 wait_for 30 sh -c "sqlite3 '$T/state/hold.db' \"SELECT key FROM hold\" | grep -qx alice"
 wait_for 30 grep -q '^198.51.100.9 ' "$T/state/mailjail_reject"
+# The hold: mailed and told to the hook at once; the two IP bans: one digest.
+wait_for 30 said "notify: mail for hold of alice"
+wait_for 30 grep -q 'Subject: \[mailjail\] hold: account alice' "$T/smtp.out"
+wait_for 30 sh -c "grep -qs '\"target\":\"alice\"' '$T'/state/hook.hold.*"
+wait_for 30 sh -c "ls '$T'/state/hook.digest.* >/dev/null 2>&1"
+# The metrics: the textfile and /metrics.
+wait_for 30 grep -q '^mailjail_verdicts_total{.*jail="quota".*} 1$' "$T/state/mailjail.prom"
+wait_for 30 /usr/bin/python3 -c 'import sys, urllib.request as u
+sys.exit(b"mailjail_active{" not in u.urlopen("http://127.0.0.1:9947/metrics", timeout=5).read())'
 mv "$LOG" "$LOG.1" && : >"$LOG"
 echo "$(stamp) mx postfix/submission/smtpd[41]: warning: unknown[203.0.113.8]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=y" >>"$LOG"
 wait_for 30 said "rotated"
@@ -313,7 +351,8 @@ mode_is() { # FILE MODE
 	m=$(stat -c %a "$1" 2>/dev/null || echo missing)
 	[ "$m" = "$2" ] || bad "$1: mode $m under UMask=$UMASK, expected $2"
 }
-for f in hold.db postfix-hold.cf mailjail_reject mailjail_reject.db mailjail_reject.expires; do
+for f in hold.db postfix-hold.cf mailjail_reject mailjail_reject.db mailjail_reject.expires \
+	mailjail.prom; do
 	mode_is "$T/state/$f" 644
 done
 mode_is "$T/state/mailjail.db" 600

@@ -10,10 +10,17 @@
 #      450 reply (swaks and mail.log), and accepts it again once the ban ends;
 #   4. SASL brute force from 127.0.0.5: banned in nftables, its next TCP
 #      connect to the submission port fails, 127.0.0.6 still gets through;
-#   5. a jail with action = defer: mallory over her quota (2/1h) gets the
+#   5. notifications: the hold of step 1 was mailed by the running daemon
+#      (user nobody, only CAP_NET_ADMIN, no_new_privs: no postdrop) to
+#      admin@pfxtest.local by SMTP through this Postfix (mail.log shows the
+#      queue id the daemon logged delivered to that address), and its hook
+#      ran as nobody; step 2's release was told too; the IP bans of steps 3
+#      and 4 came in one digest mail.
+#   6. a jail with action = defer: mallory over her quota (2/1h) gets the
 #      jail's 450 4.7.1 at her next submission (swaks and mail.log), nothing
 #      waits in the hold queue, carol (under it) is accepted, and mallory is
-#      accepted again once the deferral ends.
+#      accepted again once the deferral ends; the deferral was told (mail
+#      and hook, MAILJAIL_EVENT=defer).
 # Everything (Postfix, Dovecot, mailjail, the clients) runs inside a network
 # namespace this script makes ("unshare -n"), so the nftables table and the
 # ports are private; the host's ruleset is never touched.  All files live in
@@ -99,6 +106,9 @@ T=$(mktemp -d /tmp/mailjail-e2e.XXXXXX)
 chmod 755 "$T"                  # Postfix (user postfix) reads the maps in $T/mj
 MJ=$T/mj
 mkdir -m 755 "$MJ"
+# The daemon runs as nobody (as a packaged one runs as mailjail): it writes
+# the maps' journals and the hook's files here.
+chown nobody "$MJ"
 export PFX_ROOT=$T/pfx SMTP_PORT=2525 SUB_PORT=2587 AUTH_FAILURE_DELAY=0
 # Both smtpd services chroot'ed, as Debian ships them: the maps must work there.
 export PFX_CHROOT=y
@@ -152,13 +162,26 @@ action   = nft
 bantime  = 1h
 ignore   =
 EOF
+# The hook is root's, beside the config (the run user's directory would let
+# that user change what runs: refused like a config there); it writes in $MJ.
+cat > "$T/hook.sh" <<EOF
+#!/bin/sh
+# One line per notification: who ran it, and what it was told.
+echo "uid=\$(id -u) nnp=\$(sed -n 's/^NoNewPrivs:\t//p' /proc/\$\$/status) \$MAILJAIL_EVENT \$MAILJAIL_JAIL \$MAILJAIL_TARGET \$MAILJAIL_COUNT \$(tr -d '\n' | head -c 300)" >> $MJ/hook.out
+EOF
+chmod 755 "$T/hook.sh"
 cat > "$CONF" <<EOF
 [mailjail]
 log   = $LOG
 db    = $MJ/mailjail.db
 rules = $SRC/rules
 jails = $T/e2e.jail
-user  = root
+user  = nobody
+[notify]
+mailto  = admin@pfxtest.local
+smtp    = 127.0.0.1:$SMTP_PORT
+command = $T/hook.sh
+digest  = 5s
 [nft]
 ports = $SMTP_PORT, $SUB_PORT
 [hold]
@@ -307,7 +330,28 @@ check "bob submits from 127.0.0.6 while 127.0.0.5 is banned" bash -c 'grep -q "q
 check "127.0.0.6 is not in the set" bash -c '! nft list set inet mailjail banned_ipv4 | grep -qw 127.0.0.6'
 
 # ---------------------------------------------------------------- 5
-step "5. action = defer: mallory sends 3 over a quota of 2/1h; carol sends 1"
+step "5. notifications: mail through this Postfix, from the privilege-dropped daemon"
+st=$(grep -E '^(Uid|CapEff|NoNewPrivs):' "/proc/$DPID/status" | tr '\n' ' ')
+echo "daemon: $st"
+check "the daemon runs as nobody with only CAP_NET_ADMIN and no_new_privs" \
+	bash -c 'grep -qP "Uid:\t65534\t" <<<"$1" && grep -qP "CapEff:\t0000000000001000" <<<"$1" && grep -qP "NoNewPrivs:\t1" <<<"$1"' _ "$st"
+mailed() { grep -oE "notify: mail for $1 \([0-9]+\) sent: 250 [0-9.]+ Ok: queued as [0-9A-Za-z]+" "$T/mailjail.err" | sed 's/.*queued as //' | head -1; }
+check "the daemon logged the hold of alice as mailed, with Postfix's queue id" wait_for 15 bash -c '[ -n "$(grep -E "notify: mail for hold of alice \([0-9]+\) sent: 250 .*queued as" "$1")" ]' _ "$T/mailjail.err"
+hq=$(mailed "hold of alice")
+echo "hold notification: queue id ${hq:-none}"
+check "mail.log: $hq came by SMTP from loopback (no pickup: no postdrop)" log_has "smtpd\[[0-9]+\]: $hq: client=[^ ]+\[127\.0\.0\.1\]"
+check "mail.log: $hq from mailjail@ to admin@pfxtest.local, delivered" \
+	bash -c 'grep -qE "qmgr\[[0-9]+\]: $1: from=<mailjail@" "$2" && grep -qE "discard\[[0-9]+\]: $1: to=<admin@pfxtest\.local>, .*status=sent" "$2"' _ "$hq" "$LOG"
+check "the hook ran for the hold as nobody, with no_new_privs, and got the JSON" \
+	bash -c 'grep -qE "^uid=65534 nnp=1 hold e2e-quota alice 1 \{\"id\":[0-9]+,\"event\":\"hold\",.*\"evidence\":\{" "$1"' _ "$MJ/hook.out"
+check "the release of alice (step 2) was told: mail and hook" \
+	bash -c '[ -n "$(grep -E "notify: mail for lift of alice \([0-9]+\) sent: 250" "$1")" ] && grep -qE "^uid=65534 nnp=1 lift e2e-quota alice" "$2"' _ "$T/mailjail.err" "$MJ/hook.out"
+check "the bans of 127.0.0.7 and 127.0.0.5 came in digest mail, not one mail each" \
+	wait_for 20 bash -c '[ "$(grep -cE "notify: mail for a digest of [0-9]+ sent: 250" "$1")" -ge 1 ] && ! grep -qE "notify: mail for ban of" "$1" && grep -qE "^uid=65534 nnp=1 digest " "$2"' _ "$T/mailjail.err" "$MJ/hook.out"
+echo "--- hook calls"; cut -c1-160 "$MJ/hook.out"
+check "no delivery failed" bash -c '! grep -E "notify: .* failed" "$1"' _ "$T/mailjail.err"
+
+step "6. action = defer: mallory sends 3 over a quota of 2/1h; carol sends 1"
 map_value() { q "$MJ/hold.db" "SELECT value FROM hold WHERE key = '$1'"; }
 deferred() { [[ "$(map_value "$1")" == "450 4.7.1 Too much mail from your account"* ]]; }
 out=$("$H" send-auth mallory mallory-pw 3) || { echo "$out"; abort "mallory's 3 submissions accepted"; }
@@ -342,6 +386,9 @@ check "after the deferral mallory is accepted again" test -n "$mq"
 [ -n "$mq" ] && check "and her message $mq is delivered" wait_for 10 sent "$mq"
 check "mailjail removed the expired entry from the account map" \
 	wait_for 20 bash -c '! sqlite3 "$1" "SELECT key FROM hold" | grep -qx mallory' _ "$MJ/hold.db"
+check "the deferral of mallory was told at once: mail and hook (event defer)" \
+	wait_for 15 bash -c '[ -n "$(grep -E "notify: mail for defer of mallory \([0-9]+\) sent: 250" "$1")" ] && grep -qE "^uid=65534 nnp=1 defer e2e-defer mallory" "$2"' _ "$T/mailjail.err" "$MJ/hook.out"
+check "still no delivery failed" bash -c '! grep -E "notify: .* failed" "$1"' _ "$T/mailjail.err"
 
 # ---------------------------------------------------------------- end
 step "mailjail still runs, and stops cleanly"

@@ -1,4 +1,4 @@
--- mailjail database, version 4: delivery results joined to their sender.
+-- mailjail database, version 5: delivery results joined to their sender.
 --
 -- A provider's refusal of a delivery (rules/remote-reject.rules: events
 -- remote_reject, remote_listed) is charged to the account that submitted

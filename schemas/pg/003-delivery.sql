@@ -1,5 +1,5 @@
--- mailjail PostgreSQL database, version 2: delivery results joined to their
--- sender (the twin of schemas/004-delivery.sql).
+-- mailjail PostgreSQL database, version 3: delivery results joined to their
+-- sender (the twin of schemas/005-delivery.sql).
 --
 -- A provider's refusal of a delivery (rules/remote-reject.rules: events
 -- remote_reject, remote_listed) is charged to the account that submitted
