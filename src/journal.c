@@ -629,6 +629,10 @@ journal_rewind(struct journal *j)
 {
 	int r;
 
+	if (!j->positioned) {
+		log_warnx("%s: rewind before journal_position", j->source);
+		return -1;
+	}
 	if ((r = seek_after(j, j->committed)) < 0) {
 		log_warnx("%s: going back to the last committed entry: %s", j->source,
 		    strerror(-r));

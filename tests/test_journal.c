@@ -530,6 +530,27 @@ collect(void *arg, size_t file, const char *line, size_t len)
 	return 0;
 }
 
+/* stderr_to - fd 2 into path; returns the old one for stderr_back */
+static int
+stderr_to(const char *path)
+{
+	int saved = dup(STDERR_FILENO);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert(saved >= 0 && fd >= 0, "%s", path);
+	cr_assert(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void
+stderr_back(int saved)
+{
+	fflush(stderr);
+	cr_assert(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+}
+
 Test(journal, lines_have_the_rules_format)
 {
 	struct jentry e[] = {
@@ -540,14 +561,30 @@ Test(journal, lines_have_the_rules_format)
 	};
 	struct collected c = { .n = 0 };
 	struct journal *j;
-	char err[512], stamp[40], want[256], *cursor;
+	char err[512], stamp[40], want[256], *cursor, said[600];
 	time_t secs;
 	struct tm tm;
 	uint64_t usec;
+	long r1;
+	int r2, saved;
 
+	snprintf(said, sizeof(said), "%s/said", dir);
 	jwrite("a.journal", e, 1);
 	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(journal_read(j, collect, &c, 100), -1, "nothing read before positioning");
+	/* Reading or going back before journal_position is the caller's bug:
+	 * refused, and said.  (Said into a file: on the test's stderr it
+	 * would read as a warning from the daemon.) */
+	saved = stderr_to(said);
+	r1 = journal_read(j, collect, &c, 100);
+	r2 = journal_rewind(j);
+	stderr_back(saved);
+	cr_assert_eq(r1, -1, "nothing read before positioning");
+	cr_assert_eq(r2, -1, "no going back before positioning");
+	cr_assert_eq(c.n, 0);
+	cr_assert_eq(count_in_file(said, "journal:: read before journal_position"), 1,
+	    "%s", tu_sh_output("cat '%s'", said));
+	cr_assert_eq(count_in_file(said, "journal:: rewind before journal_position"), 1,
+	    "%s", tu_sh_output("cat '%s'", said));
 	cr_assert_eq(journal_position(j, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(journal_pending_cursor(j), "the start is saved at once");
 	jwrite("a.journal", e + 1, 3);
