@@ -97,7 +97,9 @@ const char *journal_source(const struct journal *j);
  * Deliver up to max entries available now as lines to cb (the line callback
  * of follow.h: 0 goes on, non-zero stops; the entry counts as consumed).
  * Returns the number of entries consumed (skipped ones included; 0: nothing
- * new), or -1 on an error worth stopping for.  Never blocks.
+ * new), or -1 on an error worth stopping for.  Never blocks.  An entry its
+ * writer was still adding when a read came to the end is delivered by the
+ * first read after a journal_process that saw the writer's notice.
  * Before journal_position: -1, said (a caller's bug).
  */
 long journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max);
