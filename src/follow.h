@@ -103,6 +103,11 @@ void follow_position(const struct follow *f, size_t i, struct log_position *out)
  */
 void follow_committed(struct follow *f);
 
+/* Whether the last follow_read stopped at a rotation that waits for
+ * follow_committed (the caller should commit now: until then the new file
+ * is not read). */
+bool follow_waits_commit(const struct follow *f);
+
 /*
  * Go back to pos (a position follow_position gave earlier for file i: the
  * last one committed) so the lines after it are delivered again: after a

@@ -706,6 +706,33 @@ Test(follow, wait_wakes_on_append)
 	follow_close(f);
 }
 
+/*
+ * Events are only a hint: a log whose directory does not exist yet cannot
+ * be watched, and no event says when the directory and the log appear; the
+ * periodic look finds it anyway.
+ */
+Test(follow, periodic_look_finds_what_no_event_announced)
+{
+	struct follow *f;
+	struct got g = {0};
+	char sub[128], log[160];
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(log, sizeof(log), "%s/mail.log", sub);
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	drain(f, &g);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	append(log, "a1\n");
+	for (int i = 0; i < 60 && g.n < 1; i++) {
+		cr_assert_neq(follow_wait(f, 100), -1);
+		drain(f, &g);
+	}
+	cr_assert_eq(g.n, 1, "the log was found");
+	cr_expect_str_eq(g.line[0], "a1");
+	follow_close(f);
+}
+
 Test(follow, other_files_in_directory_do_not_wake)
 {
 	struct follow *f;
