@@ -394,7 +394,12 @@ open_file(struct follow *f, struct ffile *fl)
 	uint64_t h;
 	int fd, rv = -1;
 
-	fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	/* No access-time update per read (the writer keeps mtime newer, so
+	 * relatime would write the inode at every read); only the owner or
+	 * root may ask that, so without it after the privilege drop. */
+	fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd == -1) {
 		if (errno != ENOENT && !fl->warned_open) {
 			log_warn("open %s (treated as missing)", fl->path);
