@@ -125,6 +125,8 @@ struct follow {
 	bool tracking;            /* follow_committed was called */
 	uint64_t skipped;
 	int64_t next_look_ms;     /* every file is looked at by then */
+	int pace_ms;              /* follow_set_pace */
+	int64_t pace_until;       /* events are taken no sooner (pacing) */
 	_Alignas(struct inotify_event) char events[EVENT_BUF];
 };
 
@@ -1010,7 +1012,17 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 	/* A switch waits for the caller's commit: read again right after. */
 	if (waiting)
 		f->more = f->waiting = true;
+	if (count > 0 && f->pace_ms > 0)
+		f->pace_until = now_ms() + f->pace_ms;
 	return count;
+}
+
+/* follow_set_pace - see follow.h */
+void
+follow_set_pace(struct follow *f, int ms)
+{
+	f->pace_ms = ms > 0 ? ms : 0;
+	f->pace_until = 0;
 }
 
 /* follow_waits_commit - see follow.h */
@@ -1091,6 +1103,41 @@ take_events(struct follow *f, bool *hit)
 	return 0;
 }
 
+/*
+ * pace - lines came at the last read (follow_set_pace): sleep until pace_ms
+ * after it, awake only for the caller's descriptors, then take the events
+ * that came meanwhile without waiting.  Lines appended close together are
+ * read together, with one wake-up.  Returns 1 if something happened (a
+ * followed file changed, one of extra is ready), 2 on a signal, 0 if
+ * nothing did (the caller waits for events as usual), -1 on error.
+ */
+static int
+pace(struct follow *f, int timeout_ms, int64_t deadline, struct pollfd *extra,
+    size_t nextra)
+{
+	int64_t now = now_ms(), until = f->pace_until;
+	bool hit = false, other = false;
+	int rc;
+
+	if (until <= now)
+		return 0;
+	if (timeout_ms >= 0 && deadline < until)
+		until = deadline;
+	rc = poll(extra, (nfds_t)nextra, (int)(until - now));
+	if (rc == -1) {
+		if (errno == EINTR)
+			return 2;
+		log_warn("poll");
+		return -1;
+	}
+	for (size_t i = 0; i < nextra; i++)
+		if (extra[i].revents)
+			other = true;
+	if (take_events(f, &hit) == -1)
+		return -1;
+	return hit || other;
+}
+
 /* follow_wait - see follow.h */
 int
 follow_wait(struct follow *f, int timeout_ms)
@@ -1119,6 +1166,18 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 		return 1;
 	if (timeout_ms >= 0)
 		deadline = now_ms() + timeout_ms;
+	switch (pace(f, timeout_ms, deadline, extra, nextra)) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	case 1:
+		return 1;
+	default:
+		return 0;   /* a signal */
+	}
+	if (timeout_ms >= 0 && now_ms() >= deadline)
+		return 0;
 	for (;;) {
 		int64_t now = now_ms(), wait = f->next_look_ms - now;
 		bool hit = false, other = false;

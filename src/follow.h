@@ -78,6 +78,16 @@ struct pollfd;
 int follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra);
 
 /*
+ * Pacing (for a daemon that follows a busy log): after a follow_read that
+ * delivered lines, follow_wait takes no event before ms have passed (it
+ * still wakes for the caller's descriptors, a signal, or its timeout), so
+ * lines appended in the meantime are read together, with one wake-up
+ * instead of one each; a line that comes after a quieter spell is read at
+ * once.  A line waits at most ms longer to be read.  0 (the default): none.
+ */
+void follow_set_pace(struct follow *f, int ms);
+
+/*
  * The descriptor follow_wait polls (libinotifytools' own), for a caller that
  * multiplexes it with others (signalfd, timerfd); -1 in one-shot mode.  When
  * it is readable call follow_wait(f, 0) (it consumes the events and tells

@@ -707,6 +707,42 @@ Test(follow, wait_wakes_on_append)
 }
 
 /*
+ * Pacing: after a read that delivered lines, events wait out the pace, so a
+ * line appended soon after comes with the ones after it, in one read.  (A
+ * pace of 2 s against a writer 50 ms apart: a margin, not a timing.)
+ */
+Test(follow, pace_reads_close_lines_together)
+{
+	struct follow *f;
+	struct got g = {0};
+	const char *log = p("mail.log");
+	pid_t pid;
+	int st;
+
+	append(log, "a1\n");
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	follow_set_pace(f, 2000);
+	cr_assert_eq(follow_read(f, collect, &g, 100), 1, "the first line at once");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_APPEND);
+		if (fd < 0 || write(fd, "a2\n", 3) != 3)
+			_exit(1);
+		usleep(50 * 1000);
+		_exit(write(fd, "a3\n", 3) != 3);
+	}
+	cr_expect_eq(follow_wait(f, 5000), 1);
+	cr_assert_eq(follow_read(f, collect, &g, 100), 2, "both lines in one read");
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(st, 0);
+	const char *w[] = {"a1", "a2", "a3"};
+	expect(&g, 0, w, 3);
+	follow_close(f);
+}
+
+/*
  * Events are only a hint: a log whose directory does not exist yet cannot
  * be watched, and no event says when the directory and the log appear; the
  * periodic look finds it anyway.
