@@ -197,6 +197,10 @@ Test(daemon, sigterm_mid_stream_loses_and_repeats_nothing)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jails_dir(), "root");
 	pid = start_daemon();
+	/* Up (its signal handlers in place) before the stream starts: a
+	 * SIGTERM during start-up would end it before it could stop cleanly
+	 * (the ASan build on a loaded machine takes longer than 250 ms). */
+	cr_assert(tu_wait_file_has(errf, "running:"), "daemon up");
 	/* A writer appends 30 copies of the sample while the daemon reads. */
 	writer = tu_fork();
 	cr_assert_neq(writer, -1);
