@@ -126,7 +126,9 @@ struct follow {
 	uint64_t skipped;
 	int64_t next_look_ms;     /* every file is looked at by then */
 	int pace_ms;              /* follow_set_pace */
-	int64_t pace_until;       /* events are taken no sooner (pacing) */
+	int64_t pace_until;       /* the last read that delivered lines + pace */
+	bool streaming;           /* an event came within the pace: sleep it
+	                           * out first next time */
 	_Alignas(struct inotify_event) char events[EVENT_BUF];
 };
 
@@ -1023,6 +1025,7 @@ follow_set_pace(struct follow *f, int ms)
 {
 	f->pace_ms = ms > 0 ? ms : 0;
 	f->pace_until = 0;
+	f->streaming = false;
 }
 
 /* follow_waits_commit - see follow.h */
@@ -1104,25 +1107,28 @@ take_events(struct follow *f, bool *hit)
 }
 
 /*
- * pace - lines came at the last read (follow_set_pace): sleep until pace_ms
- * after it, awake only for the caller's descriptors, then take the events
- * that came meanwhile without waiting.  Lines appended close together are
- * read together, with one wake-up.  Returns 1 if something happened (a
- * followed file changed, one of extra is ready), 2 on a signal, 0 if
- * nothing did (the caller waits for events as usual), -1 on error.
+ * Pacing (follow_set_pace).  An event that comes less than pace_ms after a
+ * read that delivered lines means lines are coming fast: its events are
+ * taken only once the pace is over, so the lines appended meanwhile come in
+ * the same read.  From then on (streaming) a wait sleeps out the pace first,
+ * without waking for each event, until a pace passes with nothing new.
+ * Lines further apart than the pace cost nothing more: each is read at once.
+ *
+ * sleep_out - sleep until the pace is over (or the caller's deadline),
+ * awake only for the caller's descriptors.  Returns 0, 1 if one of them is
+ * ready, 2 on a signal, -1 on error.
  */
 static int
-pace(struct follow *f, int timeout_ms, int64_t deadline, struct pollfd *extra,
+sleep_out(struct follow *f, int timeout_ms, int64_t deadline, struct pollfd *extra,
     size_t nextra)
 {
 	int64_t now = now_ms(), until = f->pace_until;
-	bool hit = false, other = false;
 	int rc;
 
-	if (until <= now)
-		return 0;
 	if (timeout_ms >= 0 && deadline < until)
 		until = deadline;
+	if (until <= now)
+		return 0;
 	rc = poll(extra, (nfds_t)nextra, (int)(until - now));
 	if (rc == -1) {
 		if (errno == EINTR)
@@ -1130,12 +1136,7 @@ pace(struct follow *f, int timeout_ms, int64_t deadline, struct pollfd *extra,
 		log_warn("poll");
 		return -1;
 	}
-	for (size_t i = 0; i < nextra; i++)
-		if (extra[i].revents)
-			other = true;
-	if (take_events(f, &hit) == -1)
-		return -1;
-	return hit || other;
+	return rc > 0;
 }
 
 /* follow_wait - see follow.h */
@@ -1166,18 +1167,20 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 		return 1;
 	if (timeout_ms >= 0)
 		deadline = now_ms() + timeout_ms;
-	switch (pace(f, timeout_ms, deadline, extra, nextra)) {
-	case -1:
-		return -1;
-	case 0:
-		break;
-	case 1:
-		return 1;
-	default:
-		return 0;   /* a signal */
+	if (f->streaming && now_ms() < f->pace_until) {
+		bool hit = false;
+		int r = sleep_out(f, timeout_ms, deadline, extra, nextra);
+
+		if (r == -1 || take_events(f, &hit) == -1)
+			return -1;
+		if (r == 2)
+			return 0;   /* a signal */
+		if (hit || r == 1)
+			return 1;
+		f->streaming = false;   /* nothing new: the stream paused */
+		if (timeout_ms >= 0 && now_ms() >= deadline)
+			return 0;
 	}
-	if (timeout_ms >= 0 && now_ms() >= deadline)
-		return 0;
 	for (;;) {
 		int64_t now = now_ms(), wait = f->next_look_ms - now;
 		bool hit = false, other = false;
@@ -1213,10 +1216,23 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 			if (pfd[1 + i].revents)
 				other = true;
 		}
-		if (!pfd[0].revents)
+		if (!pfd[0].revents) {
 			f->fresh = true;   /* no event was waiting */
-		else if (take_events(f, &hit) == -1)
-			return -1;
+		} else {
+			if (!other && now_ms() < f->pace_until) {
+				/* Lines come fast: let the next ones join. */
+				int r = sleep_out(f, timeout_ms, deadline, extra, nextra);
+
+				if (r == -1)
+					return -1;
+				if (r == 2)
+					return 0;
+				other = r == 1;
+				f->streaming = true;
+			}
+			if (take_events(f, &hit) == -1)
+				return -1;
+		}
 		if (hit || other)
 			return 1;
 		if (rc == 0 && timeout_ms >= 0 && now_ms() >= deadline)

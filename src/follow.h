@@ -78,12 +78,14 @@ struct pollfd;
 int follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra);
 
 /*
- * Pacing (for a daemon that follows a busy log): after a follow_read that
- * delivered lines, follow_wait takes no event before ms have passed (it
- * still wakes for the caller's descriptors, a signal, or its timeout), so
- * lines appended in the meantime are read together, with one wake-up
- * instead of one each; a line that comes after a quieter spell is read at
- * once.  A line waits at most ms longer to be read.  0 (the default): none.
+ * Pacing (for a daemon that follows a busy log): when an event comes less
+ * than ms after a follow_read that delivered lines, follow_wait takes the
+ * events only ms after that read (it still wakes for the caller's
+ * descriptors, a signal, or its timeout), and while lines keep coming that
+ * fast it sleeps out each pace without waking for every event: lines
+ * appended close together are read together, with one wake-up instead of
+ * one each.  A line that comes after a quieter spell is read at once; none
+ * waits more than ms longer.  0 (the default): none.
  */
 void follow_set_pace(struct follow *f, int ms);
 
