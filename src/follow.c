@@ -24,10 +24,14 @@
  * the path: rotated): fstat when an event brought no data (a truncation is a
  * modification too), stat only when a check is due.  Every LOOK_MS each
  * file is marked for a check anyway, so an event missed (or a directory not
- * watched) costs a delay, never a line.
+ * watched) costs a delay, never a line.  Two states no event announces the
+ * end of are looked at every QUICK_LOOK_MS instead: a rotated file's
+ * successor that is still empty (its first write makes no event we
+ * watch), and an open file that could not be watched.
  *
- * Watches: each distinct directory once (creations, renames, deletions and
- * modifications of the names we follow), and each open file through
+ * Watches: each distinct directory once (creations, renames and deletions:
+ * not modifications, or every write to every other log in /var/log would
+ * wake us), and each open file through
  * /proc/self/fd/N, which names exactly the inode we read even after it was
  * renamed.  A file watch is removed before its descriptor is closed, so the
  * library's name table never holds a stale /proc/self/fd/N entry.
@@ -73,12 +77,14 @@
 #define FOLLOW_BUF (256 * 1024)
 
 #define DIR_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
-	IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+	IN_DELETE_SELF | IN_MOVE_SELF)
 #define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
 
 /* Every file is read and checked this often, events or not (a directory
  * that cannot be watched is only looked at this often). */
 #define LOOK_MS 1000
+/* ... and this often while no event can tell what we wait for (above). */
+#define QUICK_LOOK_MS 100
 /* One read(2) of the inotify descriptor: room for many events (an event is
  * 16 bytes and a name; the kernel wants room for one with NAME_MAX). */
 #define EVENT_BUF 8192
@@ -101,6 +107,7 @@ struct ffile {
 	bool warned_open;
 	bool dirty;               /* may have data: read it */
 	bool check;               /* may be truncated, renamed, replaced: look */
+	bool quick;               /* look every QUICK_LOOK_MS (see the top) */
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
 	/* Once follow_committed was called: the position it recorded. */
@@ -125,6 +132,7 @@ struct follow {
 	bool tracking;            /* follow_committed was called */
 	uint64_t skipped;
 	int64_t next_look_ms;     /* every file is looked at by then */
+	int64_t next_quick_ms;    /* files marked quick, by then */
 	int pace_ms;              /* follow_set_pace */
 	int64_t pace_until;       /* the last read that delivered lines + pace */
 	bool streaming;           /* an event came within the pace: sleep it
@@ -279,6 +287,7 @@ unwatch_file(struct ffile *fl)
 static void
 close_file(struct follow *f, struct ffile *fl)
 {
+	fl->quick = false;
 	if (f->watch)
 		unwatch_file(fl);
 	if (fl->fd >= 0 && close(fl->fd) == -1)
@@ -340,8 +349,9 @@ watch_file(struct ffile *fl)
 	snprintf(name, sizeof(name), "/proc/self/fd/%d", fl->fd);
 	if (!inotifytools_watch_file(name, FILE_EVENTS)) {
 		errno = inotifytools_error();
-		log_warn("%s: cannot watch file (directory events still apply)",
-		    fl->path);
+		log_warn("%s: cannot watch file (looking at it every %d ms instead)",
+		    fl->path, QUICK_LOOK_MS);
+		fl->quick = true;
 		return;
 	}
 	fl->file_wd = inotifytools_wd_from_filename(name);
@@ -453,6 +463,7 @@ open_file(struct follow *f, struct ffile *fl)
 		}
 	}
 opened:
+	fl->quick = false;
 	if (f->watch)
 		watch_file(fl);
 	fl->dirty = true;
@@ -811,13 +822,14 @@ fill(struct ffile *fl, bool *at_end)
 	return n;
 }
 
-enum eof_action { EOF_IDLE, EOF_PENDING, EOF_AGAIN, EOF_SWITCH, EOF_ERROR };
+enum eof_action { EOF_IDLE, EOF_PENDING, EOF_EMPTY, EOF_AGAIN, EOF_SWITCH, EOF_ERROR };
 
 /*
  * at_eof - decide what end of file means (watching only): nothing new,
  * truncation (restart at 0), or, if path_too, rotation (the path names
  * another file).  EOF_PENDING: the path names no file or another one we
- * do not switch to yet; look again at the next read.
+ * do not switch to yet; look again at the next read.  EOF_EMPTY: the path
+ * names a new, still empty file (no event will say when it gets data).
  */
 static enum eof_action
 at_eof(struct ffile *fl, bool path_too)
@@ -863,7 +875,7 @@ at_eof(struct ffile *fl, bool path_too)
 	 * not have reopened yet and still appends to the old one.
 	 */
 	if (pst.st_size == 0 && st.st_nlink > 0)
-		return EOF_PENDING;
+		return EOF_EMPTY;
 	/* Drain: whatever reached the old file before the switch is ours. */
 	if ((n = fill(fl, &at_end)) == -1)
 		return EOF_ERROR;
@@ -916,8 +928,13 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 		switch (at_eof(fl, fl->check)) {
 		case EOF_IDLE:
 			fl->check = false;
+			fl->quick = fl->file_wd < 0;
 			return 0;
 		case EOF_PENDING:
+			fl->quick = fl->file_wd < 0;
+			return 0;
+		case EOF_EMPTY:
+			fl->quick = true;
 			return 0;
 		case EOF_AGAIN:
 			at_end = false;
@@ -1065,11 +1082,7 @@ mark(struct follow *f, const struct inotify_event *ev)
 			} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
 				mine = more = true;
 			} else if (ev->len > 0 && strcmp(ev->name, fl->base) == 0) {
-				/* A modification at the path is the open file's,
-				 * unless the path was renamed, created or deleted
-				 * (an event of its own) or names no file of ours. */
-				mine = true;
-				more = (ev->mask & ~(uint32_t)IN_MODIFY) != 0 || fl->fd < 0;
+				mine = more = true;   /* created, renamed, deleted */
 			}
 		}
 		if (mine) {
@@ -1183,14 +1196,24 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 	}
 	for (;;) {
 		int64_t now = now_ms(), wait = f->next_look_ms - now;
-		bool hit = false, other = false;
+		bool hit = false, other = false, quick = false;
 		int rc;
 
+		for (size_t i = 0; i < f->n; i++)
+			quick = quick || f->files[i].quick;
+		if (quick && f->next_quick_ms - now < wait)
+			wait = f->next_quick_ms - now;
 		if (wait <= 0) {
-			/* The periodic look: every file, events or not. */
+			/* The periodic looks: every file, events or not, or
+			 * the ones no event can tell about. */
+			bool all = now >= f->next_look_ms;
+
 			for (size_t i = 0; i < f->n; i++)
-				f->files[i].dirty = f->files[i].check = true;
-			f->next_look_ms = now + LOOK_MS;
+				if (all || f->files[i].quick)
+					f->files[i].dirty = f->files[i].check = true;
+			if (all)
+				f->next_look_ms = now + LOOK_MS;
+			f->next_quick_ms = now + QUICK_LOOK_MS;
 			return 1;
 		}
 		if (timeout_ms >= 0) {
