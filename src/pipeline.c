@@ -243,8 +243,11 @@ pipeline_commit_due(const struct pipeline *p, const struct follow *f, int64_t no
 {
 	if (p->uncommitted == 0 || p->commit_delay_ms == 0)
 		return true;
+	/* From 3/4 of the delay on: the wake-up for a later line commits, and
+	 * the caller's timer (pipeline_commit_wait_ms: the whole delay) is
+	 * only needed when no line comes. */
 	return p->failed || p->npending > 0 || p->uncommitted >= p->commit_lines ||
-	    now_ms - p->first_line_ms >= p->commit_delay_ms ||
+	    now_ms - p->first_line_ms >= p->commit_delay_ms - p->commit_delay_ms / 4 ||
 	    (f != NULL && follow_waits_commit(f));
 }
 

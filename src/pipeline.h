@@ -21,7 +21,8 @@
  * (the ban reaches the kernel now: the ban latency does not change), when
  * a write of it failed (it is rolled back now), when it holds commit_lines
  * lines, or when a rotated log waits for it; otherwise when its first line
- * is commit_delay_ms old.  Until its commit a batch is only in memory and
+ * is commit_delay_ms old, or 3/4 of that at a wake-up for another line (no
+ * timer wake-up while lines keep coming).  Until its commit a batch is only in memory and
  * in an open transaction, and the logs' saved positions are before its
  * lines, so a crash loses nothing: they are read again, exactly once.
  *
