@@ -253,7 +253,9 @@ Test(daemon, reload_refuses_bad_config_and_keeps_running)
 	tu_write(dir, "mail.log", "", logf, sizeof(logf));
 	write_config(logf, jdir, "root");
 	pid = start_daemon();
-	usleep(300000);
+	/* Up before the SIGHUP: during start-up its default action would end
+	 * the daemon (300 ms were not always enough under a loaded full run). */
+	cr_assert(tu_wait_file_has(errf, "running:"), "daemon up");
 	tu_write(jdir, "broken.jail", "[broken]\nevents = auth_failure\nkey = ip\n"
 	    "maxretry = 3\nfindtime = 10 minutes\naction = nft\n", jail, sizeof(jail));
 	kill(pid, SIGHUP);
