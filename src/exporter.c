@@ -16,7 +16,52 @@
 
 #include <microhttpd.h>
 
+#include "dynlib.h"
 #include "log.h"
+
+/* libmicrohttpd, loaded when [metrics] listen is set (dynlib.h: it pulls in
+ * GnuTLS, which a daemon without /metrics should not map). */
+#define MHD_LIBRARY "libmicrohttpd.so.12"
+
+#define MHD_FUNCTIONS(X) \
+	X(add_response_header, MHD_add_response_header) \
+	X(create_response_from_buffer, MHD_create_response_from_buffer) \
+	X(destroy_response, MHD_destroy_response) \
+	X(get_daemon_info, MHD_get_daemon_info) X(get_timeout, MHD_get_timeout) \
+	X(queue_response, MHD_queue_response) X(run, MHD_run) \
+	X(start_daemon, MHD_start_daemon) X(stop_daemon, MHD_stop_daemon)
+
+static struct {
+#define MHD_MEMBER(m, f) __typeof__(f) *m;
+	MHD_FUNCTIONS(MHD_MEMBER)
+#undef MHD_MEMBER
+} mhd;
+
+static const char *const mhd_names[] = {
+#define MHD_NAME(m, f) #f,
+	MHD_FUNCTIONS(MHD_NAME)
+#undef MHD_NAME
+};
+#define MHD_NFUNCS (sizeof(mhd_names) / sizeof(mhd_names[0]))
+
+/* load_mhd - libmicrohttpd, once; -1 with the reason in err */
+static int
+load_mhd(char *err, size_t errlen)
+{
+	static void *handle;
+	void (*fns[MHD_NFUNCS])(void);
+	size_t i = 0;
+
+	if (handle != NULL)
+		return 0;
+	if (dynlib_load(&handle, MHD_LIBRARY, "libmicrohttpd12", mhd_names, fns,
+	    MHD_NFUNCS, err, errlen) != 0)
+		return -1;
+#define MHD_SET(m, f) memcpy(&mhd.m, &fns[i++], sizeof(mhd.m));
+	MHD_FUNCTIONS(MHD_SET)
+#undef MHD_SET
+	return 0;
+}
 
 /* Scrapers are few (a Prometheus or two); anything more is not one. */
 #define HTTP_CONNECTIONS_MAX 8
@@ -56,15 +101,15 @@ static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned status, const char *text, size_t len,
     enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, mode);
+	struct MHD_Response *r = mhd.create_response_from_buffer(len, (void *)text, mode);
 	enum MHD_Result rc;
 
 	if (r == NULL)
 		return MHD_NO;
-	(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, status == 200 ?
+	(void)mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, status == 200 ?
 	    "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8");
-	rc = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	rc = mhd.queue_response(c, status, r);
+	mhd.destroy_response(r);
 	return rc;
 }
 
@@ -165,8 +210,16 @@ exporter_open(struct exporter **out, struct metrics *m, const struct metrics_con
 		log_warnx("[metrics] listen %s: not an address to listen on", mc->listen);
 		goto fail;
 	}
+	{
+		char why[512];
+
+		if (load_mhd(why, sizeof(why)) != 0) {
+			log_warnx("[metrics] listen %s: %s", mc->listen, why);
+			goto fail;
+		}
+	}
 	errno = 0;
-	e->httpd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+	e->httpd = mhd.start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
 	    0, NULL, NULL, handle, e,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,   /* first: see its doc */
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -178,7 +231,7 @@ exporter_open(struct exporter **out, struct metrics *m, const struct metrics_con
 		    errno ? ": " : "", errno ? strerror(errno) : "");
 		goto fail;
 	}
-	if ((info = MHD_get_daemon_info(e->httpd, MHD_DAEMON_INFO_EPOLL_FD)) == NULL) {
+	if ((info = mhd.get_daemon_info(e->httpd, MHD_DAEMON_INFO_EPOLL_FD)) == NULL) {
 		log_warnx("[metrics] listen %s: libmicrohttpd has no epoll descriptor", mc->listen);
 		goto fail;
 	}
@@ -236,8 +289,8 @@ exporter_tick(struct exporter *e, struct store *st, const struct config *cfg, in
 			 * not all fit in the socket): a few rounds, no more. */
 			for (int i = 0; i < 4; i++) {
 				MHD_UNSIGNED_LONG_LONG t;
-				(void)MHD_run(e->httpd);
-				if (MHD_get_timeout(e->httpd, &t) != MHD_YES || t > 0)
+				(void)mhd.run(e->httpd);
+				if (mhd.get_timeout(e->httpd, &t) != MHD_YES || t > 0)
 					break;
 			}
 		}
@@ -270,7 +323,7 @@ exporter_close(struct exporter *e)
 	if (e == NULL)
 		return;
 	if (e->httpd != NULL)
-		MHD_stop_daemon(e->httpd);
+		mhd.stop_daemon(e->httpd);
 	free(e->listen);
 	free(e);
 }

@@ -9,13 +9,29 @@
  * Waking: libinotifytools hides its inotify descriptor and only waits in
  * whole seconds, so follow_open finds the descriptor it created (the one new
  * "anon_inode:inotify" entry in /proc/self/fd) and follow_wait poll()s it with
- * a millisecond timeout, then lets the library read the events.  Events only
- * wake us: what happened to a file is decided in follow_read, at end of file,
- * by fstat(fd) against stat(path) (size below our offset: truncated; other
- * inode at the path: rotated), so a missed or coalesced event loses nothing.
+ * a millisecond timeout.  The events are read here, with one read(2), not
+ * through inotifytools_next_events (a select(2) and a FIONREAD ioctl per
+ * event, and one more select to find there are no more): the library keeps
+ * the watches and their names; reading the events needs nothing of it.
  *
- * Watches: each distinct directory once (creations, renames, deletions and
- * modifications of the names we follow), and each open file through
+ * An event marks the file it concerns: "dirty" (read it) for a
+ * modification, "check" as well for anything else (attributes, a rename, a
+ * creation or deletion of its name, the queue overflowing).  follow_read
+ * reads only marked files, and reads a file until a read comes back short
+ * of the room it had (the end, for now), so an appended line costs one
+ * read(2).  What happened to a file is decided at its end by fstat(fd)
+ * against stat(path) (size below our offset: truncated; another inode at
+ * the path: rotated): fstat when an event brought no data (a truncation is a
+ * modification too), stat only when a check is due.  Every LOOK_MS each
+ * file is marked for a check anyway, so an event missed (or a directory not
+ * watched) costs a delay, never a line.  Two states no event announces the
+ * end of are looked at every QUICK_LOOK_MS instead: a rotated file's
+ * successor that is still empty (its first write makes no event we
+ * watch), and an open file that could not be watched.
+ *
+ * Watches: each distinct directory once (creations, renames and deletions:
+ * not modifications, or every write to every other log in /var/log would
+ * wake us), and each open file through
  * /proc/self/fd/N, which names exactly the inode we read even after it was
  * renamed.  A file watch is removed before its descriptor is closed, so the
  * library's name table never holds a stale /proc/self/fd/N entry.
@@ -62,11 +78,17 @@
 #define FOLLOW_BUF (256 * 1024)
 
 #define DIR_EVENTS (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
-	IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+	IN_DELETE_SELF | IN_MOVE_SELF)
 #define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
 
-/* While a directory cannot be watched, fall back to looking this often. */
-#define FALLBACK_POLL_MS 1000
+/* Every file is read and checked this often, events or not (a directory
+ * that cannot be watched is only looked at this often). */
+#define LOOK_MS 1000
+/* ... and this often while no event can tell what we wait for (above). */
+#define QUICK_LOOK_MS 100
+/* One read(2) of the inotify descriptor: room for many events (an event is
+ * 16 bytes and a name; the kernel wants room for one with NAME_MAX). */
+#define EVENT_BUF 8192
 
 struct ffile {
 	char path[sizeof(((struct log_position *)0)->path)];
@@ -89,6 +111,9 @@ struct ffile {
 	bool warned_type;         /* path is not a regular file (warned once) */
 	bool warned_open;
 	bool warned_stat;         /* stat(path) failed, other than ENOENT */
+	bool dirty;               /* may have data: read it */
+	bool check;               /* may be truncated, renamed, replaced: look */
+	bool quick;               /* look every QUICK_LOOK_MS (see the top) */
 	bool has_resume;          /* resume not yet applied: file not seen yet */
 	struct log_position resume;
 	/* Once follow_committed was called: the position it recorded. */
@@ -107,11 +132,30 @@ struct follow {
 	size_t n, cap;
 	size_t next;              /* round-robin start for fairness */
 	bool more;                /* follow_read stopped early: data may wait */
+	bool waiting;             /* a rotated file waits for follow_committed */
+	bool fresh;               /* follow_wait took the events: the next
+	                           * follow_read need not */
 	bool tracking;            /* follow_committed was called */
 	uint64_t skipped;
+	int64_t next_look_ms;     /* every file is looked at by then */
+	int64_t next_quick_ms;    /* files marked quick, by then */
+	int pace_ms;              /* follow_set_pace */
+	int64_t pace_until;       /* the last read that delivered lines + pace */
+	bool streaming;           /* an event came within the pace: sleep it
+	                           * out first next time */
+	_Alignas(struct inotify_event) char events[EVENT_BUF];
 };
 
 static bool inotify_in_use;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 #define FNV_BASIS 0xcbf29ce484222325ULL
 
@@ -196,6 +240,11 @@ start_inotify(int *out)
 	/* Keep it out of anything the daemon may exec. */
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
 		log_warn("fcntl FD_CLOEXEC on inotify fd");
+	/* We read it ourselves, after poll(2) said so; never block there. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
+		log_warn("fcntl O_NONBLOCK on inotify fd");
+		goto fail;
+	}
 	*out = fd;
 	return 0;
 fail:
@@ -226,6 +275,7 @@ follow_open(struct follow **out, bool watch)
 			return -1;
 		}
 		inotify_in_use = true;
+		f->next_look_ms = now_ms() + LOOK_MS;
 	}
 	*out = f;
 	return 0;
@@ -243,6 +293,7 @@ unwatch_file(struct ffile *fl)
 static void
 close_file(struct follow *f, struct ffile *fl)
 {
+	fl->quick = false;
 	if (f->watch)
 		unwatch_file(fl);
 	unpack_close(fl->unpack);
@@ -306,8 +357,9 @@ watch_file(struct ffile *fl)
 	snprintf(name, sizeof(name), "/proc/self/fd/%d", fl->fd);
 	if (!inotifytools_watch_file(name, FILE_EVENTS)) {
 		errno = inotifytools_error();
-		log_warn("%s: cannot watch file (directory events still apply)",
-		    fl->path);
+		log_warn("%s: cannot watch file (looking at it every %d ms instead)",
+		    fl->path, QUICK_LOOK_MS);
+		fl->quick = true;
 		return;
 	}
 	fl->file_wd = inotifytools_wd_from_filename(name);
@@ -558,7 +610,12 @@ open_file(struct follow *f, struct ffile *fl)
 	uint64_t h;
 	int fd, rv = -1;
 
-	fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	/* No access-time update per read (the writer keeps mtime newer, so
+	 * relatime would write the inode at every read); only the owner or
+	 * root may ask that, so without it after the privilege drop. */
+	fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = open(fl->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd == -1) {
 		if (errno != ENOENT && !fl->warned_open) {
 			log_warn("open %s (treated as missing)", fl->path);
@@ -614,8 +671,10 @@ open_file(struct follow *f, struct ffile *fl)
 		}
 	}
 opened:
+	fl->quick = false;
 	if (f->watch)
 		watch_file(fl);
+	fl->dirty = true;
 	rv = 1;
 out:
 	if (fd >= 0)
@@ -755,6 +814,7 @@ seek_to(struct ffile *fl, uint64_t off, uint64_t hash)
 	fl->first_hash = hash;
 	fl->start = fl->end = 0;
 	fl->skipping = false;
+	fl->dirty = true;
 	return 0;
 }
 
@@ -805,6 +865,7 @@ follow_rewind(struct follow *f, size_t i, const struct log_position *pos)
 resume:
 	close_file(f, fl);
 	reset_reading(fl);
+	fl->dirty = fl->check = true;   /* reopen at the next read */
 	fl->has_prev = false;
 	fl->resume = *pos;
 	fl->has_resume = pos->offset > 0;
@@ -952,10 +1013,16 @@ deliver_tail(struct ffile *fl, size_t idx, follow_line_cb cb, void *arg,
 	return cb(arg, idx, line, len) != 0;
 }
 
-/* fill - read more of the file; >0 bytes read, 0 at end of file, -1 error */
+/*
+ * fill - read more of the file; >0 bytes read, 0 at end of file, -1 error.
+ * *at_end tells whether the read met the end of the file: it came back short
+ * of the room it had (a regular file reads short only there), so reading
+ * again now would only return 0.
+ */
 static ssize_t
-fill(struct ffile *fl)
+fill(struct ffile *fl, bool *at_end)
 {
+	size_t room;
 	ssize_t n;
 
 	if (fl->end == FOLLOW_BUF) {
@@ -969,34 +1036,42 @@ fill(struct ffile *fl)
 			log_warnx("%s: %s", fl->path, unpack_error(fl->unpack));
 			return -1;
 		}
+		*at_end = n == 0;
 		fl->end += (size_t)n;
 		fl->rd_off += (uint64_t)n;
 		return n;
 	}
+	room = FOLLOW_BUF - fl->end;
 	do
-		n = read(fl->fd, fl->buf + fl->end, FOLLOW_BUF - fl->end);
+		n = read(fl->fd, fl->buf + fl->end, room);
 	while (n == -1 && errno == EINTR);
 	if (n == -1) {
+		*at_end = true;
 		if (errno == EAGAIN)
 			return 0;
 		log_warn("read %s", fl->path);
 		return -1;
 	}
+	*at_end = (size_t)n < room;
 	fl->end += (size_t)n;
 	fl->rd_off += (uint64_t)n;
 	return n;
 }
 
-enum eof_action { EOF_IDLE, EOF_AGAIN, EOF_SWITCH, EOF_ERROR };
+enum eof_action { EOF_IDLE, EOF_PENDING, EOF_EMPTY, EOF_AGAIN, EOF_SWITCH, EOF_ERROR };
 
 /*
  * at_eof - decide what end of file means (watching only): nothing new,
- * truncation (restart at 0), or rotation (the path names another file).
+ * truncation (restart at 0), or, if path_too, rotation (the path names
+ * another file).  EOF_PENDING: the path names no file or another one we
+ * do not switch to yet; look again at the next read.  EOF_EMPTY: the path
+ * names a new, still empty file (no event will say when it gets data).
  */
 static enum eof_action
-at_eof(struct ffile *fl)
+at_eof(struct ffile *fl, bool path_too)
 {
 	struct stat st, pst;
+	bool at_end;
 	ssize_t n;
 
 	if (fstat(fl->fd, &st) == -1) {
@@ -1014,6 +1089,8 @@ at_eof(struct ffile *fl)
 		reset_reading(fl);
 		return EOF_AGAIN;
 	}
+	if (!path_too)
+		return EOF_IDLE;
 	if (stat(fl->path, &pst) == -1) {
 		/* Said once (this is asked after every read), again only after
 		 * it worked in between. */
@@ -1021,7 +1098,7 @@ at_eof(struct ffile *fl)
 			log_warn("%s: cannot look at the name (a rotation is not "
 			    "noticed until this clears; said once)", fl->path);
 		fl->warned_stat = errno != ENOENT;
-		return EOF_IDLE;   /* renamed away, successor not there yet */
+		return EOF_PENDING;   /* renamed away, successor not there yet */
 	}
 	if (fl->warned_stat)
 		log_info("%s: can look at the name again", fl->path);
@@ -1034,16 +1111,16 @@ at_eof(struct ffile *fl)
 			log_warnx("%s: not a regular file, treated as missing",
 			    fl->path);
 		fl->warned_type = true;
-		return EOF_IDLE;
+		return EOF_PENDING;
 	}
 	/*
 	 * A new, still empty file while the old one lives on: the writer may
 	 * not have reopened yet and still appends to the old one.
 	 */
 	if (pst.st_size == 0 && st.st_nlink > 0)
-		return EOF_IDLE;
+		return EOF_EMPTY;
 	/* Drain: whatever reached the old file before the switch is ours. */
-	if ((n = fill(fl)) == -1)
+	if ((n = fill(fl, &at_end)) == -1)
 		return EOF_ERROR;
 	if (n > 0)
 		return EOF_AGAIN;
@@ -1054,13 +1131,15 @@ at_eof(struct ffile *fl)
  * read_file - deliver lines of one file until budget, stop or no data.
  * Returns 1 if it stopped with lines left, 0 when none are left now, 2 if
  * the file rotated and waits for a commit before its successor is read,
- * -1 on error.
+ * -1 on error.  Clears the file's check mark once a check found nothing
+ * (see the top of this file); its dirty mark is the caller's.
  */
 static int
 read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
     size_t *budget, long *count)
 {
 	struct ffile *fl = &f->files[idx];
+	bool got = false, at_end = false;
 	ssize_t n;
 	int r;
 
@@ -1072,12 +1151,17 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 				return 0;
 			if ((r = open_file(f, fl)) <= 0)
 				return r;
+			at_end = got = false;
 			continue;
 		}
-		if ((n = fill(fl)) == -1)
-			return -1;
-		if (n > 0)
-			continue;
+		if (!at_end) {
+			if ((n = fill(fl, &at_end)) == -1)
+				return -1;
+			if (n > 0) {
+				got = true;
+				continue;
+			}
+		}
 		if (!f->watch && fl->unpack == NULL)
 			return 0;   /* one-shot: a partial last line is held */
 		if (!f->watch) {
@@ -1087,10 +1171,23 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 				return deliver_tail(fl, idx, cb, arg, budget, count);
 			return 0;
 		}
-		switch (at_eof(fl)) {
+		/* Lines came and no event said more than "modified": the
+		 * common case, and no system call more. */
+		if (got && !fl->check)
+			return 0;
+		switch (at_eof(fl, fl->check)) {
 		case EOF_IDLE:
+			fl->check = false;
+			fl->quick = fl->file_wd < 0;
+			return 0;
+		case EOF_PENDING:
+			fl->quick = fl->file_wd < 0;
+			return 0;
+		case EOF_EMPTY:
+			fl->quick = true;
 			return 0;
 		case EOF_AGAIN:
+			at_end = false;
 			continue;
 		case EOF_ERROR:
 			return -1;
@@ -1127,8 +1224,11 @@ read_file(struct follow *f, size_t idx, follow_line_cb cb, void *arg,
 		reset_reading(fl);
 		if ((r = open_file(f, fl)) <= 0)
 			return r;
+		at_end = got = false;
 	}
 }
+
+static int take_events(struct follow *f, bool *hit);
 
 /* follow_read - see follow.h */
 long
@@ -1140,12 +1240,25 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 	int r;
 
 	f->more = false;
+	f->waiting = false;
 	if (f->n == 0)
 		return 0;
+	/* Events since the last look (none when follow_wait just took them:
+	 * the daemon's case, which saves a read(2) per wake-up). */
+	if (f->watch && !f->fresh && take_events(f, NULL) == -1)
+		return -1;
+	f->fresh = false;
 	for (size_t k = 0; k < f->n; k++) {
 		size_t idx = (f->next + k) % f->n;
+		struct ffile *fl = &f->files[idx];
+
+		/* Watching: only what an event (or a look) marked. */
+		if (f->watch && !fl->dirty && !fl->check)
+			continue;
 		if ((r = read_file(f, idx, cb, arg, &budget, &count)) == -1)
 			return -1;
+		if (r == 0)
+			fl->dirty = false;
 		if (r == 2)
 			waiting = true;   /* the others may go on */
 		if (r == 1) {
@@ -1159,68 +1272,126 @@ follow_read(struct follow *f, follow_line_cb cb, void *arg, size_t max_lines)
 	}
 	/* A switch waits for the caller's commit: read again right after. */
 	if (waiting)
-		f->more = true;
+		f->more = f->waiting = true;
+	if (count > 0 && f->pace_ms > 0)
+		f->pace_until = now_ms() + f->pace_ms;
 	return count;
 }
 
-/* relevant - does this event concern a file we follow? */
+/* follow_set_pace - see follow.h */
+void
+follow_set_pace(struct follow *f, int ms)
+{
+	f->pace_ms = ms > 0 ? ms : 0;
+	f->pace_until = 0;
+	f->streaming = false;
+}
+
+/* follow_waits_commit - see follow.h */
+bool
+follow_waits_commit(const struct follow *f)
+{
+	return f->waiting;
+}
+
+/* mark - what an event says about the files we follow; true if it
+ * concerns one */
 static bool
-relevant(struct follow *f, const struct inotify_event *ev)
+mark(struct follow *f, const struct inotify_event *ev)
 {
 	bool hit = false;
 
-	if (ev->mask & IN_Q_OVERFLOW)
-		return true;
 	for (size_t i = 0; i < f->n; i++) {
 		struct ffile *fl = &f->files[i];
-		if (fl->file_wd >= 0 && ev->wd == fl->file_wd)
+		bool mine = false, more = false;
+
+		if (ev->mask & IN_Q_OVERFLOW) {
+			mine = more = true;   /* events were lost: look at all */
+		} else if (fl->file_wd >= 0 && ev->wd == fl->file_wd) {
+			mine = true;
+			more = (ev->mask & ~(uint32_t)IN_MODIFY) != 0;
+		} else if (fl->dir_wd >= 0 && ev->wd == fl->dir_wd) {
+			if (ev->mask & IN_IGNORED) {
+				/*
+				 * The directory is gone.  The library keeps its
+				 * stale name entry, so it is not watched again:
+				 * the file is only looked at every LOOK_MS.
+				 */
+				log_warnx("%s: directory %s is gone, no longer "
+				    "watched", fl->path, fl->dir);
+				fl->dir_wd = -1;
+				mine = more = true;
+			} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+				mine = more = true;
+			} else if (ev->len > 0 && strcmp(ev->name, fl->base) == 0) {
+				mine = more = true;   /* created, renamed, deleted */
+			}
+		}
+		if (mine) {
+			fl->dirty = true;
+			fl->check = fl->check || more;
 			hit = true;
-		if (fl->dir_wd < 0 || ev->wd != fl->dir_wd)
-			continue;
-		if (ev->mask & IN_IGNORED) {
-			/*
-			 * The directory is gone.  The library keeps its stale
-			 * name entry, so it is not watched again: follow_wait
-			 * falls back to looking every FALLBACK_POLL_MS.
-			 */
-			log_warnx("%s: directory %s is gone, no longer "
-			    "watched", fl->path, fl->dir);
-			fl->dir_wd = -1;
-			hit = true;
-		} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF))
-			hit = true;
-		else if (ev->len > 0 && strcmp(ev->name, fl->base) == 0)
-			hit = true;
+		}
 	}
 	return hit;
 }
 
-/* drain_events - read every event the library has or can get now */
+/* take_events - read the events the kernel has now (one read); *hit (if
+ * not NULL) is set if one concerns a file we follow */
 static int
-drain_events(struct follow *f, bool *hit)
+take_events(struct follow *f, bool *hit)
 {
-	struct inotify_event *ev;
+	const struct inotify_event *ev;
+	ssize_t n;
 
-	/* next_event(0) would block (0 means "forever" there): use next_events. */
-	while ((ev = inotifytools_next_events(0, 1)) != NULL) {
-		if (relevant(f, ev))
-			*hit = true;
-	}
-	if (inotifytools_error() != 0 && inotifytools_error() != EINTR) {
-		errno = inotifytools_error();
+	f->fresh = true;
+	n = read(f->ifd, f->events, sizeof(f->events));
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
 		log_warn("reading inotify events");
 		return -1;
+	}
+	for (ssize_t off = 0; off + (ssize_t)sizeof(*ev) <= n;
+	    off += (ssize_t)(sizeof(*ev) + ev->len)) {
+		ev = (const struct inotify_event *)(f->events + off);
+		if (mark(f, ev) && hit != NULL)
+			*hit = true;
 	}
 	return 0;
 }
 
-static int64_t
-now_ms(void)
+/*
+ * Pacing (follow_set_pace).  An event that comes less than pace_ms after a
+ * read that delivered lines means lines are coming fast: its events are
+ * taken only once the pace is over, so the lines appended meanwhile come in
+ * the same read.  From then on (streaming) a wait sleeps out the pace first,
+ * without waking for each event, until a pace passes with nothing new.
+ * Lines further apart than the pace cost nothing more: each is read at once.
+ *
+ * sleep_out - sleep until the pace is over (or the caller's deadline),
+ * awake only for the caller's descriptors.  Returns 0, 1 if one of them is
+ * ready, 2 on a signal, -1 on error.
+ */
+static int
+sleep_out(struct follow *f, int timeout_ms, int64_t deadline, struct pollfd *extra,
+    size_t nextra)
 {
-	struct timespec ts;
+	int64_t now = now_ms(), until = f->pace_until;
+	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (timeout_ms >= 0 && deadline < until)
+		until = deadline;
+	if (until <= now)
+		return 0;
+	rc = poll(extra, (nfds_t)nextra, (int)(until - now));
+	if (rc == -1) {
+		if (errno == EINTR)
+			return 2;
+		log_warn("poll");
+		return -1;
+	}
+	return rc > 0;
 }
 
 /* follow_wait - see follow.h */
@@ -1235,9 +1406,7 @@ int
 follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra)
 {
 	struct pollfd pfd[1 + FOLLOW_EXTRA_FDS_MAX];
-	bool hit = false, fallback = false;
 	int64_t deadline = 0;
-	int wait, rc;
 
 	if (!f->watch) {
 		log_warnx("follow_wait: not watching (one-shot mode)");
@@ -1251,25 +1420,47 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 		extra[i].revents = 0;
 	if (f->more)
 		return 1;
-	for (size_t i = 0; i < f->n; i++)
-		if (f->files[i].dir_wd < 0)
-			fallback = true;
-	if (fallback && (timeout_ms < 0 || timeout_ms > FALLBACK_POLL_MS))
-		timeout_ms = FALLBACK_POLL_MS;
 	if (timeout_ms >= 0)
 		deadline = now_ms() + timeout_ms;
-	/* Events the library already read into its own buffer first. */
-	if (drain_events(f, &hit) == -1)
-		return -1;
-	if (hit)
-		return 1;
-	for (;;) {
-		bool other = false;
+	if (f->streaming && now_ms() < f->pace_until) {
+		bool hit = false;
+		int r = sleep_out(f, timeout_ms, deadline, extra, nextra);
 
-		wait = -1;
+		if (r == -1 || take_events(f, &hit) == -1)
+			return -1;
+		if (r == 2)
+			return 0;   /* a signal */
+		if (hit || r == 1)
+			return 1;
+		f->streaming = false;   /* nothing new: the stream paused */
+		if (timeout_ms >= 0 && now_ms() >= deadline)
+			return 0;
+	}
+	for (;;) {
+		int64_t now = now_ms(), wait = f->next_look_ms - now;
+		bool hit = false, other = false, quick = false;
+		int rc;
+
+		for (size_t i = 0; i < f->n; i++)
+			quick = quick || f->files[i].quick;
+		if (quick && f->next_quick_ms - now < wait)
+			wait = f->next_quick_ms - now;
+		if (wait <= 0) {
+			/* The periodic looks: every file, events or not, or
+			 * the ones no event can tell about. */
+			bool all = now >= f->next_look_ms;
+
+			for (size_t i = 0; i < f->n; i++)
+				if (all || f->files[i].quick)
+					f->files[i].dirty = f->files[i].check = true;
+			if (all)
+				f->next_look_ms = now + LOOK_MS;
+			f->next_quick_ms = now + QUICK_LOOK_MS;
+			return 1;
+		}
 		if (timeout_ms >= 0) {
-			int64_t left = deadline - now_ms();
-			wait = left > 0 ? (int)left : 0;
+			if (deadline - now < wait)
+				wait = deadline - now > 0 ? deadline - now : 0;
 		}
 		pfd[0].fd = f->ifd;
 		pfd[0].events = POLLIN;
@@ -1278,24 +1469,40 @@ follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t n
 			pfd[1 + i] = extra[i];
 			pfd[1 + i].revents = 0;
 		}
-		rc = poll(pfd, (nfds_t)(1 + nextra), wait);
+		rc = poll(pfd, (nfds_t)(1 + nextra), (int)wait);
 		if (rc == -1) {
 			if (errno == EINTR)
 				return 0;
 			log_warn("poll");
 			return -1;
 		}
-		if (rc == 0)
-			return fallback ? 1 : 0;
 		for (size_t i = 0; i < nextra; i++) {
 			extra[i].revents = pfd[1 + i].revents;
 			if (pfd[1 + i].revents)
 				other = true;
 		}
-		if (pfd[0].revents && drain_events(f, &hit) == -1)
-			return -1;
+		if (!pfd[0].revents) {
+			f->fresh = true;   /* no event was waiting */
+		} else {
+			if (!other && now_ms() < f->pace_until) {
+				/* Lines come fast: let the next ones join. */
+				int r = sleep_out(f, timeout_ms, deadline, extra, nextra);
+
+				if (r == -1)
+					return -1;
+				if (r == 2)
+					return 0;
+				other = r == 1;
+				f->streaming = true;
+			}
+			if (take_events(f, &hit) == -1)
+				return -1;
+		}
 		if (hit || other)
 			return 1;
-		/* Only other files in our directories changed: wait on. */
+		if (rc == 0 && timeout_ms >= 0 && now_ms() >= deadline)
+			return 0;
+		/* Only other files in our directories changed, or the look
+		 * is due: go round. */
 	}
 }

@@ -82,6 +82,18 @@ struct pollfd;
 int follow_wait_fds(struct follow *f, int timeout_ms, struct pollfd *extra, size_t nextra);
 
 /*
+ * Pacing (for a daemon that follows a busy log): when an event comes less
+ * than ms after a follow_read that delivered lines, follow_wait takes the
+ * events only ms after that read (it still wakes for the caller's
+ * descriptors, a signal, or its timeout), and while lines keep coming that
+ * fast it sleeps out each pace without waking for every event: lines
+ * appended close together are read together, with one wake-up instead of
+ * one each.  A line that comes after a quieter spell is read at once; none
+ * waits more than ms longer.  0 (the default): none.
+ */
+void follow_set_pace(struct follow *f, int ms);
+
+/*
  * The descriptor follow_wait polls (libinotifytools' own), for a caller that
  * multiplexes it with others (signalfd, timerfd); -1 in one-shot mode.  When
  * it is readable call follow_wait(f, 0) (it consumes the events and tells
@@ -106,6 +118,11 @@ void follow_position(const struct follow *f, size_t i, struct log_position *out)
  * tests) a rotation is followed at once.
  */
 void follow_committed(struct follow *f);
+
+/* Whether the last follow_read stopped at a rotation that waits for
+ * follow_committed (the caller should commit now: until then the new file
+ * is not read). */
+bool follow_waits_commit(const struct follow *f);
 
 /*
  * Go back to pos (a position follow_position gave earlier for file i: the

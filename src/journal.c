@@ -12,6 +12,20 @@
  * kind (matches are added after it is found): its cursor is a place in the
  * journal's single time-ordered stream, so saving it at once means a restart
  * before the first Postfix entry still loses nothing that came later.
+ *
+ * After a read that came to the end, the next read first seeks back to the
+ * last entry delivered if sd_journal_process reported a change in between
+ * (catch_up).  sd_journal_next does not look into a file again once it came
+ * to its end until the file's entry count (its header's n_entries) changes.
+ * A writer (journald, systemd-journal-remote) counts an entry in the header
+ * first and then links it to each of its fields; a reader with matches
+ * finds entries through the fields.  So a read in between sees the new
+ * count, finds no matching entry, and takes the count as seen: the entry
+ * stays unread until another entry lands in that file, however long that
+ * is (a quiet host; the last line of a burst).  The writer's notice comes
+ * after the linking (journal_file_post_change: an ftruncate to the same
+ * size, for inotify), so seeking again to our cursor after any notice
+ * that follows a read at the end finds every entry.
  */
 #include "journal.h"
 
@@ -59,6 +73,8 @@ struct journal {
 	bool committed_in_db;      /* else: the start, not yet saved */
 	bool have_current;         /* positioned on an entry not yet delivered */
 	bool positioned;           /* journal_position done: reading may begin */
+	bool at_end;               /* the last read came to the end */
+	bool changed;              /* sd_journal_process saw a change since then */
 	uint64_t skipped;
 };
 
@@ -254,6 +270,8 @@ seek_after(struct journal *j, const char *at)
 	int r;
 
 	j->have_current = false;
+	j->at_end = false;
+	j->changed = false;
 	if (at == NULL)
 		return sd_journal_seek_head(j->j);
 	if ((r = sd_journal_seek_cursor(j->j, at)) < 0 || (r = sd_journal_next(j->j)) < 0)
@@ -304,6 +322,7 @@ position(struct journal *j, const struct match *m, const char *saved, const char
 	if (saved != NULL) {
 		if ((j->committed = strdup(saved)) == NULL)
 			return -ENOMEM;
+		j->cursor = j->committed;   /* where reading goes on from */
 		j->committed_in_db = true;
 		*what = "seeking to the saved cursor";
 		if ((r = saved_gone(j, saved)) < 0)
@@ -577,6 +596,20 @@ format_entry(struct journal *j)
 	return (long)o.len;
 }
 
+/*
+ * catch_up - after a read that came to the end and a change since: seek
+ * again to the last entry delivered (or the start), so that an entry a
+ * writer was still linking at that read is found (see the top of the file).
+ * Returns 0 or a negative errno.
+ */
+static int
+catch_up(struct journal *j)
+{
+	if (!j->at_end || !j->changed)
+		return 0;
+	return seek_after(j, j->cursor);
+}
+
 long
 journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 {
@@ -588,6 +621,12 @@ journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 		log_warnx("%s: read before journal_position", j->source);
 		return -1;
 	}
+	if ((r = catch_up(j)) < 0) {
+		log_warnx("%s: going back to the last entry read: %s", j->source,
+		    strerror(-r));
+		return -1;
+	}
+	j->at_end = false;
 	while ((size_t)count < max) {
 		long len;
 
@@ -598,8 +637,13 @@ journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max)
 			log_warnx("%s: reading the journal: %s", j->source, strerror(-r));
 			return -1;
 		}
-		if (r == 0)
+		if (r == 0) {
+			/* A change reported before this read is covered by it;
+			 * one after it may be an entry it saw half linked. */
+			j->at_end = true;
+			j->changed = false;
 			break;
+		}
 		moved = true;
 		count++;
 		if ((len = format_entry(j)) < 0)
@@ -647,6 +691,10 @@ journal_rewind(struct journal *j)
 {
 	int r;
 
+	if (!j->positioned) {
+		log_warnx("%s: rewind before journal_position", j->source);
+		return -1;
+	}
 	if ((r = seek_after(j, j->committed)) < 0) {
 		log_warnx("%s: going back to the last committed entry: %s", j->source,
 		    strerror(-r));
@@ -698,6 +746,8 @@ journal_process(struct journal *j)
 		log_warnx("%s: following the journal: %s", j->source, strerror(-r));
 		return -1;
 	}
+	if (r != SD_JOURNAL_NOP)
+		j->changed = true;
 	return 0;
 }
 

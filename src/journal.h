@@ -97,7 +97,10 @@ const char *journal_source(const struct journal *j);
  * Deliver up to max entries available now as lines to cb (the line callback
  * of follow.h: 0 goes on, non-zero stops; the entry counts as consumed).
  * Returns the number of entries consumed (skipped ones included; 0: nothing
- * new), or -1 on an error worth stopping for.  Never blocks.
+ * new), or -1 on an error worth stopping for.  Never blocks.  An entry its
+ * writer was still adding when a read came to the end is delivered by the
+ * first read after a journal_process that saw the writer's notice.
+ * Before journal_position: -1, said (a caller's bug).
  */
 long journal_read(struct journal *j, follow_line_cb cb, void *arg, size_t max);
 
@@ -118,7 +121,8 @@ const char *journal_pending_cursor(const struct journal *j);
 /* The pending cursor was committed. */
 void journal_saved(struct journal *j);
 /* The database refused the batch: read again from the last committed
- * entry (or from where reading started).  Returns 0, or -1 (logged). */
+ * entry (or from where reading started).  Returns 0, or -1 (logged; also
+ * before journal_position). */
 int journal_rewind(struct journal *j);
 /* The same, to the cursor the database holds for this source (saved; NULL
  * if none): with a server, a COMMIT whose answer was lost may have gone

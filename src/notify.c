@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "log.h"
 #include "notify_job.h"
@@ -268,8 +267,6 @@ notifier_open(struct notifier **out, const struct notify_config *cfg, const char
 		free(nt);
 		return -1;
 	}
-	/* libcurl's global set-up, once, before any child forks. */
-	(void)curl_global_init(CURL_GLOBAL_DEFAULT);
 	*out = nt;
 	return 0;
 }
@@ -719,5 +716,4 @@ notifier_close(struct notifier *nt, struct store *st)
 	free(nt->cfgpath);
 	close(nt->epfd);
 	free(nt);
-	curl_global_cleanup();
 }

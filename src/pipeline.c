@@ -27,6 +27,7 @@ pipeline_init(struct pipeline *p, struct ruleset *rules, struct jailset *jails,
 	p->st.rule_hits = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(uint64_t));
 	p->st.njails = jails_count(jails);
 	p->st.jail_verdicts = calloc(p->st.njails ? p->st.njails : 1, sizeof(uint64_t));
+	p->commit_lines = 1;
 	p->cap = 256;
 	p->pending = calloc(p->cap, sizeof(*p->pending));
 	p->batch_rule_hits = calloc(p->st.nrules ? p->st.nrules : 1, sizeof(uint32_t));
@@ -249,6 +250,8 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	if (p->failed)
 		return -1;
 	p->st.lines++;
+	if (p->uncommitted++ == 0)
+		p->first_line_ms = pipeline_clock_ms();
 	switch (rules_match(p->rules, &p->lt, line, len, &ev, &rule)) {
 	case RULES_NOMATCH:
 		return 0;
@@ -320,6 +323,49 @@ pipeline_journal_lines(struct pipeline *p, size_t i, long n)
 {
 	if (i < PIPELINE_SOURCES_MAX && n > 0)
 		p->batch_journal_lines[i] += (uint32_t)n;
+}
+
+void
+pipeline_set_commit_policy(struct pipeline *p, int delay_ms, size_t max_lines)
+{
+	p->commit_delay_ms = delay_ms > 0 ? delay_ms : 0;
+	p->commit_lines = max_lines > 0 ? max_lines : 1;
+}
+
+int64_t
+pipeline_clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+pipeline_commit_due(const struct pipeline *p, const struct follow *f, int64_t now_ms)
+{
+	if (p->uncommitted == 0 || p->commit_delay_ms == 0)
+		return true;
+	/* From 3/4 of the delay on: the wake-up for a later line commits, and
+	 * the caller's timer (pipeline_commit_wait_ms: the whole delay) is
+	 * only needed when no line comes. */
+	return p->failed || p->npending > 0 || p->nalarms > 0 ||
+	    p->uncommitted >= p->commit_lines ||
+	    now_ms - p->first_line_ms >= p->commit_delay_ms - p->commit_delay_ms / 4 ||
+	    (f != NULL && follow_waits_commit(f));
+}
+
+int
+pipeline_commit_wait_ms(const struct pipeline *p, int64_t now_ms)
+{
+	int64_t left;
+
+	if (p->uncommitted == 0)
+		return -1;
+	if (pipeline_commit_due(p, NULL, now_ms))
+		return 0;
+	left = p->first_line_ms + p->commit_delay_ms - now_ms;
+	return left > 0 ? (int)left : 0;
 }
 
 int
@@ -535,8 +581,10 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	bool cursors = false;
 	int rc = 0;
 
-	if (p->store == NULL)
+	if (p->store == NULL) {
+		p->uncommitted = 0;
 		return 0;
+	}
 	if (p->failed)
 		goto fail;
 	for (size_t i = 0; i < nj; i++)
@@ -545,8 +593,10 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	if (!p->in_tx) {
 		/* No event in this batch, but the logs moved on: save that too,
 		 * or a restart would re-read (not re-count) these lines. */
-		if (!positions_moved(p, f) && !cursors)
+		if (!positions_moved(p, f) && !cursors) {
+			p->uncommitted = 0;
 			return 0;
+		}
 		if (store_begin(p->store) != 0)
 			goto fail;
 		p->in_tx = true;
@@ -582,6 +632,7 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	if (p->metrics)
 		count_batch(p, f, js, nj);
 	clear_batch(p);
+	p->uncommitted = 0;
 	for (size_t i = 0; i < nj; i++)
 		journal_saved(js[i]);
 	remember_positions(p, f);
@@ -623,6 +674,7 @@ fail:
 	p->npending = 0;
 	p->nalarms = 0;
 	clear_batch(p);
+	p->uncommitted = 0;
 	return -1;
 }
 

@@ -15,6 +15,20 @@
  * crash in between, the start-up restore re-applies every active ban, so
  * nothing is lost and the record never claims more than was decided.
  *
+ * When to commit (the daemon asks pipeline_commit_due; replay commits at
+ * the end of each batch it reads): lines that arrive close together share
+ * one transaction, as one commit costs more than the lines of a quiet
+ * second (with SQLite: locks and WAL writes; with PostgreSQL: a round
+ * trip).  A batch is due at once when one of its lines issued a verdict
+ * (the ban reaches the kernel now: the ban latency does not change) or an
+ * alarm (told now), when
+ * a write of it failed (it is rolled back now), when it holds commit_lines
+ * lines, or when a rotated log waits for it; otherwise when its first line
+ * is commit_delay_ms old, or 3/4 of that at a wake-up for another line (no
+ * timer wake-up while lines keep coming).  Until its commit a batch is only in memory and
+ * in an open transaction, and the logs' saved positions are before its
+ * lines, so a crash loses nothing: they are read again, exactly once.
+ *
  * Memory: the pipeline borrows rules, jails, store and backends (the caller
  * owns them) and owns its pending-verdict array and statistics.
  */
@@ -89,6 +103,11 @@ struct pipeline {
 		char target[MJ_TARGET_MAX];
 	} *lost;
 	size_t nlost, caplost;
+	/* The commit policy (see above) and the open batch's place in it. */
+	int commit_delay_ms;       /* 0: every pipeline_commit_due is true */
+	size_t commit_lines;
+	size_t uncommitted;        /* lines since the last commit or rollback */
+	int64_t first_line_ms;     /* pipeline_clock_ms() of the first of them */
 	int64_t last_time;         /* newest event time seen */
 	struct pipeline_stats st;
 	/* Operator signals (pipeline_set_signals); both may be NULL. */
@@ -157,6 +176,24 @@ int pipeline_commit(struct pipeline *p, struct follow *f);
  * that moved (journal_pending_cursor) in the same transaction. */
 int pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *const *js,
     size_t nj);
+
+/* Lines wait at most delay_ms, and at most max_lines of them (> 0), for
+ * a commit they share (see above).  pipeline_init sets no delay. */
+void pipeline_set_commit_policy(struct pipeline *p, int delay_ms, size_t max_lines);
+
+/* The clock of the commit policy: CLOCK_MONOTONIC in milliseconds. */
+int64_t pipeline_clock_ms(void);
+
+/* Whether the open batch must be committed now (see above) at now_ms
+ * (pipeline_clock_ms); f (may be NULL) is asked whether a rotation waits
+ * for it.  True too when no line waits: the commit then only saves
+ * positions that moved without a line (a skipped line, a rotation, a
+ * journal's starting cursor), or does nothing. */
+bool pipeline_commit_due(const struct pipeline *p, const struct follow *f, int64_t now_ms);
+
+/* How long the caller may wait before the open batch is due, in ms from
+ * now_ms; -1 if no line waits for a commit (wait as long as you like). */
+int pipeline_commit_wait_ms(const struct pipeline *p, int64_t now_ms);
 
 /* Say an alarm: one log line ("alarm jail=J event=E: reason") and
  * mailjail_alarms_total{jail,event}.  Called for each alarm of a batch once

@@ -1,47 +1,38 @@
 /*
- * pq - libpq loaded on demand.  See pq.h.
+ * pq - libpq loaded on demand (dynlib.h).  See pq.h.
  */
 #include "pq.h"
 
-#include <dlfcn.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
+
+#include "dynlib.h"
 
 /* Debian's libpq5 (the soname every libpq since 8.2 has kept). */
 #define PQ_LIBRARY "libpq.so.5"
 
 struct pq_api pq;
 
+static const char *const pq_names[] = {
+#define PQ_NAME(f) #f,
+	PQ_FUNCTIONS(PQ_NAME)
+#undef PQ_NAME
+};
+#define PQ_NFUNCS (sizeof(pq_names) / sizeof(pq_names[0]))
+
 int
 pq_load(char *err, size_t errlen)
 {
-	static bool loaded;
-	struct pq_api api;
-	void *h;
+	static void *handle;
+	void (*fns[PQ_NFUNCS])(void);
+	size_t i = 0;
 
-	if (loaded)
+	if (handle != NULL)
 		return 0;
-	if ((h = dlopen(PQ_LIBRARY, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen, "PostgreSQL needs libpq: %s (apt-get install libpq5)",
-		    dlerror());
+	if (dynlib_load(&handle, PQ_LIBRARY, "libpq5", pq_names, fns, PQ_NFUNCS,
+	    err, errlen) != 0)
 		return -1;
-	}
-	/* A function pointer from dlsym's void *: POSIX guarantees this
-	 * works; ISO C has no word for it, hence the memcpy. */
-#define PQ_RESOLVE(f) { \
-		void *sym = dlsym(h, #f); \
-		if (sym == NULL) { \
-			snprintf(err, errlen, "%s has no %s: PostgreSQL 14's libpq or later " \
-			    "is needed (pipeline mode)", PQ_LIBRARY, #f); \
-			dlclose(h); \
-			return -1; \
-		} \
-		memcpy(&api.f, &sym, sizeof(sym)); \
-	}
-	PQ_FUNCTIONS(PQ_RESOLVE)
-#undef PQ_RESOLVE
-	pq = api;
-	loaded = true;
+#define PQ_SET(f) memcpy(&pq.f, &fns[i++], sizeof(pq.f));
+	PQ_FUNCTIONS(PQ_SET)
+#undef PQ_SET
 	return 0;
 }

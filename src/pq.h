@@ -1,9 +1,8 @@
 /*
- * pq - libpq, loaded the first time a PostgreSQL store is opened (dlopen),
+ * pq - libpq, loaded the first time a PostgreSQL store is opened (dynlib.h),
  * not linked: a mailjail on a SQLite file never maps libpq and the twenty
- * libraries it pulls in (OpenSSL, Kerberos, LDAP), which cost 5 MB of
- * resident memory and time at every start.  store_pgsql.c calls libpq as
- * pq.PQexec(...) with libpq's own prototypes (libpq-fe.h).
+ * libraries it pulls in (OpenSSL, Kerberos, LDAP).  store_pgsql.c calls
+ * libpq as pq.PQexec(...) with libpq's own prototypes (libpq-fe.h).
  *
  * Memory: the library stays loaded until the process ends.
  */
@@ -35,7 +34,8 @@ struct pq_api {
 extern struct pq_api pq;
 
 /* Load libpq (once).  0, or -1 with the reason in err (not installed:
- * apt-get install libpq5; too old for pipeline mode: PostgreSQL 14's). */
+ * apt-get install libpq5; too old for pipeline mode: PostgreSQL 14's
+ * libpq or later is needed). */
 int pq_load(char *err, size_t errlen);
 
 #endif

@@ -706,6 +706,69 @@ Test(follow, wait_wakes_on_append)
 	follow_close(f);
 }
 
+/*
+ * Pacing: after a read that delivered lines, events wait out the pace, so a
+ * line appended soon after comes with the ones after it, in one read.  (A
+ * pace of 2 s against a writer 50 ms apart: a margin, not a timing.)
+ */
+Test(follow, pace_reads_close_lines_together)
+{
+	struct follow *f;
+	struct got g = {0};
+	const char *log = p("mail.log");
+	pid_t pid;
+	int st;
+
+	append(log, "a1\n");
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	follow_set_pace(f, 2000);
+	cr_assert_eq(follow_read(f, collect, &g, 100), 1, "the first line at once");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_APPEND);
+		if (fd < 0 || write(fd, "a2\n", 3) != 3)
+			_exit(1);
+		usleep(50 * 1000);
+		_exit(write(fd, "a3\n", 3) != 3);
+	}
+	cr_expect_eq(follow_wait(f, 5000), 1);
+	cr_assert_eq(follow_read(f, collect, &g, 100), 2, "both lines in one read");
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_eq(st, 0);
+	const char *w[] = {"a1", "a2", "a3"};
+	expect(&g, 0, w, 3);
+	follow_close(f);
+}
+
+/*
+ * Events are only a hint: a log whose directory does not exist yet cannot
+ * be watched, and no event says when the directory and the log appear; the
+ * periodic look finds it anyway.
+ */
+Test(follow, periodic_look_finds_what_no_event_announced)
+{
+	struct follow *f;
+	struct got g = {0};
+	char sub[128], log[160];
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	snprintf(log, sizeof(log), "%s/mail.log", sub);
+	cr_assert_eq(follow_open(&f, true), 0);
+	cr_assert_eq(follow_add(f, log, NULL), 0);
+	drain(f, &g);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	append(log, "a1\n");
+	for (int i = 0; i < 60 && g.n < 1; i++) {
+		cr_assert_neq(follow_wait(f, 100), -1);
+		drain(f, &g);
+	}
+	cr_assert_eq(g.n, 1, "the log was found");
+	cr_expect_str_eq(g.line[0], "a1");
+	follow_close(f);
+}
+
 Test(follow, other_files_in_directory_do_not_wake)
 {
 	struct follow *f;

@@ -149,9 +149,9 @@ field(FILE *p, const char *name, const char *value)
 	fputc('\n', p);
 }
 
-/* jwrite - append entries to the journal file dir/journal/name */
+/* jwrite_in - append entries to the journal file d/name */
 static void
-jwrite(const char *name, const struct jentry *e, size_t n)
+jwrite_in(const char *d, const char *name, const struct jentry *e, size_t n)
 {
 	char cmd[2048];
 	FILE *p;
@@ -160,7 +160,7 @@ jwrite(const char *name, const struct jentry *e, size_t n)
 	    "%s missing: apt-get install systemd-journal-remote (tools/deps.sh)",
 	    JOURNAL_REMOTE);
 	snprintf(cmd, sizeof(cmd), "%s --output='%s/%s' - 2>>'%s/journal-remote.err'",
-	    JOURNAL_REMOTE, jdir, name, dir);
+	    JOURNAL_REMOTE, d, name, dir);
 	p = popen(cmd, "w");
 	cr_assert_not_null(p);
 	for (size_t i = 0; i < n; i++) {
@@ -182,10 +182,18 @@ jwrite(const char *name, const struct jentry *e, size_t n)
 	cr_assert_eq(pclose(p), 0, "systemd-journal-remote failed (see %s)", dir);
 }
 
-/* failures - n SASL failures from ip under ident, users u<seq> (distinct) */
+/* jwrite - append entries to the journal file dir/journal/name */
 static void
-failures(const char *name, const char *ident, const char *unit, int facility,
-    const char *ip, int n)
+jwrite(const char *name, const struct jentry *e, size_t n)
+{
+	jwrite_in(jdir, name, e, n);
+}
+
+/* failures_in - n SASL failures from ip under ident into d/name, users
+ * u<seq> (distinct) */
+static void
+failures_in(const char *d, const char *name, const char *ident, const char *unit,
+    int facility, const char *ip, int n)
 {
 	struct jentry e[16];
 	char msg[16][256];
@@ -197,7 +205,90 @@ failures(const char *name, const char *ident, const char *unit, int facility,
 		    (unsigned long long)(seq + 1 + (uint64_t)i));
 		e[i] = (struct jentry){ ident, unit, facility, msg[i] };
 	}
-	jwrite(name, e, (size_t)n);
+	jwrite_in(d, name, e, (size_t)n);
+}
+
+/* failures - the same into the journal directory */
+static void
+failures(const char *name, const char *ident, const char *unit, int facility,
+    const char *ip, int n)
+{
+	failures_in(jdir, name, ident, unit, facility, ip, n);
+}
+
+/*
+ * A writer (journald, systemd-journal-remote) adds an entry in steps: it
+ * counts it in the file's header, links it to the DATA object of each of
+ * its fields (where a reader with matches finds it), then tells inotify
+ * (an ftruncate to the same size).  half_linked puts a finished file back
+ * between the first two steps for its last entry and one field: that
+ * field's DATA object counts one entry less.  Journal file format
+ * (systemd's journal-def.h): incompatible_flags is the le32 at byte 12 of
+ * the header, COMPACT is its bit 4; a DATA object is type 1, its size the
+ * le64 at +8, n_entries the le64 at +56, and its payload FIELD=VALUE starts
+ * at +72 in a compact file (+64 else).  Returns where n_entries is.
+ */
+#define OBJECT_DATA 1
+#define HEADER_INCOMPATIBLE_COMPACT (1u << 4)
+
+static uint64_t
+le64_at(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int b = 7; b >= 0; b--)
+		v = v << 8 | p[b];
+	return v;
+}
+
+static void
+put_le64(int fd, off_t at, uint64_t v)
+{
+	unsigned char le[8];
+
+	for (int b = 0; b < 8; b++)
+		le[b] = (unsigned char)(v >> (8 * b));
+	cr_assert_eq(pwrite(fd, le, 8, at), 8);
+}
+
+static off_t
+half_linked(const char *path, const char *field_value, uint64_t entries)
+{
+	size_t pl = strlen(field_value), hdr;
+	unsigned char *b, *p;
+	struct stat st;
+	off_t obj;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	cr_assert(fd >= 0 && fstat(fd, &st) == 0, "%s", path);
+	cr_assert_not_null(b = malloc((size_t)st.st_size));
+	cr_assert_eq(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+	cr_assert_eq(memcmp(b, "LPKSHHRH", 8), 0, "a journal file");
+	hdr = (b[12] | (uint32_t)b[13] << 8 | (uint32_t)b[14] << 16 |
+	    (uint32_t)b[15] << 24) & HEADER_INCOMPATIBLE_COMPACT ? 72 : 64;
+	p = memmem(b, (size_t)st.st_size, field_value, pl);
+	cr_assert(p != NULL && p - b >= (ptrdiff_t)hdr, "%s in %s", field_value, path);
+	obj = (off_t)(p - b) - (off_t)hdr;
+	cr_assert_eq(b[obj], OBJECT_DATA, "the DATA object of %s", field_value);
+	cr_assert_eq(le64_at(b + obj + 8), hdr + pl, "its size");
+	cr_assert_eq(le64_at(b + obj + 56), entries, "it counts every entry");
+	put_le64(fd, obj + 56, entries - 1);
+	free(b);
+	close(fd);
+	return obj + 56;
+}
+
+/* linked - the writer's last two steps: the count, then the notice */
+static void
+linked(const char *path, off_t count_at, uint64_t entries)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	cr_assert(fd >= 0 && fstat(fd, &st) == 0, "%s", path);
+	put_le64(fd, count_at, entries);
+	cr_assert_eq(ftruncate(fd, st.st_size), 0);
+	close(fd);
 }
 
 static void
@@ -530,6 +621,27 @@ collect(void *arg, size_t file, const char *line, size_t len)
 	return 0;
 }
 
+/* stderr_to - fd 2 into path; returns the old one for stderr_back */
+static int
+stderr_to(const char *path)
+{
+	int saved = dup(STDERR_FILENO);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert(saved >= 0 && fd >= 0, "%s", path);
+	cr_assert(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void
+stderr_back(int saved)
+{
+	fflush(stderr);
+	cr_assert(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+}
+
 Test(journal, lines_have_the_rules_format)
 {
 	struct jentry e[] = {
@@ -540,14 +652,30 @@ Test(journal, lines_have_the_rules_format)
 	};
 	struct collected c = { .n = 0 };
 	struct journal *j;
-	char err[512], stamp[40], want[256], *cursor;
+	char err[512], stamp[40], want[256], *cursor, said[600];
 	time_t secs;
 	struct tm tm;
 	uint64_t usec;
+	long r1;
+	int r2, saved;
 
+	snprintf(said, sizeof(said), "%s/said", dir);
 	jwrite("a.journal", e, 1);
 	cr_assert_eq(journal_open(&j, "journal:", 7, jdir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(journal_read(j, collect, &c, 100), -1, "nothing read before positioning");
+	/* Reading or going back before journal_position is the caller's bug:
+	 * refused, and said.  (Said into a file: on the test's stderr it
+	 * would read as a warning from the daemon.) */
+	saved = stderr_to(said);
+	r1 = journal_read(j, collect, &c, 100);
+	r2 = journal_rewind(j);
+	stderr_back(saved);
+	cr_assert_eq(r1, -1, "nothing read before positioning");
+	cr_assert_eq(r2, -1, "no going back before positioning");
+	cr_assert_eq(c.n, 0);
+	cr_assert_eq(count_in_file(said, "journal:: read before journal_position"), 1,
+	    "%s", tu_sh_output("cat '%s'", said));
+	cr_assert_eq(count_in_file(said, "journal:: rewind before journal_position"), 1,
+	    "%s", tu_sh_output("cat '%s'", said));
 	cr_assert_eq(journal_position(j, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(journal_pending_cursor(j), "the start is saved at once");
 	jwrite("a.journal", e + 1, 3);
@@ -581,8 +709,80 @@ Test(journal, lines_have_the_rules_format)
 	cr_assert_null(journal_pending_cursor(j));
 	cr_assert_eq(journal_read(j, collect, &c, 100), 1);
 	cr_assert(strstr(c.lines[0], "[1005]: connect from") != NULL, "%s", c.lines[0]);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
+	/* A read at the end, then news: going on from the last entry read
+	 * (journal.c, catch_up) repeats nothing. */
+	jwrite("a.journal", e + 2, 1);
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 1);
+	cr_assert(strstr(c.lines[1], "[1006]: a#012b") != NULL, "%s", c.lines[1]);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
 	journal_close(j);
 	free(cursor);
+}
+
+/*
+ * An entry its writer had counted but not yet linked to its fields when a
+ * read came to the end is read once the writer's notice comes.  sd-journal
+ * alone would take the count as seen and not look into the file again
+ * until another entry lands in it (src/journal.c): a line left unread on a
+ * quiet host.  In CI a loaded machine let the daemon read between
+ * systemd-journal-remote's two steps (see the daemon's twin of this test,
+ * log_auto_entry_half_linked_is_counted_when_its_writer_is_done).  Here
+ * the in-between state is made exactly (half_linked), not hoped for.
+ */
+Test(journal, entry_half_linked_at_the_end_is_read_after_the_writers_notice)
+{
+	struct jentry e[] = {
+		{ "postfix/smtpd", NULL, 2, "connect from unknown[192.0.2.1]" },
+		{ "postfix/smtpd", NULL, 2, "connect from unknown[192.0.2.2]" },
+		{ "postfix/smtpd", NULL, 2, "connect from unknown[192.0.2.3]" },
+	};
+	struct collected c = { .n = 0 };
+	struct journal *j;
+	char err[512], stage[400], staged[600], path[700], said[600];
+	off_t count_at;
+	int saved, rc;
+
+	snprintf(said, sizeof(said), "%s/said", dir);
+	snprintf(stage, sizeof(stage), "%s/stage", dir);
+	snprintf(staged, sizeof(staged), "%s/a.journal", stage);
+	snprintf(path, sizeof(path), "%s/a.journal", jdir);
+	cr_assert_eq(mkdir(stage, 0755), 0);
+	/* Started on an empty directory (which is said): read from its head. */
+	saved = stderr_to(said);
+	rc = journal_open(&j, "journal:SYSLOG_IDENTIFIER=postfix/smtpd", 7, jdir, err,
+	    sizeof(err));
+	stderr_back(saved);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(count_in_file(said, "no journal files in "), 1, "%s",
+	    tu_sh_output("cat '%s'", said));
+	cr_assert_eq(journal_position(j, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
+
+	jwrite_in(stage, "a.journal", e, 2);
+	count_at = half_linked(staged, "SYSLOG_IDENTIFIER=postfix/smtpd", 2);
+	cr_assert_eq(rename(staged, path), 0);
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 1, "the first entry only");
+	cr_assert(strstr(c.lines[0], "unknown[192.0.2.1]") != NULL, "%s", c.lines[0]);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0, "the second is not linked yet");
+
+	linked(path, count_at, 2);
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 1, "read after the notice");
+	cr_assert(strstr(c.lines[1], "unknown[192.0.2.2]") != NULL, "%s", c.lines[1]);
+
+	/* Going back to the last entry read repeats nothing. */
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
+	jwrite("a.journal", e + 2, 1);
+	cr_assert_eq(journal_process(j), 0);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 1);
+	cr_assert(strstr(c.lines[2], "unknown[192.0.2.3]") != NULL, "%s", c.lines[2]);
+	cr_assert_eq(journal_read(j, collect, &c, 100), 0);
+	cr_assert_eq(c.n, 3);
+	journal_close(j);
 }
 
 /* fill_fs - the small tmpfs full to the last block */
@@ -1015,6 +1215,36 @@ Test(journal, log_auto_file_to_journal_counts_each_line_once)
 	    "2 + 2 + 1 = 5: a ban");
 	cr_assert(wait_for(EVENTS_OK, "5 5\n"), "the journal's 2 entries read from "
 	    "the file are not counted again: %s", query(EVENTS_OK));
+	stop_daemon();
+}
+
+/*
+ * log_auto_file_to_journal_counts_each_line_once failed in CI at its first
+ * wait with "1 1": under load the daemon read a.journal while
+ * systemd-journal-remote had counted the second entry but not yet linked
+ * it to _SYSTEMD_UNIT, and sd-journal then took the file as read (see
+ * entry_half_linked_at_the_end_is_read_after_the_writers_notice).  The
+ * same start, with that moment made exactly: the line is counted once the
+ * writer is done, not when a later entry happens to come.
+ */
+Test(journal, log_auto_entry_half_linked_is_counted_when_its_writer_is_done)
+{
+	char stage[400], staged[600], path[700];
+	off_t count_at;
+
+	snprintf(stage, sizeof(stage), "%s/stage", dir);
+	snprintf(staged, sizeof(staged), "%s/a.journal", stage);
+	snprintf(path, sizeof(path), "%s/a.journal", jdir);
+	cr_assert_eq(mkdir(stage, 0755), 0);
+	write_config_auto();
+	start_daemon(1);
+	failures_in(stage, "a.journal", SUBMISSION, POSTFIX_UNIT, 2, "203.0.113.75", 2);
+	count_at = half_linked(staged, "_SYSTEMD_UNIT=" POSTFIX_UNIT, 2);
+	cr_assert_eq(rename(staged, path), 0);
+	cr_assert(wait_for(EVENTS_OK, "1 1\n"), "%s", query(EVENTS_OK));
+	linked(path, count_at, 2);
+	cr_assert(wait_for(EVENTS_OK, "2 2\n"), "the second entry, once linked: %s",
+	    query(EVENTS_OK));
 	stop_daemon();
 }
 

@@ -5,6 +5,8 @@
 
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
+#include <dirent.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,63 @@ tu_wait_sql(const char *db, const char *sql, const char *want)
 		usleep(50000);
 	}
 	return false;
+}
+
+int
+tu_open_fd(pid_t pid, const char *path)
+{
+	char dpath[64], link[400], target[4096];
+	struct dirent *de;
+	DIR *d;
+	int fd = -1;
+	ssize_t n;
+
+	snprintf(dpath, sizeof(dpath), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(dpath)) == NULL)
+		return -1;
+	while (fd < 0 && (de = readdir(d)) != NULL) {
+		snprintf(link, sizeof(link), "%s/%s", dpath, de->d_name);
+		if ((n = readlink(link, target, sizeof(target) - 1)) < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, path) == 0)
+			fd = atoi(de->d_name);
+	}
+	closedir(d);
+	return fd;
+}
+
+long long
+tu_fd_offset(pid_t pid, int fd)
+{
+	char path[64];
+	long long pos = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	if (fscanf(fp, "pos: %lld", &pos) != 1)
+		pos = -1;
+	fclose(fp);
+	return pos;
+}
+
+long long
+tu_saved_offset(const char *db, const char *path)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *s = NULL;
+	long long v = -1;
+
+	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(h, "SELECT offset FROM log_position WHERE path = ?", -1, &s,
+	    NULL) == SQLITE_OK && sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	return v;
 }
 
 bool

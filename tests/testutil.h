@@ -51,6 +51,15 @@ char *tu_sql(const char *db, const char *fmt, ...) __attribute__((format(printf,
 /* Poll tu_sql(db, sql) until it prints want exactly (15 s at most); never
  * before a SQLite db exists (sqlite3 would create it, as root). */
 bool tu_wait_sql(const char *db, const char *sql, const char *want);
+/* The descriptor process pid has open on path, or -1. */
+int tu_open_fd(pid_t pid, const char *path);
+/* The file position of pid's descriptor fd (from /proc: how far a daemon
+ * has read a log), or -1. */
+long long tu_fd_offset(pid_t pid, int fd);
+/* The offset of path saved in db's log_position (-1: none, or no DB yet);
+ * through the library, quicker than a sqlite3 process (a daemon that holds
+ * read lines for a commit may have committed them by then). */
+long long tu_saved_offset(const char *db, const char *path);
 /* Poll a file until it contains s (15 s at most). */
 bool tu_wait_file_has(const char *path, const char *s);
 /* A 2 MiB tmpfs mounted on dir/fs (its path in fs) in a mount namespace of
