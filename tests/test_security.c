@@ -86,7 +86,12 @@ write_config(const char *user, const char *hold, const char *reject)
 static pid_t
 start(const char *a1, const char *a2, const char *a3)
 {
-	pid_t pid = tu_fork();
+	pid_t pid;
+
+	/* Emptied here, not by the child: a wait for "running:" must not see
+	 * the last run's words before the new daemon has said any. */
+	cr_assert_eq(truncate(errf, 0) == 0 || errno == ENOENT, true);
+	pid = tu_fork();
 
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
