@@ -14,6 +14,12 @@ rule_event_known(void *arg, const char *event)
 	return rules_has_event(arg, event);
 }
 
+static bool
+rule_event_carries(void *arg, const char *event, const char *field)
+{
+	return rules_event_captures(arg, event, field);
+}
+
 int
 app_load(struct app *a, const char *cfgpath, const char *rules_override,
     bool want_jails, struct diag *d)
@@ -36,6 +42,8 @@ app_load(struct app *a, const char *cfgpath, const char *rules_override,
 	if (jails_load(a->cfg.jails, &a->jails, d) != 0)
 		return -1;
 	if (jails_check_events(a->jails, rule_event_known, a->rules, d) != 0)
+		return -1;
+	if (jails_check_keys(a->jails, rule_event_carries, a->rules, d) != 0)
 		return -1;
 	return d->n > before ? -1 : 0;
 }

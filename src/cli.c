@@ -98,7 +98,7 @@ check_maps_readable(struct app *a)
 {
 	unsigned actions = jail_actions(a);
 	char err[512];
-	if ((actions & ACTION_HOLD) &&
+	if ((actions & (ACTION_HOLD | ACTION_DEFER)) &&
 	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
 		fprintf(stderr, "%s: warning: Postfix cannot read the hold map %s: %s\n",
 		    a->cfg.path, a->cfg.hold_map, err);

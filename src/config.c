@@ -21,6 +21,11 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "types.h"
+
+/* events carry a node's name in buffers of MJ_NODE_MAX (jail.c, the
+ * fleet's stores) */
+_Static_assert(CONFIG_NODE_MAX < MJ_NODE_MAX, "a node name fits an event's buffers");
 
 enum key_kind {
 	KEY_PATH, KEY_STRING, KEY_LOGS, KEY_PORTS, KEY_UINT, KEY_MAP,

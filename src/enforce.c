@@ -133,16 +133,23 @@ holdb_init(void **state, const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* holdb_ban - the account map's answer: HOLD, or for a jail with action
+ * defer its reply (a 4xx: the client sees a temporary failure and nothing
+ * waits in the hold queue) */
 static int
 holdb_ban(void *state, const struct verdict *v, int64_t now)
 {
-	char value[160];
+	char value[256];
 
 	if (v->kind != TARGET_ACCOUNT || v->expires_at <= now)
 		return 0;
-	/* The text after HOLD shows in Postfix's log; jail names come from
-	 * the admin's config, never from the log. */
-	snprintf(value, sizeof(value), "HOLD mailjail %s level %d", v->jail, v->level);
+	/* The text shows in Postfix's log and to the client; jail names and
+	 * replies come from the admin's config, never from the log. */
+	if (v->actions & ACTION_DEFER)
+		snprintf(value, sizeof(value), "%s", v->reply && *v->reply ? v->reply :
+		    "450 4.7.1 Too much mail from your account, try again later");
+	else
+		snprintf(value, sizeof(value), "HOLD mailjail %s level %d", v->jail, v->level);
 	return holdmap_add(state, v->target, value, v->expires_at);
 }
 
@@ -211,8 +218,9 @@ mapb_fini(void *state)
 	holdmap_close(state);
 }
 
+/* hold and defer share the account map (check_sasl_access): one backend */
 static const struct enforcer_ops hold_backend = {
-	"hold", ACTION_HOLD, holdb_init, holdb_ban, holdb_unban, mapb_sync, NULL,
+	"hold", ACTION_HOLD | ACTION_DEFER, holdb_init, holdb_ban, holdb_unban, mapb_sync, NULL,
 	mapb_expire, mapb_fini,
 };
 
@@ -241,7 +249,8 @@ int
 enforce_open(struct backend_set *b, const struct config *cfg, unsigned actions)
 {
 	static const struct { unsigned bit; const char *name; } wanted[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_NFT, "nft" }, { ACTION_HOLD | ACTION_DEFER, "hold" },
+		{ ACTION_REJECT, "reject" },
 	};
 
 	b->n = 0;

@@ -20,7 +20,7 @@ struct config;
 
 struct enforcer_ops {
 	const char *name;
-	unsigned action;          /* the ACTION_* bit it serves; 0 for dry-run */
+	unsigned action;          /* the ACTION_* bits it serves; 0 for dry-run */
 	int (*init)(void **state, const struct config *cfg, char *err, size_t errlen);
 	/* Queue a ban that lasts until v->expires_at; now is the wall clock. */
 	int (*ban)(void *state, const struct verdict *v, int64_t now);
@@ -35,7 +35,8 @@ struct enforcer_ops {
 	void (*fini)(void *state);
 };
 
-/* By name: "nft", "hold", "reject", "dry-run"; NULL if unknown. */
+/* By name: "nft", "hold" (serves hold and defer: the same map), "reject",
+ * "dry-run"; NULL if unknown. */
 const struct enforcer_ops *enforce_backend(const char *name);
 
 #define ENFORCE_BACKENDS_MAX 4

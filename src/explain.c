@@ -10,6 +10,14 @@
  *                  recipient counts (submissions joined to their queued
  *                  lines by queue id)
  *   recidive       the bans of the other jails it counted
+ *   delivery jail  (outbound-reputation) the providers' refusals of the
+ *                  account's messages, joined to its submissions by queue
+ *                  id the way the jails join them (jail_join_delivery):
+ *                  once per message and recipient domain
+ *   an attacked    (key = account with nft: sasl-targeted-account) for the
+ *   account        account's watch, the failures against it and the
+ *                  addresses they came from; for each address banned, its
+ *                  failures and the accounts they tried
  *
  * The window ends at the newest counted event at or before the ban's
  * start: replay bans start at that event's time, the daemon's a moment
@@ -39,22 +47,27 @@
 #include "app.h"
 #include "cmdhelp.h"
 #include "log.h"
+#include "msgtrace.h"
 #include "table.h"
 
 /* What daemon.c keeps at least (EVENTS_KEEP_MIN there). */
 #define EXPLAIN_KEEP_MIN ((int64_t)2 * 86400)
 #define MANUAL_JAIL "manual"
+/* How long before a refusal its message's submission may lie: the jails
+ * trace messages for a day (jail.c, PENDING_TTL). */
+#define DELIVERY_LOOKBACK ((int64_t)86400)
 
 struct xban {
 	int64_t id;
 	char *jail, *target, *kind, *reason;
 	int level;
+	unsigned actions;        /* none: an account watched (bans_addresses) */
 	int64_t started_at, expires_at, lifted_at;
 };
 
 struct xevent {
 	struct event ev;
-	char rule[64], type[64];
+	char rule[64], type[64], node[MJ_NODE_MAX];
 };
 
 enum evidence_kind {
@@ -117,6 +130,7 @@ copy_ban(void *arg, const struct stored_ban *b)
 	memset(nb, 0, sizeof(*nb));
 	nb->id = b->id;
 	nb->level = b->level;
+	nb->actions = b->actions;
 	nb->started_at = b->started_at;
 	nb->expires_at = b->expires_at;
 	nb->lifted_at = b->lifted_at;
@@ -145,11 +159,14 @@ copy_event(void *arg, const struct event *ev)
 	ne->ev = *ev;
 	snprintf(ne->rule, sizeof(ne->rule), "%s", ev->rule);
 	snprintf(ne->type, sizeof(ne->type), "%s", ev->type);
-	ne->ev.rule = ne->ev.type = NULL;   /* pointed at once the array stops moving */
+	snprintf(ne->node, sizeof(ne->node), "%s", ev->node ? ev->node : "");
+	/* pointed at once the array stops moving */
+	ne->ev.rule = ne->ev.type = ne->ev.node = NULL;
 	return 0;
 }
 
-/* window_of - how far back before a ban its jail looked (0: none) */
+/* window_of - how far back before a ban its jail looked (0: none), and
+ * for a jail counting refusals, back to their messages' submissions */
 static int64_t
 window_of(const struct explain *x, const char *jail)
 {
@@ -157,7 +174,21 @@ window_of(const struct explain *x, const char *jail)
 
 	if (jail_shape(x->a->jails, jail, &sh) != 0 || sh.recidive)
 		return 0;
-	return sh.window;
+	return sh.window + (sh.deliveries ? DELIVERY_LOOKBACK : 0);
+}
+
+/* join_deliveries - charge the refusals read to their messages' accounts,
+ * oldest first, as the jails did */
+static int
+join_deliveries(struct explain *x)
+{
+	struct msgtrace m = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < x->nevents && rc == 0; i++)
+		rc = jail_join_delivery(&m, &x->events[i].ev) < 0 ? -1 : 0;
+	msgtrace_free(&m);
+	return rc;
 }
 
 /* load_events - one query for every ban's window: the coarse filter of the
@@ -186,8 +217,9 @@ load_events(struct explain *x)
 	for (size_t i = 0; i < x->nevents; i++) {
 		x->events[i].ev.rule = x->events[i].rule;
 		x->events[i].ev.type = x->events[i].type;
+		x->events[i].ev.node = x->events[i].node[0] ? x->events[i].node : NULL;
 	}
-	return 0;
+	return about.account != NULL ? join_deliveries(x) : 0;
 }
 
 /* ---- evidence ------------------------------------------------------------- */
@@ -291,7 +323,11 @@ event_evidence(const struct explain *x, const struct xban *b, const struct jail_
 			e->recipients_known++;
 		}
 	}
-	complete = sh->maxretry ? e->n >= sh->maxretry : exceeded;
+	/* an address a watch banned failed once or more: its ban needs no more */
+	if (sh->bans_addresses && strcmp(b->kind, "ip") == 0)
+		complete = e->n >= 1;
+	else
+		complete = sh->maxretry ? e->n >= sh->maxretry : exceeded;
 	if (complete)
 		e->status = "complete";
 	else if (e->from < x->horizon)
@@ -394,6 +430,40 @@ clients_of(const struct explain *x, const struct evidence *e, size_t *n)
 
 /* ---- text ----------------------------------------------------------------- */
 
+/* How a ban's counted events read. */
+enum shown {
+	SHOWN_FAILURES,          /* an address's: the accounts they tried */
+	SHOWN_MESSAGES,          /* a quota hold's: clients, recipients */
+	SHOWN_REFUSALS,          /* a delivery jail's: queue ids, recipients */
+	SHOWN_WATCH,             /* an attacked account's: the addresses */
+};
+
+static enum shown
+shown_as(const struct explain *x, const struct xban *b)
+{
+	struct jail_shape sh;
+	bool known = jail_shape(x->a->jails, b->jail, &sh) == 0;
+
+	if (strcmp(b->kind, "account") != 0)
+		return SHOWN_FAILURES;
+	if (known && sh.bans_addresses && b->actions == 0)
+		return SHOWN_WATCH;
+	if (known && sh.deliveries)
+		return SHOWN_REFUSALS;
+	return SHOWN_MESSAGES;
+}
+
+/* ban_word - what b did to its target */
+static const char *
+ban_word(const struct xban *b)
+{
+	if (strcmp(b->kind, "account") != 0)
+		return "ban";
+	if (b->actions == 0)
+		return "watch";
+	return (b->actions & ACTION_DEFER) ? "defer" : "hold";
+}
+
 /* print_table - t under the ban it belongs to, indented */
 static void
 print_table(const struct table *t, const char *indent)
@@ -418,11 +488,10 @@ static void
 print_ban_head(const struct xban *b)
 {
 	char st[32], ex[32], li[32];
-	bool hold = strcmp(b->kind, "account") == 0;
 
 	iso_time(b->started_at, st, sizeof(st));
 	iso_time(b->expires_at, ex, sizeof(ex));
-	printf("\n%s in jail %s, level %d: %s until %s", hold ? "hold" : "ban", b->jail, b->level,
+	printf("\n%s in jail %s, level %d: %s until %s", ban_word(b), b->jail, b->level,
 	    st, ex);
 	if (b->lifted_at) {
 		iso_time(b->lifted_at, li, sizeof(li));
@@ -431,16 +500,29 @@ print_ban_head(const struct xban *b)
 	printf("\n  reason: %s\n", b->reason);
 }
 
-static void
-print_events_table(const struct explain *x, const struct evidence *e, bool account)
+/* text_or_null - s, or NULL (shown as "-") if empty */
+static const char *
+text_or_null(const char *s)
 {
-	static const char *const ip_headers[] = { "time", "event", "rule", "account" };
-	static const char *const acct_headers[] = {
-		"time", "event", "rule", "client", "qid", "recipients", "sender",
+	return s[0] ? s : NULL;
+}
+
+static void
+print_events_table(const struct explain *x, const struct evidence *e, enum shown how)
+{
+	static const char *const headers[][7] = {
+		[SHOWN_FAILURES] = { "time", "event", "rule", "account" },
+		[SHOWN_MESSAGES] = { "time", "event", "rule", "client", "qid", "recipients",
+		    "sender" },
+		[SHOWN_REFUSALS] = { "time", "event", "rule", "qid", "recipient" },
+		[SHOWN_WATCH] = { "time", "event", "rule", "client" },
+	};
+	static const size_t ncols[] = {
+		[SHOWN_FAILURES] = 4, [SHOWN_MESSAGES] = 7, [SHOWN_REFUSALS] = 5, [SHOWN_WATCH] = 4,
 	};
 	struct table t;
 
-	table_init(&t, account ? acct_headers : ip_headers, account ? 7 : 4);
+	table_init(&t, headers[how], ncols[how]);
 	for (size_t i = 0; i < e->n; i++) {
 		const struct event *ev = &x->events[e->idx[i]].ev;
 		char when[32], rc[24];
@@ -450,13 +532,23 @@ print_events_table(const struct explain *x, const struct evidence *e, bool accou
 		row[0] = when;
 		row[1] = ev->type;
 		row[2] = ev->rule;
-		if (account) {
-			row[3] = ev->ip[0] ? ev->ip : NULL;
-			row[4] = ev->qid[0] ? ev->qid : NULL;
+		switch (how) {
+		case SHOWN_FAILURES:
+			row[3] = text_or_null(ev->user);
+			break;
+		case SHOWN_MESSAGES:
+			row[3] = text_or_null(ev->ip);
+			row[4] = text_or_null(ev->qid);
 			row[5] = ev->nrcpt >= 0 ? rc : NULL;
-			row[6] = ev->sender[0] ? ev->sender : NULL;
-		} else {
-			row[3] = ev->user[0] ? ev->user : NULL;
+			row[6] = text_or_null(ev->sender);
+			break;
+		case SHOWN_REFUSALS:
+			row[3] = text_or_null(ev->qid);
+			row[4] = text_or_null(ev->rcpt);
+			break;
+		case SHOWN_WATCH:
+			row[3] = text_or_null(ev->ip);
+			break;
 		}
 		if (table_add(&t, row) != 0)
 			break;
@@ -515,11 +607,34 @@ print_bans_counted(const struct explain *x, const struct evidence *e)
 	table_free(&t);
 }
 
+/* distinct_ips - how many client addresses e's events came from */
+static size_t
+distinct_ips(const struct explain *x, const struct evidence *e)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->n; i++) {
+		const char *ip = x->events[e->idx[i]].ev.ip;
+		size_t k;
+		if (ip[0] == '\0')
+			continue;
+		for (k = 0; k < i && strcmp(x->events[e->idx[k]].ev.ip, ip) != 0; k++)
+			;
+		if (k == i)
+			n++;
+	}
+	return n;
+}
+
 static void
 print_evidence(const struct explain *x, const struct xban *b, const struct evidence *e)
 {
+	static const char *const nouns[] = {
+		[SHOWN_FAILURES] = "event", [SHOWN_MESSAGES] = "message",
+		[SHOWN_REFUSALS] = "refusal", [SHOWN_WATCH] = "failure",
+	};
 	char w[24], from[32], hz[32], keep[24];
-	bool account = strcmp(b->kind, "account") == 0;
+	enum shown how = shown_as(x, b);
 
 	cfg_format_duration(e->window, w, sizeof(w));
 	iso_time(e->from, from, sizeof(from));
@@ -545,14 +660,21 @@ print_evidence(const struct explain *x, const struct xban *b, const struct evide
 			return;
 		}
 		printf("  the %zu %s%s it counted (within %s before the %s)%s\n", e->n,
-		    account ? "message" : "event", e->n == 1 ? "" : "s", w,
-		    account ? "hold" : "ban", account && e->n ? "," : ":");
-		if (account && e->n) {
+		    nouns[how], e->n == 1 ? "" : "s", w, ban_word(b),
+		    (how == SHOWN_MESSAGES || how == SHOWN_WATCH) && e->n ? "," : ":");
+		if (how == SHOWN_MESSAGES && e->n) {
 			print_clients(x, e);
 			printf("  the messages:\n");
+		} else if (how == SHOWN_WATCH && e->n) {
+			size_t n = distinct_ips(x, e);
+			printf("  from %zu address%s, each banned in this jail (mailjail explain "
+			    "ADDRESS):\n", n, n == 1 ? "" : "es");
+		} else if (how == SHOWN_REFUSALS && e->n) {
+			printf("  (each message counts once per recipient domain, at its first "
+			    "refusal there)\n");
 		}
 		if (e->n)
-			print_events_table(x, e, account);
+			print_events_table(x, e, how);
 		if (strcmp(e->status, "gone") == 0)
 			printf("  (part of the evidence is gone: events are kept %s, since %s)\n",
 			    keep, hz);
@@ -616,10 +738,11 @@ jtime(int64_t t)
 static json_t *
 json_event(const struct event *ev)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "time", jtime(ev->time), "event", jstr(ev->type), "rule", jstr(ev->rule),
 	    "ip", jstr(ev->ip), "account", jstr(ev->user), "sender", jstr(ev->sender),
-	    "qid", jstr(ev->qid), "nrcpt", ev->nrcpt >= 0 ? json_integer(ev->nrcpt) : json_null());
+	    "qid", jstr(ev->qid), "nrcpt", ev->nrcpt >= 0 ? json_integer(ev->nrcpt) : json_null(),
+	    "rcpt", jstr(ev->rcpt));
 }
 
 static json_t *
@@ -654,7 +777,7 @@ json_evidence(const struct explain *x, const struct xban *b, const struct eviden
 		}
 	}
 	json_object_set_new(o, e->kind == EVIDENCE_BANS ? "bans" : "events", list);
-	if (e->kind == EVIDENCE_EVENTS && strcmp(b->kind, "account") == 0) {
+	if (e->kind == EVIDENCE_EVENTS && shown_as(x, b) == SHOWN_MESSAGES) {
 		json_t *cl = json_array();
 		size_t n = 0;
 		struct client *c = clients_of(x, e, &n);

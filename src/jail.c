@@ -28,6 +28,10 @@
  *     counters like any ban but never make a recidive verdict themselves.
  *   - If out[] is full, a verdict is not made (nothing is recorded as a ban);
  *     the key's events stay counted and the next event fires it.
+ *   - A delivery refusal counts at the refusal's time, for the account of
+ *     the submission its queue id leads to; see
+ *     dispatch_delivery.  A jail keyed by account with nft or reject bans
+ *     addresses; see count_against_account.
  *
  * Memory.  Times are stored as uint32 Unix seconds (good until 2106).  Every
  * tracked key is one malloc'd block: a 16-byte header, the key string, and a
@@ -43,7 +47,11 @@
  * 4 bytes per message, 8 with recipients).  Ban history
  * (per jail and target: last ban end and the start times within the history
  * span, at most BAN_STARTS_MAX) uses the same block layout in its own table.
- * Pending queue ids (recipients join) are bounded by PENDING_MAX.
+ * Pending queue ids (recipients join) are bounded by PENDING_MAX; the
+ * delivery join (msgtrace.h) by MSGTRACE_MAX messages of a day; the
+ * addresses failing against accounts (addrlog.h) by maxretry per account
+ * and two windows; the spread of listed refusals (spread.h) by
+ * SPREAD_EVENTS_MAX per jail.
  *
  * Ownership: the jailset owns its jails, their strings and all state; verdicts
  * point at jail names and replies owned by the jailset.  No PCRE2, SQL or
@@ -61,8 +69,24 @@
 #include <string.h>
 
 #include "addr.h"
+#include "addrlog.h"
+#include "msgtrace.h"
+#include "spread.h"
 
 #define DEFAULT_REPLY "450 4.7.1 Too many errors from your address, try again later"
+#define DEFAULT_DEFER_REPLY "450 4.7.1 Too much mail from your account, try again later"
+#define REPLY_MAX 200
+/* The spread rule for refusals about the server (remote_listed): in the
+ * jail's findtime (this refusal included), such refusals for at least
+ * SPREAD_KEYS_MIN distinct keys (accounts), none of which has
+ * SPREAD_SHARE_NUM / SPREAD_SHARE_DEN of them, say the server is listed:
+ * they count for no one, and an alarm is raised.  While one key has at
+ * least that share ("nearly all"), or fewer keys were refused, each such
+ * refusal counts for its key as usual. */
+#define SPREAD_KEYS_MIN 5
+#define SPREAD_SHARE_NUM 3
+#define SPREAD_SHARE_DEN 4
+#define ALARMS_MAX 8
 #define TEN_YEARS ((int64_t)10 * 366 * 86400)
 #define MIN_HISTORY_SPAN ((int64_t)30 * 86400)
 #define BAN_STARTS_MAX 255       /* levels beyond this count as this */
@@ -136,10 +160,19 @@ struct jail {
 	int l_spare, l_spare_factor;
 	struct htab spared;      /* key -> time of its last login (t32) */
 	/* lines of keys seen, for checks after the section is read */
-	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action;
+	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action, l_reply;
 	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
 	struct htab counters;
 	struct htab bans;
+	/* key = account with action nft/reject: the addresses that fail
+	 * against an attacked account are banned (see count_against_account) */
+	bool bans_addresses;
+	struct addrlog addrs;    /* who failed against each account lately */
+	struct htab watches;     /* attacked accounts: end of watch, its starts */
+	/* counts remote_listed: the spread rule (see listed_counts) */
+	bool counts_listed;
+	struct spread listed;
+	int64_t alarm_until;     /* no second alarm before this time */
 };
 
 struct jailset {
@@ -153,6 +186,12 @@ struct jailset {
 	int kind_submission;     /* index of "submission", or -1 */
 	bool need_logins;        /* a jail has spare_authenticated */
 	struct htab pending;
+	/* Delivery results joined to their submission (remote_reject,
+	 * remote_listed, requeued): see dispatch_delivery. */
+	bool need_trace;
+	struct msgtrace trace;
+	struct alarm alarms[ALARMS_MAX];   /* raised, not yet taken */
+	size_t nalarms;
 	int64_t span;
 	/* load state */
 	struct jail *cur;
@@ -550,6 +589,9 @@ jail_free(struct jail *j)
 	free(j->counts_kind);
 	htab_free(&j->counters);
 	htab_free(&j->bans);
+	htab_free(&j->watches);
+	addrlog_free(&j->addrs);
+	spread_free(&j->listed);
 	htab_free(&j->spared);
 	free(j);
 }
@@ -626,9 +668,11 @@ add_action(struct jail *j, const char *item, void *arg)
 		j->actions |= ACTION_HOLD;
 	else if (strcmp(item, "reject") == 0)
 		j->actions |= ACTION_REJECT;
+	else if (strcmp(item, "defer") == 0)
+		j->actions |= ACTION_DEFER;
 	else {
-		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, reject)",
-		    j->name, item);
+		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, "
+		    "defer, reject)", j->name, item);
 		return 1;
 	}
 	return 0;
@@ -848,6 +892,7 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		if (j->actions == 0)
 			diag_add(js->d, file, line, "jail %s: action is empty", j->name);
 	} else if (strcmp(key, "reply") == 0) {
+		j->l_reply = line;
 		free(j->reply);
 		if ((j->reply = strdup(value)) == NULL)
 			return -1;
@@ -917,6 +962,63 @@ key_is_ip(const struct jail *j)
 	return j->key == KEY_IP || j->key == KEY_PREFIX;
 }
 
+/* reply_ok - a reply a Postfix access map can answer for a temporary
+ * failure: "4NN", then text of printable ASCII */
+static bool
+reply_ok(const char *r)
+{
+	if (strlen(r) > REPLY_MAX || r[0] != '4' || !isdigit((unsigned char)r[1]) ||
+	    !isdigit((unsigned char)r[2]) || (r[3] != ' ' && r[3] != '\0'))
+		return false;
+	for (; *r; r++)
+		if (*r < ' ' || *r > '~')
+			return false;
+	return true;
+}
+
+/* check_actions - which actions go with which key, and the reply of defer */
+static void
+check_actions(struct jailset *js, struct jail *j)
+{
+	struct diag *d = js->d;
+	unsigned on_account = ACTION_HOLD | ACTION_DEFER, on_ip = ACTION_NFT | ACTION_REJECT;
+
+	if (key_is_ip(j) && (j->actions & on_account)) {
+		diag_add(d, j->file, j->l_action, "jail %s: action %s needs an account key "
+		    "(account, sender, domain)", j->name,
+		    (j->actions & ACTION_HOLD) ? "hold" : "defer");
+		return;
+	}
+	if ((j->actions & ACTION_HOLD) && (j->actions & ACTION_DEFER)) {
+		diag_add(d, j->file, j->l_action, "jail %s: hold and defer cannot be combined "
+		    "(one answer per account in the map)", j->name);
+		return;
+	}
+	if (!key_is_ip(j) && (j->actions & on_ip)) {
+		/* key = account with nft: ban the addresses that fail against it */
+		if (j->key != KEY_ACCOUNT || j->recidive) {
+			diag_add(d, j->file, j->l_action, "jail %s: actions nft and reject need an ip "
+			    "key (or key = account, to ban the addresses that fail against an "
+			    "account)", j->name);
+		} else if (j->actions & on_account) {
+			diag_add(d, j->file, j->l_action, "jail %s: a jail that bans the addresses "
+			    "failing against an account cannot also hold or defer the account (it "
+			    "is the victim)", j->name);
+		} else if (j->l_limits) {
+			diag_add(d, j->file, j->l_limits, "jail %s: a jail that bans the addresses "
+			    "failing against an account counts failures: maxretry and findtime, "
+			    "not limits", j->name);
+		} else {
+			j->bans_addresses = true;
+		}
+		return;
+	}
+	if ((j->actions & ACTION_DEFER) && j->reply != NULL && !reply_ok(j->reply))
+		diag_add(d, j->file, j->l_reply, "jail %s: the reply of defer must be a "
+		    "temporary failure, \"4NN text\" in printable ASCII of at most %d characters "
+		    "(e.g. \"%s\")", j->name, REPLY_MAX, DEFAULT_DEFER_REPLY);
+}
+
 /* spare_finish - room for maxretry * spare_factor failures per key once a
  * spared address may need that many */
 static void
@@ -924,7 +1026,7 @@ spare_finish(struct jailset *js, struct jail *j)
 {
 	uint64_t need = (uint64_t)j->maxretry * j->spare_factor;
 
-	if (j->spare_after == 0)
+	if (j->spare_after == 0 || j->bans_addresses)
 		return;
 	if (need > LIMIT_MAX) {
 		diag_add(js->d, j->file, j->l_spare_factor ? j->l_spare_factor : j->l_spare,
@@ -959,13 +1061,6 @@ finish_jail(struct jailset *js, struct jail *j)
 	if (j->l_findtime && j->l_limits)
 		diag_add(d, j->file, j->l_findtime,
 		    "jail %s: findtime belongs to maxretry; limits carry their own windows", j->name);
-	if ((j->l_spare || j->l_spare_factor) && (!j->maxretry || j->recidive || !key_is_ip(j)))
-		diag_add(d, j->file, j->l_spare ? j->l_spare : j->l_spare_factor,
-		    "jail %s: spare_authenticated is for failure jails (maxretry) keyed by ip or ip/N",
-		    j->name);
-	else if (j->l_spare_factor && !j->l_spare)
-		diag_add(d, j->file, j->l_spare_factor,
-		    "jail %s: spare_factor needs spare_authenticated", j->name);
 	if (j->l_count && !j->l_limits)
 		diag_add(d, j->file, j->l_count, "jail %s: count needs limits", j->name);
 	if (j->count_rcpt && !jail_has_event(j, "submission"))
@@ -973,12 +1068,22 @@ finish_jail(struct jailset *js, struct jail *j)
 		    "jail %s: count = recipients needs events to include submission", j->name);
 	if (j->l_action == 0)
 		diag_add(d, j->file, j->line, "jail %s: action is missing", j->name);
-	else if (key_is_ip(j) && (j->actions & ACTION_HOLD))
-		diag_add(d, j->file, j->l_action,
-		    "jail %s: action hold needs an account key (account, sender, domain)", j->name);
-	else if (!key_is_ip(j) && (j->actions & (ACTION_NFT | ACTION_REJECT)))
-		diag_add(d, j->file, j->l_action,
-		    "jail %s: actions nft and reject need an ip key", j->name);
+	else
+		check_actions(js, j);
+	/* after check_actions: a jail that bans the addresses failing against
+	 * an account spares too (the addresses it would ban) */
+	if ((j->l_spare || j->l_spare_factor) && (!j->maxretry || j->recidive ||
+	    !(key_is_ip(j) || j->bans_addresses)))
+		diag_add(d, j->file, j->l_spare ? j->l_spare : j->l_spare_factor,
+		    "jail %s: spare_authenticated is for failure jails (maxretry) keyed by ip or "
+		    "ip/N, or by account with action nft or reject", j->name);
+	else if (j->l_spare_factor && !j->l_spare)
+		diag_add(d, j->file, j->l_spare_factor,
+		    "jail %s: spare_factor needs spare_authenticated", j->name);
+	else if (j->l_spare_factor && j->bans_addresses)
+		diag_add(d, j->file, j->l_spare_factor,
+		    "jail %s: spare_factor is for jails keyed by ip: a jail that bans the addresses "
+		    "failing against an account never bans a spared one", j->name);
 	if (j->maxretry) {
 		if (j->findtime == 0)
 			j->findtime = 600;
@@ -1005,6 +1110,28 @@ finish_jail(struct jailset *js, struct jail *j)
 		memcpy(j->cidrs, loopback, sizeof(loopback));
 		j->ncidrs = 2;
 	}
+}
+
+/* Event kinds joined by queue id to the submission of their message. */
+#define EV_REMOTE_REJECT "remote_reject"
+#define EV_REMOTE_LISTED "remote_listed"
+#define EV_REQUEUED "requeued"
+
+enum delivery { NOT_DELIVERY, DELIVERY_REFUSAL, DELIVERY_LISTED, DELIVERY_LINK };
+
+/* delivery_kind - what a delivery-result event is to the join */
+static enum delivery
+delivery_kind(const char *type)
+{
+	if (type[0] != 'r')
+		return NOT_DELIVERY;
+	if (strcmp(type, EV_REMOTE_REJECT) == 0)
+		return DELIVERY_REFUSAL;
+	if (strcmp(type, EV_REMOTE_LISTED) == 0)
+		return DELIVERY_LISTED;
+	if (strcmp(type, EV_REQUEUED) == 0)
+		return DELIVERY_LINK;
+	return NOT_DELIVERY;
 }
 
 /* kind_of - the index of event kind type among those the jails count, or -1 */
@@ -1042,6 +1169,9 @@ index_kinds(struct jailset *js)
 			return -1;
 		for (size_t e = 0; e < j->nevents && !j->recidive; e++)
 			j->counts_kind[kind_of(js, j->events[e])] = 1;
+		j->counts_listed = !j->recidive && jail_has_event(j, EV_REMOTE_LISTED);
+		if (!j->recidive && (jail_has_event(j, EV_REMOTE_REJECT) || j->counts_listed))
+			js->need_trace = true;
 	}
 	js->kind_submission = kind_of(js, "submission");
 	return 0;
@@ -1112,6 +1242,7 @@ jails_free(struct jailset *js)
 	free(js->jails);
 	free(js->kinds);
 	htab_free(&js->pending);
+	msgtrace_free(&js->trace);
 	free(js);
 }
 
@@ -1119,11 +1250,18 @@ void
 jails_clear_state(struct jailset *js)
 {
 	for (size_t i = 0; i < js->n; i++) {
-		htab_free(&js->jails[i]->counters);
-		htab_free(&js->jails[i]->bans);
-		htab_free(&js->jails[i]->spared);
+		struct jail *j = js->jails[i];
+		htab_free(&j->counters);
+		htab_free(&j->bans);
+		htab_free(&j->spared);
+		htab_free(&j->watches);
+		addrlog_free(&j->addrs);
+		spread_free(&j->listed);
+		j->alarm_until = 0;
 	}
 	htab_free(&js->pending);
+	msgtrace_free(&js->trace);
+	js->nalarms = 0;
 }
 
 int
@@ -1140,6 +1278,81 @@ jails_check_events(const struct jailset *js,
 			diag_add(d, j->file, j->events_line,
 			    "jail %s: no rule produces event \"%s\"", j->name, j->events[e]);
 			n++;
+		}
+	}
+	return n;
+}
+
+struct carry_ctx {
+	bool (*carries)(void *arg, const char *event, const char *field);
+	void *arg;
+};
+
+/* event_carries - whether event can reach a jail with field set, joins
+ * included */
+static bool
+event_carries(const struct carry_ctx *c, const char *event, const char *field)
+{
+	if (c->carries(c->arg, event, field))
+		return true;
+	if (strcmp(event, "submission") == 0 && strcmp(field, "sender") == 0)
+		return c->carries(c->arg, "queued", "sender");
+	if (delivery_kind(event) == DELIVERY_REFUSAL || delivery_kind(event) == DELIVERY_LISTED)
+		return strcmp(field, "user") == 0 && c->carries(c->arg, "submission", field);
+	return false;
+}
+
+/* key_field - the event field jail j keys on; what it is called in a diag */
+static const char *
+key_field(const struct jail *j, const char **what)
+{
+	switch (j->key) {
+	case KEY_IP:
+	case KEY_PREFIX:
+		*what = "an address (ip)";
+		return "ip";
+	case KEY_ACCOUNT:
+		*what = "an account (user)";
+		return "user";
+	case KEY_SENDER:
+		*what = "a sender";
+		return "sender";
+	case KEY_DOMAIN:
+		*what = "an account or sender with a domain";
+		return "user";
+	}
+	return "ip";
+}
+
+int
+jails_check_keys(const struct jailset *js,
+    bool (*carries)(void *arg, const char *event, const char *field), void *arg,
+    struct diag *d)
+{
+	struct carry_ctx c = { carries, arg };
+	int n = 0;
+
+	for (size_t i = 0; i < js->n; i++) {
+		const struct jail *j = js->jails[i];
+		const char *what, *field = key_field(j, &what);
+		if (j->recidive)
+			continue;
+		for (size_t e = 0; e < j->nevents; e++) {
+			const char *ev = j->events[e];
+			bool ok = event_carries(&c, ev, field) ||
+			    (j->key == KEY_DOMAIN && event_carries(&c, ev, "sender"));
+			if (ok && j->bans_addresses && !event_carries(&c, ev, "ip")) {
+				diag_add(d, j->file, j->events_line, "jail %s: bans the addresses "
+				    "failing against an account, but no rule gives event \"%s\" "
+				    "an address (ip)", j->name, ev);
+				n++;
+			} else if (!ok) {
+				diag_add(d, j->file, j->l_key ? j->l_key : j->events_line,
+				    "jail %s: key %s, but no rule gives event \"%s\" %s", j->name,
+				    j->key == KEY_ACCOUNT ? "account" : j->key == KEY_SENDER ?
+				    "sender" : j->key == KEY_DOMAIN ? "domain" : "ip", ev, what);
+				n++;
+			}
 		}
 	}
 	return n;
@@ -1176,10 +1389,15 @@ jails_signal(const struct jailset *js, const char *jail, struct jail_signal *out
 		return -1;
 	out->key = keys[j->key];
 	out->window = j->window;
+	out->bans_addresses = j->bans_addresses;
+	out->alarms = j->counts_listed;
+	/* DESIGN: now for jails acting on accounts (hold, defer); a jail keyed
+	 * by account that bans addresses tells of them in the digest */
 	if (j->notify_set)
 		out->notify = j->notify;
 	else
-		out->notify = key_is_ip(j) ? JAIL_NOTIFY_DIGEST : JAIL_NOTIFY_NOW;
+		out->notify = (j->actions & (ACTION_HOLD | ACTION_DEFER)) ? JAIL_NOTIFY_NOW :
+		    JAIL_NOTIFY_DIGEST;
 	return 0;
 }
 
@@ -1195,6 +1413,10 @@ jails_longest_window(const struct jailset *js)
 		if (js->jails[i]->spare_after > w)
 			w = js->jails[i]->spare_after;
 	}
+	/* a restart rebuilds the delivery join from the submissions of the
+	 * last day, as a running daemon keeps them */
+	if (js->need_trace && w < PENDING_TTL)
+		w = PENDING_TTL;
 	return w;
 }
 
@@ -1207,7 +1429,12 @@ jails_history_span(const struct jailset *js)
 size_t
 jails_tracked_keys(const struct jailset *js, size_t i)
 {
-	return i < js->n ? js->jails[i]->counters.n : 0;
+	if (i >= js->n)
+		return 0;
+	/* a jail that bans the addresses failing against an account counts in
+	 * its addrlog */
+	return js->jails[i]->bans_addresses ? addrlog_accounts(&js->jails[i]->addrs) :
+	    js->jails[i]->counters.n;
 }
 
 /* ---- keys ------------------------------------------------------------- */
@@ -1337,11 +1564,12 @@ target_key(const struct jail *j, const char *target, enum target_kind kind,
 
 /* ---- bans ------------------------------------------------------------- */
 
-/* ban_level - 1 + bans of key in j started within the history span before now */
+/* level_in - 1 + the bans of key in table t (a jail's bans or watches)
+ * started within the history span before now */
 static int
-ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
+level_in(struct jailset *js, struct htab *t, const char *key, int64_t now)
 {
-	struct ent *b = ent_lookup(&j->bans, key);
+	struct ent *b = ent_lookup(t, key);
 	int level = 1;
 
 	if (b == NULL)
@@ -1365,18 +1593,31 @@ ban_duration(const struct jail *j, int level)
 	return (int64_t)(d + 0.5);
 }
 
-/* ban_record - note a ban of key in j: its start (for levels) and its end */
 static int
-ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
+ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 {
-	struct ent *b = ent_get(&j->bans, key, 2, false);
+	return level_in(js, &j->bans, key, now);
+}
+
+/* record_in - note a ban of key in table t (a jail's bans or watches): its
+ * start (for levels) and its end */
+static int
+record_in(struct htab *t, const char *key, int64_t start, int64_t end)
+{
+	struct ent *b = ent_get(t, key, 2, false);
 
 	if (b == NULL)
 		return -1;
-	if (ent_push(&j->bans, &b, t32(start), 0, BAN_STARTS_MAX, false) != 0)
+	if (ent_push(t, &b, t32(start), 0, BAN_STARTS_MAX, false) != 0)
 		return -1;
 	b->t32 = t32(end);
 	return 0;
+}
+
+static int
+ban_record(struct jail *j, const char *key, int64_t start, int64_t end)
+{
+	return record_in(&j->bans, key, start, end);
 }
 
 /* ---- spare_authenticated ---------------------------------------------- */
@@ -1432,6 +1673,17 @@ struct sink {
 static int feed_recidive(struct jailset *js, const char *target, enum target_kind kind,
     int64_t t, int64_t now, struct sink *sk);
 
+/* verdict_reply - what the map answers for a verdict of j, or NULL */
+static const char *
+verdict_reply(const struct jail *j)
+{
+	if (j->actions & ACTION_REJECT)
+		return j->reply ? j->reply : DEFAULT_REPLY;
+	if (j->actions & ACTION_DEFER)
+		return j->reply ? j->reply : DEFAULT_DEFER_REPLY;
+	return NULL;
+}
+
 /* make_verdict - fill a verdict for key in j at now and record the ban */
 static int
 make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
@@ -1441,11 +1693,13 @@ make_verdict(struct jailset *js, struct jail *j, const char *key, int64_t now,
 
 	memset(v, 0, sizeof(*v));
 	v->jail = j->name;
-	v->kind = key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT;
+	/* a jail that bans the addresses failing against an account keeps the
+	 * bans of those addresses here, its watches of accounts apart */
+	v->kind = key_is_ip(j) || j->bans_addresses ? TARGET_IP : TARGET_ACCOUNT;
 	snprintf(v->target, sizeof(v->target), "%s", key);
 	v->level = level;
 	v->actions = j->actions;
-	v->reply = (j->actions & ACTION_REJECT) ? (j->reply ? j->reply : DEFAULT_REPLY) : NULL;
+	v->reply = verdict_reply(j);
 	v->started_at = now;
 	v->expires_at = now + (duration > 0 ? duration : ban_duration(j, level));
 	return ban_record(j, key, now, v->expires_at);
@@ -1573,33 +1827,313 @@ defers(const struct jail *j, const struct event *ev)
 	    (j->key == KEY_DOMAIN && strchr(ev->user, '@') == NULL);
 }
 
+static int count_against_account(struct jailset *js, struct jail *j,
+    const struct event *ev, struct ipmemo *m, int64_t now, struct sink *sk);
+
 static int
 count_event(struct jailset *js, struct jail *j, const struct event *ev,
     struct ipmemo *m, uint32_t weight, int64_t now, struct sink *sk)
 {
 	char key[MJ_TARGET_MAX];
 
+	if (j->bans_addresses)
+		return count_against_account(js, j, ev, m, now, sk);
 	if (!event_key(j, ev, m, key, sizeof(key)))
 		return 0;
 	return count_key(js, j, key, ev->time, weight, ev, now, sk);
+}
+
+/* ---- addresses failing against an account ---------------------------- */
+
+/*
+ * A jail keyed by account with action nft (or reject) bans addresses, not
+ * the account (the account is the victim of a distributed brute force, one
+ * failure per address): when an account reaches maxretry within findtime,
+ * every address that failed against it in that window is banned, and so is
+ * every further address at its first failure while the account's watch
+ * lasts (bantime, escalating like a ban).  Each address is its own ban of
+ * this jail (target kind ip: levels, recidive as for any ban); the watch is
+ * a verdict too (target kind account, no action), so a restart restores it
+ * from the store like any ban, and it never feeds recidive.  Addresses in
+ * the ignore CIDRs count for the account but are never banned; so are
+ * addresses spared (spare_authenticated: an account logged in from them),
+ * which are left to the jails keyed by ip, as their spare says.
+ */
+
+/* ban_attacker - a verdict for address ip, failing against account */
+static int
+ban_attacker(struct jailset *js, struct jail *j, const char *account, const char *ip,
+    const struct event *ev, int64_t now, struct sink *sk)
+{
+	struct ent *b = ent_lookup(&j->bans, ip);
+	struct verdict *v;
+	char fbuf[24];
+
+	if (b != NULL && ev->time < (int64_t)b->t32)
+		return 0;   /* banned in this jail already */
+	if (!sk->live || ev->time <= now - j->window || sk->n >= sk->max)
+		return 0;
+	if (j->spare_after > 0 && spare_applies(j, ip, ev->time))
+		return 0;   /* behind it, someone logged in: not banned here */
+	v = &sk->out[sk->n];
+	if (make_verdict(js, j, ip, now, 0, v) != 0)
+		return -1;
+	snprintf(v->reason, sizeof(v->reason), "%s against attacked account %s (%" PRIu32
+	    " in %s)", ev->type, account, j->maxretry,
+	    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)));
+	sk->n++;
+	return feed_recidive(js, ip, TARGET_IP, now, now, sk);
+}
+
+/* watch_account - account reached maxretry (sum failures in the findtime
+ * ending at end; ev the failure that completed it): watch it and ban the
+ * addresses of that window */
+static int
+watch_account(struct jailset *js, struct jail *j, const char *account, uint64_t sum,
+    int64_t end, const struct event *ev, int64_t now, struct sink *sk)
+{
+	char addrs[JAIL_VERDICTS_MAX][MJ_IP_MAX], fbuf[24], sbuf[24], spared[96] = "";
+	size_t n = addrlog_since(&j->addrs, account, end - j->findtime, end,
+	    addrs, JAIL_VERDICTS_MAX), nspared = 0;
+	int level = level_in(js, &j->watches, account, now);
+	struct verdict *v = &sk->out[sk->n];
+
+	for (size_t i = 0; i < n && j->spare_after > 0; i++)
+		if (spare_applies(j, addrs[i], ev->time))
+			nspared++;
+	if (nspared > 0)
+		snprintf(spared, sizeof(spared), " (%zu spared: an account logged in from it "
+		    "within %s)", nspared, cfg_format_duration(j->spare_after, sbuf, sizeof(sbuf)));
+
+	memset(v, 0, sizeof(*v));
+	v->jail = j->name;
+	v->kind = TARGET_ACCOUNT;
+	snprintf(v->target, sizeof(v->target), "%s", account);
+	v->level = level;
+	v->actions = 0;          /* the account is watched, not held */
+	v->started_at = now;
+	v->expires_at = now + ban_duration(j, level);
+	snprintf(v->reason, sizeof(v->reason), "%" PRIu64 " %s in %s from %zu addresses "
+	    "(rule %s): each is banned while this lasts%s", sum, ev->type,
+	    cfg_format_duration(j->findtime, fbuf, sizeof(fbuf)), n,
+	    ev->rule ? ev->rule : "?", spared);
+	if (record_in(&j->watches, account, now, v->expires_at) != 0)
+		return -1;
+	sk->n++;
+	addrlog_forget(&j->addrs, account);   /* counting starts fresh after the watch */
+	/* bans beyond out[] are made at each address's next failure */
+	for (size_t i = 0; i < n && sk->n < sk->max; i++)
+		if (ban_attacker(js, j, account, addrs[i], ev, now, sk) != 0)
+			return -1;
+	return 0;
+}
+
+/* count_against_account - a failure against an account, in a jail that
+ * bans the addresses failing against it */
+static int
+count_against_account(struct jailset *js, struct jail *j, const struct event *ev,
+    struct ipmemo *m, int64_t now, struct sink *sk)
+{
+	char account[MJ_TARGET_MAX], ip[MJ_TARGET_MAX];
+	struct ent *w;
+	bool has_ip;
+	int64_t end = ev->time;
+
+	if (!event_key(j, ev, m, account, sizeof(account)))
+		return 0;   /* no user name on the line, or an ignored account */
+	has_ip = ip_key(j, m, ip, sizeof(ip));
+	w = ent_lookup(&j->watches, account);
+	if (w != NULL && ev->time < (int64_t)w->t32)
+		return has_ip ? ban_attacker(js, j, account, ip, ev, now, sk) : 0;
+	/* The addrlog is the counter: one block per account, its ring of
+	 * maxretry (time, address) in time order.  ip_key parsed the address
+	 * into m (no second inet_pton); an ignored address counts with none. */
+	if (addrlog_add(&j->addrs, account, ev->time, has_ip ? m->c.family : 0, m->c.addr,
+	    j->ringmax) != 0)
+		return -1;
+	if (!sk->live || ev->time <= now - j->window)
+		return 0;
+	/* a late failure (another node's) may complete a window that ends at
+	 * a later one: the ring holds the newest maxretry, whatever came first */
+	if (!addrlog_full(&j->addrs, account, ev->time, j->findtime, j->maxretry, &end) ||
+	    sk->n >= sk->max)
+		return 0;
+	return watch_account(js, j, account, j->maxretry, end, ev, now, sk);
+}
+
+/* ---- delivery results joined to their submission --------------------- */
+
+/*
+ * A provider's refusal of a delivery (remote_reject, remote_listed) is
+ * charged to the account that submitted the message: msgtrace follows the
+ * queue id back to its submission (through "queued as" and "forwarded as"
+ * links: requeued), once per message and recipient domain.  The joined
+ * event has the refusal's time and the submission's account (no address:
+ * the join keeps what it needs, ~80 bytes a message).
+ * These rows, the submissions and the links are what a restart replays.
+ */
+
+/* raise_alarm - at most one per jail and findtime */
+static void
+raise_alarm(struct jailset *js, struct jail *j, const struct event *ev,
+    const struct spread_stats *st, int64_t now)
+{
+	struct alarm *a;
+	char fbuf[24];
+
+	if (ev->time < j->alarm_until || js->nalarms == ALARMS_MAX)
+		return;
+	j->alarm_until = ev->time + j->window;
+	a = &js->alarms[js->nalarms++];
+	memset(a, 0, sizeof(*a));
+	a->jail = j->name;
+	a->event = EV_REMOTE_LISTED;
+	a->time = now;
+	a->keys = st->keys;
+	a->events = st->events;
+	snprintf(a->reason, sizeof(a->reason), "%" PRIu32 " %s from %" PRIu32 " accounts in %s: "
+	    "the server's own address or domain looks listed; none is held for them",
+	    st->events, EV_REMOTE_LISTED, st->keys,
+	    cfg_format_duration(j->window, fbuf, sizeof(fbuf)));
+}
+
+/* listed_counts - the spread rule for a refusal about the server (see
+ * SPREAD_KEYS_MIN): 1 it counts for its key, 0 it does not, -1 error.  In
+ * a fleet each node's server is its own: the spread is of the refusals
+ * its node logged, and the alarm is raised by that node alone (every node
+ * counts every node's events and agrees that they hold no one; one says
+ * so). */
+static int
+listed_counts(struct jailset *js, struct jail *j, const struct event *ev,
+    struct ipmemo *m, int64_t now, struct sink *sk)
+{
+	char key[MJ_TARGET_MAX];
+	struct spread_stats st;
+
+	if (!event_key(j, ev, m, key, sizeof(key)))
+		return 0;
+	if (spread_add(&j->listed, ev->time, ev->node, key) != 0)
+		return -1;
+	spread_stats(&j->listed, ev->time, j->window, ev->node, key, &st);
+	if (st.keys < SPREAD_KEYS_MIN ||
+	    (uint64_t)st.top * SPREAD_SHARE_DEN >= (uint64_t)st.events * SPREAD_SHARE_NUM)
+		return 1;
+	if (sk->live && ev->node == NULL && ev->time > now - j->window)
+		raise_alarm(js, j, ev, &st, now);
+	return 0;
+}
+
+/*
+ * trace_id - a queue id as the joins key it (msgtrace, pending): queue ids
+ * are unique per host only, so another fleet node's carries the node's
+ * name after a byte no queue id of this node may hold, "QID\x1fNODE"; this
+ * node's is the id itself.  NULL (not joined) if it is empty, holds that
+ * byte, or does not fit buf (MSGTRACE_ID_MAX).
+ */
+static const char *
+trace_id(const struct event *ev, const char *qid, char *buf, size_t len)
+{
+	if (qid[0] == '\0' || strchr(qid, '\x1f') != NULL)
+		return NULL;
+	if (ev->node == NULL)
+		return qid;
+	if (snprintf(buf, len, "%s\x1f%s", qid, ev->node) >= (int)len)
+		return NULL;
+	return buf;
+}
+
+/* dispatch_delivery - a delivery result or link, joined to its submission */
+static int
+dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
+    int64_t now, struct sink *sk)
+{
+	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, idbuf, sizeof(idbuf)), *newid;
+	struct msgtrace_owner o;
+	struct ipmemo mm;
+	struct event m;
+	const char *domain;
+	int kind, rc;
+
+	if (id == NULL)
+		return 0;
+	if (d == DELIVERY_LINK) {
+		if ((newid = trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
+			return 0;
+		return msgtrace_link(&js->trace, id, newid, ev->time) < 0 ? -1 : 0;
+	}
+	if (!msgtrace_owner(&js->trace, id, &o))
+		return 0;   /* no submission named an account: charged to no one */
+	m = *ev;
+	m.ip[0] = '\0';
+	if (!copy_key(m.user, sizeof(m.user), o.account))
+		return 0;
+	domain = strrchr(ev->rcpt, '@');
+	domain = domain ? domain + 1 : ev->rcpt;
+	if ((rc = msgtrace_first_refusal(&js->trace, o.root, domain, ev->time)) <= 0)
+		return rc;  /* this message and domain counted already (a retry) */
+	mm.ip = m.ip;
+	mm.state = 0;
+	kind = kind_of(js, ev->type);
+	for (size_t i = 0; i < js->n && kind >= 0; i++) {
+		struct jail *j = js->jails[i];
+		if (!j->counts_kind[kind])
+			continue;
+		if (d == DELIVERY_LISTED && j->counts_listed &&
+		    (rc = listed_counts(js, j, &m, &mm, now, sk)) <= 0) {
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		if (count_event(js, j, &m, &mm, 1, now, sk) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* trace_submission - remember whose message a queue id is */
+static int
+trace_submission(struct jailset *js, const struct event *ev)
+{
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf));
+
+	if (id == NULL || ev->user[0] == '\0')
+		return 0;
+	return msgtrace_submission(&js->trace, id, ev->user, ev->time) < 0 ? -1 : 0;
+}
+
+bool
+jails_take_alarm(struct jailset *js, struct alarm *out)
+{
+	if (js->nalarms == 0)
+		return false;
+	*out = js->alarms[0];
+	memmove(js->alarms, js->alarms + 1, (js->nalarms - 1) * sizeof(js->alarms[0]));
+	js->nalarms--;
+	return true;
 }
 
 /* pending_put - remember a submission's ip, account and time by queue id */
 static int
 pending_put(struct jailset *js, const struct event *ev)
 {
-	size_t qlen = strlen(ev->qid), ilen = strlen(ev->ip), ulen = strlen(ev->user);
-	uint32_t h = hash_str(ev->qid, qlen);
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf));
+	size_t qlen, ilen = strlen(ev->ip), ulen = strlen(ev->user);
+	uint32_t h;
 	struct ent **s, *e;
 	char *p;
 
-	if (js->pending.n >= PENDING_MAX)
+	if (id == NULL || js->pending.n >= PENDING_MAX)
 		return 0;   /* bounded: an unjoined flood must not grow memory */
-	if ((s = htab_slot_for_insert(&js->pending, ev->qid, qlen, h)) == NULL)
+	qlen = strlen(id);
+	h = hash_str(id, qlen);
+	if ((s = htab_slot_for_insert(&js->pending, id, qlen, h)) == NULL)
 		return -1;
 	if (*s != NULL)
 		return 0;   /* first submission line wins */
-	if ((e = ent_new(ev->qid, qlen, h, (uint16_t)((ilen + ulen + 2 + 3) / 4), false)) == NULL)
+	if ((e = ent_new(id, qlen, h, (uint16_t)((ilen + ulen + 2 + 3) / 4), false)) == NULL)
 		return -1;
 	e->t32 = t32(ev->time);
 	p = (char *)ent_ring(e);
@@ -1614,9 +2148,10 @@ pending_put(struct jailset *js, const struct event *ev)
 static bool
 pending_take(struct jailset *js, const struct event *ev, struct event *m)
 {
-	size_t qlen = strlen(ev->qid);
-	struct ent **s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
-	const char *p;
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf)), *p;
+	size_t qlen = id ? strlen(id) : 0;
+	struct ent **s = id ? htab_find(&js->pending, id, qlen, hash_str(id, qlen)) : NULL;
 	bool ok;
 
 	if (s == NULL || *s == NULL)
@@ -1640,6 +2175,24 @@ jails_want_event(struct jailset *js, const struct event *ev)
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return false;
+	if (js->need_trace) {
+		/* a refusal or a link of a traced message: the join's restart */
+		switch (delivery_kind(ev->type)) {
+		case DELIVERY_LINK:
+			return ev->qid[0] != '\0' && msgtrace_known(&js->trace, ev->qid) &&
+			    !msgtrace_known(&js->trace, ev->newqid);
+		case DELIVERY_REFUSAL:
+		case DELIVERY_LISTED:
+			return ev->qid[0] != '\0' && kind_of(js, ev->type) >= 0 &&
+			    msgtrace_known(&js->trace, ev->qid);
+		case NOT_DELIVERY:
+			/* the submission a delivery result will be joined to */
+			if (ev->qid[0] != '\0' && ev->user[0] != '\0' &&
+			    strcmp(ev->type, "submission") == 0)
+				return true;
+			break;
+		}
+	}
 	if (kind_of(js, ev->type) >= 0)
 		return true;
 	/* a login that spares an address (spare_authenticated) */
@@ -1664,6 +2217,13 @@ dispatch(struct jailset *js, const struct event *ev, int64_t now, struct sink *s
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return 0;   /* bans reach recidive jails from verdicts only */
+	if (js->need_trace) {
+		enum delivery d = delivery_kind(ev->type);
+		if (d != NOT_DELIVERY)
+			return dispatch_delivery(js, ev, d, now, sk);
+		if (submission && trace_submission(js, ev) != 0)
+			return -1;
+	}
 	kind = kind_of(js, ev->type);
 	if (submission && js->need_logins && spare_note_login(js, ev, &am) != 0)
 		return -1;
@@ -1738,33 +2298,40 @@ canon_target(const char *target, enum target_kind kind, char *out, size_t len)
 
 int
 jail_restore_ban(struct jailset *js, const char *jail, const char *target,
-    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at)
+    enum target_kind kind, int level, int64_t started_at, int64_t expires_at,
+    int64_t lifted_at)
 {
 	struct jail *j = find_jail(js, jail);
 	struct sink sk = { NULL, 0, 0, false };
 	int64_t end = lifted_at ? lifted_at : expires_at;
+	bool watch;
 	struct ent *c;
 
 	(void)level;   /* levels are recomputed from the start times */
 	if (j == NULL)
 		return 0;
-	if (ban_record(j, target, started_at, end) != 0)
+	/* an account watched by a jail that bans addresses: its own table,
+	 * and no recidive (the account is the victim) */
+	watch = j->bans_addresses && kind == TARGET_ACCOUNT;
+	if (record_in(watch ? &j->watches : &j->bans, target, started_at, end) != 0)
 		return -1;
-	if ((c = ent_lookup(&j->counters, target)) != NULL) {
+	if (watch)
+		addrlog_forget(&j->addrs, target);   /* counted afresh after it */
+	else if ((c = ent_lookup(&j->counters, target)) != NULL && !j->bans_addresses) {
 		c->n = 0;
 		c->head = 0;
 	}
-	if (j->recidive)
+	if (j->recidive || watch)
 		return 0;
-	return feed_recidive(js, target, key_is_ip(j) ? TARGET_IP : TARGET_ACCOUNT,
-	    started_at, started_at, &sk);
+	return feed_recidive(js, target, kind, started_at, started_at, &sk);
 }
 
 int
 jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
     enum target_kind kind, int64_t duration, int64_t now, struct verdict *out)
 {
-	unsigned want = kind == TARGET_IP ? (ACTION_NFT | ACTION_REJECT) : ACTION_HOLD;
+	unsigned want = kind == TARGET_IP ? (ACTION_NFT | ACTION_REJECT) :
+	    (ACTION_HOLD | ACTION_DEFER);
 	struct sink sk = { NULL, 0, 0, false };
 	char key[MJ_TARGET_MAX];
 	struct jail *j = NULL;
@@ -1780,7 +2347,7 @@ jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
 			if (js->jails[i]->actions & want)
 				j = js->jails[i];
 	}
-	if (j == NULL || (key_is_ip(j) != (kind == TARGET_IP)))
+	if (j == NULL || ((key_is_ip(j) || j->bans_addresses) != (kind == TARGET_IP)))
 		return -1;
 	if (make_verdict(js, j, key, now, duration, out) != 0)
 		return -1;
@@ -1814,7 +2381,9 @@ jail_lift(struct jailset *js, const char *jail, const char *target, int64_t now)
 		struct ent *b;
 		if (jail != NULL && strcmp(jail, j->name) != 0)
 			continue;
-		if ((b = ent_lookup(&j->bans, key)) == NULL || (int64_t)b->t32 <= now)
+		/* an account watched by a jail that bans addresses is lifted too */
+		if (((b = ent_lookup(&j->bans, key)) == NULL || (int64_t)b->t32 <= now) &&
+		    ((b = ent_lookup(&j->watches, key)) == NULL || (int64_t)b->t32 <= now))
 			continue;
 		b->t32 = t32(now);
 		n++;
@@ -1870,8 +2439,11 @@ jails_expire(struct jailset *js, int64_t now)
 		 * to now - 2 * window. */
 		s.cut = now - 2 * j->window;
 		htab_sweep(&j->counters, keep_counter, &s);
+		if (j->bans_addresses)
+			addrlog_expire(&j->addrs, s.cut);
 		s.cut = now - js->span;
 		htab_sweep(&j->bans, keep_ban, &s);
+		htab_sweep(&j->watches, keep_ban, &s);
 		if (j->spare_after > 0) {
 			s.cut = now - j->spare_after;
 			htab_sweep(&j->spared, keep_login, &s);
@@ -1880,6 +2452,8 @@ jails_expire(struct jailset *js, int64_t now)
 	s.now = now;
 	s.cut = now - PENDING_TTL;
 	htab_sweep(&js->pending, keep_pending, &s);
+	if (js->need_trace)
+		msgtrace_expire(&js->trace, s.cut);
 }
 
 /* ---- for "mailjail explain" (issue 15) -------------------------------- */
@@ -1910,6 +2484,9 @@ jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out)
 	out->window = j->window;
 	out->spare_after = j->spare_after;
 	out->spare_factor = j->spare_factor;
+	out->bans_addresses = j->bans_addresses;
+	out->deliveries = !j->recidive && (jail_has_event(j, EV_REMOTE_REJECT) ||
+	    jail_has_event(j, EV_REMOTE_LISTED));
 	return 0;
 }
 
@@ -1925,5 +2502,42 @@ jail_counts_for(const struct jailset *js, const char *jail, const struct event *
 	if (j == NULL || j->recidive || ev->type == NULL ||
 	    (kind = kind_of(js, ev->type)) < 0 || !j->counts_kind[kind])
 		return false;
-	return event_key(j, ev, &m, key, sizeof(key)) && strcmp(key, target) == 0;
+	if (!event_key(j, ev, &m, key, sizeof(key)))
+		return false;
+	if (strcmp(key, target) == 0)
+		return true;
+	/* an address banned for failing against an account */
+	return j->bans_addresses && ip_key(j, &m, key, sizeof(key)) && strcmp(key, target) == 0;
+}
+
+int
+jail_join_delivery(struct msgtrace *m, struct event *ev)
+{
+	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
+	const char *id, *newid, *domain;
+	struct msgtrace_owner o;
+	enum delivery d;
+	int rc;
+
+	if (ev->type == NULL || (id = trace_id(ev, ev->qid, idbuf, sizeof(idbuf))) == NULL)
+		return 0;
+	if ((d = delivery_kind(ev->type)) == NOT_DELIVERY) {
+		if (strcmp(ev->type, "submission") != 0 || ev->user[0] == '\0')
+			return 0;
+		return msgtrace_submission(m, id, ev->user, ev->time) < 0 ? -1 : 0;
+	}
+	if (d == DELIVERY_LINK) {
+		if ((newid = trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
+			return 0;
+		return msgtrace_link(m, id, newid, ev->time) < 0 ? -1 : 0;
+	}
+	if (!msgtrace_owner(m, id, &o) || strlen(o.account) >= sizeof(ev->user))
+		return 0;
+	domain = strrchr(ev->rcpt, '@');
+	if ((rc = msgtrace_first_refusal(m, o.root, domain ? domain + 1 : ev->rcpt,
+	    ev->time)) <= 0)
+		return rc;
+	/* o.account lives in m, which the next call may change: copied now */
+	snprintf(ev->user, sizeof(ev->user), "%s", o.account);
+	return 1;
 }

@@ -4,7 +4,11 @@
  *
  * Kinds of jail:
  *   failure    maxretry events within findtime (sliding, ending at the event);
- *              the event that reaches maxretry issues the verdict.
+ *              the event that reaches maxretry issues the verdict.  Keyed by
+ *              account with action nft or reject, it bans addresses: those
+ *              that failed against the account in its window, then each
+ *              further one while the account's watch lasts (a verdict of
+ *              kind account with no action).
  *   quota      limits = N/DUR[, ...]; count = messages | recipients.  The first
  *              message over any limit issues the verdict.  Recipients come
  *              from "queued" events (qmgr nrcpt=) joined by queue id to the
@@ -15,6 +19,12 @@
  * from which some account logged in (a submission event) within DURATION
  * of a failure needs maxretry * spare_factor (default 3) failures; see
  * jail.c.  The logins are restored with the events (jails_want_event).
+ *
+ * Delivery results (remote_reject, remote_listed) are joined by queue id to
+ * the submission that named the account (following requeued links), once
+ * per message and recipient domain; remote_listed, about the server's own
+ * address, counts only while it does not spread over many keys, else an
+ * alarm is raised (jails_take_alarm).
  *
  * Keys: ip, ip/N (prefix), account, sender, domain.  Ignored keys (CIDRs,
  * account names; loopback unless "ignore =" is given empty) are never counted.
@@ -59,10 +69,14 @@ unsigned jails_actions(const struct jailset *js, size_t i);   /* ACTION_* */
  * notify.h): at once, summarised in the next digest, or not at all. */
 enum jail_notify { JAIL_NOTIFY_NOW, JAIL_NOTIFY_DIGEST, JAIL_NOTIFY_NO };
 struct jail_signal {
-	enum jail_notify notify;   /* the jail's notify =, else now for jails keyed
-	                            * by account, sender or domain, digest for IPs */
+	enum jail_notify notify;   /* the jail's notify =, else now for jails acting
+	                            * on accounts (hold, defer), digest for the rest */
 	const char *key;           /* "ip", "account", "sender" or "domain" */
 	int64_t window;            /* findtime, or the longest limit */
+	bool bans_addresses;       /* key = account with nft/reject: bans addresses
+	                            * (kind ip), watches the account attacked
+	                            * (kind account, no action) */
+	bool alarms;               /* raises alarms (counts remote_listed) */
 };
 /* 0, or -1 if there is no jail of that name. */
 int jails_signal(const struct jailset *js, const char *jail, struct jail_signal *out);
@@ -78,16 +92,19 @@ size_t jails_tracked_keys(const struct jailset *js, size_t i);
  * Count one event.  Verdicts it causes (and the recidive verdicts those
  * cause) are written to out[0..max); returns how many, or -1 on error
  * (out of memory).  Verdicts beyond max are not lost: max must be at least
- * JAIL_VERDICTS_MAX.
+ * JAIL_VERDICTS_MAX.  An event of another fleet node names it (ev->node):
+ * queue ids are joined per node, and a listed server is its own node's.
  */
 #define JAIL_VERDICTS_MAX 64
 int jail_record_event(struct jailset *js, const struct event *ev, int64_t now,
     struct verdict *out, size_t max);
 
-/* Whether ev must be kept for a restart: some jail counts its kind, or it
- * is the queued line of a submission a jail waits to join (then ask before
- * jail_record_event, which makes the join).  jail_restore_event needs
- * exactly these events, in the order they were recorded. */
+/* Whether ev, a line of this node's log, must be kept for a restart (and,
+ * in a fleet, for the other nodes): some jail counts its kind, or it is the
+ * queued line of a submission a jail waits to join, or a delivery result or
+ * link of a traced message (then ask before jail_record_event, which makes
+ * the join).  jail_restore_event needs exactly these events, in the order
+ * they were recorded. */
 bool jails_want_event(struct jailset *js, const struct event *ev);
 
 /* Restart: rebuild counters from stored events (no verdicts), and levels and
@@ -95,7 +112,24 @@ bool jails_want_event(struct jailset *js, const struct event *ev);
  * names are ignored (a jail removed from the config). */
 int jail_restore_event(struct jailset *js, const struct event *ev);
 int jail_restore_ban(struct jailset *js, const char *jail, const char *target,
-    int level, int64_t started_at, int64_t expires_at, int64_t lifted_at);
+    enum target_kind kind, int level, int64_t started_at, int64_t expires_at,
+    int64_t lifted_at);
+
+/* Alarms the last jail_record_event calls raised (refusals that say the
+ * server itself is listed, spread over many accounts), oldest first: true
+ * and *out filled while there is one.  The jailset keeps a few; none is
+ * raised while restoring. */
+bool jails_take_alarm(struct jailset *js, struct alarm *out);
+
+/* Report every jail whose key (or, for a jail that bans the addresses
+ * failing against an account, the address too) needs a field that no event
+ * it counts ever carries: carries(arg, event, field) says whether a rule
+ * producing event captures field ("ip", "user", "sender").  Joins count:
+ * a submission gets its sender from the queued line, a delivery result its
+ * account and address from its submission.  Returns the diags added. */
+int jails_check_keys(const struct jailset *js,
+    bool (*carries)(void *arg, const char *event, const char *field), void *arg,
+    struct diag *d);
 
 /*
  * Operator ban/hold: a verdict for target in jail (NULL: the first jail with a
@@ -133,14 +167,31 @@ struct jail_shape {
 	int64_t window;          /* findtime or the longest limit */
 	int64_t spare_after;     /* spare_authenticated (0: off) */
 	uint32_t spare_factor;
+	/* key = account with nft or reject: it bans addresses (kind ip) that
+	 * failed against an account it watches (kind account, no action) */
+	bool bans_addresses;
+	bool deliveries;         /* counts delivery results (remote_reject,
+	                          * remote_listed): see jail_join_delivery */
 };
 /* The shape of jail; -1 if no such jail is configured. */
 int jail_shape(const struct jailset *js, const char *jail, struct jail_shape *out);
 /* Whether jail counts ev for target: its kind, its key, its ignore list
  * (not the time: the caller picks the window).  A submission is counted as
  * its joined form by jails that wait for the queued line: give it with the
- * queued line's sender and nrcpt (store_each_event_about does). */
+ * queued line's sender and nrcpt (store_each_event_about does); a delivery
+ * result as jail_join_delivery made it.  For a jail that bans addresses, a
+ * target that is an address counts the failures from it (against any
+ * account the jail counts), a watched account the failures against it. */
 bool jail_counts_for(const struct jailset *js, const char *jail, const struct event *ev,
     const char *target);
+/* The delivery join the jails make, for events read back oldest first: a
+ * submission and a link (requeued) are remembered in m; a delivery result
+ * (remote_reject, remote_listed) the jails counted gets its account in
+ * ev->user and 1 is returned; one they did not count (a retry of a message
+ * counted for that recipient domain already, no submission known) 0, as
+ * for every other event; -1 out of memory.  Queue ids of other nodes
+ * (ev->node) are their own.  The caller frees m (msgtrace_free). */
+struct msgtrace;
+int jail_join_delivery(struct msgtrace *m, struct event *ev);
 
 #endif

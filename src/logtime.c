@@ -227,6 +227,27 @@ parse_rfc3339(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t 
 	return 0;
 }
 
+/* parse_syslog_one_space - "Aug 3 15:30:49" (14 bytes): a day below 10
+ * padded with nothing, as some writers (and fail2ban's corpus) have it, read
+ * as "Aug  3 15:30:49".  Only a single digit between single spaces: "Aug
+ * 31" and "Aug  3" never come here. */
+static int
+parse_syslog_one_space(struct logtime *lt, const char *s, size_t len, int64_t *t,
+    size_t *used)
+{
+	char padded[15];
+
+	if (len < 14 || s[3] != ' ' || s[4] < '1' || s[4] > '9' || s[5] != ' ')
+		return -1;
+	memcpy(padded, s, 4);
+	padded[4] = ' ';
+	memcpy(padded + 5, s + 4, 10);
+	if (parse_syslog(lt, padded, sizeof(padded), t, used) != 0)
+		return -1;
+	*used = 14;
+	return 0;
+}
+
 int
 logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t *used)
 {
@@ -234,5 +255,7 @@ logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t 
 		return -1;
 	if (s[0] >= '0' && s[0] <= '9')
 		return parse_rfc3339(lt, s, len, t, used);
+	if (len >= 6 && s[5] == ' ' && s[4] != ' ')
+		return parse_syslog_one_space(lt, s, len, t, used);
 	return parse_syslog(lt, s, len, t, used);
 }

@@ -3,7 +3,8 @@
  *
  *   syslog    "Nov 22 10:00:01" / "Aug  3 10:00:01" (local time; the year is
  *             inferred: the reference year, or the one before if that would put
- *             the stamp more than a day after the reference time)
+ *             the stamp more than a day after the reference time); "Aug 3
+ *             10:00:01", a day with no padding (14 bytes), reads the same
  *   RFC 3339  "2026-11-22T10:00:01.123456+01:00" / "...Z" (rsyslog's
  *             high-precision format, Postfix's maillog_file)
  *

@@ -50,6 +50,10 @@ static const struct counter_family {
 	[METRIC_NOTIFICATIONS] = { "mailjail_notifications_total",
 	    "Notification deliveries per channel (mail, command) and result (sent, "
 	    "failed, timeout, gave_up).", { "channel", "result" } },
+	[METRIC_ALARMS] = { "mailjail_alarms_total",
+	    "Alarms raised, per jail and event (remote_listed: refusals spread over many "
+	    "accounts say the server's own address or domain is listed).",
+	    { "jail", "event" } },
 };
 
 #define HIST_NAME "mailjail_db_commit_seconds"
@@ -241,8 +245,10 @@ int
 metrics_declare(struct metrics *m, const struct config *cfg, const struct ruleset *rules,
     const struct jailset *jails)
 {
-	static const struct { unsigned bit; const char *name; } actions[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+	static const struct { unsigned bit; const char *name, *backend; } actions[] = {
+		{ ACTION_NFT, "nft", "nft" }, { ACTION_HOLD, "hold", "hold" },
+		{ ACTION_REJECT, "reject", "reject" },
+		{ ACTION_DEFER, "defer", "hold" },   /* the hold backend's map */
 	};
 	unsigned all = 0;
 	int rc = 0;
@@ -260,12 +266,20 @@ metrics_declare(struct metrics *m, const struct config *cfg, const struct rulese
 		for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
 			if (acts & actions[a].bit)
 				rc |= metrics_series(m, METRIC_VERDICTS, name, actions[a].name) < 0;
-		if (jails_signal(jails, name, &sig) == 0)
-			rc |= declare_active(m, name, strcmp(sig.key, "ip") == 0 ? "ip" : "account");
+		if (jails_signal(jails, name, &sig) != 0)
+			continue;
+		/* a jail that bans the addresses failing against an account: its
+		 * bans are of addresses, its watches of accounts */
+		if (sig.bans_addresses)
+			rc |= metrics_series(m, METRIC_VERDICTS, name, "watch") < 0 ||
+			    declare_active(m, name, "ip") != 0;
+		rc |= declare_active(m, name, strcmp(sig.key, "ip") == 0 ? "ip" : "account");
+		if (sig.alarms)
+			rc |= metrics_series(m, METRIC_ALARMS, name, "remote_listed") < 0;
 	}
 	for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
 		if (all & actions[a].bit)
-			rc |= metrics_series(m, METRIC_ENFORCE_ERRORS, actions[a].name, NULL) < 0;
+			rc |= metrics_series(m, METRIC_ENFORCE_ERRORS, actions[a].backend, NULL) < 0;
 	for (size_t c = 0; c < sizeof(channels) / sizeof(channels[0]); c++) {
 		if (c == 0 && cfg->notify.nmailto == 0)
 			continue;
@@ -535,6 +549,7 @@ metrics_render(struct metrics *m, struct store *st, const struct config *cfg, in
 	print_lag(fp, st, cfg);
 	rc |= print_counters(fp, m, METRIC_ENFORCE_ERRORS);
 	rc |= print_counters(fp, m, METRIC_NOTIFICATIONS);
+	rc |= print_counters(fp, m, METRIC_ALARMS);
 	head(fp, "mailjail_notifications_pending", "gauge", "Notifications queued and not "
 	    "delivered yet (being retried, or waiting for the next digest).");
 	if (st != NULL && store_count_open_notifications(st, &pending) == 0)

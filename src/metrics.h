@@ -37,6 +37,7 @@ enum metrics_counter {
 	METRIC_VERDICTS,           /* mailjail_verdicts_total{jail,action} */
 	METRIC_ENFORCE_ERRORS,     /* mailjail_enforce_errors_total{backend} */
 	METRIC_NOTIFICATIONS,      /* mailjail_notifications_total{channel,result} */
+	METRIC_ALARMS,             /* mailjail_alarms_total{jail,event} */
 	METRIC_COUNTERS
 };
 
@@ -56,7 +57,8 @@ int metrics_save(struct metrics *m, struct store *st);
 /* The series a configuration has, at 0 until something is counted (so a
  * rate is defined from the start): lines per source, events per rule event,
  * verdicts per jail and action, bans in force per jail, enforcement errors
- * per backend the jails need, notifications per channel and result.  Call
+ * per backend the jails need, notifications per channel and result, alarms
+ * per jail that raises them.  Call
  * again after a reload; series never go away before a restart. */
 int metrics_declare(struct metrics *m, const struct config *cfg,
     const struct ruleset *rules, const struct jailset *jails);

@@ -68,7 +68,7 @@ event_of(const struct verdict *v)
 {
 	if (v->actions & ACTION_HOLD)
 		return "hold";
-	return v->kind == TARGET_ACCOUNT ? "defer" : "ban";
+	return (v->actions & ACTION_DEFER) ? "defer" : "ban";
 }
 
 /* base_row - the fields every notification of a ban has */
@@ -97,7 +97,10 @@ notify_queue_verdict(const struct notify_config *cfg, const struct jailset *js,
 	struct stored_notification n;
 	struct jail_signal sig;
 
-	if (!notify_enabled(cfg) || jails_signal(js, v->jail, &sig) != 0 ||
+	/* A verdict with no action is a watch (an account attacked from many
+	 * addresses, jail.h): it enforces nothing; the bans of its addresses
+	 * are told, each reason naming the account. */
+	if (!notify_enabled(cfg) || v->actions == 0 || jails_signal(js, v->jail, &sig) != 0 ||
 	    sig.notify == JAIL_NOTIFY_NO)
 		return 0;
 	base_row(&n, cfg, event_of(v), v->jail, v->target, target_kind_name(v->kind), v->level,

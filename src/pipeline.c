@@ -90,7 +90,8 @@ restore_ban_cb(void *arg, const struct stored_ban *b)
 {
 	struct pipeline *p = arg;
 
-	return jail_restore_ban(p->jails, b->jail, b->target, b->level,
+	return jail_restore_ban(p->jails, b->jail, b->target,
+	    strcmp(b->target_kind, "ip") == 0 ? TARGET_IP : TARGET_ACCOUNT, b->level,
 	    b->started_at, b->expires_at, b->lifted_at) == 0 ? 0 : -1;
 }
 
@@ -141,15 +142,70 @@ pending_push(struct pipeline *p, const struct verdict *v)
 	return 0;
 }
 
+/* verdict_word - what a verdict does, for the log: a watch (no action) is
+ * an account attacked, whose failing addresses are banned */
+static const char *
+verdict_word(const struct verdict *v)
+{
+	if (v->actions & ACTION_HOLD)
+		return "hold";
+	if (v->actions & ACTION_DEFER)
+		return "defer";
+	return v->actions == 0 ? "watch" : "ban";
+}
+
 static void
 log_verdict(const struct verdict *v)
 {
 	char dur[24];
 
 	cfg_format_duration(v->expires_at - v->started_at, dur, sizeof(dur));
-	log_info("%s %s %s jail=%s level=%d for %s: %s",
-	    (v->actions & ACTION_HOLD) ? "hold" : "ban",
+	log_info("%s %s %s jail=%s level=%d for %s: %s", verdict_word(v),
 	    target_kind_name(v->kind), v->target, v->jail, v->level, dur, v->reason);
+}
+
+void
+pipeline_alarm(struct pipeline *p, const struct alarm *a)
+{
+	log_warnx("alarm jail=%s event=%s: %s", a->jail, a->event, a->reason);
+	p->st.alarms++;
+	if (p->metrics)
+		metrics_count(p->metrics, METRIC_ALARMS, a->jail, a->event, 1);
+}
+
+/* queue_alarm - a's notification, in the open transaction (sent at once,
+ * after the commit: at least once, like a verdict's) */
+static int
+queue_alarm(struct pipeline *p, const struct alarm *a)
+{
+	int q;
+
+	if (p->notify == NULL)
+		return 0;
+	if ((q = notify_queue_alarm(p->notify, p->store, a->jail, a->reason, a->time)) < 0)
+		return -1;
+	p->notes_pending += q > 0;
+	p->notes_now_pending += q == NOTIFY_QUEUED_NOW;
+	return 0;
+}
+
+/* take_alarms - the alarms the last event raised, kept until the commit */
+static int
+take_alarms(struct pipeline *p)
+{
+	struct alarm a;
+
+	while (jails_take_alarm(p->jails, &a)) {
+		if (p->nalarms < PIPELINE_ALARMS_MAX) {
+			p->alarms[p->nalarms++] = a;
+			continue;
+		}
+		/* a flood: said now, not lost (a rolled back batch says it again) */
+		if (queue_alarm(p, &a) != 0)
+			return -1;
+		pipeline_alarm(p, &a);
+	}
+	return 0;
 }
 
 /* count_jail_verdict - per-jail totals for summaries (few jails: a scan) */
@@ -231,6 +287,8 @@ pipeline_line(struct pipeline *p, const char *line, size_t len)
 	now = p->log_clock ? ev.time : (int64_t)time(NULL);
 	if ((n = jail_record_event(p->jails, &ev, now, v, JAIL_VERDICTS_MAX)) < 0)
 		goto fail;
+	if (take_alarms(p) != 0)
+		goto fail;
 	/* Written with the batch (store_add_bans: one round trip for all). */
 	for (int i = 0; i < n; i++)
 		if (pending_push(p, &v[i]) != 0)
@@ -291,7 +349,8 @@ pipeline_commit_due(const struct pipeline *p, const struct follow *f, int64_t no
 	/* From 3/4 of the delay on: the wake-up for a later line commits, and
 	 * the caller's timer (pipeline_commit_wait_ms: the whole delay) is
 	 * only needed when no line comes. */
-	return p->failed || p->npending > 0 || p->uncommitted >= p->commit_lines ||
+	return p->failed || p->npending > 0 || p->nalarms > 0 ||
+	    p->uncommitted >= p->commit_lines ||
 	    now_ms - p->first_line_ms >= p->commit_delay_ms - p->commit_delay_ms / 4 ||
 	    (f != NULL && follow_waits_commit(f));
 }
@@ -344,6 +403,7 @@ count_batch(struct pipeline *p, struct follow *f, struct journal *const *js, siz
 {
 	static const struct { unsigned bit; const char *name; } actions[] = {
 		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_DEFER, "defer" },
 	};
 	struct log_position pos;
 
@@ -364,11 +424,15 @@ count_batch(struct pipeline *p, struct follow *f, struct journal *const *js, siz
 	for (size_t r = 0; r < p->st.nrules; r++)
 		if (p->batch_rule_hits[r] > 0)
 			metrics_add(p->metrics, p->rule_series[r], p->batch_rule_hits[r]);
-	for (size_t i = 0; i < p->npending; i++)
+	for (size_t i = 0; i < p->npending; i++) {
+		/* a watch (an account attacked, its addresses banned) has none */
+		if (p->pending[i].actions == 0)
+			metrics_count(p->metrics, METRIC_VERDICTS, p->pending[i].jail, "watch", 1);
 		for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
 			if (p->pending[i].actions & actions[a].bit)
 				metrics_count(p->metrics, METRIC_VERDICTS, p->pending[i].jail,
 				    actions[a].name, 1);
+	}
 }
 
 static double
@@ -549,6 +613,9 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 	}
 	if (write_verdicts(p) != 0)
 		goto fail;
+	for (size_t i = 0; i < p->nalarms; i++)
+		if (queue_alarm(p, &p->alarms[i]) != 0)
+			goto fail;
 	{
 		double t0 = p->metrics ? mono_secs() : 0;
 		int crc = store_commit(p->store);
@@ -583,6 +650,9 @@ pipeline_commit_sources(struct pipeline *p, struct follow *f, struct journal *co
 			rc = -1;
 	}
 	p->npending = 0;
+	for (size_t i = 0; i < p->nalarms; i++)
+		pipeline_alarm(p, &p->alarms[i]);
+	p->nalarms = 0;
 	for (size_t b = 0; b < p->nbackends; b++) {
 		if (p->backend[b]->sync(p->backend_state[b]) != 0) {
 			rc = -1;
@@ -602,6 +672,7 @@ fail:
 	p->in_tx = false;
 	p->failed = false;
 	p->npending = 0;
+	p->nalarms = 0;
 	clear_batch(p);
 	p->uncommitted = 0;
 	return -1;
@@ -649,7 +720,7 @@ fleet_lift(struct pipeline *p, const struct stored_ban *b, int64_t now)
 	(void)lost_take(p, b->jail, b->target);
 	/* Not in force here (never seen, or ended): its history still counts. */
 	if (jail_lift(p->jails, b->jail, b->target, b->lifted_at) == 0 &&
-	    jail_restore_ban(p->jails, b->jail, b->target, b->level, b->started_at,
+	    jail_restore_ban(p->jails, b->jail, b->target, kind, b->level, b->started_at,
 	    b->expires_at, b->lifted_at) != 0)
 		return -1;
 	for (size_t i = 0; i < p->nbackends; i++) {
@@ -677,18 +748,18 @@ fleet_ban_cb(void *arg, const struct stored_ban *b)
 	if (b->lifted_at != 0)
 		return fleet_lift(p, b, now);
 	/* This node decided it too and its jails have it (lost_add). */
+	verdict_of(b, &v);
 	if (!lost_take(p, b->jail, b->target) &&
-	    jail_restore_ban(p->jails, b->jail, b->target, b->level, b->started_at,
+	    jail_restore_ban(p->jails, b->jail, b->target, v.kind, b->level, b->started_at,
 	    b->expires_at, 0) != 0)
 		return -1;
 	if (b->expires_at <= now)
 		return 0;   /* over already: history only */
-	verdict_of(b, &v);
 	if (p->verbose_verdicts) {
 		char dur[24];
 		cfg_format_duration(v.expires_at - v.started_at, dur, sizeof(dur));
 		log_info("fleet: %s %s %s jail=%s level=%d for %s (node %s): %s",
-		    (v.actions & ACTION_HOLD) ? "hold" : "ban", target_kind_name(v.kind),
+		    verdict_word(&v), target_kind_name(v.kind),
 		    v.target, v.jail, v.level, dur, b->node ? b->node : "-", v.reason);
 	}
 	if (pipeline_enforce(p, &v) != 0)
@@ -713,6 +784,9 @@ fleet_event_cb(void *arg, const struct event *ev)
 	}
 	p->st.fleet_events++;
 	if ((n = jail_record_event(p->jails, ev, now, v, JAIL_VERDICTS_MAX)) < 0)
+		return -1;
+	/* none, in fact: a node raises its own server's alarms (jail.c) */
+	if (take_alarms(p) != 0)
 		return -1;
 	for (int i = 0; i < n; i++)
 		if (pending_push(p, &v[i]) != 0)

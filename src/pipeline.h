@@ -7,7 +7,9 @@
  *                      store the verdicts (inside the batch's transaction)
  *   pipeline_commit()  save every log's position (and journal cursor),
  *                      COMMIT, then hand the batch's verdicts to the
- *                      enforcement backends
+ *                      enforcement backends and raise its alarms
+ *                      (pipeline_alarm: a log line and the metric; the
+ *                      notification is queued in the batch's transaction)
  *
  * The database commits before the kernel or the map is touched: after a
  * crash in between, the start-up restore re-applies every active ban, so
@@ -18,7 +20,8 @@
  * one transaction, as one commit costs more than the lines of a quiet
  * second (with SQLite: locks and WAL writes; with PostgreSQL: a round
  * trip).  A batch is due at once when one of its lines issued a verdict
- * (the ban reaches the kernel now: the ban latency does not change), when
+ * (the ban reaches the kernel now: the ban latency does not change) or an
+ * alarm (told now), when
  * a write of it failed (it is rolled back now), when it holds commit_lines
  * lines, or when a rotated log waits for it; otherwise when its first line
  * is commit_delay_ms old, or 3/4 of that at a wake-up for another line (no
@@ -48,6 +51,7 @@ struct metrics;
 struct notify_config;
 
 #define PIPELINE_BACKENDS_MAX 4
+#define PIPELINE_ALARMS_MAX 16     /* per batch; more are said at once */
 /* Sources told apart in the lines metric (CONFIG_LOGS_MAX). */
 #define PIPELINE_SOURCES_MAX 16
 
@@ -59,6 +63,7 @@ struct pipeline_stats {
 	uint64_t verdicts;
 	uint64_t fleet_bans;       /* bans and lifts of other nodes applied */
 	uint64_t fleet_events;     /* events of other nodes counted */
+	uint64_t alarms;           /* raised (committed) */
 	uint64_t *rule_hits;       /* per rule index */
 	size_t nrules;
 	uint64_t *jail_verdicts;   /* per jail index */
@@ -77,6 +82,11 @@ struct pipeline {
 	size_t nbackends;
 	struct verdict *pending;   /* verdicts of the open batch */
 	size_t npending, cap;
+	/* Alarms of the open batch (jails_take_alarm): notified in its
+	 * transaction, said once it commits; a batch rolled back raises none
+	 * (its lines are read again). */
+	struct alarm alarms[PIPELINE_ALARMS_MAX];
+	size_t nalarms;
 	bool in_tx;
 	bool failed;               /* a DB write of the open batch failed */
 	bool enforce_failed;       /* a committed verdict did not reach a backend:
@@ -184,6 +194,11 @@ bool pipeline_commit_due(const struct pipeline *p, const struct follow *f, int64
 /* How long the caller may wait before the open batch is due, in ms from
  * now_ms; -1 if no line waits for a commit (wait as long as you like). */
 int pipeline_commit_wait_ms(const struct pipeline *p, int64_t now_ms);
+
+/* Say an alarm: one log line ("alarm jail=J event=E: reason") and
+ * mailjail_alarms_total{jail,event}.  Called for each alarm of a batch once
+ * it committed (its notification committed with it). */
+void pipeline_alarm(struct pipeline *p, const struct alarm *a);
 
 /* Hand a verdict made outside the log (operator ban) to the backends. */
 int pipeline_enforce(struct pipeline *p, const struct verdict *v);

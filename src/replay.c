@@ -45,6 +45,8 @@ print_summary(const struct pipeline *p, struct app *a, double secs)
 	for (size_t j = 0; j < s->njails; j++)
 		printf("  jail %-28s %" PRIu64 " bans/holds\n", jails_name(a->jails, j),
 		    s->jail_verdicts[j]);
+	if (s->alarms > 0)
+		printf("  %" PRIu64 " alarm(s): see the \"alarm\" lines above\n", s->alarms);
 }
 
 /* setup_backends - the backends the jails need, handed to the pipeline */

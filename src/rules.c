@@ -6,7 +6,8 @@
  * rules whose program glob matches the tag (the answer is cached per
  * distinct tag: a mail log has a few dozen), skipping a rule at once when
  * the message does not start with the character after its pattern's '^',
- * or lacks a literal every match must contain.  Both are read off the
+ * or lacks a literal every match must contain (searched once per line for
+ * rules in a row that need the same one).  Both are read off the
  * pattern at load (required_literal) by a parser that knows a strict subset
  * of PCRE2's syntax and gives up (the rule then always runs) on anything
  * else: a prefilter may only skip lines PCRE2 would not match.  A
@@ -38,8 +39,9 @@
 #define LITERAL_MAX 32              /* longest required literal kept */
 #define LITERAL_MIN 3               /* shorter ones are not worth the search */
 
-enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_COUNT };
-static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt" };
+enum group { G_IP, G_USER, G_SENDER, G_QID, G_NRCPT, G_RCPT, G_NEWQID, G_COUNT };
+static const char *const group_names[G_COUNT] = { "ip", "user", "sender", "qid", "nrcpt",
+    "rcpt", "newqid" };
 
 /* A text every match contains: at the start of the message (after '^';
  * compared in place) or anywhere in it (memchr for its rarest byte, then
@@ -60,6 +62,8 @@ struct rule {
 	int group[G_COUNT];          /* capture number, or 0 */
 	int first_unit;              /* required first byte of MESSAGE, or -1 */
 	struct literal literal;      /* every match contains it */
+	uint32_t literal_group;      /* rules in a row with the same literal share
+	                              * one search per line: the first's index */
 	bool jit;                    /* JIT-compiled: pcre2_jit_match */
 };
 
@@ -135,6 +139,22 @@ rules_has_event(const struct ruleset *rs, const char *event)
 {
 	for (size_t i = 0; i < rs->n; i++)
 		if (strcmp(rs->rules[i].event, event) == 0)
+			return true;
+	return false;
+}
+
+bool
+rules_event_captures(const struct ruleset *rs, const char *event, const char *group)
+{
+	int g;
+
+	for (g = 0; g < G_COUNT; g++)
+		if (strcmp(group_names[g], group) == 0)
+			break;
+	if (g == G_COUNT)
+		return false;
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->rules[i].event, event) == 0 && rs->rules[i].group[g] != 0)
 			return true;
 	return false;
 }
@@ -624,13 +644,36 @@ compile_rule(struct ruleset *rs, struct rule *r)
 				break;
 		if (g == G_COUNT) {
 			diag_add(rs->d, r->file, r->pattern_line, "rule [%s]: unknown named group "
-			    "\"%s\" (allowed: ip, user, sender, qid, nrcpt)", r->name, name);
+			    "\"%s\" (allowed: ip, user, sender, qid, nrcpt, rcpt, newqid)", r->name, name);
 			return -1;
 		}
 		r->group[g] = num;
 	}
 	pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &ngroups);
 	return ngroups;
+}
+
+/* same_literal - whether two rules' prefilters look for the same thing */
+static bool
+same_literal(const struct literal *a, const struct literal *b)
+{
+	return a->len == b->len && a->at_start == b->at_start &&
+	    memcmp(a->text, b->text, a->len) == 0;
+}
+
+/* group_literals - rules in a row (load order) that need the same literal
+ * share one search of a line: a family of rules written around one fixed
+ * text (rules/remote-reject.rules) costs a line without it one memchr */
+static void
+group_literals(struct ruleset *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		struct rule *r = &rs->rules[i];
+		r->literal_group = (uint32_t)i;
+		if (i > 0 && r->literal.len > 0 &&
+		    same_literal(&r->literal, &rs->rules[i - 1].literal))
+			r->literal_group = rs->rules[i - 1].literal_group;
+	}
 }
 
 int
@@ -667,6 +710,7 @@ rules_load(const char *path, struct ruleset **out, struct diag *d)
 		diag_add(d, path, 0, "no rules found (expected [name] sections in *.rules)");
 	if (d->n > before)
 		goto fail;
+	group_literals(rs);
 	rs->md = pcre2_match_data_create((uint32_t)maxgroups + 1, NULL);
 	rs->mctx = pcre2_match_context_create(NULL);
 	rs->scratch = calloc(rs->n + 1, sizeof(*rs->scratch));
@@ -830,7 +874,9 @@ fill_event(struct ruleset *rs, const struct rule *r, const char *msg, struct eve
 	    copy_group(rs, r, G_USER, msg, ev->user, sizeof(ev->user)) != 0 ||
 	    copy_group(rs, r, G_SENDER, msg, ev->sender, sizeof(ev->sender)) != 0 ||
 	    copy_group(rs, r, G_QID, msg, ev->qid, sizeof(ev->qid)) != 0 ||
-	    copy_group(rs, r, G_NRCPT, msg, nrcpt, 11) != 0)
+	    copy_group(rs, r, G_NRCPT, msg, nrcpt, 11) != 0 ||
+	    copy_group(rs, r, G_RCPT, msg, ev->rcpt, sizeof(ev->rcpt)) != 0 ||
+	    copy_group(rs, r, G_NEWQID, msg, ev->newqid, sizeof(ev->newqid)) != 0)
 		return -1;
 	if (ev->ip[0] && canonical_ip(ev->ip, sizeof(ev->ip)) != 0)
 		return -1;
@@ -858,7 +904,8 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 	const char *p, *end = line + len, *tag, *msg;
 	const uint32_t *applies;
 	size_t used, taglen, msglen;
-	uint32_t h;
+	uint32_t h, memo_group = UINT32_MAX;
+	bool memo_found = false;
 	int64_t t;
 
 	if (!text_ok((const unsigned char *)line, len))
@@ -904,8 +951,15 @@ rules_match(struct ruleset *rs, struct logtime *lt, const char *line, size_t len
 
 		if (r->first_unit >= 0 && (msglen == 0 || (unsigned char)msg[0] != r->first_unit))
 			continue;
-		if (!literal_in(&r->literal, msg, msglen))
-			continue;
+		if (r->literal.len > 0) {
+			/* the rule before needed the same text: its answer holds */
+			if (r->literal_group != memo_group) {
+				memo_group = r->literal_group;
+				memo_found = literal_in(&r->literal, msg, msglen);
+			}
+			if (!memo_found)
+				continue;
+		}
 		/* pcre2_jit_match skips pcre2_match's checks of what was checked
 		 * at load: same result, less work per line */
 		if (r->jit)

@@ -5,8 +5,8 @@
  *
  * A line is "STAMP HOST PROGRAM[PID]: MESSAGE".  A rule applies when its
  * program glob (fnmatch-style, '*' matches '/' too) matches PROGRAM; its
- * pattern runs on MESSAGE.  Named groups ip, user, sender, qid, nrcpt fill the
- * event; an ip that inet_pton rejects, or a field longer than its buffer,
+ * pattern runs on MESSAGE.  Named groups ip, user, sender, qid, nrcpt, rcpt,
+ * newqid fill the event; an ip that inet_pton rejects, or a field longer than its buffer,
  * makes the line yield no event (counted as bad field).  Rules are tried in
  * load order (files by name, sections in file order); the first match wins.
  *
@@ -46,6 +46,9 @@ size_t rules_count(const struct ruleset *rs);
 const char *rules_name(const struct ruleset *rs, size_t i);
 const char *rules_event(const struct ruleset *rs, size_t i);
 bool rules_has_event(const struct ruleset *rs, const char *event);
+/* Whether some rule producing event captures the named group ("ip",
+ * "user", "sender", ...). */
+bool rules_event_captures(const struct ruleset *rs, const char *event, const char *group);
 /* Drop every rule but the one named (test-rules --rule): the line is then
  * tried against that rule alone, not first-match-wins among all.  Returns 0,
  * or -1 if there is no such rule (the set is unchanged). */

@@ -124,11 +124,11 @@ readable_time(int64_t t, char *buf, size_t len)
 static void
 put_captures(FILE *fp, const struct event *ev)
 {
-	static const char *const names[] = { "ip", "user", "sender", "qid" };
-	const char *vals[] = { ev->ip, ev->user, ev->sender, ev->qid };
+	static const char *const names[] = { "ip", "user", "sender", "qid", "rcpt", "newqid" };
+	const char *vals[] = { ev->ip, ev->user, ev->sender, ev->qid, ev->rcpt, ev->newqid };
 	bool any = false;
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (vals[i][0] == '\0')
 			continue;
 		fprintf(fp, "%s%s=", any ? " " : "", names[i]);

@@ -185,7 +185,8 @@ make_plan(struct plan *p, const struct config *cfg, const char *db, unsigned act
 		add_file(p, db, "-shm", what, true);
 		add_file(p, db, "-journal", what, true);
 	}
-	if ((actions & ACTION_HOLD) && cfg->hold_map)
+	/* defer answers from the same account map as hold */
+	if ((actions & (ACTION_HOLD | ACTION_DEFER)) && cfg->hold_map)
 		add_map(p, cfg->hold_map, HOLDMAP_HOLD, "hold");
 	if ((actions & ACTION_REJECT) && cfg->reject_map)
 		add_map(p, cfg->reject_map, HOLDMAP_REJECT, "reject");

@@ -144,7 +144,9 @@ typedef int (*store_event_cb)(void *arg, const struct event *ev);
  * first non-zero callback result, or -1 on a DB error.
  * Fleet: this node's events and the other nodes' that store_fleet_poll
  * has handed over (at the first call, all), so that what a refused batch
- * had polled comes again from store_fleet_poll, not from here. */
+ * had polled comes again from store_fleet_poll, not from here.  An event
+ * of another node names it (ev->node, valid during the call; NULL for this
+ * node's): queue ids are unique per host only. */
 int store_each_event_since(struct store *st, int64_t since, store_event_cb cb, void *arg);
 /* Bans started at or after since, oldest first.  Fleet: as they are now;
  * store_fleet_poll then hands over the changes made after this read. */
@@ -185,7 +187,10 @@ int store_account_qids(struct store *st, const char *account,
  * prefix target: the caller filters).  Coarse on purpose: the caller asks
  * the jail which events it counts (jail_counts_for).  A submission comes
  * with the sender and nrcpt of its queued line (joined by queue id) when
- * that was kept.  Oldest first (the order they were added).  Returns 0,
+ * that was kept.  For an account, every delivery result and link too
+ * (remote_reject, remote_listed, requeued: the caller joins them to their
+ * submissions, jail_join_delivery); in a fleet another node's event names
+ * it (ev->node).  Oldest first (the order they were added).  Returns 0,
  * the first non-zero cb result, or -1 on a DB error. */
 struct event_about {
 	const char *ip;
@@ -215,7 +220,7 @@ int store_purge_events(struct store *st, int64_t before);
  * what others committed since the last poll, each row once: first the bans
  * written or lifted (by other nodes, or by operator commands anywhere;
  * lifted_at set for a lift), then the other nodes' events, in the order
- * they were added.  The bans count as seen at once; the events when the
+ * they were added, each naming its node (ev->node).  The bans count as seen at once; the events when the
  * next store_commit succeeds (a store_rollback hands them over again).
  * Also says, now and then, that this node is alive (store_each_node).
  */

@@ -949,8 +949,9 @@ static int
 buffer_event(struct pg_store *st, const struct event *ev)
 {
 	static const unsigned char header[19] = "PGCOPY\n\377\r\n";   /* + flags, ext */
-	size_t need = 2 + 9 * 4 + 16 + strlen(st->node) + strlen(ev->rule) + strlen(ev->type) +
-	    strlen(ev->ip) + strlen(ev->user) + strlen(ev->sender) + strlen(ev->qid) + 19 + 2;
+	size_t need = 2 + 11 * 4 + 16 + strlen(st->node) + strlen(ev->rule) + strlen(ev->type) +
+	    strlen(ev->ip) + strlen(ev->user) + strlen(ev->sender) + strlen(ev->qid) +
+	    strlen(ev->rcpt) + strlen(ev->newqid) + 19 + 2;
 
 	if (copy_room(st, need) != 0) {
 		keep_error(st, false, "out of memory");
@@ -960,7 +961,7 @@ buffer_event(struct pg_store *st, const struct event *ev)
 		memcpy(st->copy, header, sizeof(header));   /* flags and extension 0 */
 		st->copylen = sizeof(header);
 	}
-	put_be(st, 9, 2);
+	put_be(st, 11, 2);
 	put_text(st, st->node, true);
 	put_int8(st, ev->time);
 	put_text(st, ev->rule, true);
@@ -973,12 +974,15 @@ buffer_event(struct pg_store *st, const struct event *ev)
 		put_int8(st, ev->nrcpt);
 	else
 		put_be(st, UINT32_MAX, 4);
+	/* a delivery result's (schema pg/003): NULL for every other row */
+	put_text(st, ev->rcpt, false);
+	put_text(st, ev->newqid, false);
 	st->copyrows++;
 	return 0;
 }
 
-#define COPY_SQL "COPY events(node, time, rule, event, ip, account, sender, qid, nrcpt)" \
-	" FROM STDIN (FORMAT binary)"
+#define COPY_SQL "COPY events(node, time, rule, event, ip, account, sender, qid, nrcpt," \
+	" rcpt, newqid) FROM STDIN (FORMAT binary)"
 
 /* copy_results - read to the end of the COPY's command; until is
  * PGRES_COPY_IN (waiting for data) or 0 (the end) */
@@ -1315,6 +1319,7 @@ actions_text(unsigned actions, char *buf, size_t len)
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
 		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_DEFER, "defer" },
 	};
 	size_t off = 0;
 
@@ -1341,6 +1346,8 @@ actions_parse(const char *s)
 		a |= ACTION_HOLD;
 	if (strstr(s, "reject"))
 		a |= ACTION_REJECT;
+	if (strstr(s, "defer"))
+		a |= ACTION_DEFER;
 	return a;
 }
 
@@ -1380,7 +1387,8 @@ ban_params(const struct pg_store *st, const struct verdict *v, struct ban_params
 	b->vals[4] = b->level;
 	b->vals[5] = v->reason;
 	b->vals[6] = b->actions;
-	b->vals[7] = (v->actions & ACTION_REJECT) && v->reply && *v->reply ? v->reply : NULL;
+	b->vals[7] = (v->actions & (ACTION_REJECT | ACTION_DEFER)) && v->reply && *v->reply ?
+	    v->reply : NULL;
 	b->vals[8] = b->start;
 	b->vals[9] = b->end;
 }
@@ -1693,7 +1701,38 @@ copy_field(const PGresult *r, int row, int col, char *buf, size_t len)
 	return true;
 }
 
-#define EVENT_COLUMNS "time, rule, event, ip, account, sender, qid, nrcpt"
+/* The node comes last: an event of another node names it (store.h), so
+ * that its queue ids are joined apart from this node's. */
+#define EVENT_COLUMNS "time, rule, event, ip, account, sender, qid, nrcpt, rcpt, newqid," \
+	" node"
+
+/* fill_event - columns EVENT_COLUMNS of row into ev, the strings into rule,
+ * type and node (RULE_MAX, TYPE_MAX, MJ_NODE_MAX); false if a field does
+ * not fit (not written by rules_match: not ours) */
+#define RULE_MAX 256
+#define TYPE_MAX 64
+static bool
+fill_event(const struct pg_store *st, const PGresult *r, int row, struct event *ev,
+    char *rule, char *type, char *node)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->time = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
+	if (!copy_field(r, row, 1, rule, RULE_MAX) ||
+	    !copy_field(r, row, 2, type, TYPE_MAX) ||
+	    !copy_field(r, row, 3, ev->ip, sizeof(ev->ip)) ||
+	    !copy_field(r, row, 4, ev->user, sizeof(ev->user)) ||
+	    !copy_field(r, row, 5, ev->sender, sizeof(ev->sender)) ||
+	    !copy_field(r, row, 6, ev->qid, sizeof(ev->qid)) ||
+	    !copy_field(r, row, 8, ev->rcpt, sizeof(ev->rcpt)) ||
+	    !copy_field(r, row, 9, ev->newqid, sizeof(ev->newqid)) ||
+	    !copy_field(r, row, 10, node, MJ_NODE_MAX))
+		return false;
+	ev->rule = rule;
+	ev->type = type;
+	ev->node = strcmp(node, st->node) == 0 ? NULL : node;
+	ev->nrcpt = pq.PQgetisnull(r, row, 7) ? -1 : (long)strtoll(pq.PQgetvalue(r, row, 7), NULL, 10);
+	return true;
+}
 
 /* take_event_row - columns EVENT_COLUMNS from col 0 to an event */
 static int
@@ -1702,21 +1741,10 @@ take_event_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 	struct user_cb *u = arg;
 	store_event_cb cb = (store_event_cb)u->fn;
 	struct event ev;
-	char rule[256], type[64];
+	char rule[RULE_MAX], type[TYPE_MAX], node[MJ_NODE_MAX];
 
-	(void)st;
-	memset(&ev, 0, sizeof(ev));
-	ev.time = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
-	if (!copy_field(r, row, 1, rule, sizeof(rule)) ||
-	    !copy_field(r, row, 2, type, sizeof(type)) ||
-	    !copy_field(r, row, 3, ev.ip, sizeof(ev.ip)) ||
-	    !copy_field(r, row, 4, ev.user, sizeof(ev.user)) ||
-	    !copy_field(r, row, 5, ev.sender, sizeof(ev.sender)) ||
-	    !copy_field(r, row, 6, ev.qid, sizeof(ev.qid)))
+	if (!fill_event(st, r, row, &ev, rule, type, node))
 		return 0;   /* cannot come from rules_match; not ours */
-	ev.rule = rule;
-	ev.type = type;
-	ev.nrcpt = pq.PQgetisnull(r, row, 7) ? -1 : (long)strtoll(pq.PQgetvalue(r, row, 7), NULL, 10);
 	u->rc = cb(u->arg, &ev);
 	return u->rc;
 }
@@ -1999,11 +2027,13 @@ pg_each_event_about(void *be, const struct event_about *about, store_event_cb cb
 	    " nrcpt FROM events WHERE event = 'queued' AND qid IS NOT NULL"
 	    " AND time >= $4::bigint ORDER BY node, qid, id)"
 	    " SELECT e.time, e.rule, e.event, e.ip, e.account,"
-	    " coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt)"
+	    " coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt), e.rcpt,"
+	    " e.newqid, e.node"
 	    " FROM events e LEFT JOIN q ON e.event = 'submission' AND q.node = e.node"
 	    " AND q.qid = e.qid WHERE e.time >= $4::bigint AND ("
 	    " ($1::text IS NOT NULL AND e.ip = $1)"
-	    " OR ($2::text IS NOT NULL AND (e.account = $2 OR coalesce(e.sender, q.sender) = $2))"
+	    " OR ($2::text IS NOT NULL AND (e.account = $2 OR coalesce(e.sender, q.sender) = $2"
+	    " OR e.event IN ('remote_reject', 'remote_listed', 'requeued')))"
 	    " OR ($3::text IS NOT NULL AND (lower(right(e.account, char_length($3) + 1))"
 	    " = '@' || lower($3) OR lower(right(coalesce(e.sender, q.sender),"
 	    " char_length($3) + 1)) = '@' || lower($3)))"
@@ -2246,7 +2276,7 @@ keep_polled_ban(struct pg_store *st, const PGresult *r, int row, void *arg)
  * in one round trip, bans first). */
 struct polled_event {
 	struct event ev;
-	char rule[256], type[64];
+	char rule[RULE_MAX], type[TYPE_MAX], node[MJ_NODE_MAX];
 };
 
 struct polled_events {
@@ -2260,9 +2290,7 @@ keep_polled_event(struct pg_store *st, const PGresult *r, int row, void *arg)
 {
 	struct polled_events *p = arg;
 	struct polled_event *pe;
-	struct event *e;
 
-	(void)st;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 64;
 		struct polled_event *np = realloc(p->p, cap * sizeof(*np));
@@ -2274,17 +2302,8 @@ keep_polled_event(struct pg_store *st, const PGresult *r, int row, void *arg)
 		p->cap = cap;
 	}
 	pe = &p->p[p->n];
-	e = &pe->ev;
-	memset(e, 0, sizeof(*e));
-	e->time = strtoll(pq.PQgetvalue(r, row, 0), NULL, 10);
-	if (!copy_field(r, row, 1, pe->rule, sizeof(pe->rule)) ||
-	    !copy_field(r, row, 2, pe->type, sizeof(pe->type)) ||
-	    !copy_field(r, row, 3, e->ip, sizeof(e->ip)) ||
-	    !copy_field(r, row, 4, e->user, sizeof(e->user)) ||
-	    !copy_field(r, row, 5, e->sender, sizeof(e->sender)) ||
-	    !copy_field(r, row, 6, e->qid, sizeof(e->qid)))
+	if (!fill_event(st, r, row, &pe->ev, pe->rule, pe->type, pe->node))
 		return 0;
-	e->nrcpt = pq.PQgetisnull(r, row, 7) ? -1 : (long)strtoll(pq.PQgetvalue(r, row, 7), NULL, 10);
 	p->n++;
 	return 0;
 }
@@ -2360,8 +2379,10 @@ pg_fleet_poll(void *be, store_ban_cb ban_cb, store_event_cb event_cb, void *arg)
 	for (size_t i = 0; i < pb.n && rc == 0; i++)
 		rc = ban_cb(arg, &pb.p[i].b);
 	for (size_t i = 0; i < pe.n && rc == 0; i++) {
+		/* the array moved as it grew: point into it again */
 		pe.p[i].ev.rule = pe.p[i].rule;
 		pe.p[i].ev.type = pe.p[i].type;
+		pe.p[i].ev.node = pe.p[i].node;   /* always another node's */
 		rc = event_cb(arg, &pe.p[i].ev);
 	}
 out:

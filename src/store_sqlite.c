@@ -32,7 +32,7 @@
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-	ST_ADD_EVENT, ST_ADD_BAN, ST_LIFT_ANY, ST_LIFT_JAIL,
+	ST_ADD_EVENT, ST_ADD_DELIVERY, ST_ADD_BAN, ST_LIFT_ANY, ST_LIFT_JAIL,
 	ST_GET_POS, ST_SAVE_POS,
 	ST_EVENTS_SINCE, ST_BANS_SINCE, ST_BANS_ACTIVE, ST_PURGE_EVENTS, ST_NEWEST,
 	ST_BANS_FILTER, ST_EVENT_COUNTS, ST_POSITIONS, ST_ACCOUNT_QIDS,
@@ -48,6 +48,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ADD_EVENT] =
 	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* a delivery result or link: rare, so its two columns are not bound
+	 * for every other row (two NULL columns more cost a row ~12 %) */
+	[ST_ADD_DELIVERY] =
+	    "INSERT INTO events(time, rule, event, ip, account, sender, qid, nrcpt,"
+	    " rcpt, newqid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[ST_ADD_BAN] =
 	    "INSERT INTO bans(jail, target, target_kind, level, reason, actions,"
 	    " reply, started_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -65,8 +70,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " inode = excluded.inode, offset = excluded.offset,"
 	    " first_hash = excluded.first_hash, updated_at = excluded.updated_at",
 	[ST_EVENTS_SINCE] =
-	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt FROM events"
-	    " WHERE time >= ?1 ORDER BY id",
+	    "SELECT time, rule, event, ip, account, sender, qid, nrcpt, rcpt, newqid"
+	    " FROM events WHERE time >= ?1 ORDER BY id",
 	[ST_BANS_SINCE] =
 	    "SELECT id, jail, target, target_kind, level, reason, actions, reply,"
 	    " started_at, expires_at, lifted_at FROM bans WHERE started_at >= ?1"
@@ -831,6 +836,26 @@ sq_count_event(void *be, const struct event *ev)
 	return count_event(st, ev);
 }
 
+/* add_delivery - a row with a recipient or a new queue id (schema 005):
+ * the rows buffered before it are written first, so the table keeps the
+ * order the jails counted them in */
+static int
+add_delivery(struct sqlite_store *st, const struct event *ev)
+{
+	sqlite3_stmt *s = st->stmt[ST_ADD_DELIVERY];
+
+	if (flush_events(st) != 0)
+		return -1;
+	if (bind_event(s, 0, ev) != 0 ||
+	    bind_text_or_null(s, 9, ev->rcpt) != SQLITE_OK ||
+	    bind_text_or_null(s, 10, ev->newqid) != SQLITE_OK) {
+		note_error(st);
+		sqlite3_reset(s);
+		return -1;
+	}
+	return run_done(st, s);
+}
+
 static int
 sq_add_event(void *be, const struct event *ev)
 {
@@ -838,6 +863,8 @@ sq_add_event(void *be, const struct event *ev)
 
 	if (count_event(st, ev) != 0)
 		return -1;
+	if (ev->rcpt[0] != '\0' || ev->newqid[0] != '\0')
+		return add_delivery(st, ev);
 	st->pending[st->npending++] = *ev;
 	/* Outside a transaction the row is written (and committed) at once. */
 	if (st->npending == EVENT_ROWS || !st->in_tx)
@@ -851,6 +878,7 @@ actions_text(unsigned actions, char *buf, size_t len)
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
 		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
+		{ ACTION_DEFER, "defer" },
 	};
 	size_t off = 0;
 
@@ -879,6 +907,8 @@ actions_parse(const char *s)
 		a |= ACTION_HOLD;
 	if (strstr(s, "reject"))
 		a |= ACTION_REJECT;
+	if (strstr(s, "defer"))
+		a |= ACTION_DEFER;
 	return a;
 }
 
@@ -896,7 +926,8 @@ sq_add_ban(void *be, const struct verdict *v, int64_t *id)
 	    sqlite3_bind_int(s, 4, v->level) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 5, v->reason, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 6, actions, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-	    bind_text_or_null(s, 7, (v->actions & ACTION_REJECT) ? v->reply : NULL) != SQLITE_OK ||
+	    bind_text_or_null(s, 7, (v->actions & (ACTION_REJECT | ACTION_DEFER)) ? v->reply : NULL)
+	    != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
 		note_error(st);
@@ -1083,7 +1114,9 @@ sq_each_event_since(void *be, int64_t since, store_event_cb cb, void *arg)
 		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
 		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
 		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
-		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
+		    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
+		    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
 			continue;   /* cannot come from rules_match; not ours */
 		ev.rule = rule;
 		ev.type = type;
@@ -1312,17 +1345,20 @@ out:
  * The queued lines are grouped by queue id first (a qid's first queued
  * row: qmgr logs again when a deferred message is retried) and joined to
  * the submissions; SQLite indexes that set on the fly.  No index on events
- * is needed: one pass over the rows kept.
+ * is needed: one pass over the rows kept.  For an account, the delivery
+ * results and links come too, whoever sent them (few: only those of traced
+ * messages are kept); the caller joins them (jail_join_delivery).
  */
 static const char explain_events_sql[] =
     "WITH q AS (SELECT qid, sender, nrcpt, min(id) AS first FROM events"
     "  WHERE event = 'queued' AND qid IS NOT NULL AND time >= ?4 GROUP BY qid)"
     " SELECT e.time, e.rule, e.event, e.ip, e.account,"
-    "  coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt)"
+    "  coalesce(e.sender, q.sender), e.qid, coalesce(e.nrcpt, q.nrcpt), e.rcpt, e.newqid"
     " FROM events e LEFT JOIN q ON e.event = 'submission' AND q.qid = e.qid"
     " WHERE e.time >= ?4 AND ("
     "  (?1 IS NOT NULL AND e.ip = ?1)"
-    "  OR (?2 IS NOT NULL AND (e.account = ?2 OR coalesce(e.sender, q.sender) = ?2))"
+    "  OR (?2 IS NOT NULL AND (e.account = ?2 OR coalesce(e.sender, q.sender) = ?2"
+    "   OR e.event IN ('remote_reject', 'remote_listed', 'requeued')))"
     "  OR (?3 IS NOT NULL AND (lower(substr(e.account, -length(?3) - 1)) = '@' || lower(?3)"
     "   OR lower(substr(coalesce(e.sender, q.sender), -length(?3) - 1)) = '@' || lower(?3)))"
     "  OR (?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL AND e.ip IS NOT NULL))"
@@ -1357,7 +1393,9 @@ sq_each_event_about(void *be, const struct event_about *about,
 		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
 		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
 		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
-		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0)
+		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
+		    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
+		    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
 			continue;   /* cannot come from rules_match; not ours */
 		ev.rule = rule;
 		ev.type = type;

@@ -112,7 +112,7 @@ for c in $commands; do
     expect "$want" "$MJ" "$c" --
 done
 expect "--jail --json " "$MJ" bans --j
-expect "sasl-bruteforce sasl-bruteforce-v6 " "$MJ" ban -c "$T/mailjail.conf" 192.0.2.1 --jail sasl
+expect "sasl-bruteforce sasl-bruteforce-v6 sasl-targeted-account " "$MJ" ban -c "$T/mailjail.conf" 192.0.2.1 --jail sasl
 expect "qmgr-queued " "$MJ" test-rules -c "$T/mailjail.conf" --rule qm
 expect "12h 1d 1h 1w " "$MJ" hold --for 1
 expect "192.0.2.71 " "$MJ" unban -c "$T/mailjail.conf" ""

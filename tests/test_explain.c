@@ -256,3 +256,110 @@ Test(explain, a_ban_by_hand_and_a_target_never_banned)
 	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
 	free(out);
 }
+
+/* ---- the detections of issue 13 --------------------------------------------- */
+
+/* gmail_refusal - Gmail bounces qid's message to rcpt as spam (remote_reject) */
+static void
+gmail_refusal(FILE *fp, time_t t, const char *qid, const char *rcpt)
+{
+	char st[32];
+
+	tu_syslog_stamp(t, st, sizeof(st));
+	fprintf(fp, "%s mx postfix/smtp[500]: %s: to=<%s>, relay=gmail-smtp-in.l.google.com"
+	    "[142.250.4.27]:25, delay=1.2, delays=0.1/0/0.4/0.7, dsn=5.7.1, status=bounced (host "
+	    "gmail-smtp-in.l.google.com[142.250.4.27] said: 550-5.7.1 [192.0.2.25      12] Our "
+	    "system has detected that this message is 550-5.7.1 likely unsolicited mail. To reduce "
+	    "the amount of spam sent to Gmail, 550-5.7.1 this message has been blocked. Please "
+	    "visit 550-5.7.1  https://support.google.com/mail/?p=UnsolicitedMessageError 550 5.7.1 "
+	    " for more information. m3si4.0 - gsmtp (in reply to end of DATA command))\n", st, qid,
+	    rcpt);
+}
+
+/*
+ * An outbound-reputation hold shows the refusals of the account's
+ * messages, joined by queue id as the jail joins them: a retry of a
+ * message already refused for that domain is not evidence again, the
+ * message that went through a content filter is followed, another
+ * account's refusal is not shown.
+ */
+Test(explain, an_outbound_reputation_hold_shows_the_refusals_it_counted)
+{
+	FILE *fp = log_open("mail.log");
+	char st[32], *out;
+
+	for (int i = 1; i <= 5; i++)
+		message(fp, base + i, "spammer@example.org", "198.51.100.70", i, 1);
+	message(fp, base + 6, "honest@example.org", "198.51.100.71", 6, 1);
+	gmail_refusal(fp, base + 60, "7E0001", "r1@gmail.example");
+	gmail_refusal(fp, base + 61, "7E0001", "r1@gmail.example");   /* again: a retry */
+	gmail_refusal(fp, base + 62, "7E0002", "r2@gmail.example");
+	gmail_refusal(fp, base + 63, "7E0003", "r3@gmail.example");
+	gmail_refusal(fp, base + 64, "7E0006", "h@gmail.example");    /* honest's */
+	gmail_refusal(fp, base + 65, "7E0004", "r4@gmail.example");
+	/* the fifth through amavis: 7E0005 goes on as 7F0005 */
+	tu_syslog_stamp(base + 66, st, sizeof(st));
+	fprintf(fp, "%s mx postfix/smtp[500]: 7E0005: to=<r5@gmail.example>, relay=127.0.0.1"
+	    "[127.0.0.1]:10024, delay=0.6, delays=0.1/0/0/0.5, dsn=2.0.0, status=sent (250 2.0.0 "
+	    "from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 7F0005)\n", st);
+	gmail_refusal(fp, base + 67, "7F0005", "r5@gmail.example");
+	fclose(fp);
+	replay("mail.log");
+	out = explain("spammer@example.org");
+	cr_assert(strstr(out, "hold in jail outbound-reputation, level 1: ") != NULL, "%s", out);
+	cr_assert(strstr(out, "reason: 5 remote_reject in 1h (rule remote-reject)") != NULL,
+	    "%s", out);
+	cr_assert(strstr(out, "the 5 refusals it counted (within 1h before the hold):\n"
+	    "  (each message counts once per recipient domain, at its first refusal there)\n")
+	    != NULL, "%s", out);
+	cr_assert(strstr(out, "remote_reject  remote-reject  7E0001  r1@gmail.example\n") != NULL,
+	    "%s", out);
+	cr_assert(strstr(out, "remote_reject  remote-reject  7F0005  r5@gmail.example\n") != NULL,
+	    "the message followed through the filter: %s", out);
+	cr_assert(strstr(out, "h@gmail.example") == NULL, "another account's refusal: %s", out);
+	free(out);
+	out = json("spammer@example.org", "j['bans'][0]['evidence']['status'], "
+	    "[e['qid'] + ' ' + e['rcpt'] for e in j['bans'][0]['evidence']['events']]");
+	cr_assert_str_eq(out, "complete ['7E0001 r1@gmail.example', '7E0002 r2@gmail.example', "
+	    "'7E0003 r3@gmail.example', '7E0004 r4@gmail.example', '7F0005 r5@gmail.example']\n",
+	    "one row per message and domain, the retry not again: %s", out);
+	free(out);
+}
+
+/*
+ * sasl-targeted-account: the account's watch shows the failures against it
+ * and the addresses they came from; an address it banned shows its
+ * failures and the account they tried.
+ */
+Test(explain, a_targeted_account_shows_the_addresses_and_each_address_its_failures)
+{
+	FILE *fp = log_open("mail.log");
+	char ip[32], *out;
+
+	for (int i = 1; i <= 20; i++) {
+		snprintf(ip, sizeof(ip), "203.0.113.%d", 100 + i);
+		failure(fp, base + 60 * i, ip, "ceo@example.org");
+	}
+	fclose(fp);
+	replay("mail.log");
+	out = explain("ceo@example.org");
+	cr_assert(strstr(out, "watch in jail sasl-targeted-account, level 1: ") != NULL, "%s", out);
+	cr_assert(strstr(out, "the 20 failures it counted (within 1h before the watch),\n"
+	    "  from 20 addresses, each banned in this jail (mailjail explain ADDRESS):\n") != NULL,
+	    "%s", out);
+	cr_assert(strstr(out, "auth_failure  sasl-auth-failed  203.0.113.120\n") != NULL, "%s", out);
+	free(out);
+	out = explain("203.0.113.107");
+	cr_assert(strstr(out, "ban in jail sasl-targeted-account, level 1: ") != NULL, "%s", out);
+	cr_assert(strstr(out, "reason: auth_failure against attacked account ceo@example.org "
+	    "(20 in 1h)") != NULL, "%s", out);
+	cr_assert(strstr(out, "the 1 event it counted (within 1h before the ban):") != NULL,
+	    "%s", out);
+	cr_assert(strstr(out, "auth_failure  sasl-auth-failed  ceo@example.org\n") != NULL, "%s", out);
+	cr_assert(strstr(out, "fewer than the jail needs") == NULL, "one failure is all: %s", out);
+	free(out);
+	out = json("203.0.113.107", "j['bans'][0]['evidence']['status'], "
+	    "[e['account'] for e in j['bans'][0]['evidence']['events']]");
+	cr_assert_str_eq(out, "complete ['ceo@example.org']\n", "%s", out);
+	free(out);
+}

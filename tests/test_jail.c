@@ -130,7 +130,7 @@ Test(jail, shipped_jails_load)
 		diag_print(&d);
 	cr_assert_eq(d.n, 0);
 	cr_assert_not_null(js);
-	cr_assert_eq(jails_count(js), 7);
+	cr_assert_eq(jails_count(js), 9);
 	cr_assert_eq(jails_history_span(js), 30 * 86400);
 	cr_assert_eq(jails_longest_window(js), 86400);
 	jails_free(js);
@@ -608,7 +608,7 @@ Test(jail, restart_mid_window_same_verdicts)
 	/* restart: a new jailset, bans first (oldest first), then events */
 	c = load_text(RESTART);
 	for (size_t i = 0; i < part.n; i++)
-		cr_assert_eq(jail_restore_ban(c, part.v[i].jail, part.v[i].target, part.v[i].level,
+		cr_assert_eq(jail_restore_ban(c, part.v[i].jail, part.v[i].target, part.v[i].kind, part.v[i].level,
 		    part.v[i].started_at, part.v[i].expires_at, 0), 0);
 	for (size_t i = 0; i < CUT; i++) {
 		struct event e = mkev(script[i].type, T0 + script[i].dt, script[i].ip, script[i].user);
@@ -633,9 +633,9 @@ Test(jail, restart_recidive_restored_from_bans)
 	    "[recidive]\nevents = ban\nkey = ip\nfindtime = 1d\nmaxretry = 3\naction = nft\nbantime = 1w\n";
 	struct jailset *js = load_text(text);
 
-	cr_assert_eq(jail_restore_ban(js, "a", "203.0.113.5", 1, T0, T0 + 60, 0), 0);
-	cr_assert_eq(jail_restore_ban(js, "a", "203.0.113.5", 2, T0 + 100, T0 + 220, 0), 0);
-	cr_assert_eq(jail_restore_ban(js, "gone", "203.0.113.5", 1, T0, T0 + 60, 0), 0);
+	cr_assert_eq(jail_restore_ban(js, "a", "203.0.113.5", TARGET_IP, 1, T0, T0 + 60, 0), 0);
+	cr_assert_eq(jail_restore_ban(js, "a", "203.0.113.5", TARGET_IP, 2, T0 + 100, T0 + 220, 0), 0);
+	cr_assert_eq(jail_restore_ban(js, "gone", "203.0.113.5", TARGET_IP, 1, T0, T0 + 60, 0), 0);
 	/* still banned at T0 + 200 */
 	cr_assert_eq(rec(js, "auth_failure", T0 + 200, "203.0.113.5", NULL), 0);
 	cr_assert_eq(rec(js, "auth_failure", T0 + 220, "203.0.113.5", NULL), 2);

@@ -42,6 +42,27 @@ Test(logtime, syslog_stamps)
 	cr_assert_eq(parse(&lt, "Jan  1 00:00:00", NULL), 1767225600);      /* 2026-01-01 */
 }
 
+/* "Aug 3 15:30:49": a one-digit day after a single space (fail2ban's
+ * corpus, some syslog writers) is the same time as "Aug  3 15:30:49", and
+ * the stamp is 14 bytes long. */
+Test(logtime, one_space_day_reads_like_padded)
+{
+	struct logtime lt;
+	size_t used;
+
+	logtime_init(&lt, 1795305600);                 /* 2026-11-22T00:00:00Z */
+	cr_assert_eq(parse(&lt, "Aug 3 15:30:49 mx postfix", &used), 1785715200 + 55849);
+	cr_assert_eq(used, 14);
+	cr_assert_eq(parse(&lt, "Aug  3 15:30:49 mx postfix", &used), 1785715200 + 55849);
+	cr_assert_eq(used, 15);
+	/* the same hour again, from the cache, in both forms */
+	cr_assert_eq(parse(&lt, "Aug 3 15:31:00 mx", &used), 1785715200 + 55860);
+	cr_assert_eq(used, 14);
+	cr_assert_eq(parse(&lt, "Jan 1 00:00:00", &used), 1767225600);
+	cr_assert_eq(parse(&lt, "Aug 31 10:00:00 mx", &used), 1788170400);
+	cr_assert_eq(used, 15);
+}
+
 Test(logtime, year_is_inferred_backwards_across_new_year)
 {
 	struct logtime lt;
@@ -103,6 +124,9 @@ Test(logtime, junk_is_refused)
 		"2026-11-22 10:00:01Z", "2026-11-22T10:00:01+01000", "2026-11-22T10:00:01+01:0",
 		"2026-11-22T10:00:01+2400", "2026-11-22T10:00:01+01", "2026-11-22T10:00:01.Z",
 		"1969-12-31T23:59:59Z",
+		/* one-space days: only a single digit 1-9, the rest as usual */
+		"Aug 0 10:00:01", "Aug 3 24:00:01", "Aug 3 10:00:0", "Aug 3 1:00:01 ",
+		"Aug x 10:00:01", "Foo 3 10:00:01", "Feb 3 10:60:01",
 	};
 
 	logtime_init(&lt, 1795339200);

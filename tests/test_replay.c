@@ -203,6 +203,38 @@ Test(check_config, errors_are_file_line_message_and_exit_2)
 	free(out);
 }
 
+/* The shipped rules with jails that make no sense: defer on an address,
+ * an account key for events no rule gives an account.  Each refused with
+ * file:line, exit 2. */
+Test(check_config, nonsense_keys_and_actions_are_refused)
+{
+	char cfg[700], jails[600], want[700], *out;
+
+	snprintf(cfg, sizeof(cfg), "%s/mailjail.conf", dir);
+	tu_sh("printf '[mailjail]\nrules = %s/rules\njails = %s/j.jail\n' > '%s'", tu_srcdir(),
+	    dir, cfg);
+	tu_write(dir, "j.jail", "# defer answers for accounts\n[d]\nevents = auth_failure\n"
+	    "key = ip\nmaxretry = 5\naction = defer\n", jails, sizeof(jails));
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
+	snprintf(want, sizeof(want), "%s:6: jail d: action defer needs an account key", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+	tu_write(dir, "j.jail", "[a]\nevents = relay_denied, auth_failure\nkey = account\n"
+	    "maxretry = 5\naction = hold\n[b]\nevents = remote_reject\nkey = sender\n"
+	    "maxretry = 5\naction = defer\n", jails, sizeof(jails));
+	out = tu_sh_output("'%s' check-config -c '%s' 2>&1; echo \"exit=$?\"", bin, cfg);
+	snprintf(want, sizeof(want), "%s:3: jail a: key account, but no rule gives event "
+	    "\"relay_denied\" an account (user)", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "auth_failure\" an account") == NULL, "auth_failure has one: %s", out);
+	snprintf(want, sizeof(want), "%s:8: jail b: key sender, but no rule gives event "
+	    "\"remote_reject\" a sender", jails);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+	cr_assert(strstr(out, "exit=2") != NULL, "%s", out);
+	free(out);
+}
+
 Test(test_rules, counts_per_rule_with_samples)
 {
 	char rules[600];
@@ -235,6 +267,110 @@ Test(replay, submissions_kept_for_release_without_a_quota_jail)
 	    "OR event = 'auth_disconnect'");
 	cr_assert_str_eq(out, "0\n", "kinds nobody needs are only counted");
 	free(out);
+}
+
+/*
+ * tests/data/detect-mail.log (lines of the shapes public threads quote,
+ * written for this project): outbound reputation, a distributed brute
+ * force on one account, and inbound shapes, through the real binary with
+ * the shipped rules and jails:
+ *   spammer@  5 messages refused (4 bounced as spam by Gmail, each after a
+ *             session line of another MX; one via amavis "queued as",
+ *             rate-limited): held by outbound-reputation
+ *   legit@    one message deferred 8 times: counted once, not held
+ *   a bounce  Postfix's own (from=<>) refused 6 times: charged to no one
+ *   30 users  each refused by a Spamhaus listing of the server, 6 rounds in
+ *             the hour: none held, an alarm
+ *   ceo@      20 addresses fail once each (sasl_username=), then one more:
+ *             every address banned, the account watched; cfo's failures
+ *             without a user name count for no account
+ *   inbound   a domain-list hit is no rbl ban; postscreen's own reject is
+ */
+static const char *const DETECT_SQL =
+    "SELECT jail || ' ' || target || ' ' || target_kind || ' ' || level FROM ban_history"
+    " ORDER BY jail, target";
+
+Test(replay, outbound_reputation_and_targeted_account)
+{
+	char log[600], *out;
+
+	snprintf(log, sizeof(log), "%s/tests/data/detect-mail.log", tu_srcdir());
+	out = tu_sh_output("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s' 2>&1", bin, conf,
+	    db, log);
+	cr_assert(strstr(out, "alarm jail=outbound-reputation event=remote_listed: ") != NULL,
+	    "the listed server is said: %s", out);
+	cr_assert(strstr(out, "from 5 accounts in 1h: the server's own address or domain looks "
+	    "listed; none is held for them") != NULL, "%s", out);
+	free(out);
+	out = query("SELECT target || ' ' || reason FROM ban_history WHERE jail = "
+	    "'outbound-reputation'");
+	cr_assert_str_eq(out, "spammer@example.org 5 remote_listed in 1h (rule remote-listed)\n",
+	    "only the spammer is held (its fifth refusal came through amavis)");
+	free(out);
+	out = query("SELECT count(*) FROM events WHERE qid = '7E000002'");
+	cr_assert_str_eq(out, "0\n", "the bounce's refusals are no one's: not even kept");
+	free(out);
+	out = query("SELECT count(*) FROM events WHERE event = 'remote_reject' AND qid IN "
+	    "(SELECT qid FROM events WHERE event = 'submission' AND account = "
+	    "'spammer@example.org')");
+	cr_assert_str_eq(out, "8\n", "session and delivery lines kept for the restart");
+	free(out);
+	/* the targeted account: 21 addresses, each its own ban naming ceo@ */
+	out = query("SELECT count(*), count(DISTINCT target), min(level), max(level) FROM "
+	    "ban_history WHERE jail = 'sasl-targeted-account' AND target_kind = 'ip' AND reason = "
+	    "'auth_failure against attacked account ceo@example.org (20 in 1h)'");
+	cr_assert_str_eq(out, "21|21|1|1\n", "%s", out);
+	free(out);
+	out = query("SELECT target || ' ' || target_kind || ' ' || reason FROM ban_history WHERE "
+	    "jail = 'sasl-targeted-account' AND target_kind = 'account'");
+	cr_assert_str_eq(out, "ceo@example.org account 20 auth_failure in 1h from 20 addresses "
+	    "(rule sasl-auth-failed): each is banned while this lasts\n");
+	free(out);
+	out = query("SELECT count(*) FROM bans WHERE target = '2001:db8:7a::1' AND jail = "
+	    "'sasl-targeted-account'");
+	cr_assert_str_eq(out, "1\n", "an address failing during the watch is banned at once");
+	free(out);
+	out = query("SELECT count(*) FROM bans WHERE target LIKE '203.0.113.1__' AND "
+	    "CAST(substr(target, 12) AS INTEGER) BETWEEN 150 AND 174");
+	cr_assert_str_eq(out, "0\n", "failures without a user name ban no one here");
+	free(out);
+	out = query("SELECT jail || ' ' || target FROM bans WHERE target IN ('203.0.113.77', "
+	    "'203.0.113.78')");
+	cr_assert_str_eq(out, "rbl 203.0.113.78\n", "postscreen's reject bans; a dbl hit does not");
+	free(out);
+	out = query("SELECT count(*) FROM ban_history WHERE target LIKE 'user%' OR target = "
+	    "'legit@example.org'");
+	cr_assert_str_eq(out, "0\n");
+	free(out);
+}
+
+/* The join rides on the stored events: the log in two pieces, a restart
+ * between them (cut amid the spammer's refusals, the listed server and
+ * the attack on ceo@), decides exactly what the whole log does. */
+Test(replay, detect_log_in_two_pieces_decides_the_same)
+{
+	char log[600], whole[600], *a, *b;
+	static const int cuts[] = { 30, 140, 700 };
+
+	snprintf(whole, sizeof(whole), "%s/tests/data/detect-mail.log", tu_srcdir());
+	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s' 2>/dev/null", bin,
+	    conf, db, whole), 0);
+	a = query(DETECT_SQL);
+	cr_assert(strstr(a, "outbound-reputation spammer@example.org account 1\n") != NULL, "%s", a);
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		snprintf(db, sizeof(db), "%s/cut%zu.db", dir, i);
+		snprintf(log, sizeof(log), "%s/mail%zu.log", dir, i);
+		cr_assert_eq(tu_sh("head -n %d '%s' > '%s'", cuts[i], whole, log), 0);
+		cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s' "
+		    "2>/dev/null", bin, conf, db, log), 0);
+		cr_assert_eq(tu_sh("tail -n +%d '%s' >> '%s'", cuts[i] + 1, whole, log), 0);
+		cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s' "
+		    "2>/dev/null", bin, conf, db, log), 0);
+		b = query(DETECT_SQL);
+		cr_assert_str_eq(a, b, "cut at line %d:\n%s\nwhole:\n%s", cuts[i], b, a);
+		free(b);
+	}
+	free(a);
 }
 
 /* ---- rotated and compressed logs (issue 15) ---------------------------- */
@@ -412,7 +548,10 @@ Test(replay, a_truncated_compressed_log_is_an_error_not_a_silent_end)
  * The shipped sasl-bruteforce spares an address some account logged in
  * from within a day: it needs 15 failures, not 5.  The login is in the
  * first log, the failures go on in the second, replayed by another process:
- * what spares the address comes back from the database.
+ * what spares the address comes back from the database.  The failures all
+ * name "admin", 20 within the hour: sasl-targeted-account watches it and
+ * bans the address that only failed, never the spared one (its own
+ * spare_authenticated leaves that to sasl-bruteforce).
  */
 Test(replay, spare_authenticated_survives_a_restart_and_spares_only_logged_in_addresses)
 {
@@ -438,10 +577,18 @@ Test(replay, spare_authenticated_survives_a_restart_and_spares_only_logged_in_ad
 	free(out);
 	cr_assert_eq(tu_sh("'%s' replay --dry-run --quiet -c '%s' --db '%s' '%s'", bin, conf, db,
 	    log2), 0);
-	out = query("SELECT target || ': ' || reason FROM bans ORDER BY target");
+	out = query("SELECT target || ': ' || reason FROM bans WHERE jail = 'sasl-bruteforce'"
+	    " ORDER BY target");
 	cr_assert_str_eq(out,
 	    "198.51.100.50: 15 auth_failure in 10m (rule sasl-auth-failed; spared: an account "
 	    "logged in from it within 1d)\n"
 	    "203.0.113.9: 5 auth_failure in 10m (rule sasl-auth-failed)\n", "%s", out);
+	free(out);
+	out = query("SELECT target || ': ' || reason FROM bans WHERE jail = 'sasl-targeted-account'"
+	    " ORDER BY target_kind, target");
+	cr_assert_str_eq(out,
+	    "admin: 20 auth_failure in 1h from 2 addresses (rule sasl-auth-failed): each is "
+	    "banned while this lasts (1 spared: an account logged in from it within 1d)\n"
+	    "203.0.113.9: auth_failure against attacked account admin (20 in 1h)\n", "%s", out);
 	free(out);
 }

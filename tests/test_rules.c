@@ -96,9 +96,12 @@ compile(const char *pat)
 	return re;
 }
 
+#define CASES_MAX 600
+
 struct rule_case {
 	int lineno;
 	char expect[32], ip[64], user[300], sender[300], qid[40], nrcpt[16];
+	char rcpt[300], newqid[40];
 	char line[6000];
 };
 
@@ -124,10 +127,10 @@ ParameterizedTestParameters(rules, table)
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s/tests/data/rule-cases.txt", getenv("MAILJAIL_SRCDIR"));
-	cases = cr_malloc(200 * sizeof(*cases));
+	cases = cr_malloc(CASES_MAX * sizeof(*cases));
 	if (cases == NULL || (fp = fopen(path, "r")) == NULL)
 		return cr_make_param_array(struct rule_case, cases, 0);
-	while (getline(&buf, &cap, fp) > 0 && n < 200) {
+	while (getline(&buf, &cap, fp) > 0 && n < CASES_MAX) {
 		char *p = buf;
 		lineno++;
 		buf[strcspn(buf, "\n")] = '\0';
@@ -141,9 +144,14 @@ ParameterizedTestParameters(rules, table)
 		field(&p, cases[n].sender, sizeof(cases[n].sender));
 		field(&p, cases[n].qid, sizeof(cases[n].qid));
 		field(&p, cases[n].nrcpt, sizeof(cases[n].nrcpt));
+		field(&p, cases[n].rcpt, sizeof(cases[n].rcpt));
+		field(&p, cases[n].newqid, sizeof(cases[n].newqid));
 		snprintf(cases[n].line, sizeof(cases[n].line), "%s", p);
 		n++;
 	}
+	/* never drop rows silently: the last case then fails, saying why */
+	if (n == CASES_MAX && getline(&buf, &cap, fp) > 0)
+		snprintf(cases[n - 1].expect, sizeof(cases[n - 1].expect), "(raise CASES_MAX)");
 	free(buf);
 	fclose(fp);
 	return cr_make_param_array(struct rule_case, cases, n);
@@ -187,6 +195,8 @@ ParameterizedTest(struct rule_case *c, rules, table)
 		cr_assert_str_eq(ev.sender, c->sender, "rule-cases.txt:%d: sender", c->lineno);
 		cr_assert_str_eq(ev.qid, c->qid, "rule-cases.txt:%d: qid", c->lineno);
 		cr_assert_str_eq(nrcpt, c->nrcpt, "rule-cases.txt:%d: nrcpt", c->lineno);
+		cr_assert_str_eq(ev.rcpt, c->rcpt, "rule-cases.txt:%d: rcpt", c->lineno);
+		cr_assert_str_eq(ev.newqid, c->newqid, "rule-cases.txt:%d: newqid", c->lineno);
 		cr_assert_gt(ev.time, 0);
 	}
 	rules_free(rs);
@@ -476,7 +486,8 @@ Test(rules, literal_prefilter_never_hides_a_match)
 Test(rules, shipped_rules_skip_lines_without_their_literal)
 {
 	static const char *const progs[] = { "postfix/smtpd", "postfix/submission/smtpd",
-	    "postfix/qmgr", "postfix/postscreen" };
+	    "postfix/qmgr", "postfix/postscreen", "postfix/smtp", "postfix/lmtp",
+	    "postfix/local" };
 	struct ruleset *rs = shipped_rules();
 	struct logtime lt;
 	struct event ev;
@@ -501,6 +512,73 @@ Test(rules, shipped_rules_skip_lines_without_their_literal)
 	before = pcre2_runs;
 	cr_assert_eq(rules_match(rs, &lt, line, (size_t)len, &ev, NULL), RULES_MATCH);
 	cr_assert_gt(pcre2_runs, before);
+	rules_free(rs);
+}
+
+/* Rules in a row that need the same literal share one search per line: a
+ * line without it runs none of them, a line with it runs each in turn
+ * (the memo of one rule's answer never hides another rule's match). */
+Test(rules, shared_literal_is_searched_once_and_hides_nothing)
+{
+	char dir[256], path[512], line[256];
+	struct ruleset *rs;
+	struct logtime lt;
+	struct event ev;
+	struct diag d;
+	unsigned long before;
+	size_t idx = 99;
+	int n;
+
+	tu_mkdtemp(dir, sizeof(dir));
+	tu_write(dir, "memo.rules",
+	    "[a]\nprogram = p\nevent = ea\npattern = ^(?<qid>\\w+): host (?:aaa)\n"
+	    "[b]\nprogram = p\nevent = eb\npattern = ^(?<qid>\\w+): host (?:bbb)\n"
+	    "[c]\nprogram = p\nevent = ec\npattern = ^(?<qid>\\w+): gate (?:ccc)\n",
+	    path, sizeof(path));
+	diag_init(&d);
+	cr_assert_eq(rules_load(path, &rs, &d), 0);
+	logtime_init(&lt, 1795339200);
+	n = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p[1]: Q1: host bbb");
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, line, (size_t)n, &ev, &idx), RULES_MATCH);
+	cr_assert_eq(idx, 1, "the second rule of the pair matches");
+	cr_assert_str_eq(ev.type, "eb");
+	cr_assert_eq(pcre2_runs - before, 2);
+	n = snprintf(line, sizeof(line), "Nov 22 10:00:01 mx p[1]: Q1: gate ccc");
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, line, (size_t)n, &ev, &idx), RULES_MATCH);
+	cr_assert_str_eq(ev.type, "ec");
+	cr_assert_eq(pcre2_runs - before, 1, "the pair's literal is absent: neither runs");
+	rules_free(rs);
+	diag_free(&d);
+	tu_rmrf(dir);
+}
+
+/* The shipped delivery-result rules run PCRE2 on refusals only: a
+ * successful delivery line (most of postfix/smtp's lines) runs none. */
+Test(rules, delivery_rules_skip_successful_deliveries)
+{
+	struct ruleset *rs = shipped_rules();
+	struct logtime lt;
+	struct event ev;
+	unsigned long before;
+	static const char sent[] = "Nov 22 10:00:01 mx postfix/smtp[7]: 3E6864A008B: "
+	    "to=<bob@gmail.example>, relay=gmail-smtp-in.l.google.com[142.250.4.27]:25, "
+	    "delay=0.9, delays=0.1/0/0.3/0.5, dsn=2.0.0, status=sent (250 2.0.0 OK  1795132815 "
+	    "ff2ec9160c61ef24 - gsmtp)";
+	static const char unknown[] = "Nov 22 10:00:01 mx postfix/smtp[7]: 3E6864A008C: "
+	    "to=<nobody@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.9, "
+	    "delays=0.1/0/0.3/0.5, dsn=5.1.1, status=bounced (host mx.example.net[198.51.100.25] "
+	    "said: 550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown "
+	    "(in reply to RCPT TO command))";
+
+	logtime_init(&lt, 1795339200);
+	before = pcre2_runs;
+	cr_assert_eq(rules_match(rs, &lt, sent, sizeof(sent) - 1, &ev, NULL), RULES_NOMATCH);
+	cr_assert_eq(pcre2_runs, before, "no PCRE2 run on a successful delivery");
+	cr_assert_eq(rules_match(rs, &lt, unknown, sizeof(unknown) - 1, &ev, NULL),
+	    RULES_NOMATCH);
+	cr_assert_eq(pcre2_runs - before, 2, "a refusal: the listed and the reject rule");
 	rules_free(rs);
 }
 

@@ -83,7 +83,7 @@ Test(store_sqlite, creates_schema_in_wal_mode)
 	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA journal_mode; PRAGMA user_version;'", db);
-	cr_assert_str_eq(out, "wal\n4\n");
+	cr_assert_str_eq(out, "wal\n5\n");
 	free(out);
 	/* Reopening migrates nothing and works. */
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
@@ -112,7 +112,7 @@ Test(store_sqlite, version_1_db_gains_journal_cursors_and_keeps_positions)
 	store_close(st);
 	out = tu_sh_output("sqlite3 '%s' 'PRAGMA user_version; SELECT offset FROM "
 	    "log_position; SELECT count(*) FROM journal_cursor'", db);
-	cr_assert_str_eq(out, "4\n42\n1\n");
+	cr_assert_str_eq(out, "5\n42\n1\n");
 	free(out);
 }
 
@@ -170,7 +170,7 @@ Test(store_sqlite, version_1_database_is_migrated)
 	out = tu_sh_output("sqlite3 '%s' \"PRAGMA user_version; SELECT count(*) FROM"
 	    " sqlite_master WHERE type = 'index' AND tbl_name = 'events';"
 	    " SELECT minute || ' ' || rule || ' ' || event || ' ' || n FROM event_counts\"", db);
-	cr_assert_str_eq(out, "4\n0\n0 r auth_failure 2\n", "the old rows are counted");
+	cr_assert_str_eq(out, "5\n0\n0 r auth_failure 2\n", "the old rows are counted");
 	free(out);
 }
 
@@ -364,6 +364,10 @@ Test(store, events_and_bans_read_back_for_restore)
 	    .ip = "2001:db8::1", .user = "", .sender = "", .qid = "", .nrcpt = -1 };
 	struct event q = { .rule = "qmgr", .type = "queued", .time = 200, .ip = "",
 	    .user = "", .sender = "a@b", .qid = "ABC123", .nrcpt = 3 };
+	struct event d = { .rule = "gmail", .type = "remote_reject", .time = 120,
+	    .qid = "4Wy9rQ2dx2dz8vdt", .nrcpt = -1, .rcpt = "bob@gmail.example" };
+	struct event l = { .rule = "filter", .type = "requeued", .time = 110,
+	    .qid = "ABC123", .nrcpt = -1, .newqid = "DEF456" };
 	struct verdict v = mkverdict("j", "2001:db8::1", 1, 150, 100);
 	struct collected c;
 	char err[256];
@@ -374,11 +378,19 @@ Test(store, events_and_bans_read_back_for_restore)
 	cr_assert_eq(store_begin(st), 0);
 	cr_assert_eq(store_add_event(st, &q), 0);
 	cr_assert_eq(store_add_event(st, &e), 0);
+	cr_assert_eq(store_add_event(st, &l), 0);
+	cr_assert_eq(store_add_event(st, &d), 0);
 	cr_assert_eq(store_add_ban(st, &v, NULL), 0);
 	cr_assert_eq(store_commit(st), 0);
 
 	cr_assert_eq(store_each_event_since(st, 0, collect_event, &c), 0);
-	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.n, 4);
+	/* a delivery's recipient and the queue id a message goes on as */
+	cr_assert_str_eq(c.ev[2].newqid, "DEF456");
+	cr_assert_str_eq(c.ev[2].rcpt, "");
+	cr_assert_str_eq(c.ev[3].rcpt, "bob@gmail.example");
+	cr_assert_str_eq(c.ev[3].qid, "4Wy9rQ2dx2dz8vdt", "a long queue id");
+	cr_assert_str_eq(c.ev[3].newqid, "");
 	/* in the order added (the order they were counted), not by time */
 	cr_assert_str_eq(c.type[0], "queued");
 	cr_assert_str_eq(c.ev[0].qid, "ABC123");
@@ -770,7 +782,7 @@ Test(store_pgsql, schema_is_versioned_and_the_views_have_sqlites_columns_then_no
 	cr_assert_null(store_file(st), "a server: no file to hand over");
 	store_close(st);
 	out = tu_sql(db, "SELECT version, name FROM schema_version ORDER BY version");
-	cr_assert_str_eq(out, "1|001-initial.sql\n2|002-signals.sql\n");
+	cr_assert_str_eq(out, "1|001-initial.sql\n2|002-signals.sql\n3|003-delivery.sql\n");
 	free(out);
 	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
 	cr_assert(!store_created(st), "reopening migrates nothing");
@@ -885,7 +897,7 @@ Test(store_pgsql, nodes_starting_together_on_an_empty_database_migrate_it_once,
 	}
 	out = tu_sql(db, "SELECT count(*) FROM schema_version; SELECT count(*) FROM"
 	    " information_schema.tables WHERE table_name IN ('events', 'bans', 'nodes')");
-	cr_assert_str_eq(out, "2\n3\n", "each step once");
+	cr_assert_str_eq(out, "3\n3\n", "each step once");
 	free(out);
 }
 
@@ -1085,6 +1097,94 @@ Test(store_pgsql, a_poll_hands_over_each_commit_once_in_any_order)
 	store_close(mx1);
 	store_close(mx2);
 	store_close(mx3);
+}
+
+/* events_of - every event a restore reads, as "node qid type rcpt newqid"
+ * lines ("-" for this node's and for empty fields) */
+struct event_lines {
+	char text[2048];
+};
+
+static int
+event_line(void *arg, const struct event *ev)
+{
+	struct event_lines *l = arg;
+	size_t n = strlen(l->text);
+
+	snprintf(l->text + n, sizeof(l->text) - n, "%s %s %s %s %s\n", ev->node ? ev->node : "-",
+	    ev->qid[0] ? ev->qid : "-", ev->type, ev->rcpt[0] ? ev->rcpt : "-",
+	    ev->newqid[0] ? ev->newqid : "-");
+	return 0;
+}
+
+/*
+ * Queue ids are unique per host only: two nodes' messages may share one.
+ * The delivery columns (schema pg/003) go through the COPY, and every read
+ * of another node's event names the node: the restore's and the poll's.
+ */
+Test(store_pgsql, another_nodes_events_name_it_and_carry_the_delivery_columns)
+{
+	struct store *mx1 = open_node("mx1"), *mx2 = open_node("mx2");
+	struct event sub = { .rule = "sasl-submission", .type = "submission",
+	    .time = (int64_t)time(NULL), .ip = "192.0.2.5", .user = "alice", .qid = "4F0001",
+	    .nrcpt = -1 };
+	struct event link = { .rule = "filter-queued-as", .type = "requeued", .time = sub.time,
+	    .qid = "4F0001", .newqid = "4F0002", .nrcpt = -1 };
+	struct event refusal = { .rule = "gmail-spam", .type = "remote_reject",
+	    .time = sub.time, .qid = "4F0002", .rcpt = "bob@gmail.example", .nrcpt = -1 };
+	struct event_lines l;
+
+	for (int i = 0; i < 2; i++) {
+		struct store *st = i ? mx2 : mx1;
+		cr_assert_eq(store_begin(st), 0);
+		cr_assert_eq(store_add_event(st, &sub), 0);
+		cr_assert_eq(store_add_event(st, &link), 0);
+		cr_assert_eq(store_add_event(st, &refusal), 0);
+		cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+	}
+	memset(&l, 0, sizeof(l));
+	cr_assert_eq(store_each_event_since(mx1, 0, event_line, &l), 0);
+	cr_assert_str_eq(l.text,
+	    "- 4F0001 submission - -\n- 4F0001 requeued - 4F0002\n"
+	    "- 4F0002 remote_reject bob@gmail.example -\n"
+	    "mx2 4F0001 submission - -\nmx2 4F0001 requeued - 4F0002\n"
+	    "mx2 4F0002 remote_reject bob@gmail.example -\n");
+	/* later ones come with the poll, named the same way */
+	cr_assert_eq(store_begin(mx2), 0);
+	cr_assert_eq(store_add_event(mx2, &refusal), 0);
+	cr_assert_eq(store_commit(mx2), 0);
+	memset(&l, 0, sizeof(l));
+	cr_assert_eq(store_fleet_poll(mx1, ignore_ban, event_line, &l), 0, "%s",
+	    store_errmsg(mx1));
+	cr_assert_str_eq(l.text, "mx2 4F0002 remote_reject bob@gmail.example -\n");
+	store_close(mx1);
+	store_close(mx2);
+}
+
+/* A fleet's database made by the version before (no delivery columns)
+ * is migrated at the next start, its rows kept. */
+Test(store_pgsql, a_version_2_database_is_migrated_and_keeps_its_rows)
+{
+	struct store *st;
+	struct event_lines l;
+	char err[256], *out;
+
+	cr_assert_eq(store_open(db, true, &st, err, sizeof(err)), 0, "%s", err);
+	store_close(st);
+	out = tu_sql(db, "ALTER TABLE events DROP COLUMN rcpt, DROP COLUMN newqid;"
+	    " DELETE FROM schema_version WHERE version = 3;"
+	    " INSERT INTO events(node, time, rule, event, qid) VALUES"
+	    " ('mx9', 100, 'sasl-submission', 'submission', 'OLD01')");
+	free(out);
+	cr_assert_eq(store_open(db, false, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_set_node(st, "mx1"), 0);
+	memset(&l, 0, sizeof(l));
+	cr_assert_eq(store_each_event_since(st, 0, event_line, &l), 0);
+	cr_assert_str_eq(l.text, "mx9 OLD01 submission - -\n");
+	store_close(st);
+	out = tu_sql(db, "SELECT max(version) FROM schema_version");
+	cr_assert_str_eq(out, "3\n");
+	free(out);
 }
 
 static volatile sig_atomic_t stop_now_pg = 1;

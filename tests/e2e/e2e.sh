@@ -16,6 +16,11 @@
 #      queue id the daemon logged delivered to that address), and its hook
 #      ran as nobody; step 2's release was told too; the IP bans of steps 3
 #      and 4 came in one digest mail.
+#   6. a jail with action = defer: mallory over her quota (2/1h) gets the
+#      jail's 450 4.7.1 at her next submission (swaks and mail.log), nothing
+#      waits in the hold queue, carol (under it) is accepted, and mallory is
+#      accepted again once the deferral ends; the deferral was told (mail
+#      and hook, MAILJAIL_EVENT=defer).
 # Everything (Postfix, Dovecot, mailjail, the clients) runs inside a network
 # namespace this script makes ("unshare -n"), so the nftables table and the
 # ports are private; the host's ruleset is never touched.  All files live in
@@ -124,6 +129,17 @@ limits  = 3/1h
 count   = messages
 action  = hold
 bantime = 1h
+ignore  = mallory, carol
+
+# Quota with a 450: more than 2 messages an hour and the account map answers
+# Postfix "450 4.7.1 ..." for 8 s (mallory and carol only).
+[e2e-defer]
+events  = submission
+key     = account
+limits  = 2/1h
+action  = defer
+bantime = 8s
+ignore  = alice, bob
 
 # Two "Relay access denied" and the client gets Postfix's 450 for 8 s.
 # (ignore = empty: loopback, where the test's clients live, is not spared.)
@@ -334,6 +350,45 @@ check "the bans of 127.0.0.7 and 127.0.0.5 came in digest mail, not one mail eac
 	wait_for 20 bash -c '[ "$(grep -cE "notify: mail for a digest of [0-9]+ sent: 250" "$1")" -ge 1 ] && ! grep -qE "notify: mail for ban of" "$1" && grep -qE "^uid=65534 nnp=1 digest " "$2"' _ "$T/mailjail.err" "$MJ/hook.out"
 echo "--- hook calls"; cut -c1-160 "$MJ/hook.out"
 check "no delivery failed" bash -c '! grep -E "notify: .* failed" "$1"' _ "$T/mailjail.err"
+
+step "6. action = defer: mallory sends 3 over a quota of 2/1h; carol sends 1"
+map_value() { q "$MJ/hold.db" "SELECT value FROM hold WHERE key = '$1'"; }
+deferred() { [[ "$(map_value "$1")" == "450 4.7.1 Too much mail from your account"* ]]; }
+out=$("$H" send-auth mallory mallory-pw 3) || { echo "$out"; abort "mallory's 3 submissions accepted"; }
+echo "$out"
+check "mallory is in the account map, answering the jail's reply" wait_for 15 deferred mallory
+echo "account map: $(q "$MJ/hold.db" "SELECT key, value, expires_at FROM hold WHERE key = 'mallory'")"
+out=$("$H" send-auth mallory mallory-pw 1) && rc=0 || rc=$?
+echo "$out"
+check "mallory's next submission is refused" test "$rc" != 0
+check "swaks sees Postfix's 450 4.7.1 with the jail's text" \
+	bash -c 'grep -qE "450 4\.7\.1 .*Too much mail from your account, try again later" <<<"$1"' _ "$out"
+check "mail.log shows the 450 reject of mallory's message" \
+	wait_for 5 log_has 'NOQUEUE: reject: (MAIL|RCPT) from [^ ]+\[127\.0\.0\.1\]: 450 4\.7\.1 <mallory>: .*Too much mail from your account, try again later'
+check "nothing is in the hold queue (postqueue -j)" \
+	bash -c '! /usr/sbin/postqueue -j | grep -q "\"queue_name\": \"hold\""'
+out=$("$H" send-auth carol carol-pw 1) || { echo "$out"; fail "carol, under the quota, is accepted"; }
+echo "$out"
+cq=$(qids_of <<<"$out")
+[ -n "$cq" ] && check "carol, under the quota, is accepted and delivered ($cq)" wait_for 10 sent "$cq"
+check "mailjail bans lists the deferral of mallory" \
+	bash -c '"$1" bans -c "$2" | grep -E "e2e-defer +mallory +account"' _ "$MJ_BIN" "$CONF"
+exp=$(q "$MJ/hold.db" "SELECT expires_at FROM hold WHERE key = 'mallory'")
+now=$(date +%s)
+[ -n "$exp" ] && [ "$exp" -ge "$now" ] && [ "$exp" -le $((now + 10)) ] \
+	&& pass "the deferral ends at its bantime (in $((exp - now)) s)" || fail "defer expiry $exp is within now+10s (now $now)"
+echo "waiting for the deferral to end"
+while [ "$(date +%s)" -le "${exp:-0}" ]; do sleep 0.5; done
+out=$("$H" send-auth mallory mallory-pw 1) || true
+echo "$out"
+mq=$(qids_of <<<"$out")
+check "after the deferral mallory is accepted again" test -n "$mq"
+[ -n "$mq" ] && check "and her message $mq is delivered" wait_for 10 sent "$mq"
+check "mailjail removed the expired entry from the account map" \
+	wait_for 20 bash -c '! sqlite3 "$1" "SELECT key FROM hold" | grep -qx mallory' _ "$MJ/hold.db"
+check "the deferral of mallory was told at once: mail and hook (event defer)" \
+	wait_for 15 bash -c '[ -n "$(grep -E "notify: mail for defer of mallory \([0-9]+\) sent: 250" "$1")" ] && grep -qE "^uid=65534 nnp=1 defer e2e-defer mallory" "$2"' _ "$T/mailjail.err" "$MJ/hook.out"
+check "still no delivery failed" bash -c '! grep -E "notify: .* failed" "$1"' _ "$T/mailjail.err"
 
 # ---------------------------------------------------------------- end
 step "mailjail still runs, and stops cleanly"

@@ -121,6 +121,7 @@ gen_config() {
 alice:{PLAIN}alice-pw
 bob:{PLAIN}bob-pw
 mallory:{PLAIN}mallory-pw
+carol:{PLAIN}carol-pw
 EOF
     chown root:dovecot "$DOVE/users"; chmod 640 "$DOVE/users"
     cat > "$DOVE/dovecot.conf" <<EOF
