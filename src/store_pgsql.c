@@ -8,7 +8,7 @@
  * taken for a delimiter) and sent with one COPY FROM STDIN (BEGIN goes with
  * it) when the batch commits, or before a read, or at COPY_FLUSH bytes;
  * the rest is sent in libpq's pipeline mode without waiting: the
- * per-minute counts (summed in memory, as store_sqlite.c does, then
+ * per-minute counts (summed in memory, store_counts as SQLite does, then
  * multi-row upserts), the bans of the batch (store_add_bans), the
  * positions, a NOTIFY, COMMIT, and one sync.  A batch costs three round
  * trips (COPY is two), four with bans, whatever its size; any read costs
@@ -64,7 +64,6 @@
 #include "schema.h"
 
 #define PG_COPY_FLUSH (1 << 20)   /* event rows buffered before a COPY */
-#define PG_COUNT_SLOTS 1024   /* as store_sqlite.c; written out when 3/4 full */
 #define PG_COUNT_ROWS 128
 #define PG_COUNT_COLS 4
 #define PG_INFLIGHT_MAX 64    /* statements sent before a sync drains them */
@@ -88,12 +87,6 @@ struct inflight {
 	int64_t *changed;         /* set: gets the rows the statement changed */
 };
 
-struct count_slot {
-	int64_t minute;
-	const char *rule, *event;  /* borrowed, like a pending row's */
-	uint32_t n;
-};
-
 struct pg_store {
 	PGconn *conn;
 	char *uri;                 /* as given: may hold a password */
@@ -109,8 +102,7 @@ struct pg_store {
 	bool wrote;                /* the open transaction wrote events or bans */
 	unsigned char *copy;       /* event rows in COPY binary format */
 	size_t copylen, copycap, copyrows;
-	struct count_slot counts[PG_COUNT_SLOTS];
-	size_t ncounts;
+	struct store_counts counts;   /* the open batch's (store_backend.h) */
 	uint64_t round_trips;
 	/* the last failure */
 	char lasterr[512];
@@ -861,16 +853,6 @@ pg_round_trips(const void *be)
 
 /* ---- batches ------------------------------------------------------------ */
 
-static void
-clear_counts(struct pg_store *st)
-{
-	if (st->ncounts == 0)
-		return;
-	for (size_t i = 0; i < PG_COUNT_SLOTS; i++)
-		st->counts[i].n = 0;
-	st->ncounts = 0;
-}
-
 static int
 pg_begin(void *be)
 {
@@ -1052,15 +1034,9 @@ fail:
 	return -1;
 }
 
-static int64_t
-minute_of(int64_t t)
-{
-	return t >= 0 ? t / 60 : -((-t + 59) / 60);
-}
-
 /* send_counts - count rows c[0..n) in one upsert */
 static int
-send_counts(struct pg_store *st, struct count_slot *const *c, size_t n)
+send_counts(struct pg_store *st, struct store_count_slot *const *c, size_t n)
 {
 	const char *vals[1 + PG_COUNT_ROWS * PG_COUNT_COLS];
 	char num[PG_COUNT_ROWS][2][PG_NUM];
@@ -1091,8 +1067,8 @@ send_counts(struct pg_store *st, struct count_slot *const *c, size_t n)
 static int
 cmp_slot(const void *a, const void *b)
 {
-	const struct count_slot *x = *(struct count_slot *const *)a;
-	const struct count_slot *y = *(struct count_slot *const *)b;
+	const struct store_count_slot *x = *(struct store_count_slot *const *)a;
+	const struct store_count_slot *y = *(struct store_count_slot *const *)b;
 
 	if (x->minute != y->minute)
 		return x->minute < y->minute ? -1 : 1;
@@ -1105,15 +1081,15 @@ cmp_slot(const void *a, const void *b)
 static int
 flush_counts(struct pg_store *st)
 {
-	struct count_slot *all[PG_COUNT_SLOTS];
+	struct store_count_slot *all[STORE_COUNT_SLOTS];
 	size_t n = 0, m = 0;
 	int rc = 0;
 
-	if (st->ncounts == 0)
+	if (st->counts.n == 0)
 		return 0;
-	for (size_t i = 0; i < PG_COUNT_SLOTS; i++)
-		if (st->counts[i].n != 0)
-			all[n++] = &st->counts[i];
+	for (size_t i = 0; i < STORE_COUNT_SLOTS; i++)
+		if (st->counts.slot[i].n != 0)
+			all[n++] = &st->counts.slot[i];
 	qsort(all, n, sizeof(all[0]), cmp_slot);
 	for (size_t i = 0; i < n; i++) {
 		if (m > 0 && cmp_slot(&all[m - 1], &all[i]) == 0)
@@ -1123,7 +1099,7 @@ flush_counts(struct pg_store *st)
 	}
 	for (size_t i = 0; i < m && rc == 0; i += PG_COUNT_ROWS)
 		rc = send_counts(st, &all[i], m - i < PG_COUNT_ROWS ? m - i : PG_COUNT_ROWS);
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	return rc;
 }
 
@@ -1132,7 +1108,7 @@ static int
 flush_pending(struct pg_store *st)
 {
 	if (flush_events(st) != 0) {
-		clear_counts(st);   /* the batch is lost: nothing more is sent */
+		store_counts_clear(&st->counts);   /* the batch is lost: nothing more is sent */
 		return -1;
 	}
 	return flush_counts(st);
@@ -1152,23 +1128,7 @@ write_now(struct pg_store *st)
 static int
 count_event(struct pg_store *st, const struct event *ev)
 {
-	int64_t minute = minute_of(ev->time);
-	uint64_t h = ((uint64_t)minute * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)ev->rule;
-	size_t i = (size_t)(h ^ (h >> 29)) & (PG_COUNT_SLOTS - 1);
-
-	for (;; i = (i + 1) & (PG_COUNT_SLOTS - 1)) {
-		struct count_slot *c = &st->counts[i];
-		if (c->n == 0) {
-			*c = (struct count_slot){ minute, ev->rule, ev->type, 1 };
-			st->ncounts++;
-			break;
-		}
-		if (c->minute == minute && c->rule == ev->rule) {
-			c->n++;
-			break;
-		}
-	}
-	if (st->ncounts * 4 >= PG_COUNT_SLOTS * 3)
+	if (store_counts_add(&st->counts, ev))
 		return flush_counts(st);
 	return 0;
 }
@@ -1283,7 +1243,7 @@ pg_rollback(void *be)
 
 	st->copylen = 0;
 	st->copyrows = 0;
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	st->ntx_own = 0;
 	free(st->snap_events_next);
 	st->snap_events_next = NULL;
@@ -1314,43 +1274,6 @@ pg_rollback(void *be)
 
 /* ---- bans ----------------------------------------------------------------- */
 
-static const char *
-actions_text(unsigned actions, char *buf, size_t len)
-{
-	static const struct { unsigned bit; const char *name; } names[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-		{ ACTION_DEFER, "defer" },
-	};
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!(actions & names[i].bit))
-			continue;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-		    names[i].name);
-		if (off >= len)
-			break;
-	}
-	return buf;
-}
-
-static unsigned
-actions_parse(const char *s)
-{
-	unsigned a = 0;
-
-	if (strstr(s, "nft"))
-		a |= ACTION_NFT;
-	if (strstr(s, "hold"))
-		a |= ACTION_HOLD;
-	if (strstr(s, "reject"))
-		a |= ACTION_REJECT;
-	if (strstr(s, "defer"))
-		a |= ACTION_DEFER;
-	return a;
-}
-
 struct one_id {
 	bool found;
 	int64_t id;
@@ -1379,7 +1302,7 @@ ban_params(const struct pg_store *st, const struct verdict *v, struct ban_params
 	fmt_i64(b->level, v->level);
 	fmt_i64(b->start, v->started_at);
 	fmt_i64(b->end, v->expires_at);
-	actions_text(v->actions, b->actions, sizeof(b->actions));
+	store_actions_text(v->actions, b->actions, sizeof(b->actions));
 	b->vals[0] = st->node;
 	b->vals[1] = v->jail;
 	b->vals[2] = v->target;
@@ -1829,7 +1752,7 @@ fill_ban(const PGresult *r, int row, struct stored_ban *b)
 	b->target_kind = pq.PQgetvalue(r, row, 4);
 	b->level = atoi(pq.PQgetvalue(r, row, 5));
 	b->reason = pq.PQgetvalue(r, row, 6);
-	b->actions = actions_parse(pq.PQgetvalue(r, row, 7));
+	b->actions = store_actions_parse(pq.PQgetvalue(r, row, 7));
 	b->reply = pq.PQgetisnull(r, row, 8) ? NULL : pq.PQgetvalue(r, row, 8);
 	b->started_at = strtoll(pq.PQgetvalue(r, row, 9), NULL, 10);
 	b->expires_at = strtoll(pq.PQgetvalue(r, row, 10), NULL, 10);
@@ -1935,7 +1858,7 @@ pg_event_counts_since(void *be, int64_t since, store_count_cb cb, void *arg)
 	const char *vals[1] = { m };
 
 	/* the minute holding since counts whole: at most 59 s more */
-	fmt_i64(m, minute_of(since));
+	fmt_i64(m, store_minute_of(since));
 	if (read_sync(be, "SELECT event, sum(n) FROM event_counts WHERE minute >= $1::bigint"
 	    " GROUP BY event ORDER BY event", 1, vals, take_count_row, &u) != 0)
 		return -1;
@@ -2001,7 +1924,7 @@ pg_purge_events(void *be, int64_t before)
 	if (!st->in_tx && ensure_conn(st) != 0)
 		return -1;
 	fmt_i64(t, before);
-	fmt_i64(m, minute_of(before));
+	fmt_i64(m, store_minute_of(before));
 	if (flush_pending(st) != 0 ||
 	    send_sql(st, "DELETE FROM events WHERE time < $1::bigint", 1, v1) != 0 ||
 	    send_sql(st, "DELETE FROM event_counts WHERE minute < $1::bigint", 1, v2) != 0)
@@ -2601,21 +2524,14 @@ static int
 take_evidence_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 {
 	struct evidence_read *e = arg;
-	struct store_evidence *out = e->out;
-	int64_t n = strtoll(pq.PQgetvalue(r, row, 1), NULL, 10);
+	bool null_ip = pq.PQgetisnull(r, row, 0);
 
 	(void)st;
-	out->submissions += n;
-	out->clients++;
-	if (strtoll(pq.PQgetvalue(r, row, 3), NULL, 10) > 0) {
-		e->rcpt_known = true;
-		out->recipients += strtoll(pq.PQgetvalue(r, row, 2), NULL, 10);
-	}
-	if (out->ntop < STORE_EVIDENCE_TOP &&
-	    copy_field(r, row, 0, out->top[out->ntop].ip, sizeof(out->top[0].ip))) {
-		out->top[out->ntop].submissions = n;
-		out->ntop++;
-	}
+	store_evidence_add(e->out, &e->rcpt_known, pq.PQgetvalue(r, row, 0),
+	    null_ip ? 0 : (size_t)pq.PQgetlength(r, row, 0),
+	    strtoll(pq.PQgetvalue(r, row, 1), NULL, 10),
+	    strtoll(pq.PQgetvalue(r, row, 2), NULL, 10),
+	    strtoll(pq.PQgetvalue(r, row, 3), NULL, 10));
 	return 0;
 }
 
