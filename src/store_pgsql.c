@@ -1549,8 +1549,21 @@ struct user_cb {
 	void *fn;
 	void *arg;
 	int rc;
-	bool fleet;                /* pass nodes on (else NULL) */
 };
+
+/* read_each - a read whose rows on_row hands to the user's callback fn
+ * (a store.h store_*_cb, cast back by on_row): -1 if the read failed,
+ * else the callback's first non-zero result, or 0 */
+static int
+read_each(struct pg_store *st, const char *sql, int n, const char *const *vals,
+    row_fn on_row, void *fn, void *arg)
+{
+	struct user_cb u = { fn, arg, 0 };
+
+	if (read_sync(st, sql, n, vals, on_row, &u) != 0)
+		return -1;
+	return u.rc;
+}
 
 static int
 take_cursor_row(struct pg_store *st, const PGresult *r, int row, void *arg)
@@ -1567,12 +1580,8 @@ take_cursor_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_cursor(void *be, store_cursor_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT node, source, cursor, updated_at FROM journal_cursor"
-	    " ORDER BY node, source", 0, NULL, take_cursor_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT node, source, cursor, updated_at FROM journal_cursor"
+	    " ORDER BY node, source", 0, NULL, take_cursor_row, (void *)cb, arg);
 }
 
 static int
@@ -1597,12 +1606,8 @@ take_position_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_position(void *be, store_position_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT node, path, inode, \"offset\", first_hash, updated_at"
-	    " FROM log_position ORDER BY node, path", 0, NULL, take_position_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT node, path, inode, \"offset\", first_hash, updated_at"
+	    " FROM log_position ORDER BY node, path", 0, NULL, take_position_row, (void *)cb, arg);
 }
 
 /* ---- reading events and bans ------------------------------------------------ */
@@ -1707,7 +1712,7 @@ static int
 pg_each_event_since(void *be, int64_t since, store_event_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, false };
+	struct user_cb u = { (void *)cb, arg, 0 };
 	char t[PG_NUM], *snap = NULL;
 	const char *vals[3] = { t, st->snap_events, st->node };
 	bool first = st->snap_events == NULL && !st->in_tx;
@@ -1776,11 +1781,7 @@ static int
 read_bans(struct pg_store *st, const char *sql, int n, const char *const *vals,
     store_ban_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(st, sql, n, vals, take_ban_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(st, sql, n, vals, take_ban_row, (void *)cb, arg);
 }
 
 /* pg_each_ban_since - the restore's bans, as they are now; the polls go on
@@ -1790,7 +1791,7 @@ static int
 pg_each_ban_since(void *be, int64_t since, store_ban_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, true };
+	struct user_cb u = { (void *)cb, arg, 0 };
 	char t[PG_NUM], *snap = NULL;
 	const char *vals[1] = { t };
 	int rc = -1;
@@ -1853,16 +1854,13 @@ take_count_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_event_counts_since(void *be, int64_t since, store_count_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char m[PG_NUM];
 	const char *vals[1] = { m };
 
 	/* the minute holding since counts whole: at most 59 s more */
 	fmt_i64(m, store_minute_of(since));
-	if (read_sync(be, "SELECT event, sum(n) FROM event_counts WHERE minute >= $1::bigint"
-	    " GROUP BY event ORDER BY event", 1, vals, take_count_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT event, sum(n) FROM event_counts WHERE minute >= $1::bigint"
+	    " GROUP BY event ORDER BY event", 1, vals, take_count_row, (void *)cb, arg);
 }
 
 struct qids_read {
@@ -1941,12 +1939,11 @@ static int
 pg_each_event_about(void *be, const struct event_about *about, store_event_cb cb,
     void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char since[PG_NUM];
 	const char *vals[4] = { about->ip, about->account, about->domain, since };
 
 	fmt_i64(since, about->since);
-	if (read_sync(be, "WITH q AS (SELECT DISTINCT ON (node, qid) node, qid, sender,"
+	return read_each(be, "WITH q AS (SELECT DISTINCT ON (node, qid) node, qid, sender,"
 	    " nrcpt FROM events WHERE event = 'queued' AND qid IS NOT NULL"
 	    " AND time >= $4::bigint ORDER BY node, qid, id)"
 	    " SELECT e.time, e.rule, e.event, e.ip, e.account,"
@@ -1961,9 +1958,7 @@ pg_each_event_about(void *be, const struct event_about *about, store_event_cb cb
 	    " = '@' || lower($3) OR lower(right(coalesce(e.sender, q.sender),"
 	    " char_length($3) + 1)) = '@' || lower($3)))"
 	    " OR ($1::text IS NULL AND $2::text IS NULL AND $3::text IS NULL"
-	    " AND e.ip IS NOT NULL)) ORDER BY e.id", 4, vals, take_event_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    " AND e.ip IS NOT NULL)) ORDER BY e.id", 4, vals, take_event_row, (void *)cb, arg);
 }
 
 /* ---- the fleet ------------------------------------------------------------ */
@@ -2340,18 +2335,14 @@ take_node_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_node(void *be, store_node_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT n.name, n.host, n.pid, n.started_at, n.last_seen,"
+	return read_each(be, "SELECT n.name, n.host, n.pid, n.started_at, n.last_seen,"
 	    " EXISTS (SELECT 1 FROM pg_locks l, (SELECT hashtextextended('mailjail node '"
 	    " || n.name, 0) AS k) h WHERE l.locktype = 'advisory' AND l.granted"
 	    " AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database"
 	    " WHERE datname = current_database())"
 	    " AND l.classid::bigint = ((h.k >> 32) & 4294967295)"
 	    " AND l.objid::bigint = (h.k & 4294967295))"
-	    " FROM nodes n ORDER BY n.name", 0, NULL, take_node_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    " FROM nodes n ORDER BY n.name", 0, NULL, take_node_row, (void *)cb, arg);
 }
 
 /* ---- operator signals ------------------------------------------------------
@@ -2440,16 +2431,13 @@ static int
 pg_each_open_notification(void *be, size_t max, store_notification_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char lim[PG_NUM];
 	const char *vals[2] = { st->node, lim };
 
 	fmt_i64(lim, (int64_t)max);
-	if (read_sync(st, "SELECT " NOTE_COLUMNS " FROM notifications WHERE node = $1"
+	return read_each(st, "SELECT " NOTE_COLUMNS " FROM notifications WHERE node = $1"
 	    " AND sent_at IS NULL AND gave_up_at IS NULL ORDER BY id LIMIT $2::bigint",
-	    2, vals, take_note_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    2, vals, take_note_row, (void *)cb, arg);
 }
 
 static int
@@ -2491,28 +2479,31 @@ pg_notification_delivered(void *be, int64_t id, unsigned channel, unsigned all,
 	    " THEN $4::bigint ELSE sent_at END WHERE id = $1::bigint", 4, vals);
 }
 
+/* mark_failed - one failed attempt more: sql ($1 id, $2 t, $3 error) sets
+ * due_at (a retry) or gave_up_at to t */
+static int
+mark_failed(void *be, const char *sql, int64_t id, int64_t t, const char *error)
+{
+	char i[PG_NUM], tt[PG_NUM];
+	const char *vals[3] = { i, tt, error && *error ? error : NULL };
+
+	fmt_i64(i, id);
+	fmt_i64(tt, t);
+	return note_write(be, sql, 3, vals);
+}
+
 static int
 pg_notification_retry(void *be, int64_t id, int64_t due_at, const char *error)
 {
-	char i[PG_NUM], t[PG_NUM];
-	const char *vals[3] = { i, t, error && *error ? error : NULL };
-
-	fmt_i64(i, id);
-	fmt_i64(t, due_at);
-	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
-	    " due_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+	return mark_failed(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " due_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", id, due_at, error);
 }
 
 static int
 pg_notification_gave_up(void *be, int64_t id, int64_t now, const char *error)
 {
-	char i[PG_NUM], t[PG_NUM];
-	const char *vals[3] = { i, t, error && *error ? error : NULL };
-
-	fmt_i64(i, id);
-	fmt_i64(t, now);
-	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
-	    " gave_up_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+	return mark_failed(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " gave_up_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", id, now, error);
 }
 
 struct evidence_read {
@@ -2579,16 +2570,13 @@ take_active_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_count_active(void *be, int64_t now, store_active_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char t[PG_NUM];
 	const char *vals[1] = { t };
 
 	fmt_i64(t, now);
-	if (read_sync(be, "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
+	return read_each(be, "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
 	    " AND expires_at > $1::bigint GROUP BY jail, target_kind ORDER BY jail, target_kind",
-	    1, vals, take_active_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    1, vals, take_active_row, (void *)cb, arg);
 }
 
 static int
@@ -2606,13 +2594,10 @@ take_counter_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_counter(void *be, const char *node, store_counter_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	const char *vals[1] = { node };
 
-	if (read_sync(be, "SELECT name, labels, value FROM metric_counters WHERE node = $1"
-	    " ORDER BY name, labels", 1, vals, take_counter_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT name, labels, value FROM metric_counters WHERE node = $1"
+	    " ORDER BY name, labels", 1, vals, take_counter_row, (void *)cb, arg);
 }
 
 static int
