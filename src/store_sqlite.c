@@ -656,6 +656,16 @@ sq_rollback(void *be)
 	return run_done(st, st->stmt[ST_ROLLBACK]);
 }
 
+/* bind_fail - a bind failed: note it, reset, -1 */
+static int
+bind_fail(struct sqlite_store *st, sqlite3_stmt *s)
+{
+	note_error(st);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return -1;
+}
+
 /* bind_text_or_null - "" is stored as NULL so the sqlite3 CLI shows absence */
 static int
 bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
@@ -694,13 +704,9 @@ bind_event(sqlite3_stmt *s, int base, const struct event *ev)
 static int
 write_rows(struct sqlite_store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0) {
-			note_error(st);
-			sqlite3_reset(s);
-			return -1;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0)
+			return bind_fail(st, s);
 	return run_done(st, s);
 }
 
@@ -730,11 +736,8 @@ write_counts(struct sqlite_store *st, sqlite3_stmt *s, struct store_count_slot *
 		if (sqlite3_bind_int64(s, b + 1, c[i]->minute) != SQLITE_OK ||
 		    bind_text_len(s, b + 2, c[i]->rule) != SQLITE_OK ||
 		    bind_text_len(s, b + 3, c[i]->event) != SQLITE_OK ||
-		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK) {
-			note_error(st);
-			sqlite3_reset(s);
-			return -1;
-		}
+		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK)
+			return bind_fail(st, s);
 	}
 	return run_done(st, s);
 }
@@ -803,11 +806,8 @@ add_delivery(struct sqlite_store *st, const struct event *ev)
 		return -1;
 	if (bind_event(s, 0, ev) != 0 ||
 	    bind_text_or_null(s, 9, ev->rcpt) != SQLITE_OK ||
-	    bind_text_or_null(s, 10, ev->newqid) != SQLITE_OK) {
-		note_error(st);
-		sqlite3_reset(s);
-		return -1;
-	}
+	    bind_text_or_null(s, 10, ev->newqid) != SQLITE_OK)
+		return bind_fail(st, s);
 	return run_done(st, s);
 }
 
@@ -844,11 +844,8 @@ sq_add_ban(void *be, const struct verdict *v, int64_t *id)
 	    bind_text_or_null(s, 7, (v->actions & (ACTION_REJECT | ACTION_DEFER)) ? v->reply : NULL)
 	    != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
-		note_error(st);
-		sqlite3_reset(s);
-		return -1;
-	}
+	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK)
+		return bind_fail(st, s);
 	if (run_done(st, s) != 0)
 		return -1;
 	if (id)
@@ -1039,6 +1036,19 @@ out:
 	return ret;
 }
 
+/* step_rows_with - step_rows for a statement whose one parameter is v */
+static int
+step_rows_with(struct sqlite_store *st, sqlite3_stmt *s, int64_t v, row_fn on_row,
+    void *arg)
+{
+	if (sqlite3_bind_int64(s, 1, v) != SQLITE_OK) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	return step_rows(st, s, on_row, arg);
+}
+
 /* step_i64 - the first column of the one row s returns, into *out */
 static int
 step_i64(struct sqlite_store *st, sqlite3_stmt *s, int64_t *out)
@@ -1084,17 +1094,11 @@ static int
 sq_each_event_since(void *be, int64_t since, store_event_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_EVENTS_SINCE];
 	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (flush_pending(st) != 0)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		return -1;
-	}
-	return step_rows(st, s, take_event_row, &u);
+	return step_rows_with(st, st->stmt[ST_EVENTS_SINCE], since, take_event_row, &u);
 }
 
 /* take_ban_row - a ban query's row to the store_ban_cb in arg (a user_cb) */
@@ -1121,31 +1125,12 @@ take_ban_row(sqlite3_stmt *s, void *arg)
 	return ((store_ban_cb)u->fn)(u->arg, &b);
 }
 
-/* each_ban_rows - step a bound ban query, calling cb per row */
-static int
-each_ban_rows(struct sqlite_store *st, sqlite3_stmt *s, store_ban_cb cb, void *arg)
-{
-	struct user_cb u = { (void (*)(void))cb, arg };
-
-	return step_rows(st, s, take_ban_row, &u);
-}
-
-/* each_ban - the ban iterators with one integer parameter */
-static int
-each_ban(struct sqlite_store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void *arg)
-{
-	if (sqlite3_bind_int64(s, 1, param) != SQLITE_OK) {
-		sqlite3_reset(s);
-		return -1;
-	}
-	return each_ban_rows(st, s, cb, arg);
-}
-
 static int
 sq_each_ban(void *be, const struct ban_filter *f, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = st->stmt[ST_BANS_FILTER];
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (bind_text_or_null(s, 1, f->jail) != SQLITE_OK ||
 	    bind_text_or_null(s, 2, f->target) != SQLITE_OK ||
@@ -1154,7 +1139,7 @@ sq_each_ban(void *be, const struct ban_filter *f, store_ban_cb cb, void *arg)
 		sqlite3_reset(s);
 		return -1;
 	}
-	return each_ban_rows(st, s, cb, arg);
+	return step_rows(st, s, take_ban_row, &u);
 }
 
 static int
@@ -1172,18 +1157,13 @@ static int
 sq_event_counts_since(void *be, int64_t since, store_count_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
 	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (flush_pending(st) != 0)
 		return -1;
 	/* the minute holding since counts whole: at most 59 s more */
-	if (sqlite3_bind_int64(s, 1, store_minute_of(since)) != SQLITE_OK) {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		return -1;
-	}
-	return step_rows(st, s, take_count_row, &u);
+	return step_rows_with(st, st->stmt[ST_EVENT_COUNTS], store_minute_of(since),
+	    take_count_row, &u);
 }
 
 static int
@@ -1214,16 +1194,18 @@ static int
 sq_each_ban_since(void *be, int64_t since, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
-	return each_ban(st, st->stmt[ST_BANS_SINCE], since, cb, arg);
+	return step_rows_with(st, st->stmt[ST_BANS_SINCE], since, take_ban_row, &u);
 }
 
 static int
 sq_each_active_ban(void *be, int64_t now, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
-	return each_ban(st, st->stmt[ST_BANS_ACTIVE], now, cb, arg);
+	return step_rows_with(st, st->stmt[ST_BANS_ACTIVE], now, take_ban_row, &u);
 }
 
 static int
@@ -1419,16 +1401,6 @@ sig_stmt(struct sqlite_store *st, enum sig_stmt i)
 		return NULL;
 	}
 	return st->sig[i];
-}
-
-/* bind_fail - a bind failed: note it, reset, -1 */
-static int
-bind_fail(struct sqlite_store *st, sqlite3_stmt *s)
-{
-	note_error(st);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return -1;
 }
 
 static int
