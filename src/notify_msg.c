@@ -21,6 +21,7 @@
 #include "cfgfile.h"
 #include "config.h"
 #include "jsontext.h"
+#include "logtime.h"
 
 /* A digest lists at most this many rows one per line (the rest: counted). */
 #define DIGEST_LINES_MAX 200
@@ -79,13 +80,8 @@ notice_free(struct notice *n)
 void
 notify_iso_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL)
+	if (logtime_iso(t, buf, len) == NULL)
 		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* rfc5322_date - the Date header, in English whatever the locale */

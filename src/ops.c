@@ -39,6 +39,7 @@
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
+#include "logtime.h"
 #include "metrics.h"
 #include "notify.h"
 #include "pipeline.h"
@@ -157,16 +158,12 @@ open_app(struct app *a, const struct common_opts *o)
 	return open_store(a, o);
 }
 
+/* iso_time - t as ISO 8601 UTC, "-" for 0 (never) */
 static void
 iso_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+	if (t == 0 || logtime_iso(t, buf, len) == NULL)
 		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* enforce_now - one verdict (or unban) through the backends its actions need */
@@ -638,20 +635,6 @@ static const enum table_type ban_types[] = {
 };
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
 
-/* ban_time - t as ISO 8601 UTC into buf (1970 too: a ban's times are all
- * set), or NULL if the year does not fit */
-static const char *
-ban_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL
-	    || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return NULL;
-	return buf;
-}
-
 static int
 add_ban_row(void *arg, const struct stored_ban *b)
 {
@@ -664,9 +647,10 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	row[1] = b->target;
 	row[2] = b->target_kind;
 	row[3] = level;
-	row[4] = ban_time(b->started_at, st, sizeof(st));
-	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
-	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
+	/* 1970 too: a ban's times are all set (NULL: the year does not fit) */
+	row[4] = logtime_iso(b->started_at, st, sizeof(st));
+	row[5] = logtime_iso(b->expires_at, ex, sizeof(ex));
+	row[6] = b->lifted_at ? logtime_iso(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
 	row[8] = b->node;
 	return table_add(t, row);
