@@ -483,6 +483,24 @@ release_lift(struct app *a, const struct common_opts *o, const char *account,
 	return 0;
 }
 
+/* read_full - want bytes from fd into buf, through EINTR; how many came
+ * (fewer: the end of the pipe or an error) */
+static size_t
+read_full(int fd, void *buf, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = read(fd, (char *)buf + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
 /*
  * release_lift_apart - release_lift in a child process, which becomes the
  * run user, while this one stays root for postsuper (only the superuser
@@ -493,7 +511,7 @@ release_lift_apart(struct app *a, const struct common_opts *o, const char *accou
     char (*qids)[MJ_QID_MAX], int *nq)
 {
 	int fds[2], st, rc;
-	size_t got = 0, want;
+	size_t got, want;
 	pid_t pid;
 
 	*nq = 0;
@@ -520,24 +538,10 @@ release_lift_apart(struct app *a, const struct common_opts *o, const char *accou
 	}
 	close(fds[1]);
 	want = sizeof(*nq);
-	while (got < want) {
-		ssize_t n = read(fds[0], (char *)nq + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	got = read_full(fds[0], nq, want);
 	if (got == want && *nq > 0 && *nq <= RELEASE_QIDS_MAX) {
 		want = (size_t)*nq * sizeof(*qids);
-		for (got = 0; got < want; ) {
-			ssize_t n = read(fds[0], (char *)qids + got, want - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
+		got = read_full(fds[0], qids, want);
 	}
 	close(fds[0]);
 	while (waitpid(pid, &st, 0) < 0)
