@@ -30,6 +30,11 @@
 int dynlib_load(void **handle, const char *soname, const char *package,
     const char *const *names, void *api, size_t n, char *err, size_t errlen);
 
+/* For a list X(member, symbol): a member typed with the symbol's own
+ * prototype, and the symbol's name (a struct's members, a names[] array). */
+#define DYNLIB_MEMBER(m, f) __typeof__(f) *m;
+#define DYNLIB_NAME(m, f) #f,
+
 /* The struct api holds n function pointers and nothing else. */
 #define DYNLIB_API_CHECK(api, n) \
 	_Static_assert(sizeof(api) == (n) * sizeof(void (*)(void)), \

@@ -32,16 +32,10 @@
 	X(start_daemon, MHD_start_daemon) X(stop_daemon, MHD_stop_daemon)
 
 static struct {
-#define MHD_MEMBER(m, f) __typeof__(f) *m;
-	MHD_FUNCTIONS(MHD_MEMBER)
-#undef MHD_MEMBER
+	MHD_FUNCTIONS(DYNLIB_MEMBER)
 } mhd;
 
-static const char *const mhd_names[] = {
-#define MHD_NAME(m, f) #f,
-	MHD_FUNCTIONS(MHD_NAME)
-#undef MHD_NAME
-};
+static const char *const mhd_names[] = { MHD_FUNCTIONS(DYNLIB_NAME) };
 #define MHD_NFUNCS (sizeof(mhd_names) / sizeof(mhd_names[0]))
 DYNLIB_API_CHECK(mhd, MHD_NFUNCS);
 

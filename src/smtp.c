@@ -29,16 +29,10 @@
 	X(slist_append, curl_slist_append) X(slist_free_all, curl_slist_free_all)
 
 static struct {
-#define CURL_MEMBER(m, f) __typeof__(f) *m;
-	CURL_FUNCTIONS(CURL_MEMBER)
-#undef CURL_MEMBER
+	CURL_FUNCTIONS(DYNLIB_MEMBER)
 } curl;
 
-static const char *const curl_names[] = {
-#define CURL_NAME(m, f) #f,
-	CURL_FUNCTIONS(CURL_NAME)
-#undef CURL_NAME
-};
+static const char *const curl_names[] = { CURL_FUNCTIONS(DYNLIB_NAME) };
 #define CURL_NFUNCS (sizeof(curl_names) / sizeof(curl_names[0]))
 DYNLIB_API_CHECK(curl, CURL_NFUNCS);
 
