@@ -69,6 +69,16 @@ app_open_store(struct app *a, const char *db_override, bool create)
 	return 0;
 }
 
+unsigned
+app_actions(const struct app *a)
+{
+	unsigned actions = 0;
+
+	for (size_t j = 0; a->jails != NULL && j < jails_count(a->jails); j++)
+		actions |= jails_actions(a->jails, j);
+	return actions;
+}
+
 void
 app_free(struct app *a)
 {

@@ -37,6 +37,9 @@ int app_load(struct app *a, const char *cfgpath, const char *rules_override,
 /* Open the DB (db_override instead of the config's, if not NULL) as the
  * configured node.  Returns 0, or -1 after logging why. */
 int app_open_store(struct app *a, const char *db_override, bool create);
+/* The ACTION_* bits of every jail loaded (0 if none): what enforcement the
+ * run needs, what the run user must be able to do. */
+unsigned app_actions(const struct app *a);
 void app_free(struct app *a);
 
 #endif

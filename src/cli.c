@@ -79,24 +79,13 @@ cli_replay(int argc, char **argv)
 	return rc;
 }
 
-/* jail_actions - the ACTION_* bits of every jail */
-static unsigned
-jail_actions(struct app *a)
-{
-	unsigned actions = 0;
-
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		actions |= jails_actions(a->jails, j);
-	return actions;
-}
-
 /* check_maps_readable - can Postfix read the maps the jails write?  A
  * warning, not an error: before the first start the maps do not exist yet
  * (mailjail run creates them), and check-config runs before every start. */
 static void
 check_maps_readable(struct app *a)
 {
-	unsigned actions = jail_actions(a);
+	unsigned actions = app_actions(a);
 	char err[512];
 	if ((actions & (ACTION_HOLD | ACTION_DEFER)) &&
 	    holdmap_check_readable(a->cfg.hold_map, HOLDMAP_HOLD, err, sizeof(err)) != 0)
@@ -119,7 +108,7 @@ check_run_user(struct app *a)
 
 	diag_init(&d);
 	if (runuser_lookup(&a->cfg, &u, &d) != 0 ||
-	    runuser_check(&u, &a->cfg, a->cfg.db, jail_actions(a), false, &d) != 0)
+	    runuser_check(&u, &a->cfg, a->cfg.db, app_actions(a), false, &d) != 0)
 		rc = EXIT_USAGE;
 	diag_print(&d);
 	diag_free(&d);

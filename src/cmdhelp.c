@@ -17,6 +17,11 @@
 "  -d, --db PATH      the database instead of the configured one\n"
 #define OPT_HELP \
 "  -h, --help         this help\n"
+/* ban and hold by hand */
+#define OPT_BY_HAND \
+"  --jail J           in jail J (its bantime and escalation)\n" \
+"  --for DURATION     for this long (30m, 2h, 1d, 1w)\n" \
+"  --dry-run          record it, touch neither nftables nor the maps\n"
 
 static const struct cmdhelp commands[] = {
 	{ "run",
@@ -131,9 +136,7 @@ static const struct cmdhelp commands[] = {
 	  "history).\n"
 	  "\n"
 	  "options:\n"
-	  "  --jail J           in jail J (its bantime and escalation)\n"
-	  "  --for DURATION     for this long (30m, 2h, 1d, 1w)\n"
-	  "  --dry-run          record it, touch neither nftables nor the maps\n"
+	  OPT_BY_HAND
 	  OPT_CONFIG OPT_DB OPT_HELP },
 	{ "unban",
 	  "unban IP[/LEN] [--dry-run] [-c FILE] [--db PATH]",
@@ -151,9 +154,7 @@ static const struct cmdhelp commands[] = {
 	  "the hold queue.  Without --jail the built-in jail \"manual\" (1d).\n"
 	  "\n"
 	  "options:\n"
-	  "  --jail J           in jail J (its bantime and escalation)\n"
-	  "  --for DURATION     for this long (30m, 2h, 1d, 1w)\n"
-	  "  --dry-run          record it, touch neither nftables nor the maps\n"
+	  OPT_BY_HAND
 	  OPT_CONFIG OPT_DB OPT_HELP },
 	{ "release",
 	  "release ACCOUNT [--requeue] [--dry-run] [-c FILE] [--db PATH]",

@@ -109,65 +109,95 @@ trim_dup(const char *s, size_t len)
 	return strndup(s, len);
 }
 
-/* set_logs - "a, b" into cfg->logs */
+/* item_fn - one trimmed item of a comma-separated list, the handler's to
+ * keep or free; non-zero refuses the list (the reason in why) */
+typedef int (*item_fn)(void *arg, char *item, char *why, size_t wlen);
+
+/* each_item - the items of "a, b, c" to take, in order: -1 if one is
+ * refused or memory runs out */
 static int
-set_logs(struct config *cfg, const char *base, const char *value, char *why, size_t wlen)
+each_item(const char *value, item_fn take, void *arg, char *why, size_t wlen)
 {
 	const char *p = value;
 
-	for (size_t i = 0; i < cfg->nlogs; i++)
-		free(cfg->logs[i]);
-	cfg->nlogs = 0;
-	cfg->log_auto = -1;
 	while (*p) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 		char *item = trim_dup(p, len);
 
-		if (item == NULL)
+		if (item == NULL || take(arg, item, why, wlen) != 0)
 			return -1;
-		if (*item == '\0') {
+		p += len + (comma ? 1 : 0);
+	}
+	return 0;
+}
+
+struct log_list {
+	struct config *cfg;
+	const char *base;          /* relative paths are resolved against it */
+};
+
+static int
+take_log(void *arg, char *item, char *why, size_t wlen)
+{
+	struct log_list *l = arg;
+	struct config *cfg = l->cfg;
+
+	if (*item == '\0') {
+		free(item);
+		snprintf(why, wlen, "empty log path in list");
+		return -1;
+	}
+	if (cfg->nlogs == CONFIG_LOGS_MAX) {
+		free(item);
+		snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
+		return -1;
+	}
+	/* A placeholder until the file is read (resolve_log_auto). */
+	if (strcmp(item, CONFIG_LOG_AUTO) == 0) {
+		if (cfg->log_auto >= 0) {
+			snprintf(why, wlen, "\"%s\" given twice", item);
 			free(item);
-			snprintf(why, wlen, "empty log path in list");
 			return -1;
 		}
-		if (cfg->nlogs == CONFIG_LOGS_MAX) {
+		cfg->log_auto = (int)cfg->nlogs;
+		cfg->logs[cfg->nlogs++] = item;
+	/* "journal:MATCH" is a source name, not a path (journal.h). */
+	} else if (journal_is_source(item)) {
+		if (journal_check_source(item, why, wlen) != 0) {
 			free(item);
-			snprintf(why, wlen, "more than %d logs", CONFIG_LOGS_MAX);
 			return -1;
 		}
-		/* A placeholder until the file is read (resolve_log_auto). */
-		if (strcmp(item, CONFIG_LOG_AUTO) == 0) {
-			if (cfg->log_auto >= 0) {
+		for (size_t i = 0; i < cfg->nlogs; i++) {
+			if (strcmp(cfg->logs[i], item) == 0) {
 				snprintf(why, wlen, "\"%s\" given twice", item);
 				free(item);
 				return -1;
 			}
-			cfg->log_auto = (int)cfg->nlogs;
-			cfg->logs[cfg->nlogs++] = item;
-		/* "journal:MATCH" is a source name, not a path (journal.h). */
-		} else if (journal_is_source(item)) {
-			if (journal_check_source(item, why, wlen) != 0) {
-				free(item);
-				return -1;
-			}
-			for (size_t i = 0; i < cfg->nlogs; i++) {
-				if (strcmp(cfg->logs[i], item) == 0) {
-					snprintf(why, wlen, "\"%s\" given twice", item);
-					free(item);
-					return -1;
-				}
-			}
-			cfg->logs[cfg->nlogs++] = item;
-		} else {
-			cfg->logs[cfg->nlogs] = cfg_resolve_path(base, item);
-			free(item);
-			if (cfg->logs[cfg->nlogs] == NULL)
-				return -1;
-			cfg->nlogs++;
 		}
-		p += len + (comma ? 1 : 0);
+		cfg->logs[cfg->nlogs++] = item;
+	} else {
+		cfg->logs[cfg->nlogs] = cfg_resolve_path(l->base, item);
+		free(item);
+		if (cfg->logs[cfg->nlogs] == NULL)
+			return -1;
+		cfg->nlogs++;
 	}
+	return 0;
+}
+
+/* set_logs - "a, b" into cfg->logs */
+static int
+set_logs(struct config *cfg, const char *base, const char *value, char *why, size_t wlen)
+{
+	struct log_list l = { cfg, base };
+
+	for (size_t i = 0; i < cfg->nlogs; i++)
+		free(cfg->logs[i]);
+	cfg->nlogs = 0;
+	cfg->log_auto = -1;
+	if (each_item(value, take_log, &l, why, wlen) != 0)
+		return -1;
 	if (cfg->nlogs == 0) {
 		snprintf(why, wlen, "no log given");
 		return -1;
@@ -175,36 +205,35 @@ set_logs(struct config *cfg, const char *base, const char *value, char *why, siz
 	return 0;
 }
 
+static int
+take_port(void *arg, char *item, char *why, size_t wlen)
+{
+	struct config *cfg = arg;
+	uint64_t port;
+
+	if (cfg_parse_uint(item, 65535, &port) != 0 || port == 0) {
+		snprintf(why, wlen, "bad port \"%s\" (expected 1-65535, or \"all\")", item);
+		free(item);
+		return -1;
+	}
+	free(item);
+	if (cfg->nft_nports == NFT_PORTS_MAX) {
+		snprintf(why, wlen, "more than %d ports", NFT_PORTS_MAX);
+		return -1;
+	}
+	cfg->nft_ports[cfg->nft_nports++] = (uint16_t)port;
+	return 0;
+}
+
 /* set_ports - "25, 465, 587" or "all" */
 static int
 set_ports(struct config *cfg, const char *value, char *why, size_t wlen)
 {
-	const char *p = value;
-
 	cfg->nft_nports = 0;
 	if (strcmp(value, "all") == 0)
 		return 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char *item = trim_dup(p, len);
-		uint64_t port;
-
-		if (item == NULL)
-			return -1;
-		if (cfg_parse_uint(item, 65535, &port) != 0 || port == 0) {
-			snprintf(why, wlen, "bad port \"%s\" (expected 1-65535, or \"all\")", item);
-			free(item);
-			return -1;
-		}
-		free(item);
-		if (cfg->nft_nports == NFT_PORTS_MAX) {
-			snprintf(why, wlen, "more than %d ports", NFT_PORTS_MAX);
-			return -1;
-		}
-		cfg->nft_ports[cfg->nft_nports++] = (uint16_t)port;
-		p += len + (comma ? 1 : 0);
-	}
+	if (each_item(value, take_port, cfg, why, wlen) != 0)
+		return -1;
 	if (cfg->nft_nports == 0) {
 		snprintf(why, wlen, "no port given (use \"all\" to drop everything)");
 		return -1;
@@ -255,35 +284,35 @@ bad:
 	return false;
 }
 
+static int
+take_mailto(void *arg, char *item, char *why, size_t wlen)
+{
+	struct notify_config *n = arg;
+
+	if (!address_ok(item, why, wlen)) {
+		free(item);
+		return -1;
+	}
+	if (n->nmailto == NOTIFY_MAILTO_MAX) {
+		free(item);
+		snprintf(why, wlen, "more than %d addresses", NOTIFY_MAILTO_MAX);
+		return -1;
+	}
+	n->mailto[n->nmailto++] = item;
+	return 0;
+}
+
 /* set_mailto - "a@b, c@d" into cfg->notify.mailto */
 static int
 set_mailto(struct config *cfg, const char *value, char *why, size_t wlen)
 {
 	struct notify_config *n = &cfg->notify;
-	const char *p = value;
 
 	for (size_t i = 0; i < n->nmailto; i++)
 		free(n->mailto[i]);
 	n->nmailto = 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char *item = trim_dup(p, len);
-
-		if (item == NULL)
-			return -1;
-		if (!address_ok(item, why, wlen)) {
-			free(item);
-			return -1;
-		}
-		if (n->nmailto == NOTIFY_MAILTO_MAX) {
-			free(item);
-			snprintf(why, wlen, "more than %d addresses", NOTIFY_MAILTO_MAX);
-			return -1;
-		}
-		n->mailto[n->nmailto++] = item;
-		p += len + (comma ? 1 : 0);
-	}
+	if (each_item(value, take_mailto, n, why, wlen) != 0)
+		return -1;
 	if (n->nmailto == 0) {
 		snprintf(why, wlen, "no address given");
 		return -1;

@@ -115,17 +115,6 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* all_actions - the ACTION_* bits of every jail */
-static unsigned
-all_actions(struct app *a)
-{
-	unsigned needed = 0;
-
-	for (size_t j = 0; j < jails_count(a->jails); j++)
-		needed |= jails_actions(a->jails, j);
-	return needed;
-}
-
 /* backends_init - every backend some jail needs (none when dry) */
 static int
 backends_init(struct backend_set *b, struct app *a, bool dry_run)
@@ -133,7 +122,7 @@ backends_init(struct backend_set *b, struct app *a, bool dry_run)
 	b->n = 0;
 	if (dry_run)
 		return 0;
-	return enforce_open(b, &a->cfg, all_actions(a));
+	return enforce_open(b, &a->cfg, app_actions(a));
 }
 
 struct reapply_ctx {
@@ -782,7 +771,7 @@ daemon_run(const struct daemon_options *o)
 		return EXIT_RUNTIME;
 	}
 	if (runuser_check(&ru, &a.cfg, o->db ? o->db : a.cfg.db,
-	    o->dry_run ? 0 : all_actions(&a), true, &d) != 0) {
+	    o->dry_run ? 0 : app_actions(&a), true, &d) != 0) {
 		for (size_t i = 0; i < d.n; i++)
 			log_warnx("%s", d.msgs[i]);
 		log_warnx("refusing to start: user %s could not do its work (see above)",

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* dlsym's void * goes into a function pointer's storage as its bytes. */
+_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "function pointers as wide as void *");
+
 int
 dynlib_load(void **handle, const char *soname, const char *package,
-    const char *const *names, void (**fns)(void), size_t n, char *err, size_t errlen)
+    const char *const *names, void *api, size_t n, char *err, size_t errlen)
 {
 	void *h;
 
@@ -30,7 +33,7 @@ dynlib_load(void **handle, const char *soname, const char *package,
 		}
 		/* A function pointer from dlsym's void *: POSIX guarantees
 		 * this works; ISO C has no word for it, hence the memcpy. */
-		memcpy(&fns[i], &sym, sizeof(sym));
+		memcpy((char *)api + i * sizeof(void (*)(void)), &sym, sizeof(sym));
 	}
 	*handle = h;
 	return 0;

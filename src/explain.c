@@ -47,6 +47,7 @@
 #include "app.h"
 #include "cmdhelp.h"
 #include "log.h"
+#include "logtime.h"
 #include "msgtrace.h"
 #include "table.h"
 
@@ -102,13 +103,8 @@ struct explain {
 static void
 iso_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL)
+	if (logtime_iso(t, buf, len) == NULL)
 		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- reading -------------------------------------------------------------- */

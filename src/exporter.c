@@ -32,35 +32,21 @@
 	X(start_daemon, MHD_start_daemon) X(stop_daemon, MHD_stop_daemon)
 
 static struct {
-#define MHD_MEMBER(m, f) __typeof__(f) *m;
-	MHD_FUNCTIONS(MHD_MEMBER)
-#undef MHD_MEMBER
+	MHD_FUNCTIONS(DYNLIB_MEMBER)
 } mhd;
 
-static const char *const mhd_names[] = {
-#define MHD_NAME(m, f) #f,
-	MHD_FUNCTIONS(MHD_NAME)
-#undef MHD_NAME
-};
+static const char *const mhd_names[] = { MHD_FUNCTIONS(DYNLIB_NAME) };
 #define MHD_NFUNCS (sizeof(mhd_names) / sizeof(mhd_names[0]))
+DYNLIB_API_CHECK(mhd, MHD_NFUNCS);
 
 /* load_mhd - libmicrohttpd, once; -1 with the reason in err */
 static int
 load_mhd(char *err, size_t errlen)
 {
 	static void *handle;
-	void (*fns[MHD_NFUNCS])(void);
-	size_t i = 0;
 
-	if (handle != NULL)
-		return 0;
-	if (dynlib_load(&handle, MHD_LIBRARY, "libmicrohttpd12", mhd_names, fns,
-	    MHD_NFUNCS, err, errlen) != 0)
-		return -1;
-#define MHD_SET(m, f) memcpy(&mhd.m, &fns[i++], sizeof(mhd.m));
-	MHD_FUNCTIONS(MHD_SET)
-#undef MHD_SET
-	return 0;
+	return dynlib_load(&handle, MHD_LIBRARY, "libmicrohttpd12", mhd_names, &mhd,
+	    MHD_NFUNCS, err, errlen);
 }
 
 /* Scrapers are few (a Prometheus or two); anything more is not one. */

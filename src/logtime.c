@@ -1,5 +1,6 @@
 /*
- * logtime - log stamps to Unix seconds.  See logtime.h.
+ * logtime - log stamps to Unix seconds, and seconds to ISO 8601.  See
+ * logtime.h.
  */
 #include "logtime.h"
 
@@ -258,4 +259,15 @@ logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t, size_t 
 	if (len >= 6 && s[5] == ' ' && s[4] != ' ')
 		return parse_syslog_one_space(lt, s, len, t, used);
 	return parse_syslog(lt, s, len, t, used);
+}
+
+const char *
+logtime_iso(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return NULL;
+	return buf;
 }

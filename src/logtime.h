@@ -1,5 +1,6 @@
 /*
- * logtime - the timestamps at the start of a log line, to Unix seconds.
+ * logtime - the timestamps at the start of a log line, to Unix seconds
+ * (and, for what mailjail shows, Unix seconds back to ISO 8601 UTC).
  *
  *   syslog    "Nov 22 10:00:01" / "Aug  3 10:00:01" (local time; the year is
  *             inferred: the reference year, or the one before if that would put
@@ -46,5 +47,10 @@ void logtime_init(struct logtime *lt, int64_t ref_now);
  */
 int logtime_parse(struct logtime *lt, const char *s, size_t len, int64_t *t,
     size_t *used);
+
+/* The other way: t as 2025-01-31T12:00:00Z (UTC) into buf, which it
+ * returns; NULL if the year is beyond gmtime or buf cannot take it (each
+ * caller says what shows then). */
+const char *logtime_iso(int64_t t, char *buf, size_t len);
 
 #endif

@@ -21,6 +21,7 @@
 #include "cfgfile.h"
 #include "config.h"
 #include "jsontext.h"
+#include "logtime.h"
 
 /* A digest lists at most this many rows one per line (the rest: counted). */
 #define DIGEST_LINES_MAX 200
@@ -79,13 +80,8 @@ notice_free(struct notice *n)
 void
 notify_iso_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL)
+	if (logtime_iso(t, buf, len) == NULL)
 		snprintf(buf, len, "?");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* rfc5322_date - the Date header, in English whatever the locale */
@@ -606,6 +602,25 @@ struct envb {
 	bool failed;
 };
 
+/* env_room - room for one more string and the NULL after it; false (and
+ * e failed) if there is none */
+static bool
+env_room(struct envb *e)
+{
+	size_t cap = e->cap ? e->cap * 2 : 64;
+	char **nv;
+
+	if (e->n + 2 <= e->cap)
+		return true;
+	if ((nv = realloc(e->v, cap * sizeof(*nv))) == NULL) {
+		e->failed = true;
+		return false;
+	}
+	e->v = nv;
+	e->cap = cap;
+	return true;
+}
+
 static void
 env_put(struct envb *e, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void
@@ -614,18 +629,8 @@ env_put(struct envb *e, const char *name, const char *fmt, ...)
 	va_list ap;
 	char *val = NULL, *kv = NULL;
 
-	if (e->failed)
+	if (e->failed || !env_room(e))
 		return;
-	if (e->n + 2 > e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 64;
-		char **nv = realloc(e->v, cap * sizeof(*nv));
-		if (nv == NULL) {
-			e->failed = true;
-			return;
-		}
-		e->v = nv;
-		e->cap = cap;
-	}
 	va_start(ap, fmt);
 	if (vasprintf(&val, fmt, ap) < 0)
 		val = NULL;
@@ -653,16 +658,8 @@ env_base(struct envb *e, char *const *base)
 		    strncmp(base[i], "NOTIFY_SOCKET=", 14) == 0 ||
 		    strncmp(base[i], "WATCHDOG_", 9) == 0 || strncmp(base[i], "LISTEN_", 7) == 0)
 			continue;
-		if (e->n + 2 > e->cap) {
-			size_t cap = e->cap ? e->cap * 2 : 64;
-			char **nv = realloc(e->v, cap * sizeof(*nv));
-			if (nv == NULL) {
-				e->failed = true;
-				return;
-			}
-			e->v = nv;
-			e->cap = cap;
-		}
+		if (!env_room(e))
+			return;
 		if ((copy = strdup(base[i])) == NULL) {
 			e->failed = true;
 			return;

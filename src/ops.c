@@ -39,6 +39,7 @@
 #include "holdmap.h"
 #include "journal.h"
 #include "log.h"
+#include "logtime.h"
 #include "metrics.h"
 #include "notify.h"
 #include "pipeline.h"
@@ -157,16 +158,12 @@ open_app(struct app *a, const struct common_opts *o)
 	return open_store(a, o);
 }
 
+/* iso_time - t as ISO 8601 UTC, "-" for 0 (never) */
 static void
 iso_time(int64_t t, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+	if (t == 0 || logtime_iso(t, buf, len) == NULL)
 		snprintf(buf, len, "-");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* enforce_now - one verdict (or unban) through the backends its actions need */
@@ -486,6 +483,24 @@ release_lift(struct app *a, const struct common_opts *o, const char *account,
 	return 0;
 }
 
+/* read_full - want bytes from fd into buf, through EINTR; how many came
+ * (fewer: the end of the pipe or an error) */
+static size_t
+read_full(int fd, void *buf, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = read(fd, (char *)buf + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
 /*
  * release_lift_apart - release_lift in a child process, which becomes the
  * run user, while this one stays root for postsuper (only the superuser
@@ -496,7 +511,7 @@ release_lift_apart(struct app *a, const struct common_opts *o, const char *accou
     char (*qids)[MJ_QID_MAX], int *nq)
 {
 	int fds[2], st, rc;
-	size_t got = 0, want;
+	size_t got, want;
 	pid_t pid;
 
 	*nq = 0;
@@ -523,24 +538,10 @@ release_lift_apart(struct app *a, const struct common_opts *o, const char *accou
 	}
 	close(fds[1]);
 	want = sizeof(*nq);
-	while (got < want) {
-		ssize_t n = read(fds[0], (char *)nq + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	got = read_full(fds[0], nq, want);
 	if (got == want && *nq > 0 && *nq <= RELEASE_QIDS_MAX) {
 		want = (size_t)*nq * sizeof(*qids);
-		for (got = 0; got < want; ) {
-			ssize_t n = read(fds[0], (char *)qids + got, want - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
+		got = read_full(fds[0], qids, want);
 	}
 	close(fds[0]);
 	while (waitpid(pid, &st, 0) < 0)
@@ -638,20 +639,6 @@ static const enum table_type ban_types[] = {
 };
 #define NBAN_COLS (sizeof(ban_headers) / sizeof(ban_headers[0]))
 
-/* ban_time - t as ISO 8601 UTC into buf (1970 too: a ban's times are all
- * set), or NULL if the year does not fit */
-static const char *
-ban_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL
-	    || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return NULL;
-	return buf;
-}
-
 static int
 add_ban_row(void *arg, const struct stored_ban *b)
 {
@@ -664,9 +651,10 @@ add_ban_row(void *arg, const struct stored_ban *b)
 	row[1] = b->target;
 	row[2] = b->target_kind;
 	row[3] = level;
-	row[4] = ban_time(b->started_at, st, sizeof(st));
-	row[5] = ban_time(b->expires_at, ex, sizeof(ex));
-	row[6] = b->lifted_at ? ban_time(b->lifted_at, li, sizeof(li)) : NULL;
+	/* 1970 too: a ban's times are all set (NULL: the year does not fit) */
+	row[4] = logtime_iso(b->started_at, st, sizeof(st));
+	row[5] = logtime_iso(b->expires_at, ex, sizeof(ex));
+	row[6] = b->lifted_at ? logtime_iso(b->lifted_at, li, sizeof(li)) : NULL;
 	row[7] = b->reason;
 	row[8] = b->node;
 	return table_add(t, row);

@@ -29,34 +29,24 @@
 	X(slist_append, curl_slist_append) X(slist_free_all, curl_slist_free_all)
 
 static struct {
-#define CURL_MEMBER(m, f) __typeof__(f) *m;
-	CURL_FUNCTIONS(CURL_MEMBER)
-#undef CURL_MEMBER
+	CURL_FUNCTIONS(DYNLIB_MEMBER)
 } curl;
 
-static const char *const curl_names[] = {
-#define CURL_NAME(m, f) #f,
-	CURL_FUNCTIONS(CURL_NAME)
-#undef CURL_NAME
-};
+static const char *const curl_names[] = { CURL_FUNCTIONS(DYNLIB_NAME) };
 #define CURL_NFUNCS (sizeof(curl_names) / sizeof(curl_names[0]))
+DYNLIB_API_CHECK(curl, CURL_NFUNCS);
 
 /* load_curl - libcurl, once, with its global set-up; -1 with the reason */
 static int
 load_curl(char *err, size_t errlen)
 {
 	static void *handle;
-	void (*fns[CURL_NFUNCS])(void);
-	size_t i = 0;
 
 	if (handle != NULL)
 		return 0;
-	if (dynlib_load(&handle, CURL_LIBRARY, "libcurl4", curl_names, fns, CURL_NFUNCS,
+	if (dynlib_load(&handle, CURL_LIBRARY, "libcurl4", curl_names, &curl, CURL_NFUNCS,
 	    err, errlen) != 0)
 		return -1;
-#define CURL_SET(m, f) memcpy(&curl.m, &fns[i++], sizeof(curl.m));
-	CURL_FUNCTIONS(CURL_SET)
-#undef CURL_SET
 	if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, errlen, "libcurl cannot start");
 		return -1;

@@ -1,6 +1,7 @@
 /*
  * store_backend - what a store backend provides (internal to the store:
- * store.c, store_sqlite.c, store_pgsql.c; nothing else includes this).
+ * store.c, store_sqlite.c, store_pgsql.c, and store_util.c, the helpers
+ * both backends share; nothing else includes this).
  *
  * The store is a table of backends chosen by the `db` value, the way
  * enforce.c chooses by action (OpenBSD smtpd's queue backends are the
@@ -143,5 +144,45 @@ struct store {
 
 extern const struct store_backend store_backend_sqlite;
 extern const struct store_backend store_backend_pgsql;
+
+/*
+ * What both backends do alike that is no database's business
+ * (store_util.c).
+ */
+
+/* "nft,hold": the actions column's text of ACTION_* bits, into buf */
+const char *store_actions_text(unsigned actions, char *buf, size_t len);
+/* The ACTION_* bits of an actions column (NULL: none). */
+unsigned store_actions_parse(const char *s);
+/* Unix seconds to minutes (event_counts.minute), rounding down. */
+int64_t store_minute_of(int64_t t);
+
+/* Every event adds 1 to its (minute, rule) row of event_counts.  The open
+ * transaction's counts are summed here and written by the backend (a batch
+ * of 20,000 lines spans about an hour of log, ~600 rows).  A slot is free
+ * when n is 0; rule and event are borrowed, like a buffered row's. */
+#define STORE_COUNT_SLOTS 1024   /* a power of two; written out when 3/4 full */
+struct store_count_slot {
+	int64_t minute;
+	const char *rule, *event;
+	uint32_t n;
+};
+struct store_counts {
+	struct store_count_slot slot[STORE_COUNT_SLOTS];
+	size_t n;                    /* slots in use */
+};
+/* 1 for ev's (minute, rule); true when the table is 3/4 full: time for the
+ * backend to write it out (and clear it). */
+bool store_counts_add(struct store_counts *c, const struct event *ev);
+void store_counts_clear(struct store_counts *c);
+
+/* One row of the evidence query (one client address: ip, iplen bytes, not
+ * NUL-terminated; its submissions; the recipients of those whose queued
+ * line was kept, and how many were) into out's totals; *rcpt_known is set
+ * if any queued line was.  An address too long for top[] is counted but
+ * not listed.  The caller zeroes out first and sets recipients to -1 at the
+ * end if *rcpt_known stayed false. */
+void store_evidence_add(struct store_evidence *out, bool *rcpt_known, const char *ip,
+    size_t iplen, int64_t submissions, int64_t recipients, int64_t queued);
 
 #endif

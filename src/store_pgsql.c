@@ -8,7 +8,7 @@
  * taken for a delimiter) and sent with one COPY FROM STDIN (BEGIN goes with
  * it) when the batch commits, or before a read, or at COPY_FLUSH bytes;
  * the rest is sent in libpq's pipeline mode without waiting: the
- * per-minute counts (summed in memory, as store_sqlite.c does, then
+ * per-minute counts (summed in memory, store_counts as SQLite does, then
  * multi-row upserts), the bans of the batch (store_add_bans), the
  * positions, a NOTIFY, COMMIT, and one sync.  A batch costs three round
  * trips (COPY is two), four with bans, whatever its size; any read costs
@@ -64,7 +64,6 @@
 #include "schema.h"
 
 #define PG_COPY_FLUSH (1 << 20)   /* event rows buffered before a COPY */
-#define PG_COUNT_SLOTS 1024   /* as store_sqlite.c; written out when 3/4 full */
 #define PG_COUNT_ROWS 128
 #define PG_COUNT_COLS 4
 #define PG_INFLIGHT_MAX 64    /* statements sent before a sync drains them */
@@ -88,12 +87,6 @@ struct inflight {
 	int64_t *changed;         /* set: gets the rows the statement changed */
 };
 
-struct count_slot {
-	int64_t minute;
-	const char *rule, *event;  /* borrowed, like a pending row's */
-	uint32_t n;
-};
-
 struct pg_store {
 	PGconn *conn;
 	char *uri;                 /* as given: may hold a password */
@@ -109,8 +102,7 @@ struct pg_store {
 	bool wrote;                /* the open transaction wrote events or bans */
 	unsigned char *copy;       /* event rows in COPY binary format */
 	size_t copylen, copycap, copyrows;
-	struct count_slot counts[PG_COUNT_SLOTS];
-	size_t ncounts;
+	struct store_counts counts;   /* the open batch's (store_backend.h) */
 	uint64_t round_trips;
 	/* the last failure */
 	char lasterr[512];
@@ -861,16 +853,6 @@ pg_round_trips(const void *be)
 
 /* ---- batches ------------------------------------------------------------ */
 
-static void
-clear_counts(struct pg_store *st)
-{
-	if (st->ncounts == 0)
-		return;
-	for (size_t i = 0; i < PG_COUNT_SLOTS; i++)
-		st->counts[i].n = 0;
-	st->ncounts = 0;
-}
-
 static int
 pg_begin(void *be)
 {
@@ -1052,15 +1034,9 @@ fail:
 	return -1;
 }
 
-static int64_t
-minute_of(int64_t t)
-{
-	return t >= 0 ? t / 60 : -((-t + 59) / 60);
-}
-
 /* send_counts - count rows c[0..n) in one upsert */
 static int
-send_counts(struct pg_store *st, struct count_slot *const *c, size_t n)
+send_counts(struct pg_store *st, struct store_count_slot *const *c, size_t n)
 {
 	const char *vals[1 + PG_COUNT_ROWS * PG_COUNT_COLS];
 	char num[PG_COUNT_ROWS][2][PG_NUM];
@@ -1091,8 +1067,8 @@ send_counts(struct pg_store *st, struct count_slot *const *c, size_t n)
 static int
 cmp_slot(const void *a, const void *b)
 {
-	const struct count_slot *x = *(struct count_slot *const *)a;
-	const struct count_slot *y = *(struct count_slot *const *)b;
+	const struct store_count_slot *x = *(struct store_count_slot *const *)a;
+	const struct store_count_slot *y = *(struct store_count_slot *const *)b;
 
 	if (x->minute != y->minute)
 		return x->minute < y->minute ? -1 : 1;
@@ -1105,15 +1081,15 @@ cmp_slot(const void *a, const void *b)
 static int
 flush_counts(struct pg_store *st)
 {
-	struct count_slot *all[PG_COUNT_SLOTS];
+	struct store_count_slot *all[STORE_COUNT_SLOTS];
 	size_t n = 0, m = 0;
 	int rc = 0;
 
-	if (st->ncounts == 0)
+	if (st->counts.n == 0)
 		return 0;
-	for (size_t i = 0; i < PG_COUNT_SLOTS; i++)
-		if (st->counts[i].n != 0)
-			all[n++] = &st->counts[i];
+	for (size_t i = 0; i < STORE_COUNT_SLOTS; i++)
+		if (st->counts.slot[i].n != 0)
+			all[n++] = &st->counts.slot[i];
 	qsort(all, n, sizeof(all[0]), cmp_slot);
 	for (size_t i = 0; i < n; i++) {
 		if (m > 0 && cmp_slot(&all[m - 1], &all[i]) == 0)
@@ -1123,7 +1099,7 @@ flush_counts(struct pg_store *st)
 	}
 	for (size_t i = 0; i < m && rc == 0; i += PG_COUNT_ROWS)
 		rc = send_counts(st, &all[i], m - i < PG_COUNT_ROWS ? m - i : PG_COUNT_ROWS);
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	return rc;
 }
 
@@ -1132,7 +1108,7 @@ static int
 flush_pending(struct pg_store *st)
 {
 	if (flush_events(st) != 0) {
-		clear_counts(st);   /* the batch is lost: nothing more is sent */
+		store_counts_clear(&st->counts);   /* the batch is lost: nothing more is sent */
 		return -1;
 	}
 	return flush_counts(st);
@@ -1152,23 +1128,7 @@ write_now(struct pg_store *st)
 static int
 count_event(struct pg_store *st, const struct event *ev)
 {
-	int64_t minute = minute_of(ev->time);
-	uint64_t h = ((uint64_t)minute * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)ev->rule;
-	size_t i = (size_t)(h ^ (h >> 29)) & (PG_COUNT_SLOTS - 1);
-
-	for (;; i = (i + 1) & (PG_COUNT_SLOTS - 1)) {
-		struct count_slot *c = &st->counts[i];
-		if (c->n == 0) {
-			*c = (struct count_slot){ minute, ev->rule, ev->type, 1 };
-			st->ncounts++;
-			break;
-		}
-		if (c->minute == minute && c->rule == ev->rule) {
-			c->n++;
-			break;
-		}
-	}
-	if (st->ncounts * 4 >= PG_COUNT_SLOTS * 3)
+	if (store_counts_add(&st->counts, ev))
 		return flush_counts(st);
 	return 0;
 }
@@ -1283,7 +1243,7 @@ pg_rollback(void *be)
 
 	st->copylen = 0;
 	st->copyrows = 0;
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	st->ntx_own = 0;
 	free(st->snap_events_next);
 	st->snap_events_next = NULL;
@@ -1314,43 +1274,6 @@ pg_rollback(void *be)
 
 /* ---- bans ----------------------------------------------------------------- */
 
-static const char *
-actions_text(unsigned actions, char *buf, size_t len)
-{
-	static const struct { unsigned bit; const char *name; } names[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-		{ ACTION_DEFER, "defer" },
-	};
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!(actions & names[i].bit))
-			continue;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
-		    names[i].name);
-		if (off >= len)
-			break;
-	}
-	return buf;
-}
-
-static unsigned
-actions_parse(const char *s)
-{
-	unsigned a = 0;
-
-	if (strstr(s, "nft"))
-		a |= ACTION_NFT;
-	if (strstr(s, "hold"))
-		a |= ACTION_HOLD;
-	if (strstr(s, "reject"))
-		a |= ACTION_REJECT;
-	if (strstr(s, "defer"))
-		a |= ACTION_DEFER;
-	return a;
-}
-
 struct one_id {
 	bool found;
 	int64_t id;
@@ -1379,7 +1302,7 @@ ban_params(const struct pg_store *st, const struct verdict *v, struct ban_params
 	fmt_i64(b->level, v->level);
 	fmt_i64(b->start, v->started_at);
 	fmt_i64(b->end, v->expires_at);
-	actions_text(v->actions, b->actions, sizeof(b->actions));
+	store_actions_text(v->actions, b->actions, sizeof(b->actions));
 	b->vals[0] = st->node;
 	b->vals[1] = v->jail;
 	b->vals[2] = v->target;
@@ -1626,8 +1549,21 @@ struct user_cb {
 	void *fn;
 	void *arg;
 	int rc;
-	bool fleet;                /* pass nodes on (else NULL) */
 };
+
+/* read_each - a read whose rows on_row hands to the user's callback fn
+ * (a store.h store_*_cb, cast back by on_row): -1 if the read failed,
+ * else the callback's first non-zero result, or 0 */
+static int
+read_each(struct pg_store *st, const char *sql, int n, const char *const *vals,
+    row_fn on_row, void *fn, void *arg)
+{
+	struct user_cb u = { fn, arg, 0 };
+
+	if (read_sync(st, sql, n, vals, on_row, &u) != 0)
+		return -1;
+	return u.rc;
+}
 
 static int
 take_cursor_row(struct pg_store *st, const PGresult *r, int row, void *arg)
@@ -1644,12 +1580,8 @@ take_cursor_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_cursor(void *be, store_cursor_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT node, source, cursor, updated_at FROM journal_cursor"
-	    " ORDER BY node, source", 0, NULL, take_cursor_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT node, source, cursor, updated_at FROM journal_cursor"
+	    " ORDER BY node, source", 0, NULL, take_cursor_row, (void *)cb, arg);
 }
 
 static int
@@ -1674,12 +1606,8 @@ take_position_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_position(void *be, store_position_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT node, path, inode, \"offset\", first_hash, updated_at"
-	    " FROM log_position ORDER BY node, path", 0, NULL, take_position_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT node, path, inode, \"offset\", first_hash, updated_at"
+	    " FROM log_position ORDER BY node, path", 0, NULL, take_position_row, (void *)cb, arg);
 }
 
 /* ---- reading events and bans ------------------------------------------------ */
@@ -1784,7 +1712,7 @@ static int
 pg_each_event_since(void *be, int64_t since, store_event_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, false };
+	struct user_cb u = { (void *)cb, arg, 0 };
 	char t[PG_NUM], *snap = NULL;
 	const char *vals[3] = { t, st->snap_events, st->node };
 	bool first = st->snap_events == NULL && !st->in_tx;
@@ -1829,7 +1757,7 @@ fill_ban(const PGresult *r, int row, struct stored_ban *b)
 	b->target_kind = pq.PQgetvalue(r, row, 4);
 	b->level = atoi(pq.PQgetvalue(r, row, 5));
 	b->reason = pq.PQgetvalue(r, row, 6);
-	b->actions = actions_parse(pq.PQgetvalue(r, row, 7));
+	b->actions = store_actions_parse(pq.PQgetvalue(r, row, 7));
 	b->reply = pq.PQgetisnull(r, row, 8) ? NULL : pq.PQgetvalue(r, row, 8);
 	b->started_at = strtoll(pq.PQgetvalue(r, row, 9), NULL, 10);
 	b->expires_at = strtoll(pq.PQgetvalue(r, row, 10), NULL, 10);
@@ -1853,11 +1781,7 @@ static int
 read_bans(struct pg_store *st, const char *sql, int n, const char *const *vals,
     store_ban_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(st, sql, n, vals, take_ban_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(st, sql, n, vals, take_ban_row, (void *)cb, arg);
 }
 
 /* pg_each_ban_since - the restore's bans, as they are now; the polls go on
@@ -1867,7 +1791,7 @@ static int
 pg_each_ban_since(void *be, int64_t since, store_ban_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, true };
+	struct user_cb u = { (void *)cb, arg, 0 };
 	char t[PG_NUM], *snap = NULL;
 	const char *vals[1] = { t };
 	int rc = -1;
@@ -1930,16 +1854,13 @@ take_count_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_event_counts_since(void *be, int64_t since, store_count_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char m[PG_NUM];
 	const char *vals[1] = { m };
 
 	/* the minute holding since counts whole: at most 59 s more */
-	fmt_i64(m, minute_of(since));
-	if (read_sync(be, "SELECT event, sum(n) FROM event_counts WHERE minute >= $1::bigint"
-	    " GROUP BY event ORDER BY event", 1, vals, take_count_row, &u) != 0)
-		return -1;
-	return u.rc;
+	fmt_i64(m, store_minute_of(since));
+	return read_each(be, "SELECT event, sum(n) FROM event_counts WHERE minute >= $1::bigint"
+	    " GROUP BY event ORDER BY event", 1, vals, take_count_row, (void *)cb, arg);
 }
 
 struct qids_read {
@@ -2001,7 +1922,7 @@ pg_purge_events(void *be, int64_t before)
 	if (!st->in_tx && ensure_conn(st) != 0)
 		return -1;
 	fmt_i64(t, before);
-	fmt_i64(m, minute_of(before));
+	fmt_i64(m, store_minute_of(before));
 	if (flush_pending(st) != 0 ||
 	    send_sql(st, "DELETE FROM events WHERE time < $1::bigint", 1, v1) != 0 ||
 	    send_sql(st, "DELETE FROM event_counts WHERE minute < $1::bigint", 1, v2) != 0)
@@ -2018,12 +1939,11 @@ static int
 pg_each_event_about(void *be, const struct event_about *about, store_event_cb cb,
     void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char since[PG_NUM];
 	const char *vals[4] = { about->ip, about->account, about->domain, since };
 
 	fmt_i64(since, about->since);
-	if (read_sync(be, "WITH q AS (SELECT DISTINCT ON (node, qid) node, qid, sender,"
+	return read_each(be, "WITH q AS (SELECT DISTINCT ON (node, qid) node, qid, sender,"
 	    " nrcpt FROM events WHERE event = 'queued' AND qid IS NOT NULL"
 	    " AND time >= $4::bigint ORDER BY node, qid, id)"
 	    " SELECT e.time, e.rule, e.event, e.ip, e.account,"
@@ -2038,9 +1958,7 @@ pg_each_event_about(void *be, const struct event_about *about, store_event_cb cb
 	    " = '@' || lower($3) OR lower(right(coalesce(e.sender, q.sender),"
 	    " char_length($3) + 1)) = '@' || lower($3)))"
 	    " OR ($1::text IS NULL AND $2::text IS NULL AND $3::text IS NULL"
-	    " AND e.ip IS NOT NULL)) ORDER BY e.id", 4, vals, take_event_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    " AND e.ip IS NOT NULL)) ORDER BY e.id", 4, vals, take_event_row, (void *)cb, arg);
 }
 
 /* ---- the fleet ------------------------------------------------------------ */
@@ -2417,18 +2335,14 @@ take_node_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_node(void *be, store_node_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, true };
-
-	if (read_sync(be, "SELECT n.name, n.host, n.pid, n.started_at, n.last_seen,"
+	return read_each(be, "SELECT n.name, n.host, n.pid, n.started_at, n.last_seen,"
 	    " EXISTS (SELECT 1 FROM pg_locks l, (SELECT hashtextextended('mailjail node '"
 	    " || n.name, 0) AS k) h WHERE l.locktype = 'advisory' AND l.granted"
 	    " AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database"
 	    " WHERE datname = current_database())"
 	    " AND l.classid::bigint = ((h.k >> 32) & 4294967295)"
 	    " AND l.objid::bigint = (h.k & 4294967295))"
-	    " FROM nodes n ORDER BY n.name", 0, NULL, take_node_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    " FROM nodes n ORDER BY n.name", 0, NULL, take_node_row, (void *)cb, arg);
 }
 
 /* ---- operator signals ------------------------------------------------------
@@ -2517,16 +2431,13 @@ static int
 pg_each_open_notification(void *be, size_t max, store_notification_cb cb, void *arg)
 {
 	struct pg_store *st = be;
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char lim[PG_NUM];
 	const char *vals[2] = { st->node, lim };
 
 	fmt_i64(lim, (int64_t)max);
-	if (read_sync(st, "SELECT " NOTE_COLUMNS " FROM notifications WHERE node = $1"
+	return read_each(st, "SELECT " NOTE_COLUMNS " FROM notifications WHERE node = $1"
 	    " AND sent_at IS NULL AND gave_up_at IS NULL ORDER BY id LIMIT $2::bigint",
-	    2, vals, take_note_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    2, vals, take_note_row, (void *)cb, arg);
 }
 
 static int
@@ -2568,28 +2479,31 @@ pg_notification_delivered(void *be, int64_t id, unsigned channel, unsigned all,
 	    " THEN $4::bigint ELSE sent_at END WHERE id = $1::bigint", 4, vals);
 }
 
+/* mark_failed - one failed attempt more: sql ($1 id, $2 t, $3 error) sets
+ * due_at (a retry) or gave_up_at to t */
+static int
+mark_failed(void *be, const char *sql, int64_t id, int64_t t, const char *error)
+{
+	char i[PG_NUM], tt[PG_NUM];
+	const char *vals[3] = { i, tt, error && *error ? error : NULL };
+
+	fmt_i64(i, id);
+	fmt_i64(tt, t);
+	return note_write(be, sql, 3, vals);
+}
+
 static int
 pg_notification_retry(void *be, int64_t id, int64_t due_at, const char *error)
 {
-	char i[PG_NUM], t[PG_NUM];
-	const char *vals[3] = { i, t, error && *error ? error : NULL };
-
-	fmt_i64(i, id);
-	fmt_i64(t, due_at);
-	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
-	    " due_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+	return mark_failed(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " due_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", id, due_at, error);
 }
 
 static int
 pg_notification_gave_up(void *be, int64_t id, int64_t now, const char *error)
 {
-	char i[PG_NUM], t[PG_NUM];
-	const char *vals[3] = { i, t, error && *error ? error : NULL };
-
-	fmt_i64(i, id);
-	fmt_i64(t, now);
-	return note_write(be, "UPDATE notifications SET attempts = attempts + 1,"
-	    " gave_up_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", 3, vals);
+	return mark_failed(be, "UPDATE notifications SET attempts = attempts + 1,"
+	    " gave_up_at = $2::bigint, last_error = $3 WHERE id = $1::bigint", id, now, error);
 }
 
 struct evidence_read {
@@ -2601,21 +2515,14 @@ static int
 take_evidence_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 {
 	struct evidence_read *e = arg;
-	struct store_evidence *out = e->out;
-	int64_t n = strtoll(pq.PQgetvalue(r, row, 1), NULL, 10);
+	bool null_ip = pq.PQgetisnull(r, row, 0);
 
 	(void)st;
-	out->submissions += n;
-	out->clients++;
-	if (strtoll(pq.PQgetvalue(r, row, 3), NULL, 10) > 0) {
-		e->rcpt_known = true;
-		out->recipients += strtoll(pq.PQgetvalue(r, row, 2), NULL, 10);
-	}
-	if (out->ntop < STORE_EVIDENCE_TOP &&
-	    copy_field(r, row, 0, out->top[out->ntop].ip, sizeof(out->top[0].ip))) {
-		out->top[out->ntop].submissions = n;
-		out->ntop++;
-	}
+	store_evidence_add(e->out, &e->rcpt_known, pq.PQgetvalue(r, row, 0),
+	    null_ip ? 0 : (size_t)pq.PQgetlength(r, row, 0),
+	    strtoll(pq.PQgetvalue(r, row, 1), NULL, 10),
+	    strtoll(pq.PQgetvalue(r, row, 2), NULL, 10),
+	    strtoll(pq.PQgetvalue(r, row, 3), NULL, 10));
 	return 0;
 }
 
@@ -2663,16 +2570,13 @@ take_active_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_count_active(void *be, int64_t now, store_active_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	char t[PG_NUM];
 	const char *vals[1] = { t };
 
 	fmt_i64(t, now);
-	if (read_sync(be, "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
+	return read_each(be, "SELECT jail, target_kind, count(*) FROM bans WHERE lifted_at IS NULL"
 	    " AND expires_at > $1::bigint GROUP BY jail, target_kind ORDER BY jail, target_kind",
-	    1, vals, take_active_row, &u) != 0)
-		return -1;
-	return u.rc;
+	    1, vals, take_active_row, (void *)cb, arg);
 }
 
 static int
@@ -2690,13 +2594,10 @@ take_counter_row(struct pg_store *st, const PGresult *r, int row, void *arg)
 static int
 pg_each_counter(void *be, const char *node, store_counter_cb cb, void *arg)
 {
-	struct user_cb u = { (void *)cb, arg, 0, false };
 	const char *vals[1] = { node };
 
-	if (read_sync(be, "SELECT name, labels, value FROM metric_counters WHERE node = $1"
-	    " ORDER BY name, labels", 1, vals, take_counter_row, &u) != 0)
-		return -1;
-	return u.rc;
+	return read_each(be, "SELECT name, labels, value FROM metric_counters WHERE node = $1"
+	    " ORDER BY name, labels", 1, vals, take_counter_row, (void *)cb, arg);
 }
 
 static int

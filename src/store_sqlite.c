@@ -117,20 +117,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 #define EVENT_ROWS 64
 #define EVENT_COLS 8
 
-/* Every event adds 1 to its (minute, rule) row of event_counts.  The open
- * transaction's counts are summed here and written at flush: a batch of
- * 20,000 lines spans about an hour of log, ~600 rows. */
-#define COUNT_SLOTS 1024     /* a power of two; written out when 3/4 full */
-#define COUNT_ROWS 32        /* counts per multi-row upsert */
+/* The open transaction's per-minute counts (store_counts, in
+ * store_backend.h) are written at flush, COUNT_ROWS per multi-row upsert. */
+#define COUNT_ROWS 32
 
 /* Statements of the operator signals' block (near the end of this file). */
 #define STORE_SIG_STMTS 12
-
-struct count_slot {
-	int64_t minute;
-	const char *rule, *event;    /* borrowed, like a pending row's */
-	uint32_t n;                  /* 0: a free slot */
-};
 
 struct sqlite_store {
 	sqlite3 *db;
@@ -139,8 +131,7 @@ struct sqlite_store {
 	sqlite3_stmt *add_counts;            /* COUNT_ROWS rows */
 	struct event pending[EVENT_ROWS];    /* added, not yet written */
 	size_t npending;
-	struct count_slot counts[COUNT_SLOTS];
-	size_t ncounts;
+	struct store_counts counts;
 	bool in_tx;
 	/* SQLite rolled the open transaction back by itself (IOERR, some FULL,
 	 * NOMEM, INTERRUPT): every write until store_rollback would commit on
@@ -611,16 +602,6 @@ run_done(struct sqlite_store *st, sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void
-clear_counts(struct sqlite_store *st)
-{
-	if (st->ncounts == 0)
-		return;
-	for (size_t i = 0; i < COUNT_SLOTS; i++)
-		st->counts[i].n = 0;
-	st->ncounts = 0;
-}
-
 static int
 sq_begin(void *be)
 {
@@ -651,7 +632,7 @@ sq_rollback(void *be)
 	struct sqlite_store *st = be;
 
 	st->npending = 0;
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	st->tx_lost = false;
 	if (!st->in_tx)
 		return 0;
@@ -673,6 +654,16 @@ sq_rollback(void *be)
 		return rc;
 	}
 	return run_done(st, st->stmt[ST_ROLLBACK]);
+}
+
+/* bind_fail - a bind failed: note it, reset, -1 */
+static int
+bind_fail(struct sqlite_store *st, sqlite3_stmt *s)
+{
+	note_error(st);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return -1;
 }
 
 /* bind_text_or_null - "" is stored as NULL so the sqlite3 CLI shows absence */
@@ -713,13 +704,9 @@ bind_event(sqlite3_stmt *s, int base, const struct event *ev)
 static int
 write_rows(struct sqlite_store *st, sqlite3_stmt *s, const struct event *ev, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0) {
-			note_error(st);
-			sqlite3_reset(s);
-			return -1;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		if (bind_event(s, (int)i * EVENT_COLS, &ev[i]) != 0)
+			return bind_fail(st, s);
 	return run_done(st, s);
 }
 
@@ -739,27 +726,18 @@ flush_events(struct sqlite_store *st)
 	return 0;
 }
 
-/* minute_of - Unix seconds to minutes, rounding down */
-static int64_t
-minute_of(int64_t t)
-{
-	return t >= 0 ? t / 60 : -((-t + 59) / 60);
-}
-
 /* write_counts - one run of s with count rows c[0..n) bound */
 static int
-write_counts(struct sqlite_store *st, sqlite3_stmt *s, struct count_slot *const *c, size_t n)
+write_counts(struct sqlite_store *st, sqlite3_stmt *s, struct store_count_slot *const *c,
+    size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		int b = (int)i * 4;
 		if (sqlite3_bind_int64(s, b + 1, c[i]->minute) != SQLITE_OK ||
 		    bind_text_len(s, b + 2, c[i]->rule) != SQLITE_OK ||
 		    bind_text_len(s, b + 3, c[i]->event) != SQLITE_OK ||
-		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK) {
-			note_error(st);
-			sqlite3_reset(s);
-			return -1;
-		}
+		    sqlite3_bind_int64(s, b + 4, c[i]->n) != SQLITE_OK)
+			return bind_fail(st, s);
 	}
 	return run_done(st, s);
 }
@@ -769,14 +747,14 @@ write_counts(struct sqlite_store *st, sqlite3_stmt *s, struct count_slot *const 
 static int
 flush_counts(struct sqlite_store *st)
 {
-	struct count_slot *batch[COUNT_ROWS];
+	struct store_count_slot *batch[COUNT_ROWS];
 	size_t nb = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < COUNT_SLOTS && st->ncounts > 0 && rc == 0; i++) {
-		if (st->counts[i].n == 0)
+	for (size_t i = 0; i < STORE_COUNT_SLOTS && st->counts.n > 0 && rc == 0; i++) {
+		if (st->counts.slot[i].n == 0)
 			continue;
-		batch[nb++] = &st->counts[i];
+		batch[nb++] = &st->counts.slot[i];
 		if (nb == COUNT_ROWS) {
 			rc = write_counts(st, st->add_counts, batch, nb);
 			nb = 0;
@@ -784,7 +762,7 @@ flush_counts(struct sqlite_store *st)
 	}
 	for (size_t i = 0; i < nb && rc == 0; i++)
 		rc = write_counts(st, st->stmt[ST_ADD_COUNT], &batch[i], 1);
-	clear_counts(st);
+	store_counts_clear(&st->counts);
 	return rc;
 }
 
@@ -803,27 +781,7 @@ flush_pending(struct sqlite_store *st)
 static int
 count_event(struct sqlite_store *st, const struct event *ev)
 {
-	int64_t minute = minute_of(ev->time);
-	/* the rule name is owned by the ruleset: its address identifies it */
-	uint64_t h = ((uint64_t)minute * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)ev->rule;
-	size_t i = (size_t)(h ^ (h >> 29)) & (COUNT_SLOTS - 1);
-
-	for (;; i = (i + 1) & (COUNT_SLOTS - 1)) {
-		struct count_slot *c = &st->counts[i];
-		if (c->n == 0) {
-			c->minute = minute;
-			c->rule = ev->rule;
-			c->event = ev->type;
-			c->n = 1;
-			st->ncounts++;
-			break;
-		}
-		if (c->minute == minute && c->rule == ev->rule) {
-			c->n++;
-			break;
-		}
-	}
-	if (st->ncounts * 4 >= COUNT_SLOTS * 3 || !st->in_tx)
+	if (store_counts_add(&st->counts, ev) || !st->in_tx)
 		return flush_counts(st);
 	return 0;
 }
@@ -848,11 +806,8 @@ add_delivery(struct sqlite_store *st, const struct event *ev)
 		return -1;
 	if (bind_event(s, 0, ev) != 0 ||
 	    bind_text_or_null(s, 9, ev->rcpt) != SQLITE_OK ||
-	    bind_text_or_null(s, 10, ev->newqid) != SQLITE_OK) {
-		note_error(st);
-		sqlite3_reset(s);
-		return -1;
-	}
+	    bind_text_or_null(s, 10, ev->newqid) != SQLITE_OK)
+		return bind_fail(st, s);
 	return run_done(st, s);
 }
 
@@ -872,46 +827,6 @@ sq_add_event(void *be, const struct event *ev)
 	return 0;
 }
 
-/* actions_text - "nft,hold" for the actions column */
-static const char *
-actions_text(unsigned actions, char *buf, size_t len)
-{
-	static const struct { unsigned bit; const char *name; } names[] = {
-		{ ACTION_NFT, "nft" }, { ACTION_HOLD, "hold" }, { ACTION_REJECT, "reject" },
-		{ ACTION_DEFER, "defer" },
-	};
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!(actions & names[i].bit))
-			continue;
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    off ? "," : "", names[i].name);
-		if (off >= len)
-			break;
-	}
-	return buf;
-}
-
-static unsigned
-actions_parse(const char *s)
-{
-	unsigned a = 0;
-
-	if (s == NULL)
-		return 0;
-	if (strstr(s, "nft"))
-		a |= ACTION_NFT;
-	if (strstr(s, "hold"))
-		a |= ACTION_HOLD;
-	if (strstr(s, "reject"))
-		a |= ACTION_REJECT;
-	if (strstr(s, "defer"))
-		a |= ACTION_DEFER;
-	return a;
-}
-
 static int
 sq_add_ban(void *be, const struct verdict *v, int64_t *id)
 {
@@ -919,7 +834,7 @@ sq_add_ban(void *be, const struct verdict *v, int64_t *id)
 	sqlite3_stmt *s = st->stmt[ST_ADD_BAN];
 	char actions[32];
 
-	actions_text(v->actions, actions, sizeof(actions));
+	store_actions_text(v->actions, actions, sizeof(actions));
 	if (sqlite3_bind_text(s, 1, v->jail, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 2, v->target, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(s, 3, target_kind_name(v->kind), -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -929,11 +844,8 @@ sq_add_ban(void *be, const struct verdict *v, int64_t *id)
 	    bind_text_or_null(s, 7, (v->actions & (ACTION_REJECT | ACTION_DEFER)) ? v->reply : NULL)
 	    != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 8, v->started_at) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK) {
-		note_error(st);
-		sqlite3_reset(s);
-		return -1;
-	}
+	    sqlite3_bind_int64(s, 9, v->expires_at) != SQLITE_OK)
+		return bind_fail(st, s);
 	if (run_done(st, s) != 0)
 		return -1;
 	if (id)
@@ -1091,94 +1003,126 @@ copy_col(sqlite3_stmt *s, int col, char *buf, size_t len)
 	return 0;
 }
 
+/* row_fn - one row of a stepped statement; non-zero stops the rows */
+typedef int (*row_fn)(sqlite3_stmt *s, void *arg);
+
+/* The caller's callback (a store.h store_*_cb, cast back by the row
+ * function that knows which) and its argument, for the readers. */
+struct user_cb {
+	void (*fn)(void);
+	void *arg;
+};
+
+/*
+ * step_rows - step the bound statement s, handing each row to on_row,
+ * until the rows end (0), on_row returns non-zero (that), or a step fails
+ * (noted, -1); then s is reset and its bindings cleared
+ */
+static int
+step_rows(struct sqlite_store *st, sqlite3_stmt *s, row_fn on_row, void *arg)
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((ret = on_row(s, arg)) != 0)
+			goto out;
+	if (rc != SQLITE_DONE) {
+		note_error(st);
+		ret = -1;
+	}
+out:
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+/* step_rows_with - step_rows for a statement whose one parameter is v */
+static int
+step_rows_with(struct sqlite_store *st, sqlite3_stmt *s, int64_t v, row_fn on_row,
+    void *arg)
+{
+	if (sqlite3_bind_int64(s, 1, v) != SQLITE_OK) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
+	}
+	return step_rows(st, s, on_row, arg);
+}
+
+/* step_i64 - the first column of the one row s returns, into *out */
+static int
+step_i64(struct sqlite_store *st, sqlite3_stmt *s, int64_t *out)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		note_error(st);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* take_event_row - time, rule, event, ip, account, sender, qid, nrcpt,
+ * rcpt, newqid to an event for the store_event_cb in arg (a user_cb) */
+static int
+take_event_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+	struct event ev;
+	char rule[256], type[64];
+
+	memset(&ev, 0, sizeof(ev));
+	ev.time = sqlite3_column_int64(s, 0);
+	if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
+	    copy_col(s, 2, type, sizeof(type)) != 0 ||
+	    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
+	    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
+	    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
+	    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
+	    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
+	    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
+		return 0;   /* cannot come from rules_match; not ours */
+	ev.rule = rule;
+	ev.type = type;
+	ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
+	    (long)sqlite3_column_int64(s, 7);
+	return ((store_event_cb)u->fn)(u->arg, &ev);
+}
+
 static int
 sq_each_event_since(void *be, int64_t since, store_event_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_EVENTS_SINCE];
-	struct event ev;
-	char rule[256], type[64];
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (flush_pending(st) != 0)
 		return -1;
-	if (sqlite3_bind_int64(s, 1, since) != SQLITE_OK) {
-		ret = -1;
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&ev, 0, sizeof(ev));
-		ev.time = sqlite3_column_int64(s, 0);
-		if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
-		    copy_col(s, 2, type, sizeof(type)) != 0 ||
-		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
-		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
-		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
-		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
-		    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
-		    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
-			continue;   /* cannot come from rules_match; not ours */
-		ev.rule = rule;
-		ev.type = type;
-		ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
-		    (long)sqlite3_column_int64(s, 7);
-		if ((ret = cb(arg, &ev)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return ret;
+	return step_rows_with(st, st->stmt[ST_EVENTS_SINCE], since, take_event_row, &u);
 }
 
-/* each_ban_rows - step a bound ban query, calling cb per row */
+/* take_ban_row - a ban query's row to the store_ban_cb in arg (a user_cb) */
 static int
-each_ban_rows(struct sqlite_store *st, sqlite3_stmt *s, store_ban_cb cb, void *arg)
+take_ban_row(sqlite3_stmt *s, void *arg)
 {
+	struct user_cb *u = arg;
 	struct stored_ban b;
-	int rc, ret = 0;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		b.id = sqlite3_column_int64(s, 0);
-		b.node = NULL;
-		b.jail = (const char *)sqlite3_column_text(s, 1);
-		b.target = (const char *)sqlite3_column_text(s, 2);
-		b.target_kind = (const char *)sqlite3_column_text(s, 3);
-		b.level = sqlite3_column_int(s, 4);
-		b.reason = (const char *)sqlite3_column_text(s, 5);
-		b.actions = actions_parse((const char *)sqlite3_column_text(s, 6));
-		b.reply = (const char *)sqlite3_column_text(s, 7);
-		b.started_at = sqlite3_column_int64(s, 8);
-		b.expires_at = sqlite3_column_int64(s, 9);
-		b.lifted_at = sqlite3_column_int64(s, 10);
-		if (b.jail == NULL || b.target == NULL || b.target_kind == NULL)
-			continue;
-		if ((ret = cb(arg, &b)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return ret;
-}
-
-/* each_ban - the ban iterators with one integer parameter */
-static int
-each_ban(struct sqlite_store *st, sqlite3_stmt *s, int64_t param, store_ban_cb cb, void *arg)
-{
-	if (sqlite3_bind_int64(s, 1, param) != SQLITE_OK) {
-		sqlite3_reset(s);
-		return -1;
-	}
-	return each_ban_rows(st, s, cb, arg);
+	b.id = sqlite3_column_int64(s, 0);
+	b.node = NULL;
+	b.jail = (const char *)sqlite3_column_text(s, 1);
+	b.target = (const char *)sqlite3_column_text(s, 2);
+	b.target_kind = (const char *)sqlite3_column_text(s, 3);
+	b.level = sqlite3_column_int(s, 4);
+	b.reason = (const char *)sqlite3_column_text(s, 5);
+	b.actions = store_actions_parse((const char *)sqlite3_column_text(s, 6));
+	b.reply = (const char *)sqlite3_column_text(s, 7);
+	b.started_at = sqlite3_column_int64(s, 8);
+	b.expires_at = sqlite3_column_int64(s, 9);
+	b.lifted_at = sqlite3_column_int64(s, 10);
+	if (b.jail == NULL || b.target == NULL || b.target_kind == NULL)
+		return 0;
+	return ((store_ban_cb)u->fn)(u->arg, &b);
 }
 
 static int
@@ -1186,6 +1130,7 @@ sq_each_ban(void *be, const struct ban_filter *f, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = st->stmt[ST_BANS_FILTER];
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (bind_text_or_null(s, 1, f->jail) != SQLITE_OK ||
 	    bind_text_or_null(s, 2, f->target) != SQLITE_OK ||
@@ -1194,79 +1139,73 @@ sq_each_ban(void *be, const struct ban_filter *f, store_ban_cb cb, void *arg)
 		sqlite3_reset(s);
 		return -1;
 	}
-	return each_ban_rows(st, s, cb, arg);
+	return step_rows(st, s, take_ban_row, &u);
+}
+
+static int
+take_count_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+	const char *name = (const char *)sqlite3_column_text(s, 0);
+
+	if (name == NULL)
+		return 0;
+	return ((store_count_cb)u->fn)(u->arg, name, sqlite3_column_int64(s, 1));
 }
 
 static int
 sq_event_counts_since(void *be, int64_t since, store_count_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_EVENT_COUNTS];
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (flush_pending(st) != 0)
 		return -1;
 	/* the minute holding since counts whole: at most 59 s more */
-	if (sqlite3_bind_int64(s, 1, minute_of(since)) != SQLITE_OK) {
-		ret = -1;
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(s, 0);
-		if (name && (ret = cb(arg, name, sqlite3_column_int64(s, 1))) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return ret;
+	return step_rows_with(st, st->stmt[ST_EVENT_COUNTS], store_minute_of(since),
+	    take_count_row, &u);
+}
+
+static int
+take_position_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+	struct log_position pos;
+
+	memset(&pos, 0, sizeof(pos));
+	if (copy_col(s, 0, pos.path, sizeof(pos.path)) != 0)
+		return 0;
+	pos.inode = (uint64_t)sqlite3_column_int64(s, 1);
+	pos.offset = (uint64_t)sqlite3_column_int64(s, 2);
+	pos.first_hash = (uint64_t)sqlite3_column_int64(s, 3);
+	return ((store_position_cb)u->fn)(u->arg, NULL, &pos, sqlite3_column_int64(s, 4));
 }
 
 static int
 sq_each_position(void *be, store_position_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_POSITIONS];
-	struct log_position pos;
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&pos, 0, sizeof(pos));
-		if (copy_col(s, 0, pos.path, sizeof(pos.path)) != 0)
-			continue;
-		pos.inode = (uint64_t)sqlite3_column_int64(s, 1);
-		pos.offset = (uint64_t)sqlite3_column_int64(s, 2);
-		pos.first_hash = (uint64_t)sqlite3_column_int64(s, 3);
-		if ((ret = cb(arg, NULL, &pos, sqlite3_column_int64(s, 4))) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	return ret;
+	return step_rows(st, st->stmt[ST_POSITIONS], take_position_row, &u);
 }
 
 static int
 sq_each_ban_since(void *be, int64_t since, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
-	return each_ban(st, st->stmt[ST_BANS_SINCE], since, cb, arg);
+	return step_rows_with(st, st->stmt[ST_BANS_SINCE], since, take_ban_row, &u);
 }
 
 static int
 sq_each_active_ban(void *be, int64_t now, store_ban_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
-	return each_ban(st, st->stmt[ST_BANS_ACTIVE], now, cb, arg);
+	return step_rows_with(st, st->stmt[ST_BANS_ACTIVE], now, take_ban_row, &u);
 }
 
 static int
@@ -1284,7 +1223,7 @@ sq_purge_events(void *be, int64_t before)
 	if (run_done(st, s) != 0)
 		return -1;
 	/* counts go with the minutes wholly before it */
-	if (sqlite3_bind_int64(c, 1, minute_of(before)) != SQLITE_OK) {
+	if (sqlite3_bind_int64(c, 1, store_minute_of(before)) != SQLITE_OK) {
 		sqlite3_reset(c);
 		return -1;
 	}
@@ -1295,19 +1234,26 @@ static int
 sq_newest_time(void *be, int64_t *out)
 {
 	struct sqlite_store *st = be;
-	sqlite3_stmt *s = st->stmt[ST_NEWEST];
-	int rc;
 
 	if (flush_pending(st) != 0)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW) {
-		note_error(st);
-		return -1;
-	}
+	return step_i64(st, st->stmt[ST_NEWEST], out);
+}
+
+struct qids_read {
+	char (*qids)[MJ_QID_MAX];
+	size_t max, n;
+};
+
+static int
+take_qid(sqlite3_stmt *s, void *arg)
+{
+	struct qids_read *q = arg;
+
+	if (q->n >= q->max)
+		return 1;   /* full: the rest are not wanted */
+	if (copy_col(s, 0, q->qids[q->n], MJ_QID_MAX) == 0)
+		q->n++;
 	return 0;
 }
 
@@ -1316,26 +1262,19 @@ sq_account_qids(void *be, const char *account, char (*qids)[MJ_QID_MAX], size_t 
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = st->stmt[ST_ACCOUNT_QIDS];
-	int rc, n = 0;
+	struct qids_read q = { qids, max, 0 };
 
 	if (flush_pending(st) != 0)
 		return -1;
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (sqlite3_int64)max) != SQLITE_OK) {
-		n = -1;
-		goto out;
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return -1;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && (size_t)n < max)
-		if (copy_col(s, 0, qids[n], MJ_QID_MAX) == 0)
-			n++;
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		note_error(st);
-		n = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return n;
+	if (step_rows(st, s, take_qid, &q) < 0)
+		return -1;
+	return (int)q.n;
 }
 
 /*
@@ -1370,9 +1309,8 @@ sq_each_event_about(void *be, const struct event_about *about,
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = NULL;
-	struct event ev;
-	char rule[256], type[64];
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
+	int ret;
 
 	if (flush_pending(st) != 0)
 		return -1;
@@ -1382,33 +1320,10 @@ sq_each_event_about(void *be, const struct event_about *about,
 	    bind_text_or_null(s, 3, about->domain) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 4, about->since) != SQLITE_OK) {
 		note_error(st);
-		ret = -1;
-		goto out;
+		sqlite3_finalize(s);
+		return -1;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&ev, 0, sizeof(ev));
-		ev.time = sqlite3_column_int64(s, 0);
-		if (copy_col(s, 1, rule, sizeof(rule)) != 0 ||
-		    copy_col(s, 2, type, sizeof(type)) != 0 ||
-		    copy_col(s, 3, ev.ip, sizeof(ev.ip)) != 0 ||
-		    copy_col(s, 4, ev.user, sizeof(ev.user)) != 0 ||
-		    copy_col(s, 5, ev.sender, sizeof(ev.sender)) != 0 ||
-		    copy_col(s, 6, ev.qid, sizeof(ev.qid)) != 0 ||
-		    copy_col(s, 8, ev.rcpt, sizeof(ev.rcpt)) != 0 ||
-		    copy_col(s, 9, ev.newqid, sizeof(ev.newqid)) != 0)
-			continue;   /* cannot come from rules_match; not ours */
-		ev.rule = rule;
-		ev.type = type;
-		ev.nrcpt = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 :
-		    (long)sqlite3_column_int64(s, 7);
-		if ((ret = cb(arg, &ev)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
+	ret = step_rows(st, s, take_event_row, &u);
 	sqlite3_finalize(s);
 	return ret;
 }
@@ -1488,16 +1403,6 @@ sig_stmt(struct sqlite_store *st, enum sig_stmt i)
 	return st->sig[i];
 }
 
-/* bind_fail - a bind failed: note it, reset, -1 */
-static int
-bind_fail(struct sqlite_store *st, sqlite3_stmt *s)
-{
-	note_error(st);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return -1;
-}
-
 static int
 sq_queue_notification(void *be, const struct stored_notification *n,
     int64_t *id)
@@ -1539,51 +1444,57 @@ col_text(sqlite3_stmt *s, int col)
 }
 
 static int
+take_note_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+	struct stored_notification n;
+
+	memset(&n, 0, sizeof(n));
+	n.id = sqlite3_column_int64(s, 0);
+	n.event = col_text(s, 1);
+	n.digest = sqlite3_column_int(s, 2) != 0;
+	n.ban_id = sqlite3_column_int64(s, 3);
+	n.jail = col_text(s, 4);
+	n.target = col_text(s, 5);
+	n.target_kind = col_text(s, 6);
+	n.level = sqlite3_column_int(s, 7);
+	n.reason = col_text(s, 8);
+	n.started_at = sqlite3_column_int64(s, 9);
+	n.expires_at = sqlite3_column_int64(s, 10);
+	n.evidence_key = sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL : col_text(s, 11);
+	n.evidence_window = sqlite3_column_int64(s, 12);
+	n.node = col_text(s, 13);
+	n.created_at = sqlite3_column_int64(s, 14);
+	n.done = (unsigned)sqlite3_column_int(s, 15);
+	n.attempts = sqlite3_column_int(s, 16);
+	n.due_at = sqlite3_column_int64(s, 17);
+	return ((store_notification_cb)u->fn)(u->arg, &n);
+}
+
+/* sig_rows - step_rows for a signals' read (which says when a wait for
+ * the lock is over, as a write does) */
+static int
+sig_rows(struct sqlite_store *st, sqlite3_stmt *s, row_fn on_row, void *arg)
+{
+	int ret = step_rows(st, s, on_row, arg);
+
+	busy_done(st);
+	return ret;
+}
+
+static int
 sq_each_open_notification(void *be, size_t max, store_notification_cb cb,
     void *arg)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = sig_stmt(st, SIG_OPEN);
-	struct stored_notification n;
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (s == NULL)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, (sqlite3_int64)max) != SQLITE_OK)
 		return bind_fail(st, s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&n, 0, sizeof(n));
-		n.id = sqlite3_column_int64(s, 0);
-		n.event = col_text(s, 1);
-		n.digest = sqlite3_column_int(s, 2) != 0;
-		n.ban_id = sqlite3_column_int64(s, 3);
-		n.jail = col_text(s, 4);
-		n.target = col_text(s, 5);
-		n.target_kind = col_text(s, 6);
-		n.level = sqlite3_column_int(s, 7);
-		n.reason = col_text(s, 8);
-		n.started_at = sqlite3_column_int64(s, 9);
-		n.expires_at = sqlite3_column_int64(s, 10);
-		n.evidence_key = sqlite3_column_type(s, 11) == SQLITE_NULL ? NULL :
-		    col_text(s, 11);
-		n.evidence_window = sqlite3_column_int64(s, 12);
-		n.node = col_text(s, 13);
-		n.created_at = sqlite3_column_int64(s, 14);
-		n.done = (unsigned)sqlite3_column_int(s, 15);
-		n.attempts = sqlite3_column_int(s, 16);
-		n.due_at = sqlite3_column_int64(s, 17);
-		if ((ret = cb(arg, &n)) != 0)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	busy_done(st);
-	return ret;
+	return sig_rows(st, s, take_note_row, &u);
 }
 
 static int
@@ -1595,14 +1506,9 @@ sq_count_open_notifications(void *be, int64_t *out)
 
 	if (s == NULL)
 		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	else
-		note_error(st);
-	sqlite3_reset(s);
+	rc = step_i64(st, s, out);
 	busy_done(st);
-	return rc == SQLITE_ROW ? 0 : -1;
+	return rc;
 }
 
 static int
@@ -1651,14 +1557,31 @@ sq_notification_gave_up(void *be, int64_t id, int64_t now, const char *error)
 	return mark_failed(st, SIG_GAVE_UP, id, now, error);
 }
 
+struct evidence_read {
+	struct store_evidence *out;
+	bool rcpt_known;
+};
+
+static int
+take_evidence_row(sqlite3_stmt *s, void *arg)
+{
+	struct evidence_read *e = arg;
+	const char *ip = (const char *)sqlite3_column_text(s, 0);
+	size_t iplen = ip ? (size_t)sqlite3_column_bytes(s, 0) : 0;
+
+	store_evidence_add(e->out, &e->rcpt_known, ip, iplen, sqlite3_column_int64(s, 1),
+	    sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3));
+	return 0;
+}
+
 static int
 sq_submission_evidence(void *be, const char *key, const char *target,
     int64_t since, int64_t until, struct store_evidence *out)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = sig_stmt(st, SIG_EVIDENCE);
-	int rc, ret = 0;
-	bool rcpt_known = false;
+	struct evidence_read e = { out, false };
+	int ret;
 
 	memset(out, 0, sizeof(*out));
 	if (s == NULL)
@@ -1670,31 +1593,19 @@ sq_submission_evidence(void *be, const char *key, const char *target,
 	    sqlite3_bind_int64(s, 3, since) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 4, until) != SQLITE_OK)
 		return bind_fail(st, s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t n = sqlite3_column_int64(s, 1);
-
-		out->submissions += n;
-		out->clients++;
-		if (sqlite3_column_int64(s, 3) > 0) {
-			rcpt_known = true;
-			out->recipients += sqlite3_column_int64(s, 2);
-		}
-		if (out->ntop < STORE_EVIDENCE_TOP &&
-		    copy_col(s, 0, out->top[out->ntop].ip, sizeof(out->top[0].ip)) == 0) {
-			out->top[out->ntop].submissions = n;
-			out->ntop++;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-	if (!rcpt_known)
+	ret = sig_rows(st, s, take_evidence_row, &e);
+	if (!e.rcpt_known)
 		out->recipients = -1;
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	busy_done(st);
 	return ret;
+}
+
+static int
+take_active_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+
+	return ((store_active_cb)u->fn)(u->arg, col_text(s, 0), col_text(s, 1),
+	    sqlite3_column_int64(s, 2));
 }
 
 static int
@@ -1702,25 +1613,22 @@ sq_count_active(void *be, int64_t now, store_active_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = sig_stmt(st, SIG_ACTIVE);
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (s == NULL)
 		return -1;
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
 		return bind_fail(st, s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((ret = cb(arg, col_text(s, 0), col_text(s, 1),
-		    sqlite3_column_int64(s, 2))) != 0)
-			goto out;
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	busy_done(st);
-	return ret;
+	return sig_rows(st, s, take_active_row, &u);
+}
+
+static int
+take_counter_row(sqlite3_stmt *s, void *arg)
+{
+	struct user_cb *u = arg;
+
+	return ((store_counter_cb)u->fn)(u->arg, col_text(s, 0), col_text(s, 1),
+	    sqlite3_column_double(s, 2));
 }
 
 static int
@@ -1728,25 +1636,13 @@ sq_each_counter(void *be, const char *node, store_counter_cb cb, void *arg)
 {
 	struct sqlite_store *st = be;
 	sqlite3_stmt *s = sig_stmt(st, SIG_COUNTERS);
-	int rc, ret = 0;
+	struct user_cb u = { (void (*)(void))cb, arg };
 
 	if (s == NULL)
 		return -1;
 	if (sqlite3_bind_text(s, 1, node, -1, SQLITE_STATIC) != SQLITE_OK)
 		return bind_fail(st, s);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((ret = cb(arg, col_text(s, 0), col_text(s, 1),
-		    sqlite3_column_double(s, 2))) != 0)
-			goto out;
-	if (rc != SQLITE_DONE) {
-		note_error(st);
-		ret = -1;
-	}
-out:
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	busy_done(st);
-	return ret;
+	return sig_rows(st, s, take_counter_row, &u);
 }
 
 static int
