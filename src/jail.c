@@ -70,6 +70,7 @@
 
 #include "addr.h"
 #include "addrlog.h"
+#include "hashtab.h"
 #include "msgtrace.h"
 #include "spread.h"
 
@@ -97,20 +98,16 @@
 
 enum keytype { KEY_IP, KEY_PREFIX, KEY_ACCOUNT, KEY_SENDER, KEY_DOMAIN };
 
-/* One hashed block: counters, ban history or a pending queue id. */
+/* One hashed block: counters, ban history or a pending queue id.  The
+ * head's aux is the capacity of the ring. */
 struct ent {
-	uint32_t hash;
+	struct hashent h;
+	uint16_t head, n;        /* ring of uint32 after the key */
 	uint32_t t32;            /* ban: end of last ban; pending: time */
-	uint16_t cap, head, n;   /* ring of uint32 after the key */
-	uint16_t klen;
 	char key[];
 };
 
-struct htab {
-	struct ent **slot;
-	uint32_t mask;           /* size - 1; size 0 when slot == NULL */
-	uint32_t n;
-};
+#define ENT_KEYOFF offsetof(struct ent, key)
 
 struct cidr {
 	int family;
@@ -158,17 +155,17 @@ struct jail {
 	int64_t spare_after;
 	uint32_t spare_factor;
 	int l_spare, l_spare_factor;
-	struct htab spared;      /* key -> time of its last login (t32) */
+	struct hashtab spared;      /* key -> time of its last login (t32) */
 	/* lines of keys seen, for checks after the section is read */
 	int l_key, l_findtime, l_maxretry, l_limits, l_count, l_action, l_reply;
 	unsigned char *counts_kind;  /* [kind]: 1 if this jail counts it */
-	struct htab counters;
-	struct htab bans;
+	struct hashtab counters;
+	struct hashtab bans;
 	/* key = account with action nft/reject: the addresses that fail
 	 * against an attacked account are banned (see count_against_account) */
 	bool bans_addresses;
 	struct addrlog addrs;    /* who failed against each account lately */
-	struct htab watches;     /* attacked accounts: end of watch, its starts */
+	struct hashtab watches;     /* attacked accounts: end of watch, its starts */
 	/* counts remote_listed: the spread rule (see listed_counts) */
 	bool counts_listed;
 	struct spread listed;
@@ -185,7 +182,7 @@ struct jailset {
 	size_t nkinds;
 	int kind_submission;     /* index of "submission", or -1 */
 	bool need_logins;        /* a jail has spare_authenticated */
-	struct htab pending;
+	struct hashtab pending;
 	/* Delivery results joined to their submission (remote_reject,
 	 * remote_listed, requeued): see dispatch_delivery. */
 	bool need_trace;
@@ -208,19 +205,6 @@ static const struct cidr loopback[2] = {
 
 /* ---- hash table ------------------------------------------------------- */
 
-/* hash_str - FNV-1a; keys are short and this needs no state */
-static uint32_t
-hash_str(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static size_t
 ring_off(size_t klen)
 {
@@ -230,121 +214,13 @@ ring_off(size_t klen)
 static uint32_t *
 ent_ring(struct ent *e)
 {
-	return (uint32_t *)(void *)((char *)e + ring_off(e->klen));
+	return (uint32_t *)(void *)((char *)e + ring_off(e->h.klen));
 }
 
-/* htab_find - slot holding key, or the empty slot where it would go; NULL
- * if the table has no slots yet */
-static struct ent **
-htab_find(struct htab *t, const char *key, size_t klen, uint32_t h)
+static uint16_t
+ent_cap(const struct ent *e)
 {
-	uint32_t i;
-
-	if (t->slot == NULL)
-		return NULL;
-	for (i = h & t->mask;; i = (i + 1) & t->mask) {
-		struct ent *e = t->slot[i];
-		if (e == NULL)
-			return &t->slot[i];
-		if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
-			return &t->slot[i];
-	}
-}
-
-/* htab_resize - rehash into size slots (a power of two > n) */
-static int
-htab_resize(struct htab *t, uint32_t size)
-{
-	struct ent **ns = calloc(size, sizeof(*ns));
-
-	if (ns == NULL)
-		return -1;
-	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++) {
-		struct ent *e = t->slot[i];
-		uint32_t j;
-		if (e == NULL)
-			continue;
-		for (j = e->hash & (size - 1); ns[j] != NULL; j = (j + 1) & (size - 1))
-			;
-		ns[j] = e;
-	}
-	free(t->slot);
-	t->slot = ns;
-	t->mask = size - 1;
-	return 0;
-}
-
-/* htab_slot_for_insert - like htab_find, but makes room first */
-static struct ent **
-htab_slot_for_insert(struct htab *t, const char *key, size_t klen, uint32_t h)
-{
-	uint32_t size = t->slot ? t->mask + 1 : 0;
-
-	if (size == 0 || (uint64_t)(t->n + 1) * 4 > (uint64_t)size * 3) {
-		if (htab_resize(t, size ? size * 2 : 16) != 0)
-			return NULL;
-	}
-	return htab_find(t, key, klen, h);
-}
-
-/* htab_del - remove the entry in slot (freeing it); backward-shift deletion
- * keeps linear probing correct without tombstones */
-static void
-htab_del(struct htab *t, struct ent **slot)
-{
-	uint32_t i = (uint32_t)(slot - t->slot), j = i;
-
-	free(*slot);
-	t->n--;
-	for (;;) {
-		uint32_t k;
-		j = (j + 1) & t->mask;
-		if (t->slot[j] == NULL)
-			break;
-		k = t->slot[j]->hash & t->mask;
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		t->slot[i] = t->slot[j];
-		i = j;
-	}
-	t->slot[i] = NULL;
-}
-
-static void
-htab_free(struct htab *t)
-{
-	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++)
-		free(t->slot[i]);
-	free(t->slot);
-	memset(t, 0, sizeof(*t));
-}
-
-/* htab_sweep - drop entries keep() rejects (freeing them), then shrink so a
- * burst of keys does not pin memory forever */
-static void
-htab_sweep(struct htab *t, bool (*keep)(struct ent *, const void *), const void *arg)
-{
-	uint32_t size;
-
-	for (uint32_t i = 0; t->slot != NULL && i <= t->mask; i++) {
-		if (t->slot[i] != NULL && !keep(t->slot[i], arg)) {
-			free(t->slot[i]);
-			t->slot[i] = NULL;
-			t->n--;
-		}
-	}
-	if (t->slot == NULL)
-		return;
-	for (size = 16; (uint64_t)size * 3 < (uint64_t)t->n * 4 * 2; size *= 2)
-		;
-	if (size > t->mask + 1)
-		size = t->mask + 1;
-	/* rehash even at the same size: emptied slots broke probe chains */
-	if (htab_resize(t, size) != 0) {
-		/* Out of memory: the holes left above break probe chains, so
-		 * the table cannot be kept; dropping it loses only counts. */
-		htab_free(t);
-	}
+	return e->h.aux;
 }
 
 /* ent_new - a block for key with a ring of cap (x2 if weighted) uint32 */
@@ -355,40 +231,55 @@ ent_new(const char *key, size_t klen, uint32_t h, uint16_t cap, bool weighted)
 
 	if (e == NULL)
 		return NULL;
-	e->hash = h;
-	e->klen = (uint16_t)klen;
-	e->cap = cap;
+	e->h.hash = h;
+	e->h.klen = (uint16_t)klen;
+	e->h.aux = cap;
 	memcpy(e->key, key, klen);
 	e->key[klen] = '\0';
 	return e;
 }
 
+/* ent_of - the entry a table slot points at (its head is the first member) */
+static struct ent *
+ent_of(struct hashent *h)
+{
+	return (struct ent *)(void *)h;
+}
+
+/* ent_slot - the slot of key in t, or where it would go; NULL: no slots */
+static struct hashent **
+ent_slot(struct hashtab *t, const char *key, size_t klen)
+{
+	return hashtab_find(t, key, klen, hashtab_hash(key, klen), ENT_KEYOFF);
+}
+
 /* ent_get - the entry for key in t, created (ring of initcap) if absent */
 static struct ent *
-ent_get(struct htab *t, const char *key, uint16_t initcap, bool weighted)
+ent_get(struct hashtab *t, const char *key, uint16_t initcap, bool weighted)
 {
 	size_t klen = strlen(key);
-	uint32_t h = hash_str(key, klen);
-	struct ent **s = htab_find(t, key, klen, h);
+	uint32_t h = hashtab_hash(key, klen);
+	struct hashent **s = hashtab_find(t, key, klen, h, ENT_KEYOFF);
+	struct ent *e;
 
 	if (s != NULL && *s != NULL)
-		return *s;
-	s = htab_slot_for_insert(t, key, klen, h);
+		return ent_of(*s);
+	s = hashtab_slot_for_insert(t, key, klen, h, ENT_KEYOFF);
 	if (s == NULL)
 		return NULL;
-	if ((*s = ent_new(key, klen, h, initcap, weighted)) == NULL)
+	if ((e = ent_new(key, klen, h, initcap, weighted)) == NULL)
 		return NULL;
+	*s = &e->h;
 	t->n++;
-	return *s;
+	return e;
 }
 
 static struct ent *
-ent_lookup(struct htab *t, const char *key)
+ent_lookup(struct hashtab *t, const char *key)
 {
-	size_t klen = strlen(key);
-	struct ent **s = htab_find(t, key, klen, hash_str(key, klen));
+	struct hashent **s = ent_slot(t, key, strlen(key));
 
-	return s ? *s : NULL;
+	return s && *s ? ent_of(*s) : NULL;
 }
 
 /* ring_pos - the slot of the i-th oldest entry of e's ring (no division:
@@ -398,7 +289,29 @@ ring_pos(const struct ent *e, uint32_t i)
 {
 	uint32_t k = (uint32_t)e->head + i;
 
-	return k >= e->cap ? k - e->cap : k;
+	return k >= ent_cap(e) ? k - ent_cap(e) : k;
+}
+
+/* ent_grow - replace e (in its slot of t) by a block with a ring of ncap,
+ * its times in order from slot 0 */
+static struct ent *
+ent_grow(struct hashtab *t, struct ent *e, uint16_t ncap, bool weighted)
+{
+	struct ent *ne = ent_new(e->key, e->h.klen, e->h.hash, ncap, weighted);
+
+	if (ne == NULL)
+		return NULL;
+	ne->t32 = e->t32;
+	for (uint32_t i = 0; i < e->n; i++) {
+		uint32_t k = ring_pos(e, i);
+		ent_ring(ne)[i] = ent_ring(e)[k];
+		if (weighted)
+			ent_ring(ne)[ncap + i] = ent_ring(e)[ent_cap(e) + k];
+	}
+	ne->n = e->n;
+	*ent_slot(t, e->key, e->h.klen) = &ne->h;
+	free(e);
+	return ne;
 }
 
 /* ent_push - insert (time, weight) into e's ring, kept in time order (an
@@ -406,34 +319,22 @@ ring_pos(const struct ent *e, uint32_t i)
  * max entries; when full the oldest time is dropped, which is the new one if
  * it is older than all.  May move e (the table slot is updated). */
 static int
-ent_push(struct htab *t, struct ent **ep, uint32_t time, uint32_t weight,
+ent_push(struct hashtab *t, struct ent **ep, uint32_t time, uint32_t weight,
     uint16_t max, bool weighted)
 {
 	struct ent *e = *ep;
 	uint32_t *r, *w, i;
 
-	if (e->n == e->cap && e->cap < max) {
-		uint16_t ncap = e->cap * 2 > max ? max : (uint16_t)(e->cap * 2);
-		struct ent *ne = ent_new(e->key, e->klen, e->hash, ncap, weighted);
-		struct ent **s;
-		if (ne == NULL)
+	if (e->n == ent_cap(e) && ent_cap(e) < max) {
+		uint16_t cap = ent_cap(e);
+		if ((e = ent_grow(t, e, cap * 2 > max ? max : (uint16_t)(cap * 2),
+		    weighted)) == NULL)
 			return -1;
-		ne->t32 = e->t32;
-		for (i = 0; i < e->n; i++) {
-			uint32_t k = ring_pos(e, i);
-			ent_ring(ne)[i] = ent_ring(e)[k];
-			if (weighted)
-				ent_ring(ne)[ncap + i] = ent_ring(e)[e->cap + k];
-		}
-		ne->n = e->n;
-		s = htab_find(t, e->key, e->klen, e->hash);
-		*s = ne;
-		free(e);
-		*ep = e = ne;
+		*ep = e;
 	}
 	r = ent_ring(e);
-	w = r + e->cap;
-	if (e->n == e->cap) {
+	w = r + ent_cap(e);
+	if (e->n == ent_cap(e)) {
 		if (time < r[e->head])
 			return 0;
 		e->head = (uint16_t)ring_pos(e, 1);
@@ -487,7 +388,7 @@ static uint64_t
 ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
 {
 	uint32_t lo = ent_rank(e, t - w), hi = ent_rank(e, t);
-	const uint32_t *wt = ent_ring(e) + e->cap;
+	const uint32_t *wt = ent_ring(e) + ent_cap(e);
 	uint64_t s = 0;
 
 	if (!weighted)
@@ -587,12 +488,12 @@ jail_free(struct jail *j)
 	free(j->names);
 	free(j->reply);
 	free(j->counts_kind);
-	htab_free(&j->counters);
-	htab_free(&j->bans);
-	htab_free(&j->watches);
+	hashtab_free(&j->counters);
+	hashtab_free(&j->bans);
+	hashtab_free(&j->watches);
 	addrlog_free(&j->addrs);
 	spread_free(&j->listed);
-	htab_free(&j->spared);
+	hashtab_free(&j->spared);
 	free(j);
 }
 
@@ -1241,7 +1142,7 @@ jails_free(struct jailset *js)
 		jail_free(js->jails[i]);
 	free(js->jails);
 	free(js->kinds);
-	htab_free(&js->pending);
+	hashtab_free(&js->pending);
 	msgtrace_free(&js->trace);
 	free(js);
 }
@@ -1251,15 +1152,15 @@ jails_clear_state(struct jailset *js)
 {
 	for (size_t i = 0; i < js->n; i++) {
 		struct jail *j = js->jails[i];
-		htab_free(&j->counters);
-		htab_free(&j->bans);
-		htab_free(&j->spared);
-		htab_free(&j->watches);
+		hashtab_free(&j->counters);
+		hashtab_free(&j->bans);
+		hashtab_free(&j->spared);
+		hashtab_free(&j->watches);
 		addrlog_free(&j->addrs);
 		spread_free(&j->listed);
 		j->alarm_until = 0;
 	}
-	htab_free(&js->pending);
+	hashtab_free(&js->pending);
 	msgtrace_free(&js->trace);
 	js->nalarms = 0;
 }
@@ -1567,7 +1468,7 @@ target_key(const struct jail *j, const char *target, enum target_kind kind,
 /* level_in - 1 + the bans of key in table t (a jail's bans or watches)
  * started within the history span before now */
 static int
-level_in(struct jailset *js, struct htab *t, const char *key, int64_t now)
+level_in(struct jailset *js, struct hashtab *t, const char *key, int64_t now)
 {
 	struct ent *b = ent_lookup(t, key);
 	int level = 1;
@@ -1602,7 +1503,7 @@ ban_level(struct jailset *js, struct jail *j, const char *key, int64_t now)
 /* record_in - note a ban of key in table t (a jail's bans or watches): its
  * start (for levels) and its end */
 static int
-record_in(struct htab *t, const char *key, int64_t start, int64_t end)
+record_in(struct hashtab *t, const char *key, int64_t start, int64_t end)
 {
 	struct ent *b = ent_get(t, key, 2, false);
 
@@ -2122,14 +2023,15 @@ pending_put(struct jailset *js, const struct event *ev)
 	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf));
 	size_t qlen, ilen = strlen(ev->ip), ulen = strlen(ev->user);
 	uint32_t h;
-	struct ent **s, *e;
+	struct hashent **s;
+	struct ent *e;
 	char *p;
 
 	if (id == NULL || js->pending.n >= PENDING_MAX)
 		return 0;   /* bounded: an unjoined flood must not grow memory */
 	qlen = strlen(id);
-	h = hash_str(id, qlen);
-	if ((s = htab_slot_for_insert(&js->pending, id, qlen, h)) == NULL)
+	h = hashtab_hash(id, qlen);
+	if ((s = hashtab_slot_for_insert(&js->pending, id, qlen, h, ENT_KEYOFF)) == NULL)
 		return -1;
 	if (*s != NULL)
 		return 0;   /* first submission line wins */
@@ -2139,7 +2041,7 @@ pending_put(struct jailset *js, const struct event *ev)
 	p = (char *)ent_ring(e);
 	memcpy(p, ev->ip, ilen + 1);
 	memcpy(p + ilen + 1, ev->user, ulen + 1);
-	*s = e;
+	*s = &e->h;
 	js->pending.n++;
 	return 0;
 }
@@ -2151,19 +2053,19 @@ pending_take(struct jailset *js, const struct event *ev, struct event *m)
 	char buf[MSGTRACE_ID_MAX];
 	const char *id = trace_id(ev, ev->qid, buf, sizeof(buf)), *p;
 	size_t qlen = id ? strlen(id) : 0;
-	struct ent **s = id ? htab_find(&js->pending, id, qlen, hash_str(id, qlen)) : NULL;
+	struct hashent **s = id ? ent_slot(&js->pending, id, qlen) : NULL;
 	bool ok;
 
 	if (s == NULL || *s == NULL)
 		return false;
 	*m = *ev;
 	m->type = "submission";
-	m->time = (*s)->t32;
+	m->time = ent_of(*s)->t32;
 	/* both fitted the event's buffers when pending_put stored them */
-	p = (const char *)ent_ring(*s);
+	p = (const char *)ent_ring(ent_of(*s));
 	ok = copy_key(m->ip, sizeof(m->ip), p) &&
 	    copy_key(m->user, sizeof(m->user), p + strlen(p) + 1);
-	htab_del(&js->pending, s);
+	hashtab_del(&js->pending, s);
 	return ok;
 }
 
@@ -2171,7 +2073,7 @@ bool
 jails_want_event(struct jailset *js, const struct event *ev)
 {
 	size_t qlen;
-	struct ent **s;
+	struct hashent **s;
 
 	if (ev->type == NULL || strcmp(ev->type, "ban") == 0)
 		return false;
@@ -2202,7 +2104,7 @@ jails_want_event(struct jailset *js, const struct event *ev)
 	if (!js->need_pending || ev->qid[0] == '\0' || strcmp(ev->type, "queued") != 0)
 		return false;
 	qlen = strlen(ev->qid);
-	s = htab_find(&js->pending, ev->qid, qlen, hash_str(ev->qid, qlen));
+	s = ent_slot(&js->pending, ev->qid, qlen);
 	return s != NULL && *s != NULL;
 }
 
@@ -2399,31 +2301,34 @@ struct sweep {
 };
 
 static bool
-keep_counter(struct ent *e, const void *arg)
+keep_counter(struct hashent *h, const void *arg)
 {
+	struct ent *e = ent_of(h);
+
 	ent_prune(e, ((const struct sweep *)arg)->cut);
 	return e->n > 0;
 }
 
 static bool
-keep_ban(struct ent *e, const void *arg)
+keep_ban(struct hashent *h, const void *arg)
 {
 	const struct sweep *s = arg;
+	struct ent *e = ent_of(h);
 
 	ent_prune(e, s->cut);
 	return e->n > 0 || (int64_t)e->t32 > s->now;
 }
 
 static bool
-keep_login(struct ent *e, const void *arg)
+keep_login(struct hashent *h, const void *arg)
 {
-	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
+	return (int64_t)ent_of(h)->t32 > ((const struct sweep *)arg)->cut;
 }
 
 static bool
-keep_pending(struct ent *e, const void *arg)
+keep_pending(struct hashent *h, const void *arg)
 {
-	return (int64_t)e->t32 > ((const struct sweep *)arg)->cut;
+	return (int64_t)ent_of(h)->t32 > ((const struct sweep *)arg)->cut;
 }
 
 void
@@ -2438,20 +2343,20 @@ jails_expire(struct jailset *js, int64_t now)
 		 * at now - window + 1 may still issue, and its window reaches back
 		 * to now - 2 * window. */
 		s.cut = now - 2 * j->window;
-		htab_sweep(&j->counters, keep_counter, &s);
+		hashtab_sweep(&j->counters, keep_counter, &s);
 		if (j->bans_addresses)
 			addrlog_expire(&j->addrs, s.cut);
 		s.cut = now - js->span;
-		htab_sweep(&j->bans, keep_ban, &s);
-		htab_sweep(&j->watches, keep_ban, &s);
+		hashtab_sweep(&j->bans, keep_ban, &s);
+		hashtab_sweep(&j->watches, keep_ban, &s);
 		if (j->spare_after > 0) {
 			s.cut = now - j->spare_after;
-			htab_sweep(&j->spared, keep_login, &s);
+			hashtab_sweep(&j->spared, keep_login, &s);
 		}
 	}
 	s.now = now;
 	s.cut = now - PENDING_TTL;
-	htab_sweep(&js->pending, keep_pending, &s);
+	hashtab_sweep(&js->pending, keep_pending, &s);
 	if (js->need_trace)
 		msgtrace_expire(&js->trace, s.cut);
 }
