@@ -122,36 +122,65 @@ jail_trace_id(const struct event *ev, const char *qid, char *buf, size_t len)
 	return buf;
 }
 
-/* jail_dispatch_delivery - a delivery result or link, joined to its submission */
-int
-jail_dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
-    int64_t now, struct sink *sk)
+/* join - the delivery join in t for a result or link ev (d): a link is
+ * recorded (0); a result is charged (1: user gets the account of the
+ * submission its queue id leads to) once per message and recipient domain,
+ * else 0 (no submission named an account, the account does not fit ulen,
+ * a retry of a message counted for that domain); -1 out of memory */
+static int
+join(struct msgtrace *t, const struct event *ev, enum delivery d, char *user, size_t ulen)
 {
 	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
-	const char *id = jail_trace_id(ev, ev->qid, idbuf, sizeof(idbuf)), *newid;
+	const char *id = jail_trace_id(ev, ev->qid, idbuf, sizeof(idbuf)), *newid, *domain;
 	struct msgtrace_owner o;
-	struct ipmemo mm;
-	struct event m;
-	const char *domain;
-	int kind, rc;
+	size_t alen;
+	int rc;
 
 	if (id == NULL)
 		return 0;
 	if (d == DELIVERY_LINK) {
 		if ((newid = jail_trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
 			return 0;
-		return msgtrace_link(&js->trace, id, newid, ev->time) < 0 ? -1 : 0;
+		return msgtrace_link(t, id, newid, ev->time) < 0 ? -1 : 0;
 	}
-	if (!msgtrace_owner(&js->trace, id, &o))
+	if (!msgtrace_owner(t, id, &o) || (alen = strlen(o.account)) >= ulen)
 		return 0;   /* no submission named an account: charged to no one */
+	domain = strrchr(ev->rcpt, '@');
+	if ((rc = msgtrace_first_refusal(t, o.root, domain ? domain + 1 : ev->rcpt,
+	    ev->time)) <= 0)
+		return rc;  /* this message and domain counted already (a retry) */
+	/* o.account lives in t, which the next call may change: copied now */
+	memcpy(user, o.account, alen + 1);
+	return 1;
+}
+
+/* submission - remember in t whose message ev's queue id is */
+static int
+submission(struct msgtrace *t, const struct event *ev)
+{
+	char buf[MSGTRACE_ID_MAX];
+	const char *id = jail_trace_id(ev, ev->qid, buf, sizeof(buf));
+
+	if (id == NULL || ev->user[0] == '\0')
+		return 0;
+	return msgtrace_submission(t, id, ev->user, ev->time) < 0 ? -1 : 0;
+}
+
+/* jail_dispatch_delivery - a delivery result or link, joined to its submission */
+int
+jail_dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery d,
+    int64_t now, struct sink *sk)
+{
+	struct ipmemo mm;
+	struct event m;
+	int kind, rc;
+
+	/* the joined event: the refusal's time, the submission's account, no
+	 * address */
 	m = *ev;
 	m.ip[0] = '\0';
-	if (!jail_copy_key(m.user, sizeof(m.user), o.account))
-		return 0;
-	domain = strrchr(ev->rcpt, '@');
-	domain = domain ? domain + 1 : ev->rcpt;
-	if ((rc = msgtrace_first_refusal(&js->trace, o.root, domain, ev->time)) <= 0)
-		return rc;  /* this message and domain counted already (a retry) */
+	if ((rc = join(&js->trace, ev, d, m.user, sizeof(m.user))) <= 0)
+		return rc;
 	mm.ip = m.ip;
 	mm.state = 0;
 	kind = jail_kind_of(js, ev->type);
@@ -175,12 +204,7 @@ jail_dispatch_delivery(struct jailset *js, const struct event *ev, enum delivery
 int
 jail_trace_submission(struct jailset *js, const struct event *ev)
 {
-	char buf[MSGTRACE_ID_MAX];
-	const char *id = jail_trace_id(ev, ev->qid, buf, sizeof(buf));
-
-	if (id == NULL || ev->user[0] == '\0')
-		return 0;
-	return msgtrace_submission(&js->trace, id, ev->user, ev->time) < 0 ? -1 : 0;
+	return submission(&js->trace, ev);
 }
 
 bool
@@ -197,31 +221,11 @@ jails_take_alarm(struct jailset *js, struct alarm *out)
 int
 jail_join_delivery(struct msgtrace *m, struct event *ev)
 {
-	char idbuf[MSGTRACE_ID_MAX], newbuf[MSGTRACE_ID_MAX];
-	const char *id, *newid, *domain;
-	struct msgtrace_owner o;
 	enum delivery d;
-	int rc;
 
-	if (ev->type == NULL || (id = jail_trace_id(ev, ev->qid, idbuf, sizeof(idbuf))) == NULL)
+	if (ev->type == NULL)
 		return 0;
-	if ((d = jail_delivery_kind(ev->type)) == NOT_DELIVERY) {
-		if (strcmp(ev->type, "submission") != 0 || ev->user[0] == '\0')
-			return 0;
-		return msgtrace_submission(m, id, ev->user, ev->time) < 0 ? -1 : 0;
-	}
-	if (d == DELIVERY_LINK) {
-		if ((newid = jail_trace_id(ev, ev->newqid, newbuf, sizeof(newbuf))) == NULL)
-			return 0;
-		return msgtrace_link(m, id, newid, ev->time) < 0 ? -1 : 0;
-	}
-	if (!msgtrace_owner(m, id, &o) || strlen(o.account) >= sizeof(ev->user))
-		return 0;
-	domain = strrchr(ev->rcpt, '@');
-	if ((rc = msgtrace_first_refusal(m, o.root, domain ? domain + 1 : ev->rcpt,
-	    ev->time)) <= 0)
-		return rc;
-	/* o.account lives in m, which the next call may change: copied now */
-	snprintf(ev->user, sizeof(ev->user), "%s", o.account);
-	return 1;
+	if ((d = jail_delivery_kind(ev->type)) == NOT_DELIVERY)
+		return strcmp(ev->type, "submission") == 0 ? submission(m, ev) : 0;
+	return join(m, ev, d, ev->user, sizeof(ev->user));
 }
