@@ -45,18 +45,22 @@
 #define PENDING_MAX 65536        /* queue ids awaiting their qmgr line */
 
 void
+jail_clear_state(struct jail *j)
+{
+	hashtab_free(&j->counters);
+	hashtab_free(&j->bans);
+	hashtab_free(&j->spared);
+	hashtab_free(&j->watches);
+	addrlog_free(&j->addrs);
+	spread_free(&j->listed);
+	j->alarm_until = 0;
+}
+
+void
 jails_clear_state(struct jailset *js)
 {
-	for (size_t i = 0; i < js->n; i++) {
-		struct jail *j = js->jails[i];
-		hashtab_free(&j->counters);
-		hashtab_free(&j->bans);
-		hashtab_free(&j->spared);
-		hashtab_free(&j->watches);
-		addrlog_free(&j->addrs);
-		spread_free(&j->listed);
-		j->alarm_until = 0;
-	}
+	for (size_t i = 0; i < js->n; i++)
+		jail_clear_state(js->jails[i]);
 	hashtab_free(&js->pending);
 	msgtrace_free(&js->trace);
 	js->nalarms = 0;
@@ -285,8 +289,7 @@ count_key(struct jailset *js, struct jail *j, const char *key, int64_t t,
 		return -1;
 	snprintf(v->reason, sizeof(v->reason), "%s", reason);
 	sk->n++;
-	c->n = 0;   /* counting starts fresh after the ban */
-	c->head = 0;
+	ent_clear(c);   /* counting starts fresh after the ban */
 	if (!j->recidive)
 		return jail_feed_recidive(js, v->target, v->kind, now, now, sk);
 	return 0;
@@ -514,8 +517,7 @@ jail_restore_ban(struct jailset *js, const char *jail, const char *target,
 	if (watch)
 		addrlog_forget(&j->addrs, target);   /* counted afresh after it */
 	else if ((c = jail_ent_lookup(&j->counters, target)) != NULL && !j->bans_addresses) {
-		c->n = 0;
-		c->head = 0;
+		ent_clear(c);
 	}
 	if (j->recidive || watch)
 		return 0;
@@ -551,8 +553,7 @@ jail_manual_verdict(struct jailset *js, const char *jail, const char *target,
 	    kind == TARGET_IP ? "ban" : "hold",
 	    cfg_format_duration(out->expires_at - out->started_at, dbuf, sizeof(dbuf)));
 	if ((c = jail_ent_lookup(&j->counters, key)) != NULL) {
-		c->n = 0;
-		c->head = 0;
+		ent_clear(c);
 	}
 	if (j->recidive)
 		return 0;
@@ -613,14 +614,9 @@ keep_ban(struct hashent *h, const void *arg)
 	return e->n > 0 || (int64_t)e->t32 > s->now;
 }
 
+/* keep_newer - a login or a pending queue id: its time (t32) after cut */
 static bool
-keep_login(struct hashent *h, const void *arg)
-{
-	return (int64_t)ent_of(h)->t32 > ((const struct sweep *)arg)->cut;
-}
-
-static bool
-keep_pending(struct hashent *h, const void *arg)
+keep_newer(struct hashent *h, const void *arg)
 {
 	return (int64_t)ent_of(h)->t32 > ((const struct sweep *)arg)->cut;
 }
@@ -645,12 +641,12 @@ jails_expire(struct jailset *js, int64_t now)
 		hashtab_sweep(&j->watches, keep_ban, &s);
 		if (j->spare_after > 0) {
 			s.cut = now - j->spare_after;
-			hashtab_sweep(&j->spared, keep_login, &s);
+			hashtab_sweep(&j->spared, keep_newer, &s);
 		}
 	}
 	s.now = now;
 	s.cut = now - PENDING_TTL;
-	hashtab_sweep(&js->pending, keep_pending, &s);
+	hashtab_sweep(&js->pending, keep_newer, &s);
 	if (js->need_trace)
 		msgtrace_expire(&js->trace, s.cut);
 }

@@ -46,12 +46,7 @@ jail_free(struct jail *j)
 	free(j->names);
 	free(j->reply);
 	free(j->counts_kind);
-	hashtab_free(&j->counters);
-	hashtab_free(&j->bans);
-	hashtab_free(&j->watches);
-	addrlog_free(&j->addrs);
-	spread_free(&j->listed);
-	hashtab_free(&j->spared);
+	jail_clear_state(j);
 	free(j);
 }
 
@@ -116,24 +111,58 @@ struct itemctx {
 	int line;
 };
 
+/* The words a key takes, and what each means (the diags list them too). */
+struct word {
+	const char *name;
+	int value;
+};
+
+static const struct word action_words[] = {
+	{ "nft", ACTION_NFT }, { "hold", ACTION_HOLD }, { "reject", ACTION_REJECT },
+	{ "defer", ACTION_DEFER },
+};
+static const struct word key_words[] = {
+	{ "ip", KEY_IP }, { "account", KEY_ACCOUNT }, { "sender", KEY_SENDER },
+	{ "domain", KEY_DOMAIN },
+};
+static const struct word count_words[] = {
+	{ "messages", false }, { "recipients", true },
+};
+static const struct word notify_words[] = {
+	{ "now", JAIL_NOTIFY_NOW }, { "digest", JAIL_NOTIFY_DIGEST }, { "no", JAIL_NOTIFY_NO },
+};
+static const struct word bool_words[] = {
+	{ "true", true }, { "yes", true }, { "1", true },
+	{ "false", false }, { "no", false }, { "0", false },
+};
+
+/* pick - the value of name among words; false if it is none of them */
+static bool
+pick(const struct word *words, size_t n, const char *name, int *value)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(words[i].name, name) == 0) {
+			*value = words[i].value;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define PICK(words, name, value) pick(words, sizeof(words) / sizeof(words[0]), name, value)
+
 static int
 add_action(struct jail *j, const char *item, void *arg)
 {
 	struct itemctx *c = arg;
+	int action;
 
-	if (strcmp(item, "nft") == 0)
-		j->actions |= ACTION_NFT;
-	else if (strcmp(item, "hold") == 0)
-		j->actions |= ACTION_HOLD;
-	else if (strcmp(item, "reject") == 0)
-		j->actions |= ACTION_REJECT;
-	else if (strcmp(item, "defer") == 0)
-		j->actions |= ACTION_DEFER;
-	else {
+	if (!PICK(action_words, item, &action)) {
 		diag_add(c->js->d, j->file, c->line, "jail %s: unknown action \"%s\" (nft, hold, "
 		    "defer, reject)", j->name, item);
 		return 1;
 	}
+	j->actions |= (unsigned)action;
 	return 0;
 }
 
@@ -282,6 +311,7 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 	struct itemctx ic = { js, line };
 	struct jail *j;
 	uint64_t u;
+	int w;
 
 	if (js->cur_file == NULL || strcmp(js->cur_file, file) != 0 ||
 	    js->cur_line != section_line) {
@@ -296,14 +326,8 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		return split_list(value, add_event, j, NULL);
 	} else if (strcmp(key, "key") == 0) {
 		j->l_key = line;
-		if (strcmp(value, "ip") == 0)
-			j->key = KEY_IP;
-		else if (strcmp(value, "account") == 0)
-			j->key = KEY_ACCOUNT;
-		else if (strcmp(value, "sender") == 0)
-			j->key = KEY_SENDER;
-		else if (strcmp(value, "domain") == 0)
-			j->key = KEY_DOMAIN;
+		if (PICK(key_words, value, &w))
+			j->key = (enum keytype)w;
 		else if (strncmp(value, "ip/", 3) == 0 &&
 		    cfg_parse_uint(value + 3, 128, &u) == 0 && u > 0) {
 			j->key = KEY_PREFIX;
@@ -333,10 +357,8 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 			diag_add(js->d, file, line, "jail %s: limits is empty", j->name);
 	} else if (strcmp(key, "count") == 0) {
 		j->l_count = line;
-		if (strcmp(value, "messages") == 0)
-			j->count_rcpt = false;
-		else if (strcmp(value, "recipients") == 0)
-			j->count_rcpt = true;
+		if (PICK(count_words, value, &w))
+			j->count_rcpt = w;
 		else
 			diag_add(js->d, file, line, "jail %s: count must be messages or recipients, not \"%s\"",
 			    j->name, value);
@@ -372,12 +394,8 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		j->factor = f;
 	} else if (strcmp(key, "notify") == 0) {
 		j->notify_set = true;
-		if (strcmp(value, "now") == 0)
-			j->notify = JAIL_NOTIFY_NOW;
-		else if (strcmp(value, "digest") == 0)
-			j->notify = JAIL_NOTIFY_DIGEST;
-		else if (strcmp(value, "no") == 0)
-			j->notify = JAIL_NOTIFY_NO;
+		if (PICK(notify_words, value, &w))
+			j->notify = (enum jail_notify)w;
 		else
 			diag_add(js->d, file, line, "jail %s: notify must be now, digest or no, "
 			    "not \"%s\"", j->name, value);
@@ -393,10 +411,8 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 		}
 		j->spare_factor = (uint32_t)u;
 	} else if (strcmp(key, "enabled") == 0) {
-		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
-			j->enabled = true;
-		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
-			j->enabled = false;
+		if (PICK(bool_words, value, &w))
+			j->enabled = w;
 		else
 			diag_add(js->d, file, line, "jail %s: enabled must be true or false, not \"%s\"",
 			    j->name, value);
@@ -409,10 +425,7 @@ load_handler(void *arg, const char *file, const char *section, int section_line,
 bool
 jail_has_event(const struct jail *j, const char *ev)
 {
-	for (size_t i = 0; i < j->nevents; i++)
-		if (strcmp(j->events[i], ev) == 0)
-			return true;
-	return false;
+	return str_in(j->events, j->nevents, ev);
 }
 
 /* reply_ok - a reply a Postfix access map can answer for a temporary

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "addrlog.h"
 #include "hashtab.h"
@@ -202,10 +203,28 @@ ring_pos(const struct ent *e, uint32_t i)
 	return k >= ent_cap(e) ? k - ent_cap(e) : k;
 }
 
+/* ent_clear - forget the times of e's ring: counting starts fresh */
+static inline void
+ent_clear(struct ent *e)
+{
+	e->n = 0;
+	e->head = 0;
+}
+
 static inline uint32_t
 t32(int64_t t)
 {
 	return t < 0 ? 0 : t > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+/* str_in - whether s is one of the n strings of list */
+static inline bool
+str_in(char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
 }
 
 static inline bool
@@ -247,6 +266,9 @@ bool jail_has_event(const struct jail *j, const char *ev);
 int jail_kind_of(const struct jailset *js, const char *type);
 
 /* ---- bans and counting (jail.c) --------------------------------------- */
+
+/* Free the counters, bans and joins of j (its configuration stays). */
+void jail_clear_state(struct jail *j);
 
 int jail_level_in(struct jailset *js, struct hashtab *t, const char *key, int64_t now);
 int64_t jail_ban_duration(const struct jail *j, int level);

@@ -138,10 +138,7 @@ jail_ip_key(const struct jail *j, struct ipmemo *m, char *out, size_t len)
 static bool
 name_ignored(const struct jail *j, const char *name)
 {
-	for (size_t i = 0; i < j->nnames; i++)
-		if (strcmp(j->names[i], name) == 0)
-			return true;
-	return false;
+	return str_in(j->names, j->nnames, name);
 }
 
 /* jail_event_key - the key of ev in j; false if ev lacks the field or it is
