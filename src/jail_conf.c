@@ -578,16 +578,6 @@ finish_jail(struct jailset *js, struct jail *j)
 	}
 }
 
-/* jail_kind_of - the index of event kind type among those the jails count, or -1 */
-int
-jail_kind_of(const struct jailset *js, const char *type)
-{
-	for (size_t i = 0; i < js->nkinds; i++)
-		if (js->kinds[i][0] == type[0] && strcmp(js->kinds[i], type) == 0)
-			return (int)i;
-	return -1;
-}
-
 /* index_kinds - name each kind the (non-recidive) jails count once, and
  * mark in each jail which it counts */
 static int

@@ -233,25 +233,93 @@ key_is_ip(const struct jail *j)
 	return j->key == KEY_IP || j->key == KEY_PREFIX;
 }
 
+/* ---- inline: on every event's path (no LTO across the module's files) -- */
+
+/* jail_copy_key - s into out; false if it does not fit (no key then) */
+static inline bool
+jail_copy_key(char *out, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= len)
+		return false;
+	memcpy(out, s, n + 1);
+	return true;
+}
+
+/* jail_kind_of - the index of event kind type among those the jails count, or -1 */
+static inline int
+jail_kind_of(const struct jailset *js, const char *type)
+{
+	for (size_t i = 0; i < js->nkinds; i++)
+		if (js->kinds[i][0] == type[0] && strcmp(js->kinds[i], type) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* jail_ent_slot - the slot of key in t, or where it would go; NULL: no slots */
+static inline struct hashent **
+jail_ent_slot(struct hashtab *t, const char *key, size_t klen)
+{
+	return hashtab_find(t, key, klen, hashtab_hash(key, klen), ENT_KEYOFF);
+}
+
+/* jail_ent_lookup - the entry for key in t, or NULL */
+static inline struct ent *
+jail_ent_lookup(struct hashtab *t, const char *key)
+{
+	struct hashent **s = jail_ent_slot(t, key, strlen(key));
+
+	return s && *s ? ent_of(*s) : NULL;
+}
+
+/* jail_ent_rank - how many ring entries have time <= x (binary search) */
+static inline uint32_t
+jail_ent_rank(struct ent *e, int64_t x)
+{
+	const uint32_t *r = ent_ring(e);
+	uint32_t lo = 0, hi = e->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if ((int64_t)r[ring_pos(e, mid)] <= x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* jail_ent_sum - weight of ring entries with time in (t - w, t]: O(log n) for
+ * counts, so a quota with thousands of messages in its day costs little */
+static inline uint64_t
+jail_ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
+{
+	uint32_t lo = jail_ent_rank(e, t - w), hi = jail_ent_rank(e, t);
+	const uint32_t *wt = ent_ring(e) + ent_cap(e);
+	uint64_t s = 0;
+
+	if (!weighted)
+		return hi - lo;
+	for (uint32_t i = lo; i < hi; i++)
+		s += wt[ring_pos(e, i)];
+	return s;
+}
+
 /* ---- the counter rings (jail_ring.c) ---------------------------------- */
 
 struct ent *jail_ent_new(const char *key, size_t klen, uint32_t h, uint16_t cap,
     bool weighted);
-struct hashent **jail_ent_slot(struct hashtab *t, const char *key, size_t klen);
 struct ent *jail_ent_get(struct hashtab *t, const char *key, uint16_t initcap,
     bool weighted);
-struct ent *jail_ent_lookup(struct hashtab *t, const char *key);
 int jail_ent_push(struct hashtab *t, struct ent **ep, uint32_t time, uint32_t weight,
     uint16_t max, bool weighted);
 void jail_ent_prune(struct ent *e, int64_t cut);
-uint32_t jail_ent_rank(struct ent *e, int64_t x);
-uint64_t jail_ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted);
 
 /* ---- addresses and keys (jail_key.c) ---------------------------------- */
 
 int jail_parse_cidr(const char *s, struct cidr *c);
 void jail_format_cidr(const struct cidr *c, char *out, size_t len);
-bool jail_copy_key(char *out, size_t len, const char *s);
 bool jail_ip_key(const struct jail *j, struct ipmemo *m, char *out, size_t len);
 bool jail_event_key(const struct jail *j, const struct event *ev, struct ipmemo *m,
     char *out, size_t len);
@@ -263,7 +331,6 @@ int jail_canon_target(const char *target, enum target_kind kind, char *out, size
 
 struct jail *jail_find(const struct jailset *js, const char *name);
 bool jail_has_event(const struct jail *j, const char *ev);
-int jail_kind_of(const struct jailset *js, const char *type);
 
 /* ---- bans and counting (jail.c) --------------------------------------- */
 

@@ -91,18 +91,6 @@ jail_format_cidr(const struct cidr *c, char *out, size_t len)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* jail_copy_key - s into out; false if it does not fit (no key then) */
-bool
-jail_copy_key(char *out, size_t len, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= len)
-		return false;
-	memcpy(out, s, n + 1);
-	return true;
-}
-
 /* jail_ip_key - the key (and target) for the address in m in jail j; false if it
  * is not an address or is ignored */
 bool

@@ -40,13 +40,6 @@ jail_ent_new(const char *key, size_t klen, uint32_t h, uint16_t cap, bool weight
 	return e;
 }
 
-/* jail_ent_slot - the slot of key in t, or where it would go; NULL: no slots */
-struct hashent **
-jail_ent_slot(struct hashtab *t, const char *key, size_t klen)
-{
-	return hashtab_find(t, key, klen, hashtab_hash(key, klen), ENT_KEYOFF);
-}
-
 /* jail_ent_get - the entry for key in t, created (ring of initcap) if absent */
 struct ent *
 jail_ent_get(struct hashtab *t, const char *key, uint16_t initcap, bool weighted)
@@ -66,14 +59,6 @@ jail_ent_get(struct hashtab *t, const char *key, uint16_t initcap, bool weighted
 	*s = &e->h;
 	t->n++;
 	return e;
-}
-
-struct ent *
-jail_ent_lookup(struct hashtab *t, const char *key)
-{
-	struct hashent **s = jail_ent_slot(t, key, strlen(key));
-
-	return s && *s ? ent_of(*s) : NULL;
 }
 
 /* ent_grow - replace e (in its slot of t) by a block with a ring of ncap,
@@ -147,37 +132,4 @@ jail_ent_prune(struct ent *e, int64_t cut)
 		e->head = (uint16_t)ring_pos(e, 1);
 		e->n--;
 	}
-}
-
-/* jail_ent_rank - how many ring entries have time <= x (binary search) */
-uint32_t
-jail_ent_rank(struct ent *e, int64_t x)
-{
-	const uint32_t *r = ent_ring(e);
-	uint32_t lo = 0, hi = e->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if ((int64_t)r[ring_pos(e, mid)] <= x)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* jail_ent_sum - weight of ring entries with time in (t - w, t]: O(log n) for
- * counts, so a quota with thousands of messages in its day costs little */
-uint64_t
-jail_ent_sum(struct ent *e, int64_t t, int64_t w, bool weighted)
-{
-	uint32_t lo = jail_ent_rank(e, t - w), hi = jail_ent_rank(e, t);
-	const uint32_t *wt = ent_ring(e) + ent_cap(e);
-	uint64_t s = 0;
-
-	if (!weighted)
-		return hi - lo;
-	for (uint32_t i = lo; i < hi; i++)
-		s += wt[ring_pos(e, i)];
-	return s;
 }
