@@ -173,7 +173,7 @@ addrlog_forget(struct addrlog *a, const char *account)
 size_t
 addrlog_accounts(const struct addrlog *a)
 {
-	return a->accounts.n;
+	return a->accounts.tab.n;
 }
 
 static bool

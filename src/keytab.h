@@ -5,8 +5,8 @@
  * join of delivery results (msgtrace) and the addresses that failed
  * against an account (addrlog).
  *
- * Open addressing with linear probing, at most 3/4 full, backward-shift
- * deletion (no tombstones).  Keys are bytes (klen given), up to 65535.
+ * Built on hashtab (open addressing, linear probing, at most 3/4 full,
+ * backward-shift deletion); keys are bytes (klen given), up to 65535.
  *
  * Memory: the table owns its entries.  A payload pointer stays valid until
  * its entry is deleted, swept, resized (keytab_resize returns the new one)
@@ -20,12 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct keytab_ent;
+#include "hashtab.h"
 
 struct keytab {
-	struct keytab_ent **slot;
-	uint32_t mask;           /* size - 1; no slots while slot == NULL */
-	uint32_t n;
+	struct hashtab tab;      /* tab.n: how many keys */
 };
 
 /* The payload of key, or NULL. */

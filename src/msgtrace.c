@@ -49,7 +49,7 @@ trace_put(struct msgtrace *m, const char *qid, const char *root, const char *acc
 	struct traced *tr;
 	bool created;
 
-	if (m->msgs.n >= MSGTRACE_MAX)
+	if (m->msgs.tab.n >= MSGTRACE_MAX)
 		return 0;
 	tr = keytab_put(&m->msgs, qid, qlen, sizeof(*tr) + rlen + alen + 2, &created);
 	if (tr == NULL)
@@ -133,7 +133,7 @@ charge(struct msgtrace *m, const char *key, size_t klen, int64_t t, bool *create
 	*oom = false;
 	if (c != NULL)
 		return c;
-	if (m->charged.n >= MSGTRACE_MAX)
+	if (m->charged.tab.n >= MSGTRACE_MAX)
 		return NULL;
 	if ((c = keytab_put(&m->charged, key, klen, sizeof(*c), created)) == NULL) {
 		*oom = true;

@@ -54,7 +54,11 @@ for k in $(sed -n 's/^\t{ "\([a-z]*\)", "\([a-z_]*\)",.*/\1.\2/p' "$SRC/src/conf
     if grep -Eq "^\.BI? $key( |\$)" <<<"$conf5"; then ok; else bad "mailjail.conf(5) lacks $key"; fi
 done
 rules5=$(sed 's/\\-/-/g' "$SRC/docs/mailjail.rules.5")
-for k in $(grep -oh 'strcmp(key, "[a-z_]*")' "$SRC/src/jail.c" "$SRC/src/rules.c" |
+# the keys of a jail file are read in jail_conf.c: a jail key none names is
+# a failure, not a check that passes on nothing
+grep -q 'strcmp(key, "findtime")' "$SRC/src/jail_conf.c" ||
+    bad "src/jail_conf.c reads no jail key (moved?): update this check"
+for k in $(grep -oh 'strcmp(key, "[a-z_]*")' "$SRC/src/jail_conf.c" "$SRC/src/rules.c" |
            sed 's/.*"\(.*\)".*/\1/' | sort -u); do
     if grep -Eq "^\.BI? $k( |\$)" <<<"$rules5"; then ok; else bad "mailjail.rules(5) lacks $k"; fi
 done

@@ -83,11 +83,11 @@ Test(keytab, agrees_with_a_plain_array)
 					model[i].in = false;
 				n += model[i].in;
 			}
-			cr_assert_eq(t.n, n);
+			cr_assert_eq(t.tab.n, n);
 		}
 	}
 	keytab_free(&t);
-	cr_assert_eq(t.n, 0);
+	cr_assert_eq(t.tab.n, 0);
 }
 
 /* ---- msgtrace --------------------------------------------------------- */
