@@ -359,10 +359,15 @@ metrics_save(struct metrics *m, struct store *st)
 {
 	char le[32];
 	uint64_t cum = 0;
+	/* Inside the daemon's open batch the counters ride on its commit (a
+	 * transaction cannot begin inside it, and a rollback of ours would
+	 * take the batch's lines with it); a batch rolled back takes them
+	 * too, and the next save writes them all again. */
+	bool own = !store_in_transaction(st);
 
 	if (!m->dirty)
 		return 0;
-	if (store_begin(st) != 0)
+	if (own && store_begin(st) != 0)
 		goto fail;
 	for (size_t i = 0; i < m->n; i++)
 		if (store_save_counter(st, m->node, families[m->s[i].family].name,
@@ -375,12 +380,13 @@ metrics_save(struct metrics *m, struct store *st)
 			goto fail;
 	}
 	if (store_save_counter(st, m->node, HIST_NAME "_sum", "", m->hist_sum) != 0 ||
-	    store_commit(st) != 0)
+	    (own && store_commit(st) != 0))
 		goto fail;
 	m->dirty = false;
 	return 0;
 fail:
-	(void)store_rollback(st);
+	if (own)
+		(void)store_rollback(st);
 	return -1;
 }
 

@@ -49,9 +49,10 @@ void metrics_close(struct metrics *m);
 
 /* The counters saved in st for this node, added to these.  -1 on a DB error. */
 int metrics_load(struct metrics *m, struct store *st);
-/* Save every counter in st, in a transaction of its own (none may be open),
- * if any changed since the last save.  -1 on a DB error (then the next save
- * tries again). */
+/* Save every counter in st, if any changed since the last save: in a
+ * transaction of its own, or in the one open (the daemon's batch waiting
+ * for its commit), whose commit then carries them.  -1 on a DB error (then
+ * the next save tries again). */
 int metrics_save(struct metrics *m, struct store *st);
 
 /* The series a configuration has, at 0 until something is counted (so a

@@ -123,19 +123,32 @@ store_round_trips(const struct store *st)
 int
 store_begin(struct store *st)
 {
-	return st->ops->begin(st->be);
+	if (st->ops->begin(st->be) != 0)
+		return -1;
+	st->in_tx = true;
+	return 0;
 }
 
 int
 store_commit(struct store *st)
 {
-	return st->ops->commit(st->be);
+	if (st->ops->commit(st->be) != 0)
+		return -1;   /* still open: the caller rolls back */
+	st->in_tx = false;
+	return 0;
 }
 
 int
 store_rollback(struct store *st)
 {
+	st->in_tx = false;
 	return st->ops->rollback(st->be);
+}
+
+bool
+store_in_transaction(const struct store *st)
+{
+	return st->in_tx;
 }
 
 int

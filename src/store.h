@@ -86,6 +86,9 @@ bool store_fleet(const struct store *st);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
+/* Whether a transaction is open (a daemon's batch waits up to its commit
+ * delay with one open: work between its lines writes into it). */
+bool store_in_transaction(const struct store *st);
 
 /*
  * Events.  store_add_event keeps ev as a row of events (for the jails'

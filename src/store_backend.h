@@ -140,6 +140,7 @@ struct store_backend {
 struct store {
 	const struct store_backend *ops;
 	void *be;
+	bool in_tx;   /* between a store_begin and its commit or rollback */
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -842,6 +842,42 @@ Test(signals, metrics_parse_count_what_happened_and_go_on_after_a_restart)
 	free(p);
 }
 
+/* The counters are saved every 10 s; a daemon following a busy log has a
+ * batch open most of the time (lines that issue no verdict wait up to 50 ms
+ * for their commit).  A save that began a transaction of its own there was
+ * refused, rolled the batch back with it, and the daemon stopped. */
+Test(signals, metrics_are_saved_while_a_batch_waits_for_its_commit)
+{
+	char extra[800], prom_file[700], s[900], *out, *p;
+	double t0;
+	int n = 0;
+	pid_t pid;
+
+	snprintf(prom_file, sizeof(prom_file), "%s/mailjail.prom", dir);
+	snprintf(extra, sizeof(extra), "[metrics]\ntextfile = %s\n", prom_file);
+	write_config("root", extra);
+	pid = start_daemon();
+	/* An event every 5 ms for 12 s, past a save, with a batch open: one
+	 * failure from each address (the jail bans at 2). */
+	for (t0 = now_secs(); now_secs() - t0 < 12; n++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "10.9.%d.%d", n / 250, n % 250 + 1);
+		failures(ip, 1);
+		usleep(5000);
+	}
+	snprintf(s, sizeof(s), "mailjail_lines_total{source=\"%s\"}", logf);
+	cr_assert(wait_value(prom_file, s, n), "%d lines counted, the daemon running", n);
+	cr_assert_eq(stop_daemon(pid, SIGTERM), 0, "a clean stop");
+	out = tu_sh_output("cat '%s'", errf);
+	cr_assert(strstr(out, "transaction") == NULL && strstr(out, "failed") == NULL,
+	    "no refused write: %s", out);
+	free(out);
+	p = prom(prom_file);
+	cr_assert_eq(value(p, s), n, "all %d lines, saved at stop", n);
+	free(p);
+}
+
 /* low_port - a loopback port below 1024 nobody listens on now */
 static int
 low_port(void)
