@@ -3,18 +3,24 @@
  *
  * Layout (one transaction, so a half-built table never exists):
  *   table inet <table>
- *     set <set_v4> { type ipv4_addr; flags interval, timeout; }
+ *     set <set_v4> { type ipv4_addr; flags interval, timeout; }      addresses
  *     set <set_v6> { type ipv6_addr; flags interval, timeout; }
+ *     set <set_v4>_net { type ipv4_addr; flags interval, timeout; }  prefixes
+ *     set <set_v6>_net { type ipv6_addr; flags interval, timeout; }
  *     chain <chain> { type filter hook input priority -10; policy accept;
- *       meta nfproto ipv4 ip saddr @<set_v4> [tcp dport P] drop   (per port)
- *       meta nfproto ipv6 ip6 saddr @<set_v6> [tcp dport P] drop }
+ *       meta nfproto ipv4 ip saddr @<set> [tcp dport P] drop   (per set, port)
+ *       meta nfproto ipv6 ip6 saddr @<set> [tcp dport P] drop }
  * The chain's rules are ours alone: setup flushes and re-adds them in the
  * same transaction, so a second start never duplicates them.  Set elements
  * are never flushed.
  *
  * Elements are intervals (the sets hold prefixes): [start, end) where end
  * carries NFT_SET_ELEM_INTERVAL_END.  A ban of an element that exists is
- * sent as delete + add in one transaction, so the new timeout wins.
+ * sent as delete + add in one transaction, so the new timeout wins.  The
+ * kernel refuses an interval that overlaps another of its set (EEXIST),
+ * and jails ban an address and its /64 independently, each with its own
+ * time: so addresses and prefixes live in sets of their own, and a
+ * packet is dropped when either holds its source.
  *
  * Batches: elements are packed many to a message; a transaction is sent
  * when its buffer fills; every message asks for an ACK and every ACK is
@@ -64,6 +70,7 @@ struct nft_op {
 	int family;                     /* AF_INET / AF_INET6 */
 	unsigned char start[16], end[16];
 	bool has_end;                   /* false only for a range to the top */
+	bool prefix;                    /* shorter than an address: the _net set */
 	uint64_t timeout_ms;
 	char text[INET6_ADDRSTRLEN + 4];
 };
@@ -71,7 +78,8 @@ struct nft_op {
 struct nft {
 	struct mnl_socket *nl;
 	uint32_t portid, seq;
-	char *table, *set_v4, *set_v6, *chain;
+	char *table, *chain;
+	char *set[2][2];                 /* [AF_INET6?][prefix?] */
 	uint16_t ports[NFT_PORTS_MAX];
 	size_t nports;
 	struct nft_op *ops;              /* destroys/deletes, then adds */
@@ -136,8 +144,16 @@ parse_target(const char *target, struct nft_op *op)
 		carry = add != 0;
 	}
 	op->has_end = !carry;
+	op->prefix = len < max;
 	snprintf(op->text, sizeof(op->text), "%s", target);
 	return 0;
+}
+
+/* set_of - the set an element of family (and a prefix or not) goes in */
+static const char *
+set_of(const struct nft *n, int family, bool prefix)
+{
+	return n->set[family == AF_INET6][prefix];
 }
 
 /* ---- netlink plumbing ---- */
@@ -498,9 +514,11 @@ nft_check(struct nft *n)
 
 	if ((rc = get_object(n, NFT_MSG_GETTABLE, NULL, table_info_cb, &g)) <= 0)
 		return rc;
-	if ((rc = get_object(n, NFT_MSG_GETSET, n->set_v4, set_info_cb, &g)) <= 0 ||
-	    (rc = get_object(n, NFT_MSG_GETSET, n->set_v6, set_info_cb, &g)) <= 0 ||
-	    (rc = get_object(n, NFT_MSG_GETCHAIN, n->chain, chain_info_cb, &g)) <= 0)
+	for (int i = 0; i < 4; i++)
+		if ((rc = get_object(n, NFT_MSG_GETSET, n->set[i / 2][i % 2], set_info_cb,
+		    &g)) <= 0)
+			return rc;
+	if ((rc = get_object(n, NFT_MSG_GETCHAIN, n->chain, chain_info_cb, &g)) <= 0)
 		return rc;
 	return 1;
 }
@@ -510,8 +528,6 @@ static int
 check_layout(struct nft *n, bool *have_table, char *err, size_t errlen)
 {
 	struct get_result g;
-	const char *sets[2] = { n->set_v4, n->set_v6 };
-	uint32_t types[2] = { TYPE_IPADDR, TYPE_IP6ADDR };
 	int rc;
 
 	if ((rc = get_object(n, NFT_MSG_GETTABLE, NULL, table_info_cb, &g)) < 0) {
@@ -521,18 +537,21 @@ check_layout(struct nft *n, bool *have_table, char *err, size_t errlen)
 	*have_table = rc == 1;
 	if (!*have_table)
 		return 0;
-	for (int i = 0; i < 2; i++) {
-		if ((rc = get_object(n, NFT_MSG_GETSET, sets[i], set_info_cb, &g)) < 0) {
-			snprintf(err, errlen, "cannot read set %s: %s", sets[i], strerror(errno));
+	for (int i = 0; i < 4; i++) {
+		const char *set = n->set[i / 2][i % 2];
+		bool v6 = i / 2;
+
+		if ((rc = get_object(n, NFT_MSG_GETSET, set, set_info_cb, &g)) < 0) {
+			snprintf(err, errlen, "cannot read set %s: %s", set, strerror(errno));
 			return -1;
 		}
-		if (rc == 1 && (g.key_type != types[i] ||
+		if (rc == 1 && (g.key_type != (v6 ? TYPE_IP6ADDR : TYPE_IPADDR) ||
 		    (g.flags & (NFT_SET_INTERVAL | NFT_SET_TIMEOUT)) !=
 		    (NFT_SET_INTERVAL | NFT_SET_TIMEOUT))) {
 			snprintf(err, errlen, "table inet %s has a set %s that is not ours (type "
 			    "%u, flags 0x%x; expected %s with flags interval,timeout): refusing to "
-			    "touch it", n->table, sets[i], g.key_type, g.flags,
-			    i == 0 ? "ipv4_addr" : "ipv6_addr");
+			    "touch it", n->table, set, g.key_type, g.flags,
+			    v6 ? "ipv6_addr" : "ipv4_addr");
 			return -1;
 		}
 	}
@@ -552,7 +571,7 @@ int
 nft_setup(struct nft *n, char *err, size_t errlen)
 {
 	struct nftnl_table *t = NULL;
-	struct nftnl_set *s4 = NULL, *s6 = NULL;
+	struct nftnl_set *sets[4] = { NULL, NULL, NULL, NULL };
 	struct nftnl_chain *c = NULL;
 	struct nftnl_rule *fl = NULL;
 	struct tx tx;
@@ -564,11 +583,14 @@ nft_setup(struct nft *n, char *err, size_t errlen)
 		return -1;
 	(void)have_table;
 	t = nftnl_table_alloc();
-	s4 = layout_set(n, n->set_v4, AF_INET, 1);
-	s6 = layout_set(n, n->set_v6, AF_INET6, 2);
+	/* Set i (id i + 1 in the transaction): family i / 2, prefixes if i % 2. */
+	for (int i = 0; i < 4; i++)
+		sets[i] = layout_set(n, n->set[i / 2][i % 2], i / 2 ? AF_INET6 : AF_INET,
+		    (uint32_t)i + 1);
 	c = nftnl_chain_alloc();
 	fl = nftnl_rule_alloc();
-	if (t == NULL || s4 == NULL || s6 == NULL || c == NULL || fl == NULL) {
+	if (t == NULL || !sets[0] || !sets[1] || !sets[2] || !sets[3] || c == NULL ||
+	    fl == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -590,21 +612,20 @@ nft_setup(struct nft *n, char *err, size_t errlen)
 	tx_begin(&tx, n);
 	nftnl_table_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_NEWTABLE, NLM_F_CREATE), t);
 	mnl_nlmsg_batch_next(tx.b);
-	nftnl_set_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_NEWSET, NLM_F_CREATE), s4);
-	mnl_nlmsg_batch_next(tx.b);
-	nftnl_set_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_NEWSET, NLM_F_CREATE), s6);
-	mnl_nlmsg_batch_next(tx.b);
+	for (int i = 0; i < 4; i++) {
+		nftnl_set_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_NEWSET, NLM_F_CREATE), sets[i]);
+		mnl_nlmsg_batch_next(tx.b);
+	}
 	nftnl_chain_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_NEWCHAIN, NLM_F_CREATE), c);
 	mnl_nlmsg_batch_next(tx.b);
 	/* Our chain's rules are ours alone: replace them all, atomically. */
 	nftnl_rule_nlmsg_build_payload(tx_msg(&tx, NFT_MSG_DELRULE, 0), fl);
 	mnl_nlmsg_batch_next(tx.b);
-	for (int fam = 0; fam < 2; fam++) {
+	for (int i = 0; i < 4; i++) {
 		size_t nrules = n->nports ? n->nports : 1;
 		for (size_t p = 0; p < nrules; p++) {
-			struct nftnl_rule *r = drop_rule(n, fam ? AF_INET6 : AF_INET,
-			    fam ? n->set_v6 : n->set_v4, fam ? 2 : 1,
-			    n->nports ? n->ports[p] : 0);
+			struct nftnl_rule *r = drop_rule(n, i / 2 ? AF_INET6 : AF_INET,
+			    n->set[i / 2][i % 2], (uint32_t)i + 1, n->nports ? n->ports[p] : 0);
 			if (r == NULL) {
 				snprintf(err, errlen, "out of memory");
 				mnl_nlmsg_batch_stop(tx.b);
@@ -628,11 +649,31 @@ nft_setup(struct nft *n, char *err, size_t errlen)
 out:
 	free(errors);
 	nftnl_table_free(t);
-	nftnl_set_free(s4);
-	nftnl_set_free(s6);
+	for (int i = 0; i < 4; i++)
+		if (sets[i] != NULL)
+			nftnl_set_free(sets[i]);
 	nftnl_chain_free(c);
 	nftnl_rule_free(fl);
 	return rc;
+}
+
+/* set_names - the configured sets for addresses, and NAME_net beside each
+ * for prefixes */
+static int
+set_names(struct nft *n, const struct nft_options *o)
+{
+	const char *base[2] = { o->set_v4 ? o->set_v4 : "banned_ipv4",
+	    o->set_v6 ? o->set_v6 : "banned_ipv6" };
+
+	for (int v6 = 0; v6 < 2; v6++) {
+		size_t len = strlen(base[v6]) + sizeof(NFT_NET_SUFFIX);
+
+		if ((n->set[v6][0] = strdup(base[v6])) == NULL ||
+		    (n->set[v6][1] = malloc(len)) == NULL)
+			return -1;
+		snprintf(n->set[v6][1], len, "%s" NFT_NET_SUFFIX, base[v6]);
+	}
+	return 0;
 }
 
 int
@@ -647,13 +688,11 @@ nft_open(struct nft **out, const struct nft_options *o, char *err, size_t errlen
 		return -1;
 	}
 	n->table = strdup(o->table ? o->table : "mailjail");
-	n->set_v4 = strdup(o->set_v4 ? o->set_v4 : "banned_ipv4");
-	n->set_v6 = strdup(o->set_v6 ? o->set_v6 : "banned_ipv6");
 	n->chain = strdup(o->chain ? o->chain : "input");
 	n->buf = malloc(TX_BUF_SIZE);
 	memcpy(n->ports, o->ports, sizeof(n->ports));
 	n->nports = o->nports;
-	if (!n->table || !n->set_v4 || !n->set_v6 || !n->chain || !n->buf) {
+	if (!n->table || !n->chain || !n->buf || set_names(n, o) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -687,8 +726,8 @@ nft_close(struct nft *n)
 	if (n->nl)
 		mnl_socket_close(n->nl);
 	free(n->table);
-	free(n->set_v4);
-	free(n->set_v6);
+	for (int i = 0; i < 4; i++)
+		free(n->set[i / 2][i % 2]);
 	free(n->chain);
 	free(n->ops);
 	free(n->adds);
@@ -783,7 +822,7 @@ op_msg_type(enum op_kind k)
 
 /*
  * send_ops - ops[0..nops) as transactions of messages of up to per_msg
- * elements (same kind and family).  A transaction is all or nothing, so
+ * elements (same kind, family and set).  A transaction is all or nothing, so
  * when any message of it fails, failed[] is set for every op in it (with
  * the error of the failing message; deletes of absent elements are not
  * failures).  Returns -1 on a transport error.
@@ -804,6 +843,7 @@ send_ops(struct nft *n, struct nft_op *ops, size_t nops, size_t per_msg, int *fa
 			struct nftnl_set *s = nftnl_set_alloc();
 			enum op_kind kind = ops[i].kind;
 			int fam = ops[i].family;
+			bool prefix = ops[i].prefix;
 			size_t k = 0;
 
 			if (s == NULL) {
@@ -811,9 +851,10 @@ send_ops(struct nft *n, struct nft_op *ops, size_t nops, size_t per_msg, int *fa
 				return -1;
 			}
 			nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
-			nftnl_set_set_str(s, NFTNL_SET_NAME, fam == AF_INET ? n->set_v4 : n->set_v6);
+			nftnl_set_set_str(s, NFTNL_SET_NAME, set_of(n, fam, prefix));
 			nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-			while (i < nops && k < per_msg && ops[i].kind == kind && ops[i].family == fam) {
+			while (i < nops && k < per_msg && ops[i].kind == kind &&
+			    ops[i].family == fam && ops[i].prefix == prefix) {
 				if (elem_add(s, &ops[i]) != 0) {
 					nftnl_set_free(s);
 					mnl_nlmsg_batch_stop(tx.b);
@@ -910,11 +951,12 @@ elem_found_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int
-nft_has(struct nft *n, const char *addr)
+/* has_in - 1 if set holds op's start (an element or an interval around
+ * it), 0 if not, -1 on error */
+static int
+has_in(struct nft *n, const char *set, const struct nft_op *op)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nft_op op;
 	struct nftnl_set *s;
 	struct nftnl_set_elem *e;
 	struct nlmsghdr *nlh;
@@ -923,16 +965,16 @@ nft_has(struct nft *n, const char *addr)
 	ssize_t len;
 	int rc;
 
-	if (parse_target(addr, &op) != 0 || (s = nftnl_set_alloc()) == NULL)
+	if ((s = nftnl_set_alloc()) == NULL)
 		return -1;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, op.family == AF_INET ? n->set_v4 : n->set_v6);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	if ((e = nftnl_set_elem_alloc()) == NULL) {
 		nftnl_set_free(s);
 		return -1;
 	}
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, op.start, op.family == AF_INET ? 4 : 16);
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, op->start, op->family == AF_INET ? 4 : 16);
 	nftnl_set_elem_add(s, e);
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_ACK, seq);
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
@@ -948,4 +990,19 @@ nft_has(struct nft *n, const char *addr)
 		if (rc < 0)
 			return errno == ENOENT ? 0 : -1;
 	}
+}
+
+int
+nft_has(struct nft *n, const char *addr)
+{
+	struct nft_op op;
+	int rc;
+
+	if (parse_target(addr, &op) != 0)
+		return -1;
+	/* A prefix is in its set or not; an address is dropped if either
+	 * set holds it. */
+	if ((rc = has_in(n, set_of(n, op.family, true), &op)) != 0 || op.prefix)
+		return rc;
+	return has_in(n, set_of(n, op.family, false), &op);
 }

@@ -3,9 +3,10 @@
  * libmnl (netlink, no nft(8) processes).
  *
  * nft_open() creates, idempotently, "table inet <table>" with sets
- * <set_v4> (ipv4_addr) and <set_v6> (ipv6_addr), flags timeout and interval,
+ * <set_v4> (ipv4_addr) and <set_v6> (ipv6_addr) for addresses, and
+ * <set_v4>_net and <set_v6>_net for prefixes, flags timeout and interval,
  * and a base chain <chain> on the input hook, priority -10, that drops packets
- * from set members to the configured TCP ports (or all traffic).  Existing
+ * from members of any of them to the configured TCP ports (or all traffic).  Existing
  * elements are left alone; a table of that name with a foreign layout is an
  * error, never flushed.
  *
@@ -23,6 +24,9 @@
 #include <stdint.h>
 
 #define NFT_PORTS_MAX 32
+/* Prefixes go in a set of their own beside each address set, named like it
+ * with this suffix (the kernel refuses overlapping intervals in one set). */
+#define NFT_NET_SUFFIX "_net"
 
 struct nft_options {
 	const char *table;       /* default "mailjail" */
@@ -48,8 +52,10 @@ int nft_commit(struct nft *n);
 /* 1 if our table, sets and chain are present, 0 if not (flushed from
  * outside), -1 on error. */
 int nft_check(struct nft *n);
-/* Is addr (an address) in our set now, per the kernel?  1 yes, 0 no, -1
- * error.  One netlink GET; for benchmarks and tests. */
+/* Is addr in our sets now, per the kernel?  For an address: is it dropped
+ * (its own element, or a banned prefix around it); for a prefix: is it in
+ * the prefix set (or inside one there).  1 yes, 0 no, -1 error.  One or two
+ * netlink GETs; for benchmarks and tests. */
 int nft_has(struct nft *n, const char *addr);
 /* Re-create the table layout (after nft_check() returned 0). */
 int nft_setup(struct nft *n, char *err, size_t errlen);

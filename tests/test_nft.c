@@ -72,8 +72,9 @@ Test(nft, table_creation_is_idempotent)
 	    "%s", out);
 	cr_assert(strstr(out, "hook input priority") != NULL, "%s", out);
 	free(out);
-	cr_assert_eq(count("nft list chain inet mailjail input | grep -c drop"), 6,
-	    "3 ports x 2 families, not duplicated by the second open");
+	cr_assert_eq(count("nft list chain inet mailjail input | grep -c drop"), 12,
+	    "3 ports x 2 families x addresses and prefixes, not duplicated by the second open");
+	cr_assert_eq(count("nft list chain inet mailjail input | grep -c '@banned_ipv6_net'"), 3);
 }
 
 Test(nft, elements_with_timeouts_present_and_expiring)
@@ -90,16 +91,57 @@ Test(nft, elements_with_timeouts_present_and_expiring)
 	out = tu_sh_output("nft list set inet mailjail banned_ipv4; "
 	    "nft list set inet mailjail banned_ipv6");
 	cr_assert(strstr(out, "192.0.2.7 timeout 1h") != NULL, "%s", out);
-	cr_assert(strstr(out, "198.51.100.0/24 timeout 1h") != NULL, "%s", out);
 	cr_assert(strstr(out, "2001:db8::bad timeout 1h") != NULL, "%s", out);
-	cr_assert(strstr(out, "2001:db8:1::/64 timeout 1h") != NULL, "%s", out);
 	cr_assert(strstr(out, "203.0.113.1 timeout 1s") != NULL, "%s", out);
+	cr_assert(strstr(out, "/") == NULL, "no prefix among the addresses: %s", out);
+	free(out);
+	out = tu_sh_output("nft list set inet mailjail banned_ipv4_net; "
+	    "nft list set inet mailjail banned_ipv6_net");
+	cr_assert(strstr(out, "198.51.100.0/24 timeout 1h") != NULL, "%s", out);
+	cr_assert(strstr(out, "2001:db8:1::/64 timeout 1h") != NULL, "%s", out);
 	free(out);
 	cr_assert_eq(nft_has(n, "198.51.100.77"), 1, "inside the banned prefix");
 	cr_assert_eq(nft_has(n, "198.51.101.1"), 0);
 	usleep(2500000);
 	cr_assert_eq(nft_has(n, "203.0.113.1"), 0, "the kernel lifted it");
 	cr_assert_eq(nft_has(n, "192.0.2.7"), 1);
+	nft_close(n);
+}
+
+/* The kernel refuses an interval that overlaps another of its set: an
+ * address banned by one jail and its /64 by another (sasl-bruteforce and
+ * sasl-bruteforce-v6) must both be in force, each with its own time, in
+ * either order, and lifting one leaves the other. */
+Test(nft, an_address_and_its_prefix_are_banned_side_by_side)
+{
+	struct nft *n = open_default(0);
+	char *out;
+
+	cr_assert_eq(nft_ban(n, "2001:db8:5::7", 3600 * 1000), 0);
+	cr_assert_eq(nft_ban(n, "192.0.2.7", 3600 * 1000), 0);
+	cr_assert_eq(nft_commit(n), 0);
+	cr_assert_eq(nft_ban(n, "2001:db8:5::/64", 600 * 1000), 0);
+	cr_assert_eq(nft_ban(n, "192.0.2.0/24", 600 * 1000), 0);
+	cr_assert_eq(nft_commit(n), 0, "the prefixes are not refused");
+	cr_assert_eq(nft_ban(n, "2001:db8:5::9", 7200 * 1000), 0);
+	cr_assert_eq(nft_commit(n), 0, "nor an address inside a banned prefix");
+	out = tu_sh_output("nft list table inet mailjail");
+	cr_assert(strstr(out, "2001:db8:5::7 timeout 1h") != NULL, "%s", out);
+	cr_assert(strstr(out, "2001:db8:5::9 timeout 2h") != NULL, "%s", out);
+	cr_assert(strstr(out, "2001:db8:5::/64 timeout 10m") != NULL, "%s", out);
+	cr_assert(strstr(out, "192.0.2.0/24 timeout 10m") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(nft_has(n, "2001:db8:5::1234"), 1, "the /64 drops its other addresses");
+	cr_assert_eq(nft_has(n, "192.0.2.200"), 1);
+	cr_assert_eq(nft_unban(n, "2001:db8:5::/64"), 0);
+	cr_assert_eq(nft_commit(n), 0);
+	cr_assert_eq(nft_has(n, "2001:db8:5::1234"), 0, "the /64 lifted");
+	cr_assert_eq(nft_has(n, "2001:db8:5::7"), 1, "its address's own ban stays");
+	cr_assert_eq(nft_has(n, "2001:db8:5::9"), 1);
+	cr_assert_eq(nft_unban(n, "192.0.2.7"), 0);
+	cr_assert_eq(nft_commit(n), 0);
+	cr_assert_eq(nft_has(n, "192.0.2.7"), 1, "the /24 still drops it");
+	cr_assert_eq(nft_has(n, "192.0.2.0/24"), 1);
 	nft_close(n);
 }
 

@@ -164,11 +164,11 @@ Test(nft_daemon, manual_ban_and_unban_reach_the_kernel)
 	out = tu_sh_output("'%s' ban 192.0.2.0/24 --for 2h -c '%s'", bin, cfg);
 	cr_assert(strstr(out, "banned 192.0.2.0/24") != NULL, "%s", out);
 	free(out);
-	cr_assert(in_set("banned_ipv4", "192.0.2.0/24"), "prefix in the set");
+	cr_assert(in_set("banned_ipv4_net", "192.0.2.0/24"), "prefix in the set");
 	out = tu_sh_output("'%s' unban 192.0.2.0/24 -c '%s'", bin, cfg);
 	cr_assert(strstr(out, "unbanned") != NULL, "%s", out);
 	free(out);
-	cr_assert_not(in_set("banned_ipv4", "192.0.2.0/24"), "gone from the set");
+	cr_assert_not(in_set("banned_ipv4_net", "192.0.2.0/24"), "gone from the set");
 	cr_assert_eq(tu_sh("'%s' unban 192.0.2.9 -c '%s' 2>/dev/null", bin, cfg), 1,
 	    "unknown IP: exit 1");
 }
