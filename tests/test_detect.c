@@ -23,44 +23,17 @@
 
 #include "jail.h"
 #include "msgtrace.h"
+#include "testutil.h"
 
 #define T0 1700000000LL
 
-static char tmpdir[64];
 static char jpath[128];
 static struct verdict out[JAIL_VERDICTS_MAX];
-
-static FILE *
-open_jail_file(void)
-{
-	FILE *f;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_detect.XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-	snprintf(jpath, sizeof(jpath), "%s/t.jail", tmpdir);
-	f = fopen(jpath, "w");
-	cr_assert_not_null(f);
-	return f;
-}
 
 static struct jailset *
 load_text(const char *text)
 {
-	struct jailset *js = NULL;
-	struct diag d;
-	FILE *f = open_jail_file();
-
-	fputs(text, f);
-	fclose(f);
-	diag_init(&d);
-	if (jails_load(jpath, &js, &d) != 0) {
-		diag_print(&d);
-		cr_assert_fail("jails_load failed");
-	}
-	diag_free(&d);
-	unlink(jpath);
-	rmdir(tmpdir);
-	return js;
+	return tu_jails_load_ok(text, jpath, sizeof(jpath));
 }
 
 /* load_err - text must fail with its first diag at file:line with needle */
@@ -70,20 +43,16 @@ load_err(const char *text, int line, const char *needle)
 	struct jailset *js = NULL;
 	char prefix[256];
 	struct diag d;
-	FILE *f = open_jail_file();
 
-	fputs(text, f);
-	fclose(f);
 	diag_init(&d);
-	cr_assert_eq(jails_load(jpath, &js, &d), -1, "accepted:\n%s", text);
+	cr_assert_eq(tu_jails_load(text, &js, &d, jpath, sizeof(jpath)), -1, "accepted:\n%s",
+	    text);
 	cr_assert_gt(d.n, 0);
 	snprintf(prefix, sizeof(prefix), "%s:%d: ", jpath, line);
 	cr_assert(strncmp(d.msgs[0], prefix, strlen(prefix)) == 0, "\"%s\" is not at %s",
 	    d.msgs[0], prefix);
 	cr_assert(strstr(d.msgs[0], needle) != NULL, "\"%s\" lacks \"%s\"", d.msgs[0], needle);
 	diag_free(&d);
-	unlink(jpath);
-	rmdir(tmpdir);
 }
 
 static struct event

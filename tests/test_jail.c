@@ -11,38 +11,18 @@
 #include <unistd.h>
 
 #include "jail.h"
+#include "testutil.h"
 
 #define T0 1700000000LL   /* 800s past a clock hour */
 
-static char tmpdir[64];
 static char jpath[128];
 static struct verdict out[JAIL_VERDICTS_MAX];
 
-/* load_text - write text to tmpdir/t.jail and load it; fails the test on error */
+/* load_text - text as a jail file, loaded; fails the test on error */
 static struct jailset *
 load_text(const char *text)
 {
-	struct jailset *js = NULL;
-	struct diag d;
-	FILE *f;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_jail.XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-	snprintf(jpath, sizeof(jpath), "%s/t.jail", tmpdir);
-	f = fopen(jpath, "w");
-	cr_assert_not_null(f);
-	cr_assert_eq(fchmod(fileno(f), 0644), 0);   /* not the umask's */
-	fputs(text, f);
-	fclose(f);
-	diag_init(&d);
-	if (jails_load(jpath, &js, &d) != 0) {
-		diag_print(&d);
-		cr_assert_fail("jails_load failed");
-	}
-	diag_free(&d);
-	unlink(jpath);
-	rmdir(tmpdir);
-	return js;
+	return tu_jails_load_ok(text, jpath, sizeof(jpath));
 }
 
 /* load_err - load text expecting failure; returns the first diag (static) */
@@ -52,26 +32,16 @@ load_err(const char *text, size_t *ndiag)
 	static char first[1024];
 	struct jailset *js = NULL;
 	struct diag d;
-	FILE *f;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_jail.XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-	snprintf(jpath, sizeof(jpath), "%s/t.jail", tmpdir);
-	f = fopen(jpath, "w");
-	cr_assert_not_null(f);
-	cr_assert_eq(fchmod(fileno(f), 0644), 0);   /* not the umask's */
-	fputs(text, f);
-	fclose(f);
 	diag_init(&d);
-	cr_assert_eq(jails_load(jpath, &js, &d), -1, "expected failure for:\n%s", text);
+	cr_assert_eq(tu_jails_load(text, &js, &d, jpath, sizeof(jpath)), -1,
+	    "expected failure for:\n%s", text);
 	cr_assert_null(js);
 	cr_assert_gt(d.n, 0);
 	snprintf(first, sizeof(first), "%s", d.msgs[0]);
 	if (ndiag)
 		*ndiag = d.n;
 	diag_free(&d);
-	unlink(jpath);
-	rmdir(tmpdir);
 	return first;
 }
 

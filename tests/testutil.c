@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jail.h"
+
 /* Children of this test process not yet reaped (criterion: one process
  * per test, so this is per test). */
 #define TU_CHILDREN_MAX 64
@@ -448,4 +450,32 @@ tu_sql(const char *db, const char *fmt, ...)
 		out = tu_sh_output("sqlite3 '%s' < '%s' 2>/dev/null", db, file);
 	unlink(file);
 	return out;
+}
+
+int
+tu_jails_load(const char *text, struct jailset **js, struct diag *d, char *path, size_t len)
+{
+	char dir[256];
+	int rc;
+
+	tu_mkdtemp(dir, sizeof(dir));
+	tu_write(dir, "t.jail", text, path, len);
+	rc = jails_load(path, js, d);
+	tu_rmrf(dir);
+	return rc;
+}
+
+struct jailset *
+tu_jails_load_ok(const char *text, char *path, size_t len)
+{
+	struct jailset *js = NULL;
+	struct diag d;
+
+	diag_init(&d);
+	if (tu_jails_load(text, &js, &d, path, len) != 0) {
+		diag_print(&d);
+		cr_assert_fail("jails_load failed");
+	}
+	diag_free(&d);
+	return js;
 }

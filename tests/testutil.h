@@ -24,6 +24,16 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run a shell command and capture its stdout (malloc'd, NUL-terminated). */
 char *tu_sh_output(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Load text as a jail file (0644 in a temporary directory, removed after)
+ * with jails_load: its result, *js and d as it left them; path (len)
+ * names the file, for the file:line of its messages. */
+struct jailset;
+struct diag;
+int tu_jails_load(const char *text, struct jailset **js, struct diag *d, char *path,
+    size_t len);
+/* The same, failing the test (with the messages) if text is refused. */
+struct jailset *tu_jails_load_ok(const char *text, char *path, size_t len);
+
 /* "Nov  2 09:00:05": t as syslog stamps it (local time, no year). */
 void tu_syslog_stamp(long long t, char *buf, size_t len);
 
