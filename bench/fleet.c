@@ -19,25 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "nft.h"
 #include "store.h"
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* start_node_b - the daemon of node B, following an empty log */
 static pid_t
@@ -131,32 +115,22 @@ main(int argc, char **argv)
 			kill(pid, SIGTERM);
 			return 1;
 		}
-		t0 = now_ms();   /* committed on node A */
-		for (;;) {
-			int has = nft_has(n, v.target);
-			if (has < 0) {
-				fprintf(stderr, "fleet: netlink query failed\n");
-				kill(pid, SIGTERM);
-				return 1;
-			}
-			if (has)
-				break;
-			if (now_ms() - t0 > 5000) {
-				fprintf(stderr, "fleet: %s not in node B's set within 5 s\n", v.target);
-				kill(pid, SIGTERM);
-				return 1;
-			}
-			usleep(100);
+		t0 = bench_now_ms();   /* committed on node A */
+		if ((lat[i] = bench_wait_in_set(n, v.target, t0, 5000, "fleet")) < 0) {
+			kill(pid, SIGTERM);
+			return 1;
 		}
-		lat[i] = now_ms() - t0;
 		usleep((useconds_t)(rand() % 100) * 1000);
 	}
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
-	qsort(lat, (size_t)count, sizeof(*lat), cmp_double);
-	printf("fleet propagation over %d bans (committed on node A -> element in node B's "
-	    "nft set): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", count, lat[count / 2],
-	    lat[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1], lat[count - 1]);
+	{
+		char what[160];
+
+		snprintf(what, sizeof(what), "fleet propagation over %d bans (committed on node A "
+		    "-> element in node B's nft set)", count);
+		bench_print_latencies(what, lat, count, 1);
+	}
 	free(lat);
 	nft_close(n);
 	store_close(st);

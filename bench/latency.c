@@ -16,24 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "nft.h"
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 int
 main(int argc, char **argv)
@@ -110,35 +94,26 @@ main(int argc, char **argv)
 		if ((fp = fopen(log, "a")) == NULL)
 			return 1;
 		setvbuf(fp, NULL, _IONBF, 0);
-		t0 = now_ms();
+		t0 = bench_now_ms();
 		fd_ok = fwrite(lines, 1, off, fp) == off;
 		fclose(fp);
 		if (!fd_ok)
 			return 1;
-		for (;;) {
-			int has = nft_has(n, ip);
-			if (has < 0) {
-				fprintf(stderr, "latency: netlink query failed\n");
-				return 1;
-			}
-			if (has)
-				break;
-			if (now_ms() - t0 > 5000) {
-				fprintf(stderr, "latency: %s not banned within 5 s\n", ip);
-				kill(pid, SIGTERM);
-				return 1;
-			}
-			usleep(100);
+		if ((lat[i] = bench_wait_in_set(n, ip, t0, 5000, "latency")) < 0) {
+			kill(pid, SIGTERM);
+			return 1;
 		}
-		lat[i] = now_ms() - t0;
 		usleep(2000);   /* bans arrive one at a time, as in life */
 	}
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
-	qsort(lat, (size_t)count, sizeof(*lat), cmp_double);
-	printf("ban latency over %d bans (line appended -> element in the nft set): "
-	    "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", count, lat[count / 2],
-	    lat[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1], lat[count - 1]);
+	{
+		char what[160];
+
+		snprintf(what, sizeof(what), "ban latency over %d bans (line appended -> element "
+		    "in the nft set)", count);
+		bench_print_latencies(what, lat, count, 2);
+	}
 	free(lat);
 	nft_close(n);
 	return 0;
