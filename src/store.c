@@ -123,32 +123,25 @@ store_round_trips(const struct store *st)
 int
 store_begin(struct store *st)
 {
-	if (st->ops->begin(st->be) != 0)
-		return -1;
-	st->in_tx = true;
-	return 0;
+	return st->ops->begin(st->be);
 }
 
 int
 store_commit(struct store *st)
 {
-	if (st->ops->commit(st->be) != 0)
-		return -1;   /* still open: the caller rolls back */
-	st->in_tx = false;
-	return 0;
+	return st->ops->commit(st->be);
 }
 
 int
 store_rollback(struct store *st)
 {
-	st->in_tx = false;
 	return st->ops->rollback(st->be);
 }
 
 bool
 store_in_transaction(const struct store *st)
 {
-	return st->in_tx;
+	return st->ops->in_transaction(st->be);
 }
 
 int

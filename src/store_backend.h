@@ -41,6 +41,7 @@ struct store_backend {
 	int (*begin)(void *be);
 	int (*commit)(void *be);
 	int (*rollback)(void *be);
+	bool (*in_transaction)(const void *be);
 
 	int (*add_event)(void *be, const struct event *ev);
 	int (*count_event)(void *be, const struct event *ev);
@@ -140,7 +141,6 @@ struct store_backend {
 struct store {
 	const struct store_backend *ops;
 	void *be;
-	bool in_tx;   /* between a store_begin and its commit or rollback */
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -870,6 +870,12 @@ pg_begin(void *be)
 	return 0;
 }
 
+static bool
+pg_in_transaction(const void *be)
+{
+	return ((const struct pg_store *)be)->in_tx;
+}
+
 static void
 fmt_i64(char *buf, int64_t v)
 {
@@ -2636,6 +2642,7 @@ const struct store_backend store_backend_pgsql = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.in_transaction = pg_in_transaction,
 	.add_event = pg_add_event,
 	.count_event = pg_count_event,
 	.add_ban = pg_add_ban,

@@ -626,6 +626,12 @@ sq_commit(void *be)
 	return 0;
 }
 
+static bool
+sq_in_transaction(const void *be)
+{
+	return ((const struct sqlite_store *)be)->in_tx;
+}
+
 static int
 sq_rollback(void *be)
 {
@@ -1685,6 +1691,7 @@ const struct store_backend store_backend_sqlite = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
+	.in_transaction = sq_in_transaction,
 	.add_event = sq_add_event,
 	.count_event = sq_count_event,
 	.add_ban = sq_add_ban,
